@@ -1,0 +1,58 @@
+# kubeloop — one entry point for a newcomer: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+# The machines this project runs on carry the CPU build of torch 2.13.0 here; elsewhere the
+# lock's torch pin must come from an index the user configures.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+UV := $(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS)
+PY_PACKAGES := operators components pipelines services localcluster examples bench tests
+
+.PHONY: install demo test test-fast lint fmt crds lock services kind-up clean
+
+install: $(STAMP)
+
+# The lock is exact and complete, so the install resolves nothing (--no-deps): no backtracking.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(UV) --no-deps -r requirements.lock
+	$(UV) --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 $(FIND_LINKS) \
+		--no-header --no-annotate -o requirements.lock
+
+services:
+	@bash scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check $(PY_PACKAGES)
+	$(BIN)/ruff format --check $(PY_PACKAGES)
+	$(BIN)/mypy operators localcluster services components pipelines
+
+fmt: install
+	$(BIN)/ruff check --fix $(PY_PACKAGES)
+	$(BIN)/ruff format $(PY_PACKAGES)
+
+crds: install
+	$(BIN)/kubeloop crds
+
+test: install services lint
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -ra -m "not slow and not e2e" $(PYTEST_ARGS)
+
+demo: install services
+	$(BIN)/kubeloop demo
+
+kind-up:
+	bash scripts/kind-up.sh
+
+clean:
+	rm -rf .kubeloop .pytest_cache .mypy_cache .ruff_cache
