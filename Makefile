@@ -19,7 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
 	$(UV) --no-deps -r requirements.lock
-	$(UV) --no-deps --no-build-isolation -e .
+	$(UV) --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

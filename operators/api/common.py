@@ -1,0 +1,193 @@
+"""Types shared by the three kubeloop resources: base model config, durations, conditions.
+
+The pydantic models in this package are the single source of truth for the CRD schemas
+(`kubeloop crds` generates `crds/` from them). Python attribute names are snake_case; the
+Kubernetes field names are their camelCase aliases, as in every Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+GROUP = "kubeloop.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = "kubeloop.io/finalizer"
+CATEGORY = "kubeloop"
+
+ANNOTATION_RETRAIN = "kubeloop.io/retrain-requested"
+ANNOTATION_APPROVE = "kubeloop.io/approve"
+ANNOTATION_PAUSE = "kubeloop.io/pause"
+
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# A duration such as "90s", "5m", "1h30m" or "30d" (Go-style, plus days, which ML people use).
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+# Kubernetes object names (RFC 1123 subdomain, as kube-apiserver requires for most kinds).
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Column / feature names usable in Spark SQL, Feast and Parquet without quoting.
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def parse_duration(value: str) -> timedelta:
+    """'1h30m' -> timedelta(hours=1, minutes=30). Raises ValueError naming the value."""
+    if not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m, 7d")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+    return timedelta(seconds=seconds)
+
+
+class ApiModel(BaseModel):
+    """Base for every spec/status model: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=True,
+    )
+
+    def to_k8s(self) -> dict[str, Any]:
+        """The object as Kubernetes stores it: camelCase, no unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """The standard Kubernetes condition (metav1.Condition)."""
+
+    type: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$", max_length=316)
+    status: ConditionStatus
+    reason: str = Field(default="Unknown", pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class PrinterColumn(BaseModel):
+    name: str
+    type: Literal["string", "integer", "number", "boolean", "date"]
+    json_path: str
+    description: str = ""
+    priority: int = 0
+
+
+class ResourceKind(BaseModel):
+    """What the CRD generator and the operators need to know about one kind."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: list[str]
+    spec_model: type[ApiModel]
+    status_model: type[ApiModel]
+    printer_columns: list[PrinterColumn]
+    namespaced: bool = True
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+
+class StatusBase(ApiModel):
+    """Fields every kubeloop status carries.
+
+    Unknown fields are ignored rather than rejected: status is ours, and an operator upgrade
+    must be able to read what an older version wrote.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    TRACKED_CONDITIONS: ClassVar[tuple[str, ...]] = ("Ready",)
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus | str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    now: datetime | None = None,
+) -> list[Condition]:
+    """Return conditions with `type_` set. lastTransitionTime moves only when status changes."""
+    now = now or now_utc()
+    status = ConditionStatus(status)
+    result: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type_:
+            result.append(cond)
+            continue
+        found = True
+        changed = cond.status != status
+        result.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now if changed else (cond.last_transition_time or now),
+                observed_generation=generation,
+            )
+        )
+    if not found:
+        result.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            )
+        )
+    return result
+
+
+def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def describe_validation_error(error: ValidationError, root: str = "spec") -> str:
+    """Turn a pydantic error into one line per problem, each naming the Kubernetes field path."""
+    lines = []
+    for item in error.errors():
+        path = root
+        for part in item["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        message = item["msg"]
+        if item.get("type") == "extra_forbidden":
+            message = "unknown field"
+        lines.append(f"{path}: {message}")
+    return "; ".join(lines)
+
+
+def first_invalid_field(error: ValidationError, root: str = "spec") -> str:
+    item = error.errors()[0]
+    path = root
+    for part in item["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path

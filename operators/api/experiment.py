@@ -1,0 +1,241 @@
+"""Experiment: a point-in-time training set, time-based splits, a trial search, DDP training."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from operators.api.common import (
+    IDENTIFIER_PATTERN,
+    K8S_NAME_PATTERN,
+    ApiModel,
+    Duration,
+    PrinterColumn,
+    ResourceKind,
+    StatusBase,
+)
+
+
+class FeatureRef(ApiModel):
+    feature_view: str = Field(pattern=K8S_NAME_PATTERN, description="FeatureView name.")
+    names: list[str] = Field(
+        default_factory=list, description="Features to use; empty means all of them."
+    )
+
+
+class Labels(ApiModel):
+    source: str = Field(min_length=1, description="Path of the label events (Parquet).")
+    timestamp_field: str = Field(pattern=IDENTIFIER_PATTERN)
+    label_field: str = Field(pattern=IDENTIFIER_PATTERN)
+    entity_keys: list[str] = Field(min_length=1)
+
+
+class Split(ApiModel):
+    """Time-based only: training data never comes from after validation or test data."""
+
+    method: Literal["time"] = Field(
+        default="time", description="Only time-based splits; random splits leak the future."
+    )
+    train_until: datetime | None = Field(
+        default=None, description="End of training data; default: end - test - validation."
+    )
+    validation: Duration = Field(description="Length of the validation window.")
+    test: Duration = Field(description="Length of the test window, after validation.")
+
+
+class Backend(StrEnum):
+    AUTO = "auto"
+    GLOO = "gloo"
+    NCCL = "nccl"
+
+
+class Resources(ApiModel):
+    cpu: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+    gpu: int | None = Field(default=None, ge=0, le=64)
+
+
+class Trainer(ApiModel):
+    module: str = Field(
+        default="components.train_ddp.trainer",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="Python module run by torchrun.",
+    )
+    nproc_per_node: int = Field(default=1, ge=1, le=64)
+    nodes: int = Field(default=1, ge=1, le=64)
+    backend: Backend = Backend.AUTO
+    epochs: int = Field(default=5, ge=1, le=10000)
+    batch_size: int = Field(default=256, ge=1, description="Global batch size.")
+    resources: Resources | None = None
+
+
+class SearchAlgorithm(StrEnum):
+    GRID = "grid"
+    RANDOM = "random"
+
+
+class ParameterType(StrEnum):
+    FLOAT = "float"
+    INT = "int"
+    CATEGORICAL = "categorical"
+
+
+class Scale(StrEnum):
+    LINEAR = "linear"
+    LOG = "log"
+
+
+class SearchParameter(ApiModel):
+    name: str = Field(pattern=IDENTIFIER_PATTERN)
+    type: ParameterType = ParameterType.FLOAT
+    values: list[float] | None = Field(default=None, description="Grid values (numeric).")
+    choices: list[str] | None = Field(default=None, description="Categorical values.")
+    min: float | None = None
+    max: float | None = None
+    scale: Scale = Scale.LINEAR
+
+    @model_validator(mode="after")
+    def _has_domain(self) -> SearchParameter:
+        if self.type == ParameterType.CATEGORICAL:
+            if not self.choices:
+                raise ValueError(f"parameter {self.name}: categorical needs choices")
+        elif not self.values and (self.min is None or self.max is None):
+            raise ValueError(f"parameter {self.name}: give values, or min and max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"parameter {self.name}: min is greater than max")
+        if self.scale == Scale.LOG and self.min is not None and self.min <= 0:
+            raise ValueError(f"parameter {self.name}: log scale needs min > 0")
+        return self
+
+
+class Search(ApiModel):
+    algorithm: SearchAlgorithm = SearchAlgorithm.GRID
+    parameters: list[SearchParameter] = Field(default_factory=list)
+    max_trials: int = Field(default=4, ge=1, le=1000)
+    parallel_trials: int = Field(default=1, ge=1, le=100)
+    seed: int = Field(default=0, ge=0)
+
+
+class Goal(StrEnum):
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+class Objective(ApiModel):
+    metric: Literal["auc", "logloss", "ece"] = "auc"
+    goal: Goal = Goal.MAXIMIZE
+    threshold: float | None = Field(
+        default=None, description="The best trial is registered only if it passes this."
+    )
+
+
+class Register(ApiModel):
+    model: str = Field(min_length=1, description="MLflow registered model name.")
+
+
+class ExperimentSpec(ApiModel):
+    """Train on a point-in-time training set, search trials, register the best in MLflow."""
+
+    features: list[FeatureRef] = Field(min_length=1)
+    labels: Labels
+    split: Split
+    trainer: Trainer = Field(default_factory=Trainer)
+    search: Search = Field(default_factory=Search)
+    objective: Objective = Field(default_factory=Objective)
+    # `register` would shadow BaseModel.register (an ABC method), hence the alias.
+    registration: Register = Field(alias="register")
+
+    @model_validator(mode="after")
+    def _objective_goal_matches_metric(self) -> ExperimentSpec:
+        expected = Goal.MAXIMIZE if self.objective.metric == "auc" else Goal.MINIMIZE
+        if self.objective.goal != expected:
+            raise ValueError(
+                f"objective.goal: metric {self.objective.metric} must be {expected.value}d"
+            )
+        return self
+
+
+class ExperimentPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class TrialState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class Trial(ApiModel):
+    name: str
+    params: dict[str, str] = Field(default_factory=dict)
+    run: str | None = None
+    run_url: str | None = None
+    mlflow_run_id: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    state: TrialState = TrialState.PENDING
+    message: str | None = None
+
+
+class BestTrial(ApiModel):
+    trial: str
+    metric: str
+    value: float
+    baseline: float | None = None
+
+
+class DataWindow(ApiModel):
+    start: datetime | None = None
+    end: datetime
+
+
+class RetrainRecord(ApiModel):
+    requested_at: datetime | None = None
+    reason: str | None = None
+    report_url: str | None = None
+    started_at: datetime | None = None
+    round: int | None = None
+
+
+class ExperimentStatus(StatusBase):
+    TRACKED_CONDITIONS: ClassVar[tuple[str, ...]] = ("Ready", "Trained", "Registered")
+
+    phase: ExperimentPhase | None = None
+    round: int | None = Field(default=None, ge=0)
+    data_window: DataWindow | None = None
+    trials: list[Trial] = Field(default_factory=list)
+    best: BestTrial | None = None
+    registered_version: str | None = None
+    last_retrain: RetrainRecord | None = None
+
+
+EXPERIMENT = ResourceKind(
+    kind="Experiment",
+    plural="experiments",
+    singular="experiment",
+    short_names=["exp"],
+    spec_model=ExperimentSpec,
+    status_model=ExperimentStatus,
+    printer_columns=[
+        PrinterColumn(name="Phase", type="string", json_path=".status.phase"),
+        PrinterColumn(
+            name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
+        ),
+        PrinterColumn(name="Best", type="string", json_path=".status.best.trial"),
+        PrinterColumn(name="Score", type="number", json_path=".status.best.value"),
+        PrinterColumn(name="Registered", type="string", json_path=".status.registeredVersion"),
+        PrinterColumn(
+            name="Reason",
+            type="string",
+            json_path='.status.conditions[?(@.type=="Ready")].reason',
+            priority=1,
+        ),
+        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+    ],
+)

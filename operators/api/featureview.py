@@ -1,0 +1,187 @@
+"""FeatureView: a Spark-computed, Feast-registered set of features over one source."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field, model_validator
+
+from operators.api.common import (
+    IDENTIFIER_PATTERN,
+    ApiModel,
+    Duration,
+    PrinterColumn,
+    ResourceKind,
+    StatusBase,
+)
+
+
+class ValueType(StrEnum):
+    STRING = "STRING"
+    INT64 = "INT64"
+    INT32 = "INT32"
+    FLOAT = "FLOAT"
+    DOUBLE = "DOUBLE"
+    BOOL = "BOOL"
+
+
+class FeatureDtype(StrEnum):
+    INT64 = "int64"
+    INT32 = "int32"
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"
+    STRING = "string"
+    BOOL = "bool"
+
+
+class SourceFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+
+
+class Entity(ApiModel):
+    name: str = Field(pattern=IDENTIFIER_PATTERN, description="Feast entity name.")
+    join_key: str = Field(pattern=IDENTIFIER_PATTERN, description="Column holding the key.")
+    value_type: ValueType = ValueType.STRING
+
+
+class Source(ApiModel):
+    path: str = Field(min_length=1, description="File or directory (local path, s3://, gs://).")
+    format: SourceFormat = SourceFormat.PARQUET
+    timestamp_field: str = Field(pattern=IDENTIFIER_PATTERN, description="Event time column.")
+    created_timestamp_field: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER_PATTERN,
+        description="When the row became known; later rows win ties and are invisible before it.",
+    )
+
+
+class Transformation(ApiModel):
+    sql: str = Field(
+        min_length=1,
+        description="Spark SQL over the temp view `source`; must output the join keys, "
+        "the timestamp field(s) and every declared feature.",
+    )
+
+
+class Feature(ApiModel):
+    name: str = Field(pattern=IDENTIFIER_PATTERN)
+    dtype: FeatureDtype
+
+
+class Backfill(ApiModel):
+    start: datetime = Field(description="First event time to compute (inclusive).")
+    end: datetime | None = Field(default=None, description="Exclusive end; default: now.")
+    schedule: str | None = Field(
+        default=None,
+        pattern=r"^(@(hourly|daily|weekly|monthly))|((\S+\s+){4}\S+)$",
+        description="Cron schedule for incremental backfills (five fields or @daily...).",
+    )
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> Backfill:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("backfill.end must be after backfill.start")
+        return self
+
+
+class OnlineStoreType(StrEnum):
+    SQLITE = "sqlite"
+    REDIS = "redis"
+
+
+class OnlineStore(ApiModel):
+    type: OnlineStoreType = OnlineStoreType.SQLITE
+    connection_string: str | None = Field(
+        default=None, description="e.g. 127.0.0.1:6379 for Redis; operator default if unset."
+    )
+
+
+class Store(ApiModel):
+    project: str = Field(default="kubeloop", pattern=IDENTIFIER_PATTERN)
+    offline_path: str | None = Field(
+        default=None, description="Root of the offline store; operator default if unset."
+    )
+    online_store: OnlineStore | None = None
+
+
+class FeatureViewSpec(ApiModel):
+    """Features computed by Spark SQL over a source, backfilled and materialized with Feast."""
+
+    entities: list[Entity] = Field(min_length=1)
+    source: Source
+    transformation: Transformation | None = None
+    features: list[Feature] = Field(min_length=1)
+    ttl: Duration = Field(default="30d", description="How long a feature value stays valid.")
+    backfill: Backfill
+    online: bool = Field(default=True, description="Materialize to the online store.")
+    store: Store | None = None
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> FeatureViewSpec:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"features: duplicate feature names {duplicates}")
+        keys = {e.join_key for e in self.entities}
+        clash = sorted(keys & set(names))
+        if clash:
+            raise ValueError(f"features: {clash} are entity join keys, not features")
+        return self
+
+
+class BackfillWindow(ApiModel):
+    start: datetime
+    end: datetime
+
+
+class BackfillRun(ApiModel):
+    run: str = Field(description="Deterministic pipeline run name.")
+    run_url: str | None = None
+    window: BackfillWindow
+    state: str | None = None
+    rows: int | None = None
+    finished_at: datetime | None = None
+    message: str | None = None
+
+
+class FeatureViewStatus(StatusBase):
+    TRACKED_CONDITIONS: ClassVar[tuple[str, ...]] = ("Ready", "Backfilled", "Materialized")
+
+    version: str | None = Field(default=None, description="Hash of the feature definition.")
+    last_backfill: BackfillRun | None = None
+    freshness: datetime | None = Field(
+        default=None, description="End of the newest window materialized."
+    )
+
+
+FEATUREVIEW = ResourceKind(
+    kind="FeatureView",
+    plural="featureviews",
+    singular="featureview",
+    short_names=["fv"],
+    spec_model=FeatureViewSpec,
+    status_model=FeatureViewStatus,
+    printer_columns=[
+        PrinterColumn(
+            name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
+        ),
+        PrinterColumn(
+            name="Backfilled",
+            type="string",
+            json_path='.status.conditions[?(@.type=="Backfilled")].status',
+        ),
+        PrinterColumn(name="Version", type="string", json_path=".status.version"),
+        PrinterColumn(name="Rows", type="integer", json_path=".status.lastBackfill.rows"),
+        PrinterColumn(name="Fresh", type="date", json_path=".status.freshness"),
+        PrinterColumn(
+            name="Reason",
+            type="string",
+            json_path='.status.conditions[?(@.type=="Ready")].reason',
+            priority=1,
+        ),
+        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+    ],
+)

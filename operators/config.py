@@ -1,0 +1,36 @@
+"""Operator configuration: where the backends are. Read once at startup from the environment.
+
+The same operator code runs in a cluster and on the embedded default; only these values differ
+(design §4).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class OperatorConfig(BaseModel):
+    state_dir: Path = Field(default=Path(".kubeloop"), description="Local runs, stores, logs.")
+    pipeline_backend: str = Field(default="local", pattern="^(local|kfp)$")
+    kfp_host: str | None = None
+    mlflow_tracking_uri: str | None = None
+    feast_online_store: str | None = Field(
+        default=None, description="redis connection string; SQLite under state_dir if unset."
+    )
+    monitor_url: str | None = None
+    spark_master: str = "local[*]"
+    # Intervals are configurable so tests and the demo can shorten them.
+    poll_interval_s: float = Field(default=10.0, gt=0)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            key = f"KUBELOOP_{name.upper()}"
+            if key in env:
+                values[name] = env[key]
+        return cls.model_validate(values)

@@ -1,0 +1,92 @@
+"""`kubeloop status`: one readable line per kubeloop resource, with its progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from operators.api.common import GROUP, VERSION
+from operators.api.kinds import ALL_KINDS
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    kind: str
+    namespace: str
+    name: str
+    ready: str
+    reason: str
+    progress: str
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for cond in obj.get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return {}
+
+
+def progress_of(kind: str, obj: dict[str, Any]) -> str:
+    """Pure: the few facts a person wants about one object's progress."""
+    status = obj.get("status", {}) or {}
+    if kind == "FeatureView":
+        last = status.get("lastBackfill") or {}
+        return f"version={status.get('version', '-')} rows={last.get('rows', '-')}"
+    if kind == "Experiment":
+        trials = status.get("trials") or []
+        done = sum(1 for t in trials if t.get("state") in ("Succeeded", "Failed"))
+        best = (status.get("best") or {}).get("trial", "-")
+        return (
+            f"phase={status.get('phase', '-')} trials={done}/{len(trials)} best={best} "
+            f"registered={status.get('registeredVersion', '-')}"
+        )
+    traffic = status.get("traffic") or {}
+    return (
+        f"phase={status.get('phase', '-')} stable={status.get('stableVersion', '-')}"
+        f"@{traffic.get('stable', '-')}% candidate={status.get('candidateVersion', '-')}"
+        f"@{traffic.get('candidate', '-')}% drift={(status.get('drift') or {}).get('isDrift', '-')}"
+    )
+
+
+def summarize(kind: str, obj: dict[str, Any]) -> SummaryRow:
+    ready = _condition(obj, "Ready")
+    return SummaryRow(
+        kind=kind,
+        namespace=obj["metadata"].get("namespace", ""),
+        name=obj["metadata"]["name"],
+        ready=ready.get("status", "Unknown"),
+        reason=ready.get("reason", "-") + (f": {ready['message']}" if ready.get("message") else ""),
+        progress=progress_of(kind, obj),
+    )
+
+
+def collect_summary(kubeconfig: Path | None) -> list[SummaryRow]:
+    from kubernetes import client, config
+
+    api_client = (
+        config.new_client_from_config(config_file=str(kubeconfig))
+        if kubeconfig
+        else config.new_client_from_config()
+    )
+    api = client.CustomObjectsApi(api_client)
+    rows: list[SummaryRow] = []
+    for kind in ALL_KINDS:
+        listing = api.list_cluster_custom_object(GROUP, VERSION, kind.plural)
+        rows.extend(summarize(kind.kind, item) for item in listing.get("items", []))
+    return rows
+
+
+def render_summary(rows: list[SummaryRow]) -> str:
+    if not rows:
+        return "No kubeloop resources yet. Try: kubectl apply -f examples/resources/"
+    header = ("KIND", "NAMESPACE", "NAME", "READY", "PROGRESS", "REASON")
+    table = [header] + [
+        (r.kind, r.namespace, r.name, r.ready, r.progress, r.reason[:80]) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    lines = []
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]))
+    return "\n".join(lines)
