@@ -119,7 +119,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         embedded.stop_all(layout)
         raise
     kubeconfig = layout.kubeconfig.resolve()
-    print(f"kubeloop is up: API server http://{args.host}:{args.port}, state in {layout.state_dir}")
+    print(
+        f"kubeloop is up: API server https://{args.host}:{args.port}, state in {layout.state_dir}"
+    )
     print(f"\n  export KUBECONFIG={kubeconfig}\n")
     print("Then try:")
     print("  kubectl get crds")

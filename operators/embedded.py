@@ -4,12 +4,14 @@ run as supervised child processes whose state lives in one directory (`.kubeloop
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -134,10 +136,13 @@ def wait_for_api(layout: EmbeddedLayout, proc: subprocess.Popen[bytes], timeout:
             log = (layout.logs_dir / "controlplane.log").read_text(errors="replace")[-2000:]
             raise EmbeddedError(f"the control plane exited (code {proc.returncode}):\n{log}")
         if layout.kubeconfig.exists():
-            server, token = kubeconfig_endpoint(layout.kubeconfig)
+            endpoint = kubeconfig_endpoint(layout.kubeconfig)
             try:
                 answer = httpx.get(
-                    f"{server}/readyz", headers={"Authorization": f"Bearer {token}"}, timeout=2
+                    f"{endpoint.server}/readyz",
+                    headers={"Authorization": f"Bearer {endpoint.token}"},
+                    verify=endpoint.ssl_context(),
+                    timeout=2,
                 )
                 if answer.status_code == 200:
                     return
@@ -147,11 +152,27 @@ def wait_for_api(layout: EmbeddedLayout, proc: subprocess.Popen[bytes], timeout:
     raise EmbeddedError(f"the control plane did not become ready within {timeout:.0f}s")
 
 
-def kubeconfig_endpoint(path: Path) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Endpoint:
+    server: str
+    token: str
+    ca_pem: str | None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        if not self.server.startswith("https"):
+            return False
+        return ssl.create_default_context(cadata=self.ca_pem) if self.ca_pem else True
+
+
+def kubeconfig_endpoint(path: Path) -> Endpoint:
     config = yaml.safe_load(path.read_text())
-    server = config["clusters"][0]["cluster"]["server"]
-    token = config["users"][0]["user"].get("token", "")
-    return server, token
+    cluster = config["clusters"][0]["cluster"]
+    ca_data = cluster.get("certificate-authority-data")
+    return Endpoint(
+        server=cluster["server"],
+        token=config["users"][0]["user"].get("token", ""),
+        ca_pem=base64.b64decode(ca_data).decode() if ca_data else None,
+    )
 
 
 def write_pids(layout: EmbeddedLayout, pids: dict[str, int], port: int) -> None:
