@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Create the `kubeloop` kind cluster and install what kubeloop needs there, then kubeloop itself.
+# Step by step, with the why of each step: docs/kind.md. Re-running is safe: each step is an
+# idempotent apply/upgrade, and an existing cluster is reused.
+#
+#   make kind-up                     # everything
+#   WITH_TRAINER=1 make kind-up      # also Kubeflow Trainer (multi-node TrainJobs)
+#   SKIP_BUILD=1 make kind-up        # use an already-built/pulled kubeloop image
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ---- pinned versions (change here, and in docs/kind.md) -----------------------------------
+CLUSTER_NAME="${CLUSTER_NAME:-kubeloop}"
+CERT_MANAGER_VERSION="v1.17.0"   # KServe needs >= 1.15 (webhook certificates)
+ISTIO_VERSION="1.27.1"           # the version KServe 0.20 is tested with
+KSERVE_VERSION="v0.20.0"         # same as the kserve Python SDK in requirements.lock
+KFP_VERSION="2.16.1"             # same as the kfp SDK in requirements.lock
+TRAINER_VERSION="v2.1.0"         # only with WITH_TRAINER=1
+KUBELOOP_IMAGE="ghcr.io/kubeloop/kubeloop:0.1.0"   # the chart's appVersion
+TOOLS_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/kubeloop/kind-tools"
+
+log() { printf '\n==> %s\n' "$*"; }
+die() { printf 'kind-up: %s\n' "$*" >&2; exit 1; }
+
+require_tools() {
+  local missing=()
+  for tool in docker kind kubectl helm curl jq; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  [ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]} (see docs/kind.md, Prerequisites)"
+  docker info >/dev/null 2>&1 || die "docker is not running"
+}
+
+wait_deployments() {  # wait_deployments <namespace> <timeout>
+  kubectl wait --for=condition=Available deployment --all -n "$1" --timeout="$2"
+}
+
+create_cluster() {
+  if kind get clusters | grep -qx "$CLUSTER_NAME"; then
+    log "kind cluster '$CLUSTER_NAME' exists; reusing it"
+  else
+    log "Creating kind cluster '$CLUSTER_NAME'"
+    kind create cluster --name "$CLUSTER_NAME" --config kind-config.yaml --wait 120s
+  fi
+  kubectl config use-context "kind-$CLUSTER_NAME" >/dev/null
+}
+
+build_image() {
+  if [ "${SKIP_BUILD:-0}" = "1" ]; then
+    log "SKIP_BUILD=1: not building $KUBELOOP_IMAGE"
+  else
+    log "Building $KUBELOOP_IMAGE"
+    docker build -t "$KUBELOOP_IMAGE" .
+  fi
+  # Load it into the node so no registry is needed (pods use imagePullPolicy IfNotPresent).
+  kind load docker-image "$KUBELOOP_IMAGE" --name "$CLUSTER_NAME"
+}
+
+install_cert_manager() {
+  log "cert-manager $CERT_MANAGER_VERSION"
+  kubectl apply -f "https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"
+  wait_deployments cert-manager 300s
+}
+
+istioctl_bin() {
+  local dir="$TOOLS_DIR/istio-$ISTIO_VERSION"
+  if [ ! -x "$dir/bin/istioctl" ]; then
+    mkdir -p "$TOOLS_DIR"
+    # Istio's documented download script, pinned to one version; unpacks istio-<version>/.
+    (cd "$TOOLS_DIR" && curl -fsSL https://istio.io/downloadIstio | ISTIO_VERSION="$ISTIO_VERSION" sh -) >&2
+  fi
+  echo "$dir/bin/istioctl"
+}
+
+install_istio() {
+  log "Istio $ISTIO_VERSION (minimal profile + ingress gateway)"
+  local istioctl
+  istioctl="$(istioctl_bin)"
+  "$istioctl" install -y -f manifests/dev-deps/istio-operator.yaml
+  wait_deployments istio-system 300s
+  # KServe's Standard mode creates Ingresses of class `istio` for each InferenceService.
+  kubectl apply -f - <<'YAML'
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: istio
+spec:
+  controller: istio.io/ingress-controller
+YAML
+  kubectl apply -f manifests/dev-deps/gateway.yaml
+  # Model pods in `default` get sidecars, so in-mesh callers see the VirtualService routes too.
+  kubectl label namespace default istio-injection=enabled --overwrite
+}
+
+install_kserve() {
+  log "KServe $KSERVE_VERSION (Standard deployment mode, no Knative)"
+  helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd \
+    --version "$KSERVE_VERSION" --namespace kserve --create-namespace --wait
+  helm upgrade --install kserve oci://ghcr.io/kserve/charts/kserve-resources \
+    --version "$KSERVE_VERSION" --namespace kserve --create-namespace --wait
+  # Standard (formerly RawDeployment): each InferenceService is a Deployment + Service. The
+  # rollout's traffic split lives in kubeloop's own VirtualService, not in Knative revisions.
+  local deploy
+  deploy="$(kubectl get configmap inferenceservice-config -n kserve -o jsonpath='{.data.deploy}')"
+  [ -n "$deploy" ] || deploy='{}'
+  deploy="$(jq -c '.defaultDeploymentMode = "Standard"' <<<"$deploy")"
+  kubectl patch configmap inferenceservice-config -n kserve --type merge \
+    -p "$(jq -cn --arg v "$deploy" '{data: {deploy: $v}}')"
+  kubectl rollout restart deployment kserve-controller-manager -n kserve
+  kubectl rollout status deployment kserve-controller-manager -n kserve --timeout=300s
+}
+
+install_kfp() {
+  log "Kubeflow Pipelines $KFP_VERSION (standalone)"
+  kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$KFP_VERSION"
+  kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
+  kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=$KFP_VERSION"
+  # First start pulls many images; give it time.
+  wait_deployments kubeflow 900s
+}
+
+install_trainer() {
+  [ "${WITH_TRAINER:-0}" = "1" ] || return 0
+  log "Kubeflow Trainer $TRAINER_VERSION"
+  kubectl apply --server-side -k "https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=$TRAINER_VERSION"
+  wait_deployments kubeflow-system 300s
+  kubectl apply --server-side -k "https://github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=$TRAINER_VERSION"
+}
+
+install_dev_deps() {
+  log "PostgreSQL, Redis, MLflow (manifests/dev-deps)"
+  kubectl apply -k manifests/dev-deps
+  wait_deployments kubeloop-deps 600s
+}
+
+install_kubeloop() {
+  log "kubeloop (helm/kubeloop)"
+  helm upgrade --install kubeloop helm/kubeloop \
+    --namespace kubeloop-system --create-namespace --wait --timeout 10m
+  kubectl label namespace kubeloop-system pod-security.kubernetes.io/enforce=restricted --overwrite
+}
+
+main() {
+  require_tools
+  create_cluster
+  build_image
+  install_cert_manager
+  install_istio
+  install_kserve
+  install_kfp
+  install_trainer
+  install_dev_deps
+  install_kubeloop
+  cat <<MSG
+
+kubeloop is running on kind cluster '$CLUSTER_NAME' (context kind-$CLUSTER_NAME).
+  kubectl apply -k manifests/samples
+  kubectl get featureviews,experiments,mlmodels
+  kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8081:80        # KFP UI: http://localhost:8081
+  kubectl -n kubeloop-deps port-forward svc/mlflow 5000:5000         # MLflow: http://localhost:5000
+  model traffic through Istio: http://localhost:8080
+Delete everything: kind delete cluster --name $CLUSTER_NAME
+MSG
+}
+
+main "$@"

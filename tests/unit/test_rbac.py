@@ -1,0 +1,171 @@
+"""RBAC grants exactly the permission table in operators/permissions.py — nothing less, nothing more.
+
+Both deployment paths are checked: the kustomize RBAC in manifests/rbac/ and the Helm chart's
+rendered rbac.yaml. A missing grant breaks the operators in a real cluster; an extra grant is
+privilege nobody asked for.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from operators import permissions
+from operators.api import ALL_KINDS
+from operators.permissions import PERMISSIONS, Permission, Scope
+
+ROOT = Path(__file__).resolve().parents[2]
+RBAC_DIR = ROOT / "manifests" / "rbac"
+CHART_DIR = ROOT / "helm" / "kubeloop"
+RBAC_KINDS = {"ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"}
+
+
+def _documents(texts: list[str]) -> list[dict[str, Any]]:
+    return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
+
+
+@functools.cache
+def kustomize_rbac() -> list[dict[str, Any]]:
+    paths = sorted(p for p in RBAC_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+    return _documents([path.read_text() for path in paths])
+
+
+@functools.cache
+def helm_rbac() -> list[dict[str, Any]]:
+    with helm.Chart.load(CHART_DIR) as chart:
+        rendered = chart.render(name="kubeloop", namespace="kubeloop-system")
+    return _documents([text for path, text in rendered.items() if path.endswith(".yaml")])
+
+
+def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [doc for doc in docs if doc.get("kind") == kind]
+    assert len(found) == 1, f"expected exactly one {kind}, found {len(found)}"
+    return found[0]
+
+
+SOURCES = {"kustomize": kustomize_rbac, "helm": helm_rbac}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_cluster_role_grants_exactly_the_cluster_table(source: str) -> None:
+    cluster_role = only(SOURCES[source](), "ClusterRole")
+    granted = permissions.grants_of(cluster_role["rules"])
+    required = permissions.required_grants(Scope.CLUSTER)
+    assert not required - granted, f"missing from {source} ClusterRole: {required - granted}"
+    assert not granted - required, f"not in the table but granted: {granted - required}"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_namespace_role_grants_exactly_the_namespaced_table(source: str) -> None:
+    role = only(SOURCES[source](), "Role")
+    granted = permissions.grants_of(role["rules"])
+    required = permissions.required_grants(Scope.OPERATOR_NAMESPACE)
+    assert granted == required
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_no_other_roles_and_bindings_point_at_the_operator(source: str) -> None:
+    docs = SOURCES[source]()
+    assert sorted(doc["kind"] for doc in docs if doc["kind"] in RBAC_KINDS) == sorted(RBAC_KINDS)
+    cluster_role, role = only(docs, "ClusterRole"), only(docs, "Role")
+    operator_accounts = set()
+    for binding_kind, role_doc in (("ClusterRoleBinding", cluster_role), ("RoleBinding", role)):
+        binding = only(docs, binding_kind)
+        assert binding["roleRef"]["kind"] == role_doc["kind"]
+        assert binding["roleRef"]["name"] == role_doc["metadata"]["name"]
+        subjects = binding["subjects"]
+        assert [s["kind"] for s in subjects] == ["ServiceAccount"]
+        operator_accounts.add(subjects[0]["name"])
+    # Both bindings go to the one operator account, never to the monitor's.
+    assert len(operator_accounts) == 1
+    assert "monitor" not in operator_accounts.pop()
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_rendered_rules_are_the_table_rows_of_their_scope(scope: Scope) -> None:
+    rows = [row for row in PERMISSIONS if row.scope == scope]
+    rules = permissions.rules_for(scope)
+    assert rows, f"no permission in scope {scope}"
+    for rule, row in zip(rules, rows, strict=True):
+        assert rule["apiGroups"] == [row.api_group]
+        assert rule["resources"] == list(row.resources)
+        assert set(rule["verbs"]) == set(row.verbs)
+
+
+def test_table_covers_every_kubeloop_kind_with_its_subresources() -> None:
+    plurals = {kind.plural for kind in ALL_KINDS}
+    granted = {
+        (group, resource)
+        for group, resource, _verb in permissions.required_grants(Scope.CLUSTER)
+        if group == "kubeloop.io"
+    }
+    expected = {
+        ("kubeloop.io", f"{plural}{suffix}")
+        for plural in plurals
+        for suffix in ("", "/status", "/finalizers")
+    }
+    assert granted == expected
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "verb", "allowed"),
+    [
+        ("serving.kserve.io", "inferenceservices", "watch", True),
+        ("networking.istio.io", "virtualservices", "patch", True),
+        ("coordination.k8s.io", "leases", "update", True),
+        ("kubeloop.io", "mlmodels/status", "patch", True),
+        # The operators never create or delete a user's resources, nor read secrets.
+        ("kubeloop.io", "mlmodels", "delete", False),
+        ("kubeloop.io", "experiments", "create", False),
+        ("", "secrets", "get", False),
+        ("", "configmaps", "list", False),
+        ("trainer.kubeflow.org", "trainjobs", "update", False),
+    ],
+)
+def test_is_granted_answers_from_the_table(
+    group: str, resource: str, verb: str, allowed: bool
+) -> None:
+    assert permissions.is_granted(group, resource, verb) is allowed
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["*"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["pods/*"], "verbs": ["get"]},
+        {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["x"], "verbs": ["get"]},
+    ],
+)
+def test_grants_of_rejects_wildcards_and_rules_it_cannot_flatten(rule: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"rules\[0\]"):
+        permissions.grants_of([rule])
+
+
+@pytest.mark.parametrize(
+    ("resources", "verbs", "message"),
+    [
+        (("*",), ("get",), "wildcard"),
+        (("pods",), ("*",), "wildcard"),
+        (("pods",), ("escalate-everything",), "unknown verb"),
+        ((), ("get",), "at least one"),
+    ],
+)
+def test_table_rows_reject_wildcards_and_unknown_verbs(
+    resources: tuple[str, ...], verbs: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Permission(api_group="", resources=resources, verbs=verbs, why="test")
+
+
+def test_every_row_says_why() -> None:
+    assert all(len(row.why) > 20 for row in PERMISSIONS)
+    assert all(row.scope in set(Scope) for row in PERMISSIONS)
