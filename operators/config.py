@@ -20,7 +20,12 @@ class OperatorConfig(BaseModel):
     feast_online_store: str | None = Field(
         default=None, description="redis connection string; SQLite under state_dir if unset."
     )
+    feast_registry: str | None = Field(
+        default=None, description="Feast registry path or URL; under state_dir if unset."
+    )
     monitor_url: str | None = None
+    prometheus_url: str | None = None
+    namespace: str | None = Field(default=None, description="The operator's own namespace.")
     spark_master: str = "local[*]"
     # Intervals are configurable so tests and the demo can shorten them.
     poll_interval_s: float = Field(default=10.0, gt=0)
