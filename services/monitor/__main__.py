@@ -1,0 +1,50 @@
+"""``python -m services.monitor --port N --data-dir DIR``: run the inference-log monitor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from services.monitor.config import MonitorSettings
+from services.monitor.service import run_forever
+
+
+def parse_args(argv: list[str] | None = None) -> MonitorSettings:
+    parser = argparse.ArgumentParser(prog="python -m services.monitor", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument(
+        "--ingest-port", type=int, default=None, help="also take events on a fast listener"
+    )
+    parser.add_argument("--data-dir", type=Path, required=True, help="SQLite state lives here")
+    parser.add_argument("--flush-interval", type=float, default=0.1, help="journal batch (s)")
+    parser.add_argument("--retention-rows", type=int, default=200_000)
+    parser.add_argument("--drift-interval", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    return MonitorSettings(
+        host=args.host,
+        port=args.port,
+        ingest_port=args.ingest_port,
+        data_dir=args.data_dir,
+        flush_interval_s=args.flush_interval,
+        retention_rows=args.retention_rows,
+        drift_interval_s=args.drift_interval,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = parse_args(argv)
+    try:
+        import uvloop  # optional speed-up; in the lock through other packages
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run_forever(settings))
+
+
+if __name__ == "__main__":
+    main()

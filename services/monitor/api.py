@@ -1,0 +1,267 @@
+"""HTTP shell of the monitor (aiohttp): CloudEvents in, JSON figures and metrics out.
+
+Every client mistake is answered with a 4xx and a message naming the problem; ingestion
+never lets a malformed event reach the windows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from services.monitor.config import ModelConfig
+from services.monitor.core import ModelKey
+from services.monitor.ingest import handle_ingest
+from services.monitor.parsing import BadEvent
+from services.monitor.service import MonitorService
+
+log = logging.getLogger(__name__)
+
+SERVICE_KEY: web.AppKey[MonitorService] = web.AppKey("monitor", MonitorService)
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_MAX_LATENCY_SAMPLE = 10_000
+
+
+def build_app(service: MonitorService) -> web.Application:
+    app = web.Application(client_max_size=service.settings.limits.max_body_bytes)
+    app[SERVICE_KEY] = service
+    app.add_routes(
+        [
+            web.post("/", ingest),
+            web.post("/v1/events", ingest),
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/metrics", metrics),
+            web.get("/v1/models", list_models),
+            web.put("/v1/models/{namespace}/{name}/config", put_config),
+            web.get("/v1/models/{namespace}/{name}/config", get_config),
+            web.get("/v1/models/{namespace}/{name}/figures", figures),
+            web.get("/v1/models/{namespace}/{name}/counts", counts),
+            web.get("/v1/models/{namespace}/{name}/drift", drift),
+            web.post("/v1/drift/evaluate", evaluate_drift),
+            web.get("/v1/bad-input", bad_input),
+            *service.extra_routes,
+        ]
+    )
+    return app
+
+
+def _error(status: int, reason: str, message: str) -> web.Response:
+    return web.json_response({"error": reason, "message": message}, status=status)
+
+
+# ----------------------------------------------------------------------------- ingestion
+
+
+async def ingest(request: web.Request) -> web.StreamResponse:
+    service = request.app[SERVICE_KEY]
+    body: bytes | None
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        body = None
+    status, reply = handle_ingest(service, request.headers, request.content_type, body)
+    return web.Response(status=status, body=reply, content_type="application/json")
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def _model_key(request: web.Request) -> ModelKey:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    for label, value in (("namespace", namespace), ("name", name)):
+        if not _NAME.match(value):
+            raise _http_error(
+                web.HTTPBadRequest,
+                "invalid_name",
+                f"{label} {value[:60]!r} is not a Kubernetes name",
+            )
+    return namespace, name
+
+
+def _time_param(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(raw).timestamp()
+        except ValueError:
+            raise _bad_param(name, raw, "unix seconds or RFC 3339") from None
+    if not math.isfinite(value):
+        raise _bad_param(name, raw, "a finite time")
+    return value
+
+
+def _bad_param(name: str, raw: str, expected: str) -> web.HTTPException:
+    message = f"{name}={raw[:40]!r} must be {expected}"
+    return _http_error(web.HTTPBadRequest, "invalid_parameter", message)
+
+
+def _http_error(kind: type[web.HTTPException], reason: str, message: str) -> web.HTTPException:
+    text = json.dumps({"error": reason, "message": message})
+    return kind(text=text, content_type="application/json")
+
+
+def _int_param(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad_param(name, raw, "an integer") from None
+    if not 0 <= value <= maximum:
+        raise _bad_param(name, raw, f"between 0 and {maximum}")
+    return value
+
+
+def _filter_version(request: web.Request, result: dict[str, Any]) -> dict[str, Any]:
+    version = request.query.get("version")
+    if version is not None:
+        if version not in result["versions"]:
+            message = f"no data for version {version[:60]!r}"
+            raise _http_error(web.HTTPNotFound, "unknown_version", message)
+        result["versions"] = {version: result["versions"][version]}
+    return result
+
+
+async def figures(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    key = _model_key(request)
+    since, until = _time_param(request, "since"), _time_param(request, "until")
+    try:
+        result = service.core.figures(key, since, until, service.clock())
+    except KeyError as error:
+        return _error(404, "unknown_model", str(error.args[0]))
+    return web.json_response(_filter_version(request, result))
+
+
+async def counts(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    key = _model_key(request)
+    since, until = _time_param(request, "since"), _time_param(request, "until")
+    sample = _int_param(request, "latencySample", 0, _MAX_LATENCY_SAMPLE)
+    try:
+        result = service.core.counts(key, since, until, service.clock(), sample)
+    except KeyError as error:
+        return _error(404, "unknown_model", str(error.args[0]))
+    result["versions"] = {
+        version: {**entry, "latencyHistogram": _finite_edges(entry["latencyHistogram"])}
+        for version, entry in result["versions"].items()
+    }
+    return web.json_response(_filter_version(request, result))
+
+
+def _finite_edges(histogram: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no infinity: the open last bucket is written as null.
+    edges = [None if math.isinf(edge) else edge for edge in histogram["leMs"]]
+    return {"leMs": edges, "counts": histogram["counts"]}
+
+
+async def put_config(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    key = _model_key(request)
+    try:
+        config = ModelConfig.model_validate_json(await request.read())
+    except ValidationError as error:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in error.errors()
+        ]
+        first = details[0] if details else {"field": "", "message": "invalid"}
+        return web.json_response(
+            {
+                "error": "invalid_config",
+                "message": f"{first['field']}: {first['message']}",
+                "details": details,
+            },
+            status=400,
+        )
+    try:
+        await service.put_config(key, config)
+    except BadEvent as error:
+        return _error(400, error.reason, error.message)
+    return web.json_response(config.model_dump(by_alias=True))
+
+
+async def get_config(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    state = service.core.models.get(_model_key(request))
+    config = state.config if state is not None else ModelConfig()
+    return web.json_response(config.model_dump(by_alias=True))
+
+
+async def list_models(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    models = [
+        {
+            "namespace": namespace,
+            "model": model,
+            "versions": {
+                version: {"role": window.role, "lastEventAt": window.last_event_ts or None}
+                for version, window in state.versions.items()
+            },
+        }
+        for (namespace, model), state in sorted(service.core.models.items())
+    ]
+    return web.json_response({"models": models})
+
+
+async def drift(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    state = service.core.models.get(_model_key(request))
+    if state is None:
+        return _error(404, "unknown_model", "no events or config for this model")
+    return web.json_response({"results": state.drift, "alarmState": state.alarm_state})
+
+
+async def evaluate_drift(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    done = await service.evaluate_drift()
+    return web.json_response({"evaluations": done, "failures": service.drift_failures})
+
+
+async def bad_input(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    report = service.core.bad_input_report()
+    totals: dict[str, int] = {}
+    for entry in report:
+        totals[entry["reason"]] = totals.get(entry["reason"], 0) + entry["count"]
+    return web.json_response({"totals": totals, "entries": report})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    core = service.core
+    return web.json_response(
+        {
+            "ready": service.ready,
+            "events": core.events_total,
+            "pendingCalls": len(core.pending),
+            "pendingShadow": len(core.shadow_pending),
+            "journalBacklog": service.journal_backlog,
+            "journalDropped": service.journal_dropped,
+            "models": len(core.models),
+        }
+    )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready = request.app[SERVICE_KEY].ready
+    return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[SERVICE_KEY].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,104 @@
+"""CloudEvents ingestion, shared by the aiohttp route and the fast ingest listener.
+
+``handle_ingest`` takes the parts of an HTTP request and returns the status and JSON body to
+answer; it never raises for anything a client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from services.monitor import cloudevents_spec as ce
+from services.monitor.parsing import (
+    BadEvent,
+    Envelope,
+    envelope_from_binary,
+    envelope_from_structured,
+    structured_events,
+)
+
+if TYPE_CHECKING:
+    from services.monitor.service import MonitorService
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = b'{"accepted":1}'
+Reply = tuple[int, bytes]
+
+
+def error_body(reason: str, message: str, **extra: Any) -> bytes:
+    return json.dumps({"error": reason, "message": message, **extra}).encode()
+
+
+def handle_ingest(
+    service: MonitorService,
+    headers: Mapping[str, str],
+    content_type: str,
+    body: bytes | None,
+) -> Reply:
+    """One HTTP POST of CloudEvents; ``body`` None means it exceeded the size limit.
+
+    ``headers`` must answer ``get`` for lowercase names (aiohttp's mapping does any case).
+    """
+    namespace = (headers.get("ce-namespace") or "")[:253]
+    if body is None:
+        message = f"body exceeds {service.settings.limits.max_body_bytes} bytes"
+        service.reject(namespace, "", BadEvent("oversized", message))
+        return 413, error_body("oversized", message)
+    if content_type in (ce.STRUCTURED_CONTENT_TYPE, ce.BATCH_CONTENT_TYPE):
+        return _structured(service, body, namespace)
+    try:
+        env = envelope_from_binary(headers, body)
+    except BadEvent as error:
+        service.reject(namespace, "", error)
+        return 400, error_body(error.reason, error.message)
+    return _accept_one(service, env)
+
+
+def _accept_one(service: MonitorService, env: Envelope) -> Reply:
+    try:
+        problem = service.accept(env)
+    except BadEvent as error:
+        service.reject(env.namespace, env.model, error)
+        return 400, error_body(error.reason, error.message)
+    except Exception as exc:  # never a 500 for what a client sent; the trace is logged
+        log.exception("could not process event %s", env.event_id)
+        service.reject(env.namespace, env.model, BadEvent("unprocessable", str(exc)[:200]))
+        return 422, error_body("unprocessable", f"event could not be processed: {exc}")
+    if problem is None:
+        return 200, ACCEPTED
+    return 200, json.dumps({"accepted": 1, "payloadProblem": problem}).encode()
+
+
+def _structured(service: MonitorService, body: bytes, namespace: str) -> Reply:
+    try:
+        events = structured_events(body)
+    except BadEvent as error:
+        service.reject(namespace, "", error)
+        return 400, error_body(error.reason, error.message)
+    accepted = 0
+    rejected: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        try:
+            env = envelope_from_structured(event)
+        except BadEvent as error:
+            service.reject(namespace, "", error)
+            rejected.append({"index": index, "error": error.reason, "message": error.message})
+            continue
+        status, reply = _accept_one(service, env)
+        if status >= 400:
+            rejected.append({"index": index, **json.loads(reply)})
+            continue
+        accepted += 1
+        if reply != ACCEPTED:
+            problems.append({"index": index, **json.loads(reply)})
+    if accepted == 0:
+        first = rejected[0] if rejected else {"error": "empty", "message": "no events in body"}
+        reply_body = {"accepted": 0, "rejected": rejected, **first}
+        return 400, json.dumps(reply_body).encode()
+    reply_body = {"accepted": accepted, "rejected": rejected, "problems": problems}
+    return 200, json.dumps(reply_body).encode()

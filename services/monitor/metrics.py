@@ -1,0 +1,135 @@
+"""Prometheus exposition computed from the monitor's state at scrape time.
+
+A collector (instead of counters bumped per event) keeps the ingestion hot path free of
+metric updates and lets each service instance own its registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from services.monitor import windows as w
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from services.monitor.service import MonitorService
+
+_VERSION_LABELS = ["namespace", "model", "version", "role"]
+_QUANTILE_LABEL = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
+
+
+class MonitorCollector(Collector):
+    def __init__(self, service: MonitorService) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service = self._service
+        core = service.core
+        events = CounterMetricFamily(
+            "kubeloop_monitor_events", "Inference CloudEvents accepted", labels=["kind"]
+        )
+        for kind, count in core.events_total.items():
+            events.add_metric([kind], count)
+        yield events
+        bad = CounterMetricFamily(
+            "kubeloop_monitor_bad_input",
+            "Events or payloads refused or dropped, by reason",
+            labels=["namespace", "model", "reason"],
+        )
+        for (namespace, model, reason), entry in core.bad.items():
+            bad.add_metric([namespace, model, reason], entry.count)
+        yield bad
+        yield _gauge(
+            "kubeloop_monitor_pending_calls",
+            "Requests/responses awaiting a partner",
+            len(core.pending),
+        )
+        yield _gauge(
+            "kubeloop_monitor_pending_shadow",
+            "Responses awaiting a shadow partner",
+            len(core.shadow_pending),
+        )
+        yield _gauge(
+            "kubeloop_monitor_journal_backlog",
+            "Events not yet written to SQLite",
+            service.journal_backlog,
+        )
+        yield from self._window_metrics()
+
+    def _window_metrics(self) -> Iterator[Metric]:
+        now = self._service.clock()
+        families = {
+            "requests": GaugeMetricFamily(
+                "kubeloop_monitor_window_requests", "Requests in the window", labels=_VERSION_LABELS
+            ),
+            "serverErrors": GaugeMetricFamily(
+                "kubeloop_monitor_window_server_errors", "5xx in the window", labels=_VERSION_LABELS
+            ),
+            "clientErrors": GaugeMetricFamily(
+                "kubeloop_monitor_window_client_errors", "4xx in the window", labels=_VERSION_LABELS
+            ),
+            "unanswered": GaugeMetricFamily(
+                "kubeloop_monitor_window_unanswered",
+                "Requests without a logged response",
+                labels=_VERSION_LABELS,
+            ),
+            "errorRate": GaugeMetricFamily(
+                "kubeloop_monitor_window_error_rate",
+                "5xx / judged requests",
+                labels=_VERSION_LABELS,
+            ),
+            "disagreementRate": GaugeMetricFamily(
+                "kubeloop_monitor_window_disagreement_rate",
+                "Shadow disagreement",
+                labels=_VERSION_LABELS,
+            ),
+            "pairedRequests": GaugeMetricFamily(
+                "kubeloop_monitor_window_paired_requests", "Shadow pairs", labels=_VERSION_LABELS
+            ),
+        }
+        latency = GaugeMetricFamily(
+            "kubeloop_monitor_window_latency_ms",
+            "Latency quantiles",
+            labels=[*_VERSION_LABELS, "quantile"],
+        )
+        for (namespace, model), state in self._service.core.models.items():
+            since = now - state.config.max_age_seconds
+            for version, window in state.versions.items():
+                labels = [namespace, model, version, window.role]
+                figures = {
+                    **w.request_figures(window.requests.select(since, now)),
+                    **w.pair_figures(window.pairs.select(since, now)),
+                }
+                for name, family in families.items():
+                    if figures[name] is not None:
+                        family.add_metric(labels, float(figures[name]))
+                for quantile in ("p50", "p95", "p99"):
+                    value = figures["latencyMs"][quantile]
+                    if value is not None:
+                        latency.add_metric([*labels, _QUANTILE_LABEL[quantile]], value)
+        yield from families.values()
+        yield latency
+        yield self._drift_metric()
+
+    def _drift_metric(self) -> Metric:
+        drift = GaugeMetricFamily(
+            "kubeloop_monitor_drift",
+            "1 when the last drift evaluation of a version alarmed",
+            labels=["namespace", "model", "version", "evaluator"],
+        )
+        for (namespace, model), state in self._service.core.models.items():
+            for slot, result in state.drift.items():
+                version, _, evaluator = slot.rpartition("/")
+                drift.add_metric(
+                    [namespace, model, version, evaluator], 1.0 if result.get("isDrift") else 0.0
+                )
+        return drift
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)

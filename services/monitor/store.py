@@ -1,0 +1,171 @@
+"""SQLite persistence: an event journal written in batches, plus configs, bad-input counters
+and drift/alarm state. All methods are blocking and must run on the store's own thread.
+
+Why a journal of accepted events rather than snapshots of the windows: replaying the
+journal through the same core rebuilds windows, half-paired calls and shadow pairs exactly,
+and a kill -9 loses only what arrived since the last batch (one flush interval).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.monitor.parsing import Envelope
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    role TEXT,
+    event_id TEXT NOT NULL,
+    isvc TEXT NOT NULL,
+    status INTEGER,
+    latency_ms REAL,
+    data BLOB,
+    correlation_id TEXT
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS configs (
+    namespace TEXT NOT NULL, model TEXT NOT NULL, config TEXT NOT NULL,
+    PRIMARY KEY (namespace, model)
+);
+CREATE TABLE IF NOT EXISTS bad_input (
+    namespace TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL,
+    count INTEGER NOT NULL, last_message TEXT NOT NULL, last_ts REAL NOT NULL,
+    PRIMARY KEY (namespace, model, reason)
+);
+CREATE TABLE IF NOT EXISTS drift (
+    namespace TEXT NOT NULL, model TEXT NOT NULL, slot TEXT NOT NULL,
+    result TEXT NOT NULL, alarm_state TEXT NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (namespace, model, slot)
+);
+"""
+
+EventRow = tuple[
+    float, str, str, str, str, str | None, str, str, int | None, float | None, bytes, str | None
+]
+
+
+@dataclass(frozen=True)
+class BadInputRow:
+    namespace: str
+    model: str
+    reason: str
+    count: int
+    last_message: str
+    last_ts: float
+
+
+def event_row(env: Envelope, ts: float) -> EventRow:
+    data = env.data
+    if not isinstance(data, bytes):
+        # Structured mode: the payload was parsed already; json (not orjson) keeps NaN as NaN.
+        data = json.dumps(data).encode()
+    return (
+        ts,
+        env.kind,
+        env.namespace,
+        env.model,
+        env.version,
+        env.role,
+        env.event_id,
+        env.inference_service,
+        env.status,
+        env.latency_ms,
+        data,
+        # Stored only when it differs from the event id (the usual case is equal).
+        env.correlation_id if env.correlation_id != env.event_id else None,
+    )
+
+
+class MonitorStore:
+    """One SQLite file in the data dir; WAL so readers never block the batch writer."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL survives a killed process (the WAL is in the OS), not a power cut.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def write_batch(
+        self,
+        events: list[EventRow],
+        bad: list[BadInputRow],
+    ) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO events (ts, kind, namespace, model, version, role, event_id,"
+                " isvc, status, latency_ms, data, correlation_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                events,
+            )
+            self._db.executemany(
+                "INSERT INTO bad_input VALUES (?,?,?,?,?,?) ON CONFLICT (namespace, model,"
+                " reason) DO UPDATE SET count = count + excluded.count,"
+                " last_message = excluded.last_message, last_ts = excluded.last_ts",
+                [(r.namespace, r.model, r.reason, r.count, r.last_message, r.last_ts) for r in bad],
+            )
+
+    def journal(self, since_ts: float) -> Iterator[tuple[Any, ...]]:
+        cursor = self._db.execute(
+            "SELECT ts, kind, namespace, model, version, role, event_id, isvc, status,"
+            " latency_ms, data, correlation_id FROM events WHERE ts >= ? ORDER BY seq",
+            (since_ts,),
+        )
+        while rows := cursor.fetchmany(5000):
+            yield from rows
+
+    def prune(self, min_ts: float, keep_rows: int) -> int:
+        with self._db:
+            self._db.execute("BEGIN")
+            (top,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+            # Two range deletes (rowid, then the ts index) instead of one OR, which scans.
+            deleted = self._db.execute(
+                "DELETE FROM events WHERE seq <= ?", (top - keep_rows,)
+            ).rowcount
+            deleted += self._db.execute("DELETE FROM events WHERE ts < ?", (min_ts,)).rowcount
+        return int(deleted)
+
+    def event_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def put_config(self, namespace: str, model: str, config_json: str) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO configs VALUES (?,?,?)", (namespace, model, config_json)
+            )
+
+    def configs(self) -> list[tuple[str, str, str]]:
+        return list(self._db.execute("SELECT namespace, model, config FROM configs"))
+
+    def bad_inputs(self) -> list[BadInputRow]:
+        return [BadInputRow(*row) for row in self._db.execute("SELECT * FROM bad_input")]
+
+    def put_drift(
+        self, namespace: str, model: str, slot: str, result: str, alarm: str, ts: float
+    ) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO drift VALUES (?,?,?,?,?,?)",
+                (namespace, model, slot, result, alarm, ts),
+            )
+
+    def drift_rows(self) -> list[tuple[str, str, str, str, str]]:
+        return list(
+            self._db.execute("SELECT namespace, model, slot, result, alarm_state FROM drift")
+        )

@@ -1,0 +1,142 @@
+"""Restart recovery: kill -9 a monitor subprocess, start it on the same data dir, and the
+windows, pairings, half-finished calls, config and bad-input counters are all back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.monitor.tests.events import binary_headers
+
+BASE = "/v1/models/team-a/churn"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MonitorProcess:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Events go to the fast listener, as loggers would send them; queries to the API.
+        self.ingest_port = free_port()
+        self.ingest_url = f"http://127.0.0.1:{self.ingest_port}/"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "services.monitor", "--port", str(self.port),
+            "--data-dir", str(self.data_dir), "--flush-interval", "0.05",
+            "--ingest-port", str(self.ingest_port),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (
+                self.process.stderr.read() if self.process.stderr else ""
+            )
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("monitor did not become ready")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def monitor(tmp_path: Path) -> Iterator[MonitorProcess]:
+    process = MonitorProcess(tmp_path / "monitor-data")
+    yield process
+    process.stop()
+
+
+def post(client: httpx.Client, url: str, headers: dict[str, str], body: Any) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = client.post(url, content=raw, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def send_traffic(client: httpx.Client, url: str) -> None:
+    for i in range(40):
+        x = [float(i), float(i % 7)]
+        post(
+            client, url, binary_headers("request", f"r{i}", "1", role="stable"), {"instances": [x]}
+        )
+        status = 503 if i % 10 == 0 else 200
+        headers = binary_headers("response", f"r{i}", "1", role="stable", status=status,
+                                 latency_ms=float(i))  # fmt: skip
+        post(client, url, headers, {"predictions": [(i % 10) / 10]})
+        if i % 4 == 0:  # the router mirrors every 4th call to the shadow version
+            headers = binary_headers("response", f"r{i}", "2", role="shadow", latency_ms=1.0)
+            post(client, url, headers, {"predictions": [0.55]})
+    late = binary_headers("request", "late", "1", role="stable")
+    post(client, url, late, {"instances": [[1.0, 1.0]]})
+    post(client, url, binary_headers("request", "bad", "1"), b'{"instances": [[NaN, 1]]}')
+    refused = client.post(url, content=b"{}", headers={"content-type": "text/plain"})
+    assert refused.status_code == 400
+
+
+def wait_flushed(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 30
+    while client.get("/healthz").json()["journalBacklog"] > 0:
+        assert time.monotonic() < deadline, "journal never flushed"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow  # two monitor process starts; ~10 s idle, more on a loaded machine
+def test_kill_9_then_restart_restores_windows(monitor: MonitorProcess) -> None:
+    monitor.start()
+    with httpx.Client(base_url=monitor.url, timeout=10) as client:
+        # A long pairing timeout: the "late" call must still be half-open after the restart.
+        config = {"windowSize": 25, "scoreTolerance": 0.3, "stableVersion": "1",
+                  "pairingTimeoutSeconds": 600}  # fmt: skip
+        assert client.put(BASE + "/config", json=config).status_code == 200
+        send_traffic(client, monitor.ingest_url)
+        wait_flushed(client)
+        before = client.get(BASE + "/figures").json()
+        bad_before = client.get("/v1/bad-input").json()["totals"]
+    monitor.kill9()
+
+    monitor.start()
+    with httpx.Client(base_url=monitor.url, timeout=10) as client:
+        params = {"since": before["since"], "until": before["until"]}
+        after = client.get(BASE + "/figures", params=params).json()
+        assert after["versions"] == before["versions"]
+        stable = after["versions"]["1"]
+        assert stable["requests"] == 25  # window size 25 of 40 calls (+1 still pending)
+        assert stable["truncated"] is True
+        # 10 mirrored calls, but 2 of them (i = 0, 20) failed on stable: no pair.
+        assert after["versions"]["2"]["pairedRequests"] == 8
+        assert client.get("/v1/bad-input").json()["totals"] == bad_before
+        assert bad_before == {"nan": 1, "not_cloudevent": 1}
+        assert client.get(BASE + "/config").json()["windowSize"] == 25
+        # The half-finished call came back too: its response completes it after the restart.
+        headers = binary_headers("response", "late", "1", role="stable", latency_ms=2.0)
+        post(client, monitor.ingest_url, headers, {"predictions": [0.5]})
+        window = client.get(BASE + "/counts", params={"latencySample": "1"}).json()
+        assert window["versions"]["1"]["latencySampleMs"] == [2.0]
