@@ -1,0 +1,336 @@
+"""Evaluate a trained model on the time-based validation and test windows, against baselines.
+
+Input is the training-set directory written by ``build_training_set``
+(``<dir>/{train,validation,test}/`` Parquet) and an MLflow model URI (``runs:/``, ``models:/``
+or a local model directory) whose pyfunc flavor maps raw features to probabilities.
+
+The model must beat heuristics fitted on the *train* window only: the training base rate, and
+the best single feature (positive rate per quantile bin). The objective is assessed on one
+window (``validation`` by default; the test window is reported, and kept for a final check).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from components.evaluate.metrics import (
+    Baseline,
+    EvaluationError,
+    Scorer,
+    WindowMetrics,
+    base_rate_baseline,
+    better,
+    check_binary_labels,
+    check_probabilities,
+    single_feature_baseline,
+    window_metrics,
+)
+
+SPLITS = ("train", "validation", "test")
+EVALUATED_WINDOWS = ("validation", "test")
+METRICS_ARTIFACT = "evaluation/metrics.json"
+Metric = Literal["auc", "logloss", "ece"]
+GOALS: dict[str, str] = {"auc": "maximize", "logloss": "minimize", "ece": "minimize"}
+
+__all__ = ["EvaluationError", "EvaluationReport", "Objective", "evaluate", "evaluate_frames"]
+
+
+class Objective(BaseModel):
+    """The Experiment's objective (``metric``/``goal``/``threshold``) and the window it uses."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    metric: Metric = "auc"
+    goal: Literal["maximize", "minimize"] | None = None
+    threshold: float | None = None
+    window: Literal["validation", "test"] = "validation"
+
+    @model_validator(mode="after")
+    def _goal_matches_metric(self) -> Objective:
+        expected = GOALS[self.metric]
+        if self.goal is not None and self.goal != expected:
+            raise ValueError(f"goal {self.goal!r} does not fit metric {self.metric!r} ({expected})")
+        self.goal = expected  # type: ignore[assignment]
+        return self
+
+
+class BaselineReport(BaseModel):
+    name: str
+    description: str
+    windows: dict[str, WindowMetrics]
+
+
+class ObjectiveReport(BaseModel):
+    metric: Metric
+    goal: str
+    window: str
+    value: float | None
+    threshold: float | None
+    passes_threshold: bool
+    baseline: str | None
+    baseline_value: float | None
+    beats_baseline: bool
+    passed: bool
+    reason: str
+
+
+class EvaluationReport(BaseModel):
+    label_column: str
+    feature_columns: list[str]
+    model_uri: str | None = None
+    windows: dict[str, WindowMetrics]
+    baselines: list[BaselineReport]
+    objective: ObjectiveReport
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Scalar metrics for MLflow and the KFP UI: ``validation_auc``, ``baseline_test_ece``…"""
+        flat: dict[str, float] = {}
+        for window, metrics in self.windows.items():
+            for metric in GOALS:
+                value = metrics.value(metric)
+                if value is not None:
+                    flat[f"{window}_{metric}"] = value
+        best = self.objective.baseline_value
+        if best is not None:
+            flat[f"baseline_{self.objective.window}_{self.objective.metric}"] = best
+        return flat
+
+
+def parse_objective(objective: dict[str, Any] | Objective | None) -> Objective:
+    if isinstance(objective, Objective):
+        return objective
+    try:
+        return Objective.model_validate(objective or {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"objective.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+        )
+        raise EvaluationError(problems) from None
+
+
+def read_split(training_set_dir: str | Path, split: str) -> pd.DataFrame:
+    path = Path(training_set_dir) / split
+    if not path.exists():
+        raise EvaluationError(f"training set split {split!r} not found at {path}")
+    return pd.read_parquet(path)
+
+
+def check_columns(frame: pd.DataFrame, columns: Sequence[str], split: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise EvaluationError(
+            f"column {missing[0]!r} missing from the {split} split"
+            + (f" (also missing: {missing[1:]})" if missing[1:] else "")
+        )
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            raise EvaluationError(
+                f"feature column {column!r} in the {split} split must be numeric, "
+                f"got dtype {frame[column].dtype}"
+            )
+
+
+def impute(frame: pd.DataFrame, features: Sequence[str], means: pd.Series) -> pd.DataFrame:
+    """Missing feature values get the training mean, as the trainer does before serving."""
+    return frame[list(features)].astype(np.float64).fillna(means).fillna(0.0)
+
+
+def assess_objective(
+    objective: Objective, windows: dict[str, WindowMetrics], baselines: list[BaselineReport]
+) -> ObjectiveReport:
+    metric, window = objective.metric, objective.window
+    value = windows[window].value(metric)
+    candidates = [
+        (b.name, b.windows[window].value(metric))
+        for b in baselines
+        if b.windows[window].value(metric) is not None
+    ]
+    best_baseline: tuple[str, float] | None = None
+    for name, baseline_value in candidates:
+        assert baseline_value is not None
+        if best_baseline is None or better(metric, baseline_value, best_baseline[1]):
+            best_baseline = (name, baseline_value)
+    passes = value is not None and (
+        objective.threshold is None
+        or value == objective.threshold
+        or better(metric, value, objective.threshold)
+    )
+    beats = value is not None and (best_baseline is None or better(metric, value, best_baseline[1]))
+    reason = _reason(objective, value, passes, beats, best_baseline)
+    return ObjectiveReport(
+        metric=metric,
+        goal=GOALS[metric],
+        window=window,
+        value=value,
+        threshold=objective.threshold,
+        passes_threshold=passes,
+        baseline=best_baseline[0] if best_baseline else None,
+        baseline_value=best_baseline[1] if best_baseline else None,
+        beats_baseline=beats,
+        passed=passes and beats,
+        reason=reason,
+    )
+
+
+def _reason(
+    objective: Objective,
+    value: float | None,
+    passes: bool,
+    beats: bool,
+    best_baseline: tuple[str, float] | None,
+) -> str:
+    label = f"{objective.window} {objective.metric}"
+    if value is None:
+        return f"{label} is undefined (the window is empty or holds a single class)"
+    parts = []
+    if not passes:
+        parts.append(f"{label} {value:.4f} does not pass the threshold {objective.threshold}")
+    if not beats and best_baseline is not None:
+        parts.append(
+            f"{label} {value:.4f} does not beat the baseline {best_baseline[0]} "
+            f"({best_baseline[1]:.4f})"
+        )
+    return "; ".join(parts) or f"{label} {value:.4f} passes the objective and beats the baselines"
+
+
+def evaluate_frames(
+    splits: dict[str, pd.DataFrame],
+    label_column: str,
+    feature_columns: Sequence[str],
+    score: Scorer,
+    objective: Objective,
+) -> EvaluationReport:
+    """Core: metrics of ``score`` and of the baselines on the evaluated windows."""
+    if not feature_columns:
+        raise EvaluationError("feature_columns is empty: the model's input features are unknown")
+    labels = {}
+    for split in SPLITS:
+        check_columns(splits[split], [label_column], split)
+        check_columns(splits[split], feature_columns, split)
+        labels[split] = check_binary_labels(splits[split][label_column], label_column, split)
+    train = splits["train"]
+    if labels["train"].size == 0:
+        raise EvaluationError("the train split is empty: baselines cannot be fitted")
+    means = train[list(feature_columns)].astype(np.float64).mean()
+    baselines: list[Baseline] = [base_rate_baseline(labels["train"])]
+    single = single_feature_baseline(train, labels["train"], list(feature_columns))
+    if single is not None:
+        baselines.append(single)
+    windows: dict[str, WindowMetrics] = {}
+    baseline_windows: dict[str, dict[str, WindowMetrics]] = {b.name: {} for b in baselines}
+    for window in EVALUATED_WINDOWS:
+        frame = splits[window]
+        scores = score(impute(frame, feature_columns, means)) if len(frame) else np.empty(0)
+        scores = check_probabilities(scores, window)
+        if scores.size != len(frame):
+            raise EvaluationError(
+                f"the model returned {scores.size} scores for {len(frame)} {window} rows"
+            )
+        windows[window] = window_metrics(labels[window], scores)
+        for baseline in baselines:
+            baseline_windows[baseline.name][window] = window_metrics(
+                labels[window], baseline.score(frame)
+            )
+    reports = [
+        BaselineReport(name=b.name, description=b.description, windows=baseline_windows[b.name])
+        for b in baselines
+    ]
+    return EvaluationReport(
+        label_column=label_column,
+        feature_columns=list(feature_columns),
+        windows=windows,
+        baselines=reports,
+        objective=assess_objective(objective, windows, reports),
+    )
+
+
+def resolve_download_uri(model_uri: str, tracking_uri: str | None) -> str:
+    """``models:/`` URIs resolved through the given server (MLflow's own resolution would use
+    the process-global tracking URI); other URIs are returned unchanged."""
+    if not model_uri.startswith("models:/"):
+        return model_uri
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    reference = model_uri.removeprefix("models:/").strip("/")
+    if reference.startswith("m-") and "/" not in reference:  # an MLflow 3 logged model id
+        return str(client.get_logged_model(reference).artifact_location)
+    if "@" in reference:
+        name, alias = reference.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+        return str(client.get_model_version_download_uri(name, version))
+    name, _, version = reference.rpartition("/")
+    if not name:
+        raise EvaluationError(f"model_uri {model_uri!r}: use models:/<name>/<version> or @alias")
+    return str(client.get_model_version_download_uri(name, version))
+
+
+class ModelScorer:
+    """An MLflow pyfunc model as a scorer; knows its input columns from the signature."""
+
+    def __init__(self, model_uri: str, tracking_uri: str | None) -> None:
+        import mlflow.pyfunc
+        from mlflow.artifacts import download_artifacts
+
+        local = Path(model_uri)
+        if not local.exists():
+            download_uri = resolve_download_uri(model_uri, tracking_uri)
+            local = Path(download_artifacts(artifact_uri=download_uri, tracking_uri=tracking_uri))
+        self.model = mlflow.pyfunc.load_model(str(local))
+        schema = self.model.metadata.get_input_schema()
+        self.input_columns: list[str] = list(schema.input_names()) if schema else []
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        predictions = self.model.predict(frame.astype(np.float32))
+        if isinstance(predictions, pd.DataFrame | pd.Series):
+            predictions = predictions.to_numpy()
+        return np.asarray(predictions, dtype=np.float64).reshape(-1)
+
+
+def log_to_mlflow(report: EvaluationReport, tracking_uri: str, run_id: str) -> None:
+    """Metrics and the full report on the training run, so the registry shows them too."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric as MlflowMetric
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    now = int(time.time() * 1000)
+    metrics = [
+        MlflowMetric(f"eval_{key}", value, now, 0) for key, value in report.flat_metrics().items()
+    ]
+    client.log_batch(run_id, metrics=metrics)
+    client.log_text(run_id, report.model_dump_json(indent=2), METRICS_ARTIFACT)
+
+
+def evaluate(
+    training_set_dir: str | Path,
+    model_uri: str,
+    label_column: str,
+    objective: dict[str, Any] | Objective | None = None,
+    feature_columns: Sequence[str] = (),
+    tracking_uri: str | None = None,
+    mlflow_run_id: str | None = None,
+) -> EvaluationReport:
+    """Load splits and model, evaluate, and log to the MLflow run when one is given."""
+    parsed_objective = parse_objective(objective)
+    splits = {split: read_split(training_set_dir, split) for split in SPLITS}
+    scorer = ModelScorer(model_uri, tracking_uri or None)
+    features = list(feature_columns) or scorer.input_columns
+    report = evaluate_frames(splits, label_column, features, scorer, parsed_objective)
+    report.model_uri = model_uri
+    if tracking_uri and mlflow_run_id:
+        log_to_mlflow(report, tracking_uri, mlflow_run_id)
+    return report
+
+
+def report_json(report: EvaluationReport) -> str:
+    return json.dumps(report.model_dump(mode="json"), sort_keys=True)

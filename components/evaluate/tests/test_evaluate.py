@@ -1,0 +1,136 @@
+"""evaluate(): windows, baselines and the objective, on synthetic data and a real MLflow model."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.evaluate.impl import (
+    EvaluationError,
+    Objective,
+    evaluate,
+    evaluate_frames,
+    parse_objective,
+    report_json,
+)
+from components.evaluate.tests.synthetic import (
+    FEATURES,
+    LABEL,
+    TRUE_WEIGHTS,
+    labelled_frame,
+    log_model_run,
+    sigmoid,
+    write_training_set,
+)
+
+
+def splits() -> dict[str, pd.DataFrame]:
+    return {
+        "train": labelled_frame(800, 0),
+        "validation": labelled_frame(400, 1),
+        "test": labelled_frame(400, 2),
+    }
+
+
+def true_model(frame: pd.DataFrame) -> np.ndarray:
+    return sigmoid(frame[FEATURES].to_numpy() @ TRUE_WEIGHTS)
+
+
+def noise_model(frame: pd.DataFrame) -> np.ndarray:
+    return sigmoid(frame["user__noise"].to_numpy())
+
+
+def test_true_model_beats_baselines_and_passes() -> None:
+    report = evaluate_frames(splits(), LABEL, FEATURES, true_model, Objective(threshold=0.7))
+    assert set(report.windows) == {"validation", "test"}
+    assert report.windows["validation"].rows == 400
+    names = [b.name for b in report.baselines]
+    assert names == ["base_rate", "single_feature:user__x1"]
+    assert report.baselines[0].windows["validation"].auc == 0.5
+    objective = report.objective
+    assert objective.value is not None and objective.value > 0.8
+    assert objective.baseline == "single_feature:user__x1"
+    assert objective.passes_threshold and objective.beats_baseline and objective.passed
+    assert report.flat_metrics()["validation_auc"] == objective.value
+    assert json.loads(report_json(report))["objective"]["passed"] is True
+
+
+def test_noise_model_fails_baseline_and_threshold_with_reasons() -> None:
+    report = evaluate_frames(splits(), LABEL, FEATURES, noise_model, Objective(threshold=0.7))
+    objective = report.objective
+    assert not objective.passes_threshold and not objective.beats_baseline
+    assert "does not pass the threshold 0.7" in objective.reason
+    assert "does not beat the baseline single_feature:user__x1" in objective.reason
+
+
+def test_logloss_objective_minimizes() -> None:
+    report = evaluate_frames(
+        splits(),
+        LABEL,
+        FEATURES,
+        true_model,
+        parse_objective({"metric": "logloss", "threshold": 0.6}),
+    )
+    assert report.objective.goal == "minimize"
+    assert report.objective.value is not None and report.objective.value < 0.6
+    assert report.objective.beats_baseline
+
+
+def test_missing_feature_column_is_named() -> None:
+    data = splits()
+    data["test"] = data["test"].drop(columns=["user__x2"])
+    with pytest.raises(EvaluationError, match="column 'user__x2' missing from the test split"):
+        evaluate_frames(data, LABEL, FEATURES, true_model, Objective())
+
+
+def test_non_binary_label_is_named() -> None:
+    data = splits()
+    data["validation"][LABEL] = data["validation"][LABEL] * 3
+    with pytest.raises(EvaluationError, match="label column 'label' in validation is not binary"):
+        evaluate_frames(data, LABEL, FEATURES, true_model, Objective())
+
+
+def test_bad_objective_is_named() -> None:
+    with pytest.raises(EvaluationError, match="objective.metric"):
+        parse_objective({"metric": "accuracy"})
+    with pytest.raises(EvaluationError, match="goal 'maximize' does not fit metric 'logloss'"):
+        parse_objective({"metric": "logloss", "goal": "maximize"})
+
+
+def test_single_class_window_gives_undefined_objective() -> None:
+    data = splits()
+    data["validation"][LABEL] = 0
+    report = evaluate_frames(data, LABEL, FEATURES, true_model, Objective())
+    assert report.objective.value is None and not report.objective.passed
+    assert "undefined" in report.objective.reason
+
+
+@pytest.mark.slow  # loads torch and MLflow's pyfunc machinery
+def test_evaluate_real_mlflow_model_and_logs_to_run(mlflow_sqlite: str, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from tests.mlflow_server import sqlite_artifact_location
+
+    dataset = write_training_set(tmp_path / "training_set")
+    run_id, model_uri = log_model_run(
+        mlflow_sqlite, "eval", TRUE_WEIGHTS, sqlite_artifact_location(mlflow_sqlite, "eval")
+    )
+    report = evaluate(
+        dataset,
+        model_uri,
+        LABEL,
+        {"metric": "auc", "threshold": 0.7},
+        (),
+        tracking_uri=mlflow_sqlite,
+        mlflow_run_id=run_id,
+    )
+    assert report.feature_columns == FEATURES  # from the model signature
+    assert report.objective.passed
+    run = MlflowClient(mlflow_sqlite).get_run(run_id)
+    assert run.data.metrics["eval_validation_auc"] == pytest.approx(report.objective.value)
+    logged = MlflowClient(mlflow_sqlite).download_artifacts(
+        run_id, "evaluation/metrics.json", str(tmp_path)
+    )
+    assert json.loads(Path(logged).read_text())["objective"]["passed"] is True

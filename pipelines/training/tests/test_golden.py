@@ -1,0 +1,31 @@
+"""The checked-in compiled training pipeline is current, and its graph is the intended one."""
+
+from pipelines.compile import compile_to_text, normalized, package_path
+
+
+def test_checked_in_yaml_matches_a_fresh_compile() -> None:
+    golden = normalized(package_path("training").read_text())
+    assert golden == normalized(compile_to_text("training")), (
+        "pipelines/training/pipeline.yaml is stale: run `python -m pipelines.compile`"
+    )
+
+
+def test_graph_order_and_registration_gates() -> None:
+    spec = normalized(package_path("training").read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["training-set-handoff"]["dependentTasks"] == ["build-training-set"]
+    assert tasks["train-ddp"]["dependentTasks"] == ["training-set-handoff"]
+    assert sorted(tasks["evaluate"]["dependentTasks"]) == ["train-ddp", "training-set-handoff"]
+    # register_model sits under three nested conditions: requested, threshold, baseline.
+    conditions = []
+    component = spec["components"][tasks["condition-1"]["componentRef"]["name"]]
+    conditions.append(tasks["condition-1"]["triggerPolicy"]["condition"])
+    while "register-model" not in component["dag"]["tasks"]:
+        ((name, task),) = component["dag"]["tasks"].items()
+        conditions.append(task["triggerPolicy"]["condition"])
+        component = spec["components"][task["componentRef"]["name"]]
+    assert "register" in conditions[0]
+    assert "passes_threshold" in conditions[1] and "== true" in conditions[1]
+    assert "beats_baseline" in conditions[2] and "== true" in conditions[2]
+    register_inputs = component["dag"]["tasks"]["register-model"]["inputs"]["parameters"]
+    assert register_inputs["kfp_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
