@@ -1,0 +1,376 @@
+"""One DDP worker. Run it under torchrun: `torchrun ... -m components.train_ddp.trainer --help`.
+
+Every rank reads the whole (small, tabular) training set and trains on its DistributedSampler
+shard with a per-rank batch of `batch_size / world_size`, so one process and N processes see
+the same global batches and follow the same loss curve. After each epoch rank 0 writes an
+atomic checkpoint; on start every rank resumes from the latest one, which is how a worker that
+torchrun restarts carries on where the group left off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler, TensorDataset
+
+from components.train_ddp import checkpoint as checkpoints
+from components.train_ddp.config import Backend, Device, TrainConfig, parse_cli_args
+from components.train_ddp.data import TabularData, TrainingInputError, load_tabular
+from components.train_ddp.network import Standardizer, build_mlp, serving_model
+from components.train_ddp.summary import EpochLoss, TrainingSummary, write_summary
+from components.train_ddp.tracking import MlflowTracker, NullTracker, Tracker, save_model_locally
+
+log = logging.getLogger("kubeloop.train_ddp")
+
+# Test hook: the last rank is SIGKILLed after this (1-based) epoch, once per marker file.
+CRASH_AFTER_EPOCH_ENV = "KUBELOOP_TRAIN_CRASH_AFTER_EPOCH"
+CRASH_MARKER_ENV = "KUBELOOP_TRAIN_CRASH_MARKER"
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    local_rank: int
+    world_size: int
+    backend: str
+    device: torch.device
+
+    @property
+    def is_leader(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_backend(backend: Backend, device: Device, cuda_available: bool) -> tuple[str, str]:
+    """(backend, device type): gloo on CPU and nccl on GPU unless told otherwise."""
+    device_type = device.value
+    if device is Device.AUTO:
+        device_type = "cuda" if cuda_available else "cpu"
+    if device_type == "cuda" and not cuda_available:
+        raise TrainingInputError("device 'cuda' requested but no CUDA device is available")
+    chosen = backend.value
+    if backend is Backend.AUTO:
+        chosen = "nccl" if device_type == "cuda" else "gloo"
+    if chosen == "nccl" and device_type != "cuda":
+        raise TrainingInputError("backend 'nccl' needs device 'cuda'; use gloo on CPU")
+    return chosen, device_type
+
+
+def init_distributed(config: TrainConfig) -> DistContext:
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise TrainingInputError("the trainer must run under torchrun (RANK/WORLD_SIZE unset)")
+    backend, device_type = resolve_backend(config.backend, config.device, torch.cuda.is_available())
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}") if device_type == "cuda" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    return DistContext(
+        rank=dist.get_rank(),
+        local_rank=local_rank,
+        world_size=dist.get_world_size(),
+        backend=backend,
+        device=device,
+    )
+
+
+def per_rank_batch_size(global_batch: int, world_size: int) -> int:
+    if global_batch % world_size:
+        raise TrainingInputError(
+            f"batch_size {global_batch} must be divisible by the world size {world_size}"
+        )
+    return global_batch // world_size
+
+
+def batch_indices(sampler: DistributedSampler[Any], batch: int) -> Iterator[torch.Tensor]:
+    """Full batches only, so every global batch is exactly the same set of rows at any scale."""
+    indices = torch.tensor(list(iter(sampler)), dtype=torch.long)
+    for start in range(0, len(indices) - batch + 1, batch):
+        yield indices[start : start + batch]
+
+
+def all_reduce_mean(total: torch.Tensor, count: torch.Tensor) -> float:
+    pair = torch.stack([total.double(), count.double()])
+    dist.all_reduce(pair)
+    return float(pair[0] / pair[1]) if pair[1] > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Throughput:
+    samples: int  # global samples trained in this attempt
+    seconds: float  # wall time of the training loops
+    cpu_seconds: float  # process CPU time of the training loops, summed over all ranks
+
+    @property
+    def samples_per_sec(self) -> float | None:
+        return self.samples / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
+class TrainingState:
+    model: nn.Sequential
+    optimizer: torch.optim.Optimizer
+    standardizer: Standardizer
+    completed_epochs: int
+    history: list[EpochLoss]
+    resumed_after_epoch: int | None
+
+
+def train_epoch(
+    ddp_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    tensors: tuple[torch.Tensor, torch.Tensor],
+    sampler: DistributedSampler[Any],
+    batch: int,
+) -> tuple[float, int]:
+    """Mean training loss over the epoch's global batches, and the global sample count."""
+    features, labels = tensors
+    loss_fn = nn.BCEWithLogitsLoss()
+    total = torch.zeros((), device=features.device, dtype=torch.float64)
+    count = torch.zeros((), device=features.device, dtype=torch.float64)
+    ddp_model.train()
+    for index in batch_indices(sampler, batch):
+        index = index.to(features.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(ddp_model(features[index]).squeeze(1), labels[index])
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().double() * len(index)
+        count += len(index)
+    samples = torch.stack([total, count])
+    dist.all_reduce(samples)
+    mean = float(samples[0] / samples[1]) if samples[1] > 0 else float("nan")
+    return mean, int(samples[1])
+
+
+def validation_loss(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean log loss over the whole validation set; each rank scores a contiguous shard."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(features).squeeze(1)
+        total = nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum")
+    return all_reduce_mean(total, torch.tensor(float(len(labels)), device=features.device))
+
+
+def shard_rows(tensor: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    return torch.tensor_split(tensor, world_size)[rank]
+
+
+def build_state(config: TrainConfig, train: TabularData, device: torch.device) -> TrainingState:
+    torch.manual_seed(config.seed)  # same initial weights on every rank and at every scale
+    # On the device before the optimizer exists, so restored optimizer state lands there too.
+    model = build_mlp(len(train.feature_columns), config.hidden_units).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    standardizer = Standardizer.fit(train.features)
+    return TrainingState(model, optimizer, standardizer, 0, [], None)
+
+
+def restore(state: TrainingState, config: TrainConfig) -> TrainingState:
+    latest = checkpoints.latest_checkpoint(config.checkpoint_path)
+    if latest is None:
+        return state
+    saved = checkpoints.load_checkpoint(latest)
+    if saved["fingerprint"] != config.fingerprint():
+        raise TrainingInputError(
+            f"checkpoint_dir {config.checkpoint_path} holds checkpoints of another training "
+            "configuration; use a fresh checkpoint_dir"
+        )
+    state.model.load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    completed = int(saved["completed_epochs"])
+    log.info("resuming after epoch %d from %s", completed, latest)
+    return TrainingState(
+        model=state.model,
+        optimizer=state.optimizer,
+        standardizer=Standardizer.from_dict(saved["standardizer"]),
+        completed_epochs=completed,
+        history=[EpochLoss(**entry) for entry in saved["history"]],
+        resumed_after_epoch=completed,
+    )
+
+
+def checkpoint_state(state: TrainingState, config: TrainConfig) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "fingerprint": config.fingerprint(),
+        "completed_epochs": state.completed_epochs,
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        # The sampler's whole state: its permutation is a function of (seed, epoch).
+        "sampler": {"seed": config.seed, "next_epoch": state.completed_epochs},
+        "standardizer": state.standardizer.to_dict(),
+        "history": [entry.model_dump() for entry in state.history],
+    }
+
+
+def maybe_crash_for_test(completed_epochs: int, ctx: DistContext) -> None:
+    crash_after = os.environ.get(CRASH_AFTER_EPOCH_ENV)
+    marker = os.environ.get(CRASH_MARKER_ENV)
+    if not crash_after or not marker or ctx.rank != ctx.world_size - 1:
+        return
+    if completed_epochs != int(crash_after) or os.path.exists(marker):
+        return
+    with open(marker, "w") as handle:
+        handle.write(f"rank {ctx.rank} exited after epoch {completed_epochs}\n")
+    log.warning("test hook: killing rank %d after epoch %d", ctx.rank, completed_epochs)
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def to_device(data: TabularData, standardizer: Standardizer, device: torch.device) -> Any:
+    features = torch.from_numpy(standardizer.apply(data.features)).to(device)
+    return features, torch.from_numpy(data.labels).to(device)
+
+
+def run_epochs(
+    config: TrainConfig,
+    ctx: DistContext,
+    state: TrainingState,
+    data: tuple[TabularData, TabularData],
+    tracker: Tracker,
+) -> Throughput:
+    """Train the remaining epochs; returns how much was trained in how long."""
+    train, validation = data
+    train_tensors = to_device(train, state.standardizer, ctx.device)
+    val_x, val_y = to_device(validation, state.standardizer, ctx.device)
+    val_x, val_y = (shard_rows(t, ctx.rank, ctx.world_size) for t in (val_x, val_y))
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        TensorDataset(train_tensors[1]),
+        num_replicas=ctx.world_size,
+        rank=ctx.rank,
+        shuffle=True,
+        seed=config.seed,
+        drop_last=True,
+    )
+    batch = per_rank_batch_size(config.batch_size, ctx.world_size)
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    ddp_model = DistributedDataParallel(state.model, device_ids=device_ids)
+    samples, seconds, cpu_seconds = 0, 0.0, 0.0
+    for epoch in range(state.completed_epochs, config.epochs):
+        sampler.set_epoch(epoch)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        train_loss, epoch_samples = train_epoch(
+            ddp_model, state.optimizer, train_tensors, sampler, batch
+        )
+        elapsed = time.perf_counter() - started
+        cpu_seconds += time.process_time() - cpu_started
+        samples, seconds = samples + epoch_samples, seconds + elapsed
+        val_loss = validation_loss(state.model, val_x, val_y)
+        state.history.append(EpochLoss(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss))
+        state.completed_epochs = epoch + 1
+        if ctx.is_leader:
+            checkpoints.save_checkpoint(
+                config.checkpoint_path, state.completed_epochs, checkpoint_state(state, config)
+            )
+            rate = epoch_samples / elapsed if elapsed > 0 else 0.0
+            log.info(
+                "epoch %d/%d train_loss=%.6f val_loss=%.6f samples_per_sec=%.0f",
+                epoch + 1,
+                config.epochs,
+                train_loss,
+                val_loss,
+                rate,
+            )
+            tracker.log_epoch(epoch + 1, {"train_loss": train_loss, "val_loss": val_loss})
+        dist.barrier()  # the checkpoint exists before any rank can fail past this epoch
+        maybe_crash_for_test(state.completed_epochs, ctx)
+    cpu_total = torch.tensor([cpu_seconds], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(cpu_total)
+    return Throughput(samples, seconds, float(cpu_total.item()))
+
+
+def write_outputs(
+    config: TrainConfig,
+    ctx: DistContext,
+    state: TrainingState,
+    train: TabularData,
+    tracker: Tracker,
+    throughput: Throughput,
+) -> TrainingSummary:
+    model = serving_model(state.model, state.standardizer)
+    example = pd.DataFrame(train.features[:5], columns=list(train.feature_columns)).fillna(0.0)
+    save_model_locally(model, example, config.model_path)
+    model_uri = tracker.log_model(model, example)
+    summary = TrainingSummary.from_history(
+        state.history,
+        world_size=ctx.world_size,
+        backend=ctx.backend,
+        device=ctx.device.type,
+        global_batch_size=config.batch_size,
+        samples_per_sec=throughput.samples_per_sec,
+        samples_trained=throughput.samples,
+        train_cpu_seconds=throughput.cpu_seconds,
+        resumed_after_epoch=state.resumed_after_epoch,
+        restart_count=int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
+        feature_columns=list(train.feature_columns),
+        label_column=config.label_column,
+        feature_means=state.standardizer.mean.tolist(),
+        mlflow_run_id=tracker.run_id,
+        model_uri=model_uri,
+        model_path=str(config.model_path),
+        checkpoint_dir=str(config.checkpoint_path),
+    )
+    write_summary(summary, config.summary_path)
+    tracker.finish(summary.model_dump(mode="json"), status="FINISHED")
+    return summary
+
+
+def start_tracker(config: TrainConfig, ctx: DistContext) -> Tracker:
+    if ctx.is_leader and config.mlflow_tracking_uri:
+        return MlflowTracker.start(config, ctx.world_size, ctx.backend)
+    return NullTracker()
+
+
+def run(config: TrainConfig) -> None:
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    ctx = init_distributed(config)
+    try:
+        train = load_tabular(
+            config.training_set, config.label_column, config.feature_columns, "training_set"
+        )
+        validation = load_tabular(
+            config.validation_set, config.label_column, train.feature_columns, "validation_set"
+        )
+        per_rank_batch_size(config.batch_size, ctx.world_size)
+        state = restore(build_state(config, train, ctx.device), config)
+        tracker = start_tracker(config, ctx)
+        throughput = run_epochs(config, ctx, state, (train, validation), tracker)
+        if ctx.is_leader:
+            write_outputs(config, ctx, state, train, tracker, throughput)
+    finally:
+        dist.destroy_process_group()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    rank = os.environ.get("RANK", "?")
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s rank{rank} %(levelname)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    config = parse_cli_args(argv)
+    try:
+        run(config)
+    except TrainingInputError as error:
+        log.error("error: %s", error)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
