@@ -15,10 +15,21 @@ Public API
 - ``localcluster.testing``: pytest fixtures ``localcluster``, ``localcluster_module``,
   ``localcluster_session``, ``kube_env``, ``kube_env_module``.
 
-Known gaps: no protobuf request bodies (``kubectl create configmap|secret|namespace|deployment``
-send protobuf; ``kubectl apply``/``create -f``/``patch``/``label`` use JSON and work), no
-server-side apply (415), no admission webhooks or CRD conversion webhooks, no controllers for
-built-in kinds (Deployments are stored, not run).
+Security: HTTPS only (client-go will not send a bearer token over plain HTTP) with a
+self-signed certificate per data dir; every path but /version and the health checks needs the
+token written into the kubeconfig.
+
+Durability: every acknowledged write is fsynced (SQLite WAL, synchronous=FULL, group commit);
+after a restart the same objects and resourceVersions are served and watches resume from any
+resourceVersion still in the watch history (the last 20,000 changes by default; older ones get
+410 Expired, as after an etcd compaction).
+
+Known gaps: protobuf request bodies only for Namespace, ConfigMap, Secret and ServiceAccount
+(what ``kubectl create namespace|configmap|secret|serviceaccount`` send; other ``kubectl
+create <kind>`` subcommands get a clean 415, use ``kubectl apply``); no server-side apply
+(415); no admission or conversion webhooks (all served versions of a CRD share one stored
+form); no controllers for built-in kinds (Deployments are stored, not run); strict field
+validation only for custom resources (built-ins have no schemas here).
 """
 
 from .server import BackgroundCluster, LocalCluster

@@ -1,0 +1,102 @@
+"""Pytest fixtures for the embedded control plane.
+
+Loaded by `tests/conftest.py` (`pytest_plugins = ["localcluster.testing"]`).
+
+- `localcluster`: a fresh server per test (function scope) on a free loopback port with a
+  temporary data dir. Yields a `RunningCluster` (`.url`, `.token`, `.kubeconfig`, `.data_dir`,
+  `.ca_path`, `.compact()`, `.env()`).
+- `localcluster_module` / `localcluster_session`: the same, shared by a module / the session.
+- `kube_env` / `kube_env_module`: `os.environ` plus `KUBECONFIG` (and a private kubectl cache
+  dir) for running the real `kubectl` against the matching cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .server import BackgroundCluster
+
+
+@dataclass
+class RunningCluster:
+    """Handle to a running local cluster, as the fixtures yield it."""
+
+    background: BackgroundCluster
+
+    @property
+    def url(self) -> str:
+        return self.background.url
+
+    @property
+    def token(self) -> str:
+        return self.background.token
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.background.kubeconfig
+
+    @property
+    def data_dir(self) -> Path:
+        return self.background.data_dir
+
+    @property
+    def ca_path(self) -> Path:
+        return self.background.cluster.ca_path
+
+    def compact(self) -> int:
+        """Drop all watch history; returns the compacted resourceVersion."""
+        return self.background.compact()
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["KUBECACHEDIR"] = str(self.data_dir / "kubectl-cache")
+        return env
+
+
+def start_cluster(data_dir: Path) -> RunningCluster:
+    return RunningCluster(BackgroundCluster(data_dir).start())
+
+
+@pytest.fixture
+def localcluster(tmp_path: Path) -> Iterator[RunningCluster]:
+    cluster = start_cluster(tmp_path / "localcluster")
+    try:
+        yield cluster
+    finally:
+        cluster.background.stop()
+
+
+def _shared(prefix: str) -> Iterator[RunningCluster]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        cluster = start_cluster(Path(tmp))
+        try:
+            yield cluster
+        finally:
+            cluster.background.stop()
+
+
+@pytest.fixture(scope="module")
+def localcluster_module() -> Iterator[RunningCluster]:
+    yield from _shared("localcluster-module-")
+
+
+@pytest.fixture(scope="session")
+def localcluster_session() -> Iterator[RunningCluster]:
+    yield from _shared("localcluster-session-")
+
+
+@pytest.fixture
+def kube_env(localcluster: RunningCluster) -> dict[str, str]:
+    return localcluster.env()
+
+
+@pytest.fixture(scope="module")
+def kube_env_module(localcluster_module: RunningCluster) -> dict[str, str]:
+    return localcluster_module.env()
