@@ -1,0 +1,200 @@
+"""Point-in-time join benchmark: kubeloop's Spark as-of join vs Feast get_historical_features.
+
+Same data, same run: an offline store of ``--feature-rows`` rows × ``--features`` float
+features keyed by ``user_id`` (date-partitioned Parquet, ~2% late-arriving rows), and
+``--labels`` label rows. Timed:
+
+* ``spark``: ``join_spark`` (sort-based as-of join) collected to canonical pandas;
+* ``feast``: ``join_feast`` — Feast's ``get_historical_features`` (file offline store) plus
+  the fix-ups that make it exact (``pit_feast.py``);
+* ``feast-raw`` (unless ``--skip-feast-raw``): Feast's own ``get_historical_features`` over the
+  offline store as-is (its own semantics; not compared row for row).
+
+The Spark session is started (and warmed) before timing; its start-up is reported separately.
+Prints the ratios and checks the Spark and Feast results are identical.
+
+    python -m bench.pit_join            # the issue's sizes: 1M labels x 10 features over 10M rows
+    python -m bench.pit_join --small    # 20k labels over 200k rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from components.build_training_set.impl import join_feast, join_spark, to_canonical_pandas
+from components.build_training_set.spec import FeatureRequest, LabelSpec
+from components.feast_apply_materialize.feast_objects import (
+    FeastStoreConfig,
+    feast_feature_view,
+    open_store,
+)
+from components.spark_feature_backfill.session import spark_session
+
+START = pd.Timestamp("2026-01-05", tz="UTC")
+DAYS = 28
+CHUNK = 1_000_000
+LABELS = LabelSpec(timestamp_field="event_timestamp", label_field="label", entity_keys=["user_id"])
+
+
+def write_offline_store(path: Path, rows: int, features: int, users: int, seed: int) -> None:
+    """Chunked, so 10M rows need ~one chunk of memory."""
+    span_us = DAYS * 86400 * 1_000_000
+    start_us = START.value // 1000
+    for index, first in enumerate(range(0, rows, CHUNK)):
+        n = min(CHUNK, rows - first)
+        rng = np.random.default_rng([seed, index])
+        event = (
+            start_us
+            + (first + np.arange(n)) * (span_us // rows)
+            + rng.integers(0, span_us // rows, n)
+        )
+        lag = (rng.exponential(30.0, n) * 1e6).astype("int64")
+        late = rng.uniform(0, 1, n) < 0.02
+        lag[late] = (rng.uniform(1, 6, late.sum()) * 3600e6).astype("int64")
+        columns = {
+            "user_id": rng.integers(0, users, n),
+            # Microseconds: Spark cannot read Parquet nanosecond timestamps.
+            "event_timestamp": pd.to_datetime(event, unit="us", utc=True).astype(
+                "datetime64[us, UTC]"
+            ),
+            "created_timestamp": pd.to_datetime(event + lag, unit="us", utc=True).astype(
+                "datetime64[us, UTC]"
+            ),
+        }
+        columns.update({f"f{i}": rng.normal(i, 1.0, n) for i in range(features)})
+        frame = pd.DataFrame(columns)
+        frame["date"] = frame["event_timestamp"].dt.strftime("%Y-%m-%d")
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_to_dataset(
+            table,
+            path,
+            partition_cols=["date"],
+            basename_template=f"part-{index:05d}-{{i}}.parquet",
+        )
+
+
+def make_labels(rows: int, users: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng([seed, 0x1ABE1])
+    # Labels in the second half of the period, so most have history.
+    span_us = DAYS * 86400 * 1_000_000
+    ts = START.value // 1000 + span_us // 2 + rng.integers(0, span_us // 2, rows)
+    labels = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, users, rows),
+            "event_timestamp": pd.to_datetime(ts, unit="us", utc=True).astype(
+                "datetime64[us, UTC]"
+            ),
+            "label": rng.integers(0, 2, rows).astype("int32"),
+        }
+    )
+    return labels
+
+
+def feature_view(features: int, ttl: str) -> dict:
+    return {
+        "name": "bench_user",
+        "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
+        "source": {"path": "unused", "timestampField": "event_timestamp"},
+        "transformation": {"sql": "SELECT * FROM source"},
+        "features": [{"name": f"f{i}", "dtype": "float64"} for i in range(features)],
+        "ttl": ttl,
+    }
+
+
+def feast_raw(labels: pd.DataFrame, request: FeatureRequest, work: Path) -> pd.DataFrame:
+    """Feast's own get_historical_features over the offline store as-is."""
+    store = open_store(FeastStoreConfig(project="kubeloop_bench", repo_path=str(work / "raw_repo")))
+    entities, view = feast_feature_view(request.feature_view, request.offline_path)
+    store.apply([*entities, view])
+    refs = [f"{request.view}:{f}" for f in request.features]
+    return store.get_historical_features(
+        entity_df=labels, features=refs, full_feature_names=True
+    ).to_df()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Spark as-of join vs Feast get_historical_features"
+    )
+    parser.add_argument("--labels", type=int, default=1_000_000)
+    parser.add_argument("--feature-rows", type=int, default=10_000_000)
+    parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--users", type=int, default=None, help="default: feature rows / 100")
+    parser.add_argument("--ttl", default="7d")
+    parser.add_argument("--small", action="store_true", help="20k labels over 200k rows")
+    parser.add_argument("--spark-master", default="local[*]")
+    parser.add_argument("--skip-feast-raw", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", default=None)
+    args = parser.parse_args(argv)
+    if args.small:
+        args.labels, args.feature_rows = 20_000, 200_000
+    users = args.users or max(10, args.feature_rows // 100)
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="kubeloop-bench-pit-"))
+    offline = work / "offline"
+    shutil.rmtree(offline, ignore_errors=True)
+    print(
+        f"sizes: labels={args.labels} feature_rows={args.feature_rows} features={args.features} users={users}"
+    )
+    t0 = time.perf_counter()
+    write_offline_store(offline, args.feature_rows, args.features, users, args.seed)
+    labels = make_labels(args.labels, users, args.seed)
+    print(f"data generated in {time.perf_counter() - t0:.1f}s")
+    request = FeatureRequest(
+        feature_view=feature_view(args.features, args.ttl), offline_path=str(offline)
+    )
+
+    t0 = time.perf_counter()
+    spark = spark_session(
+        args.spark_master, {"spark.driver.memory": "8g"}, app_name="kubeloop-bench"
+    )
+    spark.range(1).count()
+    print(f"spark session start-up (not timed below): {time.perf_counter() - t0:.1f}s")
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    labels_df = spark.createDataFrame(labels)
+    via_spark = to_canonical_pandas(
+        join_spark(spark, labels_df, LABELS, [request]), list(labels.columns), LABELS, [request]
+    )
+    timings["spark"] = time.perf_counter() - t0
+    print(f"spark as-of join: {timings['spark']:.1f}s")
+
+    t0 = time.perf_counter()
+    via_feast = join_feast(labels, LABELS, [request], work / "feast")
+    timings["feast"] = time.perf_counter() - t0
+    print(f"feast path (get_historical_features + fix-ups): {timings['feast']:.1f}s")
+
+    if not args.skip_feast_raw:
+        t0 = time.perf_counter()
+        raw = feast_raw(labels, request, work)
+        timings["feast-raw"] = time.perf_counter() - t0
+        print(
+            f"feast get_historical_features as-is: {timings['feast-raw']:.1f}s ({len(raw)} rows back of {len(labels)})"
+        )
+
+    identical = via_spark.equals(via_feast)
+    print(
+        f"results identical (spark vs feast path): {identical}; rows={len(via_spark)}; "
+        f"non-null={int(via_spark[request.output_columns[0]].notna().sum())}"
+    )
+    print(f"ratio feast-path / spark: {timings['feast'] / timings['spark']:.2f}x")
+    if "feast-raw" in timings:
+        print(f"ratio feast-raw / spark: {timings['feast-raw'] / timings['spark']:.2f}x")
+    if not identical:
+        raise SystemExit("Spark and Feast results differ")
+    if args.work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Register a FeatureView with Feast and materialize a window into the online store.
+
+The Feast objects are generated from the FeatureView definition (``feast_objects.py``): one
+Entity per entity, a FileSource over the offline store the backfill wrote (``event_timestamp``
+and ``created_timestamp`` columns), and a FeatureView with the declared schema and TTL.
+``apply`` is idempotent (re-applying the same definition changes nothing), and materializing
+the same window twice writes the same online values.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import BaseModel
+
+from components.feast_apply_materialize.feast_objects import (
+    FeastStoreConfig,
+    feast_feature_view,
+    open_store,
+)
+from components.spark_feature_backfill.definition import FeatureViewDefinition, parse_feature_view
+
+
+class FeastError(ValueError):
+    """Feast cannot register or materialize this input; the message names the problem."""
+
+
+class MaterializeSummary(BaseModel):
+    project: str
+    feature_view: str
+    entities: list[str]
+    features: list[str]
+    start: datetime
+    end: datetime
+    online_store: str
+
+
+def apply_and_materialize(
+    feature_view: dict[str, Any] | FeatureViewDefinition,
+    offline_path: str,
+    store: dict[str, Any] | FeastStoreConfig,
+    start: str | datetime,
+    end: str | datetime,
+    materialize: bool = True,
+) -> MaterializeSummary:
+    """``FeatureStore.apply`` the generated objects, then ``materialize(start, end)``."""
+    definition = parse_feature_view(feature_view)
+    config = (
+        store if isinstance(store, FeastStoreConfig) else FeastStoreConfig.model_validate(store)
+    )
+    window_start, window_end = _as_utc(start, "start"), _as_utc(end, "end")
+    if window_start >= window_end:
+        raise FeastError(
+            f"window start {window_start.isoformat()} is not before end {window_end.isoformat()}"
+        )
+    if urlparse(offline_path).scheme in ("", "file") and not os.path.exists(offline_path):
+        raise FeastError(f"offline store {offline_path!r} does not exist: run the backfill first")
+    feature_store = open_store(config)
+    entities, view = feast_feature_view(definition, offline_path)
+    feature_store.apply([*entities, view])
+    if materialize:
+        feature_store.materialize(window_start, window_end, feature_views=[view.name])
+    return MaterializeSummary(
+        project=config.project,
+        feature_view=view.name,
+        entities=[e.name for e in entities],
+        features=definition.feature_names,
+        start=window_start,
+        end=window_end,
+        online_store=config.online_store,
+    )
+
+
+def _as_utc(value: str | datetime, field: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise FeastError(f"window {field} {value!r} is not an ISO-8601 timestamp") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

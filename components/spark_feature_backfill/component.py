@@ -1,0 +1,22 @@
+"""KFP component: Spark backfill of a FeatureView window into the offline store."""
+
+from kfp import dsl
+
+# No `from __future__ import annotations`: KFP reads the real annotation types.
+# The kubeloop image carries pyspark, Java and the installed `components` package.
+KUBELOOP_IMAGE = "ghcr.io/kubeloop/kubeloop:0.1.0"
+
+
+@dsl.component(base_image=KUBELOOP_IMAGE)
+def spark_feature_backfill(
+    feature_view: dict,
+    start: str,
+    end: str,
+    output_path: str,
+    spark_master: str = "local[*]",
+    spark_conf: dict = {},  # noqa: B006 - KFP needs a literal default; never mutated
+) -> int:
+    """Returns the number of rows written for [start, end)."""
+    from components.spark_feature_backfill.impl import run_backfill
+
+    return run_backfill(feature_view, start, end, output_path, spark_master, spark_conf or None)
