@@ -2,12 +2,12 @@
 
 from kfp import dsl
 
+from components.image import COMPONENT_IMAGE
+
 # No `from __future__ import annotations`: KFP reads the real annotation types.
-# The kubeloop image carries pyspark, Feast and the installed `components` package.
-KUBELOOP_IMAGE = "ghcr.io/kubeloop/kubeloop:0.1.0"
 
 
-@dsl.component(base_image=KUBELOOP_IMAGE)
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def build_training_set(
     labels: dict,
     feature_views: list,

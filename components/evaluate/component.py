@@ -6,7 +6,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Input, Metrics, Model, Output
 
-from components.evaluate.image import COMPONENT_IMAGE
+from components.image import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

@@ -2,12 +2,12 @@
 
 from kfp import dsl
 
+from components.image import COMPONENT_IMAGE
+
 # No `from __future__ import annotations`: KFP reads the real annotation types.
-# The kubeloop image carries the installed `components` package the component body imports.
-KUBELOOP_IMAGE = "ghcr.io/kubeloop/kubeloop:0.1.0"
 
 
-@dsl.component(base_image=KUBELOOP_IMAGE)
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def feast_apply_materialize(
     feature_view: dict,
     offline_path: str,

@@ -7,16 +7,15 @@ With `nodes > 1` the step creates a Kubeflow Trainer TrainJob; `shared_dir` must
 path every training node sees, and the results are copied into the artifact afterwards.
 """
 
-import os
 from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-KUBELOOP_IMAGE = os.environ.get("KUBELOOP_IMAGE", "ghcr.io/kubeloop/kubeloop:0.1.0")
+from components.image import COMPONENT_IMAGE
 
 
-@dsl.component(base_image=KUBELOOP_IMAGE)
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_ddp(
     training_set: Input[Dataset],
     validation_set: Input[Dataset],

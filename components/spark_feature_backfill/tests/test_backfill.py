@@ -131,10 +131,11 @@ def test_run_backfill_rejects_missing_source_before_starting_spark(tmp_path: Pat
 
 
 def test_component_is_thin_and_uses_the_kubeloop_image() -> None:
-    from components.spark_feature_backfill.component import KUBELOOP_IMAGE, spark_feature_backfill
+    from components.image import COMPONENT_IMAGE
+    from components.spark_feature_backfill.component import spark_feature_backfill
 
     spec = spark_feature_backfill.component_spec
-    assert spec.implementation.container.image == KUBELOOP_IMAGE
+    assert spec.implementation.container.image == COMPONENT_IMAGE
     assert list(spec.inputs) == [
         "feature_view",
         "start",

@@ -1,4 +1,4 @@
-"""The container image the kubeloop components run in (kubeloop and its locked deps installed).
+"""The one container image every kubeloop component runs in (kubeloop and its locked deps installed).
 
 A fixed tag, not read from the environment, so the compiled pipeline YAML is reproducible;
 a deployment that builds its own image re-tags it or overrides the image in KFP.
