@@ -1,0 +1,252 @@
+"""The controller's pure core, case by case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localcluster.serving import constants as c
+from localcluster.serving.inferenceservice import PredictorSpec, parse_isvc
+from localcluster.serving.plan import (
+    PatchStatus,
+    PredictorProcess,
+    ReconfigureRouter,
+    RestartPredictor,
+    RunningRouter,
+    StartPredictor,
+    StartRouter,
+    StopPredictor,
+    StopRouter,
+    backoff_s,
+    plan,
+    plan_routers,
+)
+from localcluster.serving.routing import RouteTable
+
+T0 = "2026-01-01T00:00:00Z"
+T1 = "2026-01-01T00:01:00Z"
+
+
+def isvc(name: str = "m-v2", uri: str = "models:/m/2", fmt: str = "mlflow", generation: int = 1, status: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    obj: dict[str, Any] = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "generation": generation,
+            "labels": {c.MODEL_VERSION_LABEL: "2"},
+        },
+        "spec": {
+            "predictor": {
+                "model": {"modelFormat": {"name": fmt}, "storageUri": uri},
+                "logger": {"mode": "all", "url": "http://monitor/"},
+            }
+        },
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def running(
+    obj: dict[str, Any], phase: str = "Ready", restarts: int = 0, exited_at: float | None = None
+) -> PredictorProcess:
+    spec = parse_isvc(obj)
+    assert isinstance(spec, PredictorSpec)
+    return PredictorProcess(
+        spec=spec, port=5000, phase=phase, restarts=restarts, exited_at=exited_at
+    )  # type: ignore[arg-type]
+
+
+def conditions(action: PatchStatus) -> dict[str, dict[str, Any]]:
+    return {cond["type"]: cond for cond in action.status["conditions"]}
+
+
+def only_patch(actions: list[Any]) -> PatchStatus:
+    patches = [a for a in actions if isinstance(a, PatchStatus)]
+    assert len(patches) == 1, actions
+    return patches[0]
+
+
+def test_new_isvc_starts_a_predictor_read_as_kserve_does() -> None:
+    actions = plan([isvc()], {}, now_s=0.0, now_iso=T0)
+    assert actions == [
+        StartPredictor(
+            spec=PredictorSpec(
+                namespace="ns", name="m-v2", model_uri="models:/m/2", model_version="2",
+                logger_url="http://monitor/", logger_mode="all",
+            )
+        )
+    ]  # fmt: skip
+
+
+def test_version_falls_back_to_the_models_uri() -> None:
+    obj = isvc(uri="models:/m/5")
+    del obj["metadata"]["labels"]
+    spec = parse_isvc(obj)
+    assert isinstance(spec, PredictorSpec) and spec.model_version == "5"
+
+
+def test_starting_predictor_is_not_ready_and_has_its_url() -> None:
+    obj = isvc(generation=3)
+    patch = only_patch(plan([obj], {"ns/m-v2": running(obj, "Starting")}, 0.0, T0))
+    assert patch.name == "m-v2" and patch.plural == "inferenceservices"
+    assert patch.status["url"] == "http://127.0.0.1:5000"
+    assert patch.status["address"]["url"] == "http://127.0.0.1:5000"
+    assert patch.status["observedGeneration"] == 3
+    conds = conditions(patch)
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "PredictorStarting"
+    assert conds["IngressReady"]["status"] == "True"
+    assert patch.status["modelStatus"]["states"]["activeModelState"] == "Loading"
+
+
+def test_ready_predictor_and_an_unchanged_status_is_not_rewritten() -> None:
+    obj = isvc()
+    patch = only_patch(plan([obj], {"ns/m-v2": running(obj)}, 0.0, T0))
+    conds = conditions(patch)
+    assert {conds[k]["status"] for k in ("Ready", "PredictorReady", "IngressReady")} == {"True"}
+    assert all(cond["lastTransitionTime"] == T0 for cond in conds.values())
+    assert patch.status["modelStatus"]["transitionStatus"] == "UpToDate"
+    settled = isvc(status=patch.status)
+    assert plan([settled], {"ns/m-v2": running(settled)}, 10.0, T1) == []
+
+
+def test_transition_time_moves_only_when_the_condition_flips() -> None:
+    obj = isvc()
+    ready = only_patch(plan([obj], {"ns/m-v2": running(obj)}, 0.0, T0)).status
+    crashed = isvc(status=ready)
+    patch = only_patch(
+        plan([crashed], {"ns/m-v2": running(crashed, "Exited", exited_at=9.0)}, 9.5, T1)
+    )
+    conds = conditions(patch)
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["lastTransitionTime"] == T1
+    assert conds["Ready"]["reason"] == "PredictorCrashed"
+    assert conds["IngressReady"]["lastTransitionTime"] == T0
+
+
+def test_crashed_predictor_restarts_after_backoff_only() -> None:
+    obj = isvc()
+    proc = running(obj, "Exited", restarts=2, exited_at=100.0)
+    early = plan([obj], {"ns/m-v2": proc}, 100.0 + backoff_s(2) - 0.1, T0)
+    assert not any(isinstance(a, RestartPredictor) for a in early)
+    late = plan([obj], {"ns/m-v2": proc}, 100.0 + backoff_s(2), T0)
+    assert RestartPredictor(key="ns/m-v2") in late
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    assert [backoff_s(n) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    assert backoff_s(50) == 30.0
+
+
+def test_changed_spec_replaces_the_process() -> None:
+    old = isvc(uri="models:/m/2")
+    new = isvc(uri="models:/m/3", generation=2)
+    actions = plan([new], {"ns/m-v2": running(old)}, 0.0, T0)
+    assert [a.kind for a in actions] == ["StopPredictor", "StartPredictor"]
+
+
+def test_deleted_or_deleting_isvc_stops_its_process() -> None:
+    obj = isvc()
+    assert plan([], {"ns/m-v2": running(obj)}, 0.0, T0) == [StopPredictor(key="ns/m-v2")]
+    obj["metadata"]["deletionTimestamp"] = T0
+    assert plan([obj], {"ns/m-v2": running(obj)}, 0.0, T0) == [StopPredictor(key="ns/m-v2")]
+
+
+def test_invalid_spec_is_reported_and_not_started() -> None:
+    for obj, field in ((isvc(fmt="sklearn"), "modelFormat"), (isvc(uri=""), "storageUri")):
+        patch = only_patch(plan([obj], {}, 0.0, T0))
+        ready = conditions(patch)["Ready"]
+        assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+        assert field in ready["message"]
+        assert patch.status["modelStatus"]["transitionStatus"] == "InvalidSpec"
+
+
+def virtualservice(weights: tuple[int, int], managed: bool = True, port: str | None = None, status: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    meta: dict[str, Any] = {
+        "name": "m",
+        "namespace": "ns",
+        "generation": 1,
+        "labels": {},
+        "annotations": {},
+    }
+    if managed:
+        meta["labels"][c.MANAGED_BY_LABEL] = c.MANAGED_BY_VALUE
+    if port:
+        meta["annotations"][c.ROUTER_PORT_ANNOTATION] = port
+    obj: dict[str, Any] = {
+        "metadata": meta,
+        "spec": {
+            "http": [
+                {
+                    "route": [
+                        {
+                            "destination": {"host": "m-v1-predictor.ns.svc.cluster.local"},
+                            "weight": weights[0],
+                        },
+                        {"destination": {"host": "m-v2-predictor"}, "weight": weights[1]},
+                    ],
+                    "mirror": {"host": "m-v3-predictor.ns.svc.cluster.local"},
+                    "mirrorPercentage": {"value": 50.0},
+                }
+            ]
+        },
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def processes() -> dict[str, PredictorProcess]:
+    out = {}
+    for index, name in enumerate(("m-v1", "m-v2", "m-v3")):
+        spec = PredictorSpec(namespace="ns", name=name, model_uri=f"models:/m/{index + 1}")
+        out[spec.key] = PredictorProcess(spec=spec, port=6000 + index, phase="Ready")
+    return out
+
+
+def test_unmanaged_virtualservices_are_ignored() -> None:
+    assert plan_routers([virtualservice((90, 10), managed=False)], processes(), {}, T0) == []
+
+
+def test_new_virtualservice_starts_a_router_with_resolved_hosts() -> None:
+    [action] = plan_routers([virtualservice((90, 10), port="18123")], processes(), {}, T0)
+    assert isinstance(action, StartRouter) and action.port == 18123
+    urls = [(d.url, d.weight, d.role) for d in action.table.destinations]
+    assert urls == [
+        ("http://127.0.0.1:6000", 90, "stable"),
+        ("http://127.0.0.1:6001", 10, "candidate"),
+    ]
+    assert action.table.mirror is not None and action.table.mirror.url == "http://127.0.0.1:6002"
+    assert action.table.mirror_percent == 50.0
+
+
+def test_changed_weights_reconfigure_and_status_carries_the_url() -> None:
+    first = plan_routers([virtualservice((90, 10))], processes(), {}, T0)[0]
+    assert isinstance(first, StartRouter)
+    router = RunningRouter(key="ns/m", port=7000, table=first.table)
+    actions = plan_routers([virtualservice((50, 50))], processes(), {"ns/m": router}, T0)
+    assert isinstance(actions[0], ReconfigureRouter)
+    assert [d.weight for d in actions[0].table.destinations] == [50, 50]
+    patch = only_patch(actions)
+    assert patch.plural == "virtualservices" and patch.status["url"] == "http://127.0.0.1:7000"
+    assert patch.status["conditions"][0]["status"] == "True"
+    settled = virtualservice((90, 10), status=patch.status)
+    assert plan_routers([settled], processes(), {"ns/m": router}, T1) == []
+
+
+def test_missing_destination_makes_the_virtualservice_not_ready() -> None:
+    procs = {k: v for k, v in processes().items() if k != "ns/m-v2"}
+    router = RunningRouter(key="ns/m", port=7000, table=RouteTable())
+    patch = only_patch(plan_routers([virtualservice((90, 10))], procs, {"ns/m": router}, T0))
+    ready = patch.status["conditions"][0]
+    assert ready["status"] == "False" and "m-v2-predictor" in ready["message"]
+
+
+def test_removed_or_invalid_virtualservice_stops_its_router() -> None:
+    router = RunningRouter(key="ns/m", port=7000, table=RouteTable())
+    assert plan_routers([], processes(), {"ns/m": router}, T0) == [StopRouter(key="ns/m")]
+    broken = virtualservice((90, 10))
+    broken["spec"] = {"http": []}
+    actions = plan_routers([broken], processes(), {"ns/m": router}, T0)
+    assert actions[0] == StopRouter(key="ns/m")
+    assert only_patch(actions).status["conditions"][0]["reason"] == "InvalidSpec"
