@@ -32,6 +32,15 @@ form); no controllers for built-in kinds (Deployments are stored, not run); stri
 validation only for custom resources (built-ins have no schemas here).
 """
 
-from .server import BackgroundCluster, LocalCluster
+from typing import Any
 
 __all__ = ["BackgroundCluster", "LocalCluster"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `python -m localcluster.serving.*` processes do not pay for the API server.
+    if name in __all__:
+        from localcluster import server
+
+        return getattr(server, name)
+    raise AttributeError(name)
