@@ -201,6 +201,9 @@ class RetrainRecord(ApiModel):
     report_url: str | None = None
     started_at: datetime | None = None
     round: int | None = None
+    request_id: str | None = Field(
+        default=None, description="Digest of the handled annotation value: one round per request."
+    )
 
 
 class ExperimentStatus(StatusBase):

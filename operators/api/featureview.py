@@ -155,6 +155,9 @@ class FeatureViewStatus(StatusBase):
     freshness: datetime | None = Field(
         default=None, description="End of the newest window materialized."
     )
+    offline_path: str | None = Field(
+        default=None, description="Offline store directory of this version (Parquet by date)."
+    )
 
 
 FEATUREVIEW = ResourceKind(

@@ -110,9 +110,13 @@ class DetectorName(StrEnum):
     ALIBI_CHI2 = "alibi-chi2"
     ALIBI_TABULAR = "alibi-tabular"
     ALIBI_MMD = "alibi-mmd"
+    ALIBI_PREDICTION = "alibi-prediction"
     KS = "ks"
     CHI2 = "chi2"
+    TABULAR = "tabular"
     PSI = "psi"
+    MMD = "mmd"
+    PREDICTION = "prediction"
 
 
 class DriftWindow(ApiModel):
@@ -122,7 +126,8 @@ class DriftWindow(ApiModel):
 
 class Drift(ApiModel):
     detector: DetectorName = Field(
-        default=DetectorName.KS, description="ks/chi2/psi are Apache-2.0; alibi-* are BSL."
+        default=DetectorName.KS,
+        description="ks, chi2, tabular, psi, mmd, prediction are Apache-2.0; alibi-* are BSL.",
     )
     p_value: float = Field(default=0.05, gt=0, lt=1)
     window: DriftWindow = Field(default_factory=DriftWindow)

@@ -142,3 +142,10 @@ def test_condition_transition_time_moves_only_on_status_change() -> None:
     assert conds[0].observed_generation == 2
     conds = set_condition(conds, "Ready", ConditionStatus.TRUE, "Ok", "", 2, now=t1)
     assert conds[0].last_transition_time == t1 and len(conds) == 1
+
+
+def test_every_drift_detector_is_selectable_from_an_mlmodel() -> None:
+    from operators.api.mlmodel import DetectorName
+    from services.monitor.drift import detector_names
+
+    assert sorted(d.value for d in DetectorName) == sorted(detector_names())
