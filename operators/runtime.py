@@ -6,6 +6,7 @@ into the same Kopf process (`kopf run -m operators.mlmodel` or `kubeloop operato
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,16 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings)
     if getattr(memo, "context", None) is None:
         memo.context = OperatorContext(config=OperatorConfig.from_env())
+
+
+PIPELINES = "pipelines"
+
+
+def shared_backend(context: OperatorContext, key: str, build: Callable[[], Any]) -> Any:
+    """One instance per process of a backend several operators use (built on first need)."""
+    if key not in context.backends:
+        context.backends[key] = build()
+    return context.backends[key]
 
 
 def context_of(memo: kopf.Memo) -> OperatorContext:

@@ -1,14 +1,239 @@
-"""Pure core of the Experiment operator."""
+"""Pure core of the Experiment operator: rounds, trial bookkeeping, the verdict, retrain requests.
+
+A *round* is one trial set over one data window: round 1 when the Experiment first appears,
+one more per retrain request (annotation `kubeloop.io/retrain-requested`), whose window ends
+when the request is handled. The handled request is remembered by the digest of the
+annotation's value, so a request starts exactly one round however often it is reconciled.
+"""
 
 from __future__ import annotations
 
-from operators.api.experiment import ExperimentPhase, ExperimentSpec, ExperimentStatus
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from operators.api.experiment import (
+    DataWindow,
+    ExperimentPhase,
+    ExperimentSpec,
+    ExperimentStatus,
+    RetrainRecord,
+    Trial,
+    TrialState,
+)
+from operators.backends.pipelines import RunState, RunStatus
+from operators.experiment import trials as planning
+from operators.featureview.reconcile import failure_message
 from operators.status import observed, with_condition
+
+# Errors our components raise, named first in a failed trial's message.
+COMPONENT_ERRORS = ("TrainingSetError", "EvaluationError", "RegistrationError", "DefinitionError")
+
+
+class RetrainRequest(BaseModel):
+    """The annotation's value: JSON {reason, reportUrl?, requestedAt?} or a plain-text reason."""
+
+    request_id: str
+    reason: str
+    report_url: str | None = None
+    requested_at: datetime | None = None
+
+
+def parse_retrain_request(value: str | None) -> RetrainRequest | None:
+    if value is None or not value.strip():
+        return None
+    request_id = hashlib.sha256(value.encode()).hexdigest()[:16]
+    try:
+        data: Any = json.loads(value)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return RetrainRequest(request_id=request_id, reason=value.strip()[:1000])
+    requested_at = None
+    raw_time = data.get("requestedAt") or data.get("requested_at")
+    if isinstance(raw_time, str):
+        try:
+            requested_at = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+        except ValueError:
+            requested_at = None
+    report_url = data.get("reportUrl") or data.get("report_url")
+    return RetrainRequest(
+        request_id=request_id,
+        reason=str(data.get("reason") or "retrain requested")[:1000],
+        report_url=str(report_url) if report_url else None,
+        requested_at=requested_at,
+    )
+
+
+def is_new_request(status: ExperimentStatus, request: RetrainRequest | None) -> bool:
+    if request is None:
+        return False
+    handled = status.last_retrain.request_id if status.last_retrain else None
+    return request.request_id != handled
+
+
+def start_round(
+    name: str,
+    spec: ExperimentSpec,
+    status: ExperimentStatus,
+    generation: int | None,
+    now: datetime,
+    request: RetrainRequest | None = None,
+) -> ExperimentStatus:
+    """A fresh trial set: round 1 on all labels, or a retrain round on a window ending now."""
+    round_ = (status.round or 0) + 1
+    update: dict[str, Any] = {
+        "round": round_,
+        "trials": planning.plan_trials(name, round_, spec.search),
+        "best": None,
+        "phase": ExperimentPhase.PENDING,
+    }
+    if request is not None:
+        update["data_window"] = DataWindow(end=planning.round_window_end(now))
+        update["last_retrain"] = RetrainRecord(
+            requested_at=request.requested_at,
+            reason=request.reason,
+            report_url=request.report_url,
+            started_at=now.replace(microsecond=0),
+            round=round_,
+            request_id=request.request_id,
+        )
+    status = status.model_copy(update=update)
+    message = f"round {round_}: {len(status.trials)} trial(s) planned"
+    return with_condition(status, "Trained", "Unknown", "RoundStarted", message, generation)
+
+
+def round_done(status: ExperimentStatus) -> bool:
+    return status.phase in (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED)
+
+
+def replace_trial(status: ExperimentStatus, trial: Trial) -> ExperimentStatus:
+    trials = [trial if t.name == trial.name else t for t in status.trials]
+    return status.model_copy(update={"trials": trials})
+
+
+def trial_metrics(outputs: dict[str, Any], metric: str) -> tuple[dict[str, float], list[str]]:
+    """Metrics from the pipeline's evaluation report: every window's figures, plus the
+    objective's value and the best baseline's under `metric` and `baseline_<metric>`."""
+    report = json.loads(str(outputs.get("metrics_json") or "{}"))
+    metrics: dict[str, float] = {}
+    for window, figures in (report.get("windows") or {}).items():
+        for key, value in (figures or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                metrics[f"{window}_{key}"] = float(value)
+    objective = report.get("objective") or {}
+    if isinstance(objective.get("value"), int | float):
+        metrics[metric] = float(objective["value"])
+    if isinstance(objective.get("baseline_value"), int | float):
+        metrics[f"baseline_{metric}"] = float(objective["baseline_value"])
+    return metrics, [str(c) for c in report.get("feature_columns") or []]
+
+
+def observe_trial(trial: Trial, run: RunStatus, metric: str) -> Trial:
+    if run.state == RunState.SUCCEEDED:
+        metrics, _ = trial_metrics(run.outputs, metric)
+        return trial.model_copy(
+            update={
+                "state": TrialState.SUCCEEDED,
+                "run_url": run.url,
+                "mlflow_run_id": str(run.outputs.get("mlflow_run_id") or "") or None,
+                "metrics": metrics,
+                "message": None,
+            }
+        )
+    if run.state == RunState.FAILED:
+        message = failure_message(run, COMPONENT_ERRORS)
+        return trial.model_copy(
+            update={"state": TrialState.FAILED, "run_url": run.url, "message": message[:4000]}
+        )
+    return trial.model_copy(update={"state": TrialState.RUNNING, "run_url": run.url})
+
+
+def fail_unlaunched(status: ExperimentStatus, message: str) -> ExperimentStatus:
+    """Inputs that can never train (a missing feature, a wrong label type): every trial not
+    yet launched fails with the message, and no run is launched."""
+    trials = [
+        t.model_copy(update={"state": TrialState.FAILED, "message": message})
+        if t.state == TrialState.PENDING
+        else t
+        for t in status.trials
+    ]
+    return status.model_copy(update={"trials": trials})
+
+
+def waiting(
+    status: ExperimentStatus, reason: str, message: str, generation: int | None
+) -> ExperimentStatus:
+    status = status.model_copy(update={"phase": ExperimentPhase.PENDING})
+    status = with_condition(status, "Trained", "Unknown", reason, message, generation)
+    if status.registered_version is None:
+        status = with_condition(status, "Ready", "False", reason, message, generation)
+    return status
+
+
+def running(status: ExperimentStatus, generation: int | None) -> ExperimentStatus:
+    done = sum(1 for t in status.trials if t.state in planning.FINISHED)
+    status = status.model_copy(update={"phase": ExperimentPhase.RUNNING})
+    message = f"round {status.round}: {done}/{len(status.trials)} trial(s) finished"
+    return with_condition(status, "Trained", "Unknown", "TrialsRunning", message, generation)
+
+
+def conclude(
+    spec: ExperimentSpec, status: ExperimentStatus, generation: int | None
+) -> tuple[ExperimentStatus, bool, str]:
+    """All trials finished: the best trial and whether it should be registered (and why)."""
+    best = planning.pick_best(status.trials, spec.objective)
+    status = status.model_copy(update={"best": best})
+    should_register, why = planning.registration_verdict(best, spec.objective)
+    if best is None:
+        failed = [t for t in status.trials if t.state == TrialState.FAILED]
+        detail = failed[0].message if failed and failed[0].message else why
+        status = status.model_copy(update={"phase": ExperimentPhase.FAILED})
+        status = with_condition(
+            status, "Trained", "False", "AllTrialsFailed", detail or why, generation
+        )
+        status = with_condition(status, "Registered", "False", "NoBestTrial", why, generation)
+        if status.registered_version is None:
+            status = with_condition(status, "Ready", "False", "AllTrialsFailed", why, generation)
+        return status, False, why
+    status = with_condition(
+        status, "Trained", "True", "TrialsFinished", f"round {status.round}: {why}", generation
+    )
+    return status, should_register, why
+
+
+def registered(
+    status: ExperimentStatus, version: str, model: str, why: str, generation: int | None
+) -> ExperimentStatus:
+    status = status.model_copy(
+        update={"registered_version": version, "phase": ExperimentPhase.SUCCEEDED}
+    )
+    message = f"{model} version {version}: {why}"
+    status = with_condition(status, "Registered", "True", "Registered", message, generation)
+    return with_condition(status, "Ready", "True", "Registered", message, generation)
+
+
+def not_registered(status: ExperimentStatus, why: str, generation: int | None) -> ExperimentStatus:
+    status = status.model_copy(update={"phase": ExperimentPhase.SUCCEEDED})
+    status = with_condition(status, "Registered", "False", "ObjectiveNotMet", why, generation)
+    if status.registered_version is None:
+        status = with_condition(status, "Ready", "False", "ObjectiveNotMet", why, generation)
+    return status
+
+
+def registration_failed(
+    status: ExperimentStatus, message: str, generation: int | None
+) -> ExperimentStatus:
+    return with_condition(status, "Registered", "False", "RegistrationFailed", message, generation)
 
 
 def plan_status(
     spec: ExperimentSpec, status: ExperimentStatus, generation: int | None
 ) -> ExperimentStatus:
+    """Status from the spec alone (used when no backend is at hand)."""
     if status.phase is None:
         status = status.model_copy(update={"phase": ExperimentPhase.PENDING})
     if status.registered_version is None:

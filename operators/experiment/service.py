@@ -1,0 +1,467 @@
+"""Experiment service: FeatureView look-ups, label checks, trial runs, registration of the best.
+
+One `reconcile` serves the change handlers and the timer (level-triggered). Trial runs go
+through `PipelineBackend.submit`, idempotent by the deterministic run name, so a restarted
+operator finds its trials instead of launching them again. Trials run the training pipeline
+with its own registration gate off: only the best trial of a round is registered, here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import kopf
+from pydantic import BaseModel, ValidationError
+
+from operators.api.common import ANNOTATION_RETRAIN, describe_validation_error
+from operators.api.experiment import ExperimentSpec, ExperimentStatus, Trial, TrialState
+from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
+from operators.backends.pipelines import PipelineBackend, RunRef, pipeline_backend_from_config
+from operators.config import OperatorConfig
+from operators.experiment import reconcile as core
+from operators.experiment import trials as planning
+from operators.featureview import service as fv_service
+from operators.featureview.reconcile import definition_version
+from operators.status import invalid_spec, observed
+
+PIPELINE = "training"
+
+
+def parse_hidden_units(text: str) -> list[int]:
+    """`"32,16"` -> [32, 16]; `"none"` or empty -> [] (a logistic regression)."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    return [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+
+
+# Search parameters that are training-pipeline inputs, with their types; others are only
+# recorded with the trial (MLflow params) for trainers that read them.
+PIPELINE_PARAMETERS: dict[str, Callable[[str], Any]] = {
+    "learning_rate": float,
+    "weight_decay": float,
+    "epochs": int,
+    "batch_size": int,
+    "seed": int,
+    "hidden_units": parse_hidden_units,
+}
+PARAMETER_ALIASES = {"lr": "learning_rate"}
+
+
+class FeatureViewReader(Protocol):
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+
+class KubeFeatureViews:
+    """FeatureView objects through the Kubernetes API (client created at startup)."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        self.custom = client.CustomObjectsApi(api_client)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        from kubernetes.client.rest import ApiException
+
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                "kubeloop.io", "v1alpha1", namespace, "featureviews", name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+
+class Registration(BaseModel):
+    version: str
+
+
+# (tracking_uri, model, run_id, lineage, training_set_dir, feature_columns) -> version
+Registrar = Callable[[str, str, str, dict[str, Any], str, list[str]], Registration]
+
+
+def register_with_mlflow(
+    tracking_uri: str,
+    model: str,
+    run_id: str,
+    lineage: dict[str, Any],
+    training_set_dir: str,
+    feature_columns: list[str],
+) -> Registration:
+    """The `register_model` component's implementation, called for the best trial only."""
+    from components.register_model.impl import Lineage, code_version, register_from_training_set
+
+    registration = register_from_training_set(
+        tracking_uri=tracking_uri,
+        model_name=model,
+        run_id=run_id,
+        lineage=Lineage(**lineage, code_version=code_version()),
+        training_set_dir=training_set_dir,
+        feature_columns=feature_columns,
+    )
+    return Registration(version=registration.version)
+
+
+@dataclass
+class ExperimentBackends:
+    pipelines: PipelineBackend
+    featureviews: FeatureViewReader
+    paths: fv_service.FeatureViewBackends
+    training_root: Path
+    tracking_uri: str
+    spark_master: str
+    registrar: Registrar = register_with_mlflow
+
+    @classmethod
+    def from_config(
+        cls,
+        config: OperatorConfig,
+        reader: FeatureViewReader,
+        pipelines: PipelineBackend | None = None,
+    ) -> ExperimentBackends:
+        pipelines = pipelines or pipeline_backend_from_config(config)
+        return cls(
+            pipelines=pipelines,
+            featureviews=reader,
+            paths=fv_service.FeatureViewBackends.from_config(config, pipelines),
+            training_root=config.state_dir.resolve() / "training-sets",
+            tracking_uri=config.effective_mlflow_tracking_uri,
+            spark_master=config.spark_master,
+        )
+
+
+@dataclass(frozen=True)
+class ExperimentObject:
+    name: str
+    namespace: str
+    generation: int | None
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    retrain_request: str | None
+
+    @classmethod
+    def from_body(cls, body: kopf.Body) -> ExperimentObject:
+        return cls(
+            name=str(body.meta.name),
+            namespace=str(body.meta.namespace or "default"),
+            generation=body.meta.get("generation"),
+            spec=dict(body.spec),
+            status=dict(body.get("status") or {}),
+            retrain_request=body.meta.annotations.get(ANNOTATION_RETRAIN),
+        )
+
+
+@dataclass
+class Outcome:
+    status: ExperimentStatus
+    problem: str | None = None
+
+
+@dataclass
+class ReadyView:
+    """A FeatureView whose current definition has been backfilled."""
+
+    name: str
+    spec: FeatureViewSpec
+    status: FeatureViewStatus
+
+
+class NotReady(Exception):
+    """Inputs are not there yet (a FeatureView still backfilling): wait, launch nothing."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class BadInputs(Exception):
+    """Inputs that can never train; the message names the problem."""
+
+
+# ------------------------------------------------------------------------------- input checks
+
+
+def ready_view(backends: ExperimentBackends, namespace: str, name: str) -> ReadyView:
+    body = backends.featureviews.get(namespace, name)
+    if body is None:
+        raise NotReady("FeatureViewNotFound", f"FeatureView {namespace}/{name} does not exist")
+    try:
+        spec = FeatureViewSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        raise NotReady("FeatureViewInvalid", f"FeatureView {name} has an invalid spec") from None
+    status = FeatureViewStatus.model_validate(body.get("status") or {})
+    backfilled = next((c for c in status.conditions if c.type == "Backfilled"), None)
+    current = status.version == definition_version(spec)
+    if not (current and backfilled and backfilled.status == "True" and status.offline_path):
+        state = f"Backfilled={backfilled.status}" if backfilled else "no backfill yet"
+        raise NotReady(
+            "FeaturesNotReady", f"FeatureView {name} is not backfilled for its definition ({state})"
+        )
+    return ReadyView(name=name, spec=spec, status=status)
+
+
+def check_features(spec: ExperimentSpec, views: list[ReadyView]) -> None:
+    for ref, view in zip(spec.features, views, strict=True):
+        declared = [f.name for f in view.spec.features]
+        missing = [n for n in ref.names if n not in declared]
+        if missing:
+            raise BadInputs(
+                f"features: {missing} not declared by FeatureView {view.name} (it has {declared})"
+            )
+
+
+def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
+    """Column names and types of the label events, from the Parquet footer (cheap)."""
+    import pyarrow.dataset as pads
+    from pyarrow import types
+
+    path = backends.paths.local_path(spec.labels.source)
+    if not fv_service.is_local(path):
+        return
+    if not os.path.exists(fv_service.local(path)):
+        raise BadInputs(f"labels.source {spec.labels.source!r} does not exist")
+    try:
+        schema = pads.dataset(fv_service.local(path), format="parquet").schema
+    except Exception as error:
+        raise BadInputs(f"labels.source {spec.labels.source!r} is not Parquet: {error}") from None
+    columns = {field.name: field.type for field in schema}
+    labels = spec.labels
+    missing = [
+        c
+        for c in (labels.timestamp_field, labels.label_field, *labels.entity_keys)
+        if c not in columns
+    ]
+    if missing:
+        raise BadInputs(
+            f"labels: columns {missing} are absent from {spec.labels.source} (have {sorted(columns)})"
+        )
+    label_type = columns[labels.label_field]
+    if not (types.is_integer(label_type) or types.is_boolean(label_type)):
+        raise BadInputs(
+            f"labels.labelField {labels.label_field!r} has type {label_type}; a binary label "
+            "must be an integer (0/1) or boolean column"
+        )
+    stamp_type = columns[labels.timestamp_field]
+    if not (types.is_timestamp(stamp_type) or types.is_date(stamp_type)):
+        raise BadInputs(
+            f"labels.timestampField {labels.timestamp_field!r} has type {stamp_type}, not a timestamp"
+        )
+
+
+# ------------------------------------------------------------------------------ trial runs
+
+
+def training_set_dir(backends: ExperimentBackends, obj: ExperimentObject, trial: Trial) -> str:
+    return str(backends.training_root / obj.namespace / obj.name / (trial.run or trial.name))
+
+
+def mlflow_experiment(obj: ExperimentObject) -> str:
+    return f"kubeloop-{obj.namespace}-{obj.name}"
+
+
+def ensure_mlflow_experiment(tracking_uri: str, name: str) -> None:
+    """On a SQLite store, artifacts go next to the database, not into a run's working dir."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(name) is None:
+        root = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts" / name
+        client.create_experiment(name, artifact_location=root.as_uri())
+
+
+def pipeline_parameters(params: dict[str, str]) -> dict[str, Any]:
+    """Trial parameters the training pipeline takes as inputs (`lr` means learning_rate)."""
+    mapped: dict[str, Any] = {}
+    for name, value in params.items():
+        key = PARAMETER_ALIASES.get(name, name)
+        if key in PIPELINE_PARAMETERS:
+            mapped[key] = PIPELINE_PARAMETERS[key](value)
+    return mapped
+
+
+def trial_params(
+    backends: ExperimentBackends,
+    obj: ExperimentObject,
+    spec: ExperimentSpec,
+    status: ExperimentStatus,
+    views: list[ReadyView],
+    trial: Trial,
+) -> dict[str, Any]:
+    labels = spec.labels.to_k8s()
+    labels["source"] = backends.paths.local_path(spec.labels.source)
+    split: dict[str, Any] = {"validation": spec.split.validation, "test": spec.split.test}
+    if spec.split.train_until is not None:
+        split["trainUntil"] = spec.split.train_until.isoformat()
+    if status.data_window is not None:
+        split["end"] = status.data_window.end.isoformat()
+    return {
+        "labels": labels,
+        "feature_views": [
+            {
+                "featureView": fv_service.component_definition(backends.paths, v.name, v.spec),
+                "offlinePath": v.status.offline_path,
+                "names": ref.names,
+            }
+            for ref, v in zip(spec.features, views, strict=True)
+        ],
+        "split": split,
+        "training_set_dir": training_set_dir(backends, obj, trial),
+        "model_name": spec.registration.model,
+        "objective": {"metric": spec.objective.metric, "threshold": spec.objective.threshold},
+        "register": False,
+        "experiment": obj.name,
+        "trial": trial.name,
+        "trial_params": trial.params,
+        "feature_view_versions": {v.name: v.status.version for v in views},
+        "spark_master": backends.spark_master,
+        "epochs": spec.trainer.epochs,
+        "batch_size": spec.trainer.batch_size,
+        "nproc_per_node": spec.trainer.nproc_per_node,
+        "nodes": spec.trainer.nodes,
+        "backend": str(spec.trainer.backend),
+        "mlflow_tracking_uri": backends.tracking_uri,
+        "mlflow_experiment": mlflow_experiment(obj),
+        **pipeline_parameters(trial.params),
+    }
+
+
+def _submit(backends: ExperimentBackends, params: dict[str, Any], trial: Trial) -> RunRef:
+    assert trial.run is not None
+    return backends.pipelines.submit(PIPELINE, trial.run, params)
+
+
+def launch_and_observe(
+    backends: ExperimentBackends,
+    obj: ExperimentObject,
+    spec: ExperimentSpec,
+    status: ExperimentStatus,
+    views: list[ReadyView],
+) -> ExperimentStatus:
+    """Observe running trials, then launch pending ones up to `parallelTrials`."""
+    metric = spec.objective.metric
+    for trial in [t for t in status.trials if t.state == TrialState.RUNNING]:
+        status = core.replace_trial(
+            status, _observe(backends, obj, spec, status, views, trial, metric)
+        )
+    launch = planning.to_launch(status.trials, spec.search.parallel_trials)
+    if launch:
+        ensure_mlflow_experiment(backends.tracking_uri, mlflow_experiment(obj))
+    for trial in launch:
+        status = core.replace_trial(
+            status, _observe(backends, obj, spec, status, views, trial, metric)
+        )
+    return status
+
+
+def _observe(
+    backends: ExperimentBackends,
+    obj: ExperimentObject,
+    spec: ExperimentSpec,
+    status: ExperimentStatus,
+    views: list[ReadyView],
+    trial: Trial,
+    metric: str,
+) -> Trial:
+    try:
+        ref = _submit(backends, trial_params(backends, obj, spec, status, views, trial), trial)
+        return core.observe_trial(trial, backends.pipelines.get(ref), metric)
+    except Exception as error:  # a backend problem fails the trial, never the operator
+        return trial.model_copy(
+            update={
+                "state": TrialState.FAILED,
+                "message": f"{type(error).__name__}: {error}"[:2000],
+            }
+        )
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+def register_best(
+    backends: ExperimentBackends,
+    obj: ExperimentObject,
+    spec: ExperimentSpec,
+    status: ExperimentStatus,
+    views: list[ReadyView],
+    why: str,
+) -> ExperimentStatus:
+    assert status.best is not None
+    best = next(t for t in status.trials if t.name == status.best.trial)
+    try:
+        ref = _submit(backends, trial_params(backends, obj, spec, status, views, best), best)
+        run = backends.pipelines.get(ref)
+        _, feature_columns = core.trial_metrics(run.outputs, spec.objective.metric)
+        lineage = {
+            "feature_view_versions": {v.name: v.status.version or "" for v in views},
+            "data_window": status.data_window.to_k8s() if status.data_window else {},
+            "kfp_run_id": ref.run_id,
+            "kfp_run_name": ref.run_name,
+            "experiment": obj.name,
+            "trial": best.name,
+        }
+        registration = backends.registrar(
+            backends.tracking_uri,
+            spec.registration.model,
+            best.mlflow_run_id or "",
+            lineage,
+            training_set_dir(backends, obj, best),
+            feature_columns,
+        )
+    except Exception as error:  # retried on the next tick; the operator stays up
+        message = f"registering {best.name}: {type(error).__name__}: {error}"[:2000]
+        return core.registration_failed(status, message, obj.generation)
+    return core.registered(
+        status, registration.version, spec.registration.model, why, obj.generation
+    )
+
+
+# --------------------------------------------------------------------------------- reconcile
+
+
+def parse_spec(spec: dict[str, Any]) -> ExperimentSpec | str:
+    try:
+        return ExperimentSpec.model_validate(spec)
+    except ValidationError as error:
+        return describe_validation_error(error)
+
+
+def reconcile(backends: ExperimentBackends, obj: ExperimentObject, now: datetime) -> Outcome:
+    status = ExperimentStatus.model_validate(obj.status)
+    parsed = parse_spec(obj.spec)
+    if isinstance(parsed, str):
+        return Outcome(invalid_spec(status, obj.generation, parsed), problem=parsed)
+    spec = parsed
+    status = observed(status, obj.generation)
+    request = core.parse_retrain_request(obj.retrain_request)
+    if status.round is None or core.is_new_request(status, request):
+        fresh = request if core.is_new_request(status, request) else None
+        status = core.start_round(obj.name, spec, status, obj.generation, now, fresh)
+    if core.round_done(status):
+        return Outcome(status)
+    try:
+        views = [ready_view(backends, obj.namespace, ref.feature_view) for ref in spec.features]
+    except NotReady as waiting:
+        return Outcome(core.waiting(status, waiting.reason, str(waiting), obj.generation))
+    if any(t.state == TrialState.PENDING for t in status.trials):
+        try:
+            check_features(spec, views)
+            check_labels(backends, spec)
+        except BadInputs as bad:
+            status = core.fail_unlaunched(status, str(bad))
+    status = launch_and_observe(backends, obj, spec, status, views)
+    if not planning.all_finished(status.trials):
+        return Outcome(core.running(status, obj.generation))
+    status, should_register, why = core.conclude(spec, status, obj.generation)
+    if status.best is None:
+        return Outcome(status)
+    if not should_register:
+        return Outcome(core.not_registered(status, why, obj.generation))
+    return Outcome(register_best(backends, obj, spec, status, views, why))

@@ -1,0 +1,201 @@
+"""The Experiment operator end to end on the embedded default: the real operator process
+against the local control plane; a FeatureView backfilled by the operator (Spark, Feast);
+trials as real kfp.local runs of the training pipeline (point-in-time join, torchrun on CPU,
+evaluation against baselines); registration of the best trial in a SQLite MLflow store.
+
+Tiny data: per-user features x1, x2 and label events whose label follows 3·x1 − 2·x2, so a
+logistic regression beats the baselines and the best trial is registered.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from localcluster.testing import RunningCluster
+from tests.operator_harness import OperatorHarness, condition
+
+# Generous: Spark, torchrun and kfp.local processes on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+FV, EXP = "featureviews", "experiments"
+RUN_TIMEOUT_S = 900.0  # a loaded 2-core machine; never a timing assertion
+START_TIMEOUT_S = 300.0  # the operator process imports Kopf, KFP, MLflow, Spark's client
+USERS, LABELS_PER_USER = 200, 8
+START = pd.Timestamp("2026-01-05T00:00:00Z")
+
+
+def write_data(root: Path) -> dict[str, str]:
+    rng = np.random.default_rng(11)
+    users = np.arange(USERS)
+    x = rng.normal(size=(USERS, 2))
+    events = pd.DataFrame(
+        {"user_id": users, "event_timestamp": START, "created_timestamp": START, "x1": x[:, 0]}
+    )
+    events["x2"] = x[:, 1]
+    for column in ("event_timestamp", "created_timestamp"):
+        events[column] = events[column].astype("datetime64[us, UTC]")
+    (root / "events").mkdir()
+    events.to_parquet(root / "events" / "part-0.parquet", index=False)
+
+    user = np.repeat(users, LABELS_PER_USER)
+    minutes = rng.integers(60, 48 * 60, size=user.size)
+    score = 3 * x[user, 0] - 2 * x[user, 1] + rng.normal(scale=0.3, size=user.size)
+    stamps = (START + pd.to_timedelta(minutes, "min")).astype("datetime64[us, UTC]")
+    labels = pd.DataFrame(
+        {"user_id": user, "event_timestamp": stamps, "label": (score > 0).astype("int64")}
+    )
+    labels.to_parquet(root / "labels.parquet", index=False)
+    text_labels = labels.assign(label=np.where(labels["label"] == 1, "yes", "no"))
+    text_labels.to_parquet(root / "text-labels.parquet", index=False)
+    return {
+        "events": str(root / "events"),
+        "labels": str(root / "labels.parquet"),
+        "text_labels": str(root / "text-labels.parquet"),
+    }
+
+
+def view_spec(events: str) -> dict:
+    return {
+        "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
+        "source": {"path": events, "timestampField": "event_timestamp"},
+        "transformation": {"sql": "SELECT user_id, event_timestamp, x1, x2 FROM source"},
+        "features": [{"name": "x1", "dtype": "float64"}, {"name": "x2", "dtype": "float64"}],
+        "ttl": "30d",
+        "backfill": {"start": "2026-01-04T00:00:00Z", "end": "2026-01-06T00:00:00Z"},
+    }
+
+
+def experiment_spec(labels: str, names: list[str] | None = None) -> dict:
+    return {
+        "features": [{"featureView": "stats", "names": names or ["x1", "x2"]}],
+        "labels": {
+            "source": labels,
+            "timestampField": "event_timestamp",
+            "labelField": "label",
+            "entityKeys": ["user_id"],
+        },
+        "split": {"validation": "8h", "test": "8h"},
+        "trainer": {"nprocPerNode": 1, "epochs": 3, "batchSize": 64},
+        "search": {
+            "algorithm": "grid",
+            "parameters": [
+                {"name": "lr", "values": [0.1, 0.3]},
+                {"name": "hidden_units", "type": "categorical", "choices": ["none"]},
+            ],
+            "maxTrials": 2,
+            "parallelTrials": 2,
+        },
+        "objective": {"metric": "auc", "goal": "maximize", "threshold": 0.6},
+        "register": {"model": "stats-model"},
+    }
+
+
+@pytest.fixture(scope="module")
+def harness(
+    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorHarness]:
+    root = tmp_path_factory.mktemp("experiment")
+    data = write_data(root)
+    harness = OperatorHarness(localcluster_module.kubeconfig, root)
+    harness.start()
+    try:
+        # Experiments first: they must wait for the FeatureView, launching nothing.
+        harness.create(EXP, "Experiment", "ctr", experiment_spec(data["labels"]))
+        harness.create(EXP, "Experiment", "textlabels", experiment_spec(data["text_labels"]))
+        harness.create(EXP, "Experiment", "nofeature", experiment_spec(data["labels"], ["x3"]))
+        harness.wait_status(
+            EXP,
+            "ctr",
+            lambda s: condition(s, "Ready").get("reason") == "FeatureViewNotFound",
+            "waiting for the FeatureView",
+            START_TIMEOUT_S,
+        )
+        harness.create(FV, "FeatureView", "stats", view_spec(data["events"]))
+        yield harness
+    finally:
+        harness.close()
+
+
+def _phase_done(status: dict) -> bool:
+    return status.get("phase") in ("Succeeded", "Failed")
+
+
+def test_bad_inputs_fail_trials_naming_the_problem(harness: OperatorHarness) -> None:
+    text = harness.wait_status(EXP, "textlabels", _phase_done, "trials failed", RUN_TIMEOUT_S)
+    assert text["phase"] == "Failed"
+    for trial in text["trials"]:
+        assert trial["state"] == "Failed"
+        assert "labels.labelField 'label' has type string" in trial["message"]
+    missing = harness.wait_status(EXP, "nofeature", _phase_done, "trials failed", START_TIMEOUT_S)
+    assert missing["phase"] == "Failed"
+    assert "['x3'] not declared by FeatureView stats" in missing["trials"][0]["message"]
+    assert condition(missing, "Trained")["reason"] == "AllTrialsFailed"
+    assert harness.run_names("textlabels-") == harness.run_names("nofeature-") == []
+    assert harness.alive(), harness.logs()
+
+
+def test_trials_run_best_is_registered(harness: OperatorHarness) -> None:
+    status = harness.wait_status(EXP, "ctr", _phase_done, "round 1 finished", RUN_TIMEOUT_S)
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    trials = status["trials"]
+    assert [t["name"] for t in trials] == ["ctr-r1-t0", "ctr-r1-t1"]
+    assert [t["params"]["lr"] for t in trials] == ["0.1", "0.3"]
+    for trial in trials:
+        assert trial["state"] == "Succeeded", trial
+        assert trial["runUrl"].startswith("file://") and trial["mlflowRunId"]
+        assert 0.0 <= trial["metrics"]["auc"] <= 1.0
+    assert harness.run_names("ctr-r1-") == sorted(t["run"] for t in trials)
+    best = status["best"]
+    scores = {t["name"]: t["metrics"]["auc"] for t in trials}
+    assert best["value"] == max(scores.values()) and scores[best["trial"]] == best["value"]
+    assert best["value"] > best["baseline"]
+
+    assert status["registeredVersion"] == "1"
+    client = MlflowClient(harness.tracking_uri)
+    version = client.get_model_version("stats-model", "1")
+    best_trial = next(t for t in trials if t["name"] == best["trial"])
+    assert version.run_id == best_trial["mlflowRunId"]
+    assert version.tags["kubeloop.io/trial"] == best["trial"]
+    assert version.tags["kubeloop.io/kfp-run-name"] == best_trial["run"]
+    for type_ in ("Trained", "Registered", "Ready"):
+        assert condition(status, type_)["status"] == "True", condition(status, type_)
+
+
+def test_retrain_request_starts_exactly_one_round(harness: OperatorHarness) -> None:
+    harness.wait_status(EXP, "ctr", _phase_done, "round 1 finished", RUN_TIMEOUT_S)
+    request = {"reason": "drift on stats__x1", "reportUrl": "http://monitor/report/1"}
+    harness.annotate(EXP, "ctr", {"kubeloop.io/retrain-requested": json.dumps(request)})
+    status = harness.wait_status(
+        EXP, "ctr", lambda s: s.get("round") == 2, "round 2 started", START_TIMEOUT_S
+    )
+    retrain = status["lastRetrain"]
+    assert retrain["reason"] == "drift on stats__x1"
+    assert retrain["reportUrl"] == "http://monitor/report/1"
+    assert retrain["round"] == 2 and retrain["startedAt"]
+    assert status["dataWindow"]["end"]
+    assert [t["name"] for t in status["trials"]] == ["ctr-r2-t0", "ctr-r2-t1"]
+
+    # Further changes to the object (the same request still on it) start nothing more.
+    harness.annotate(EXP, "ctr", {"example.com/touched": "yes"})
+    harness.wait_status(
+        EXP,
+        "ctr",
+        lambda s: all(t["state"] != "Pending" for t in s["trials"]),
+        "round 2 trials launched",
+        START_TIMEOUT_S,
+    )
+    harness.annotate(EXP, "ctr", {"example.com/touched": "again"})
+    time.sleep(5 * harness.poll_s)  # room for the operator to (wrongly) react; not a timing check
+    status = harness.status(EXP, "ctr")
+    assert status["round"] == 2 and status["lastRetrain"]["round"] == 2
+    assert len(harness.run_names("ctr-r2-")) == 2
+    assert len(harness.run_names("ctr-r3-")) == 0
+    assert len(harness.run_names("ctr-r1-")) == 2

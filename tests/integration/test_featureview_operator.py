@@ -1,0 +1,164 @@
+"""The FeatureView operator end to end on the embedded default: the real operator process
+against the local control plane, backfills as real kfp.local runs (Spark local[*], Feast with
+a SQLite online store) over a small generated event stream.
+
+All FeatureViews are created when the module starts so their runs overlap; each test then
+waits for the outcome it is about. The restart test goes first: it needs a run in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from examples.data.generate import GeneratorConfig, write_dataset
+from localcluster.testing import RunningCluster
+from tests.operator_harness import OperatorHarness, condition
+
+# Generous: Spark and kfp.local processes on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+PLURAL, KIND = "featureviews", "FeatureView"
+RUN_TIMEOUT_S = 480.0  # a loaded 2-core machine; never a timing assertion
+START, END = "2026-01-05T00:00:00Z", "2026-01-08T00:00:00Z"
+
+
+def view_spec(source: str, sql: str, features: list[dict[str, str]]) -> dict:
+    return {
+        "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
+        "source": {
+            "path": source,
+            "timestampField": "event_timestamp",
+            "createdTimestampField": "created_timestamp",
+        },
+        "transformation": {"sql": sql},
+        "features": features,
+        "ttl": "7d",
+        "backfill": {"start": START, "end": END},
+    }
+
+
+GOOD_SQL = (
+    "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds, "
+    "CAST(clicks AS BIGINT) AS clicks FROM source"
+)
+GOOD_FEATURES = [
+    {"name": "dwell_seconds", "dtype": "float64"},
+    {"name": "clicks", "dtype": "int64"},
+]
+
+
+@pytest.fixture(scope="module")
+def harness(
+    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorHarness]:
+    root = tmp_path_factory.mktemp("featureview")
+    write_dataset(GeneratorConfig(rows=4000, days=3, seed=3), root / "data")
+    events = str(root / "data" / "events")
+    harness = OperatorHarness(localcluster_module.kubeconfig, root)
+    harness.start()
+    try:
+        harness.create(PLURAL, KIND, "activity", view_spec(events, GOOD_SQL, GOOD_FEATURES))
+        harness.create(
+            PLURAL, KIND, "nosource", view_spec(str(root / "absent"), GOOD_SQL, GOOD_FEATURES)
+        )
+        harness.create(
+            PLURAL,
+            KIND,
+            "badsql",
+            view_spec(events, "SELECT user_id, FROM source WHERE", GOOD_FEATURES),
+        )
+        harness.create(
+            PLURAL,
+            KIND,
+            "nofeature",
+            view_spec(events, GOOD_SQL, [*GOOD_FEATURES, {"name": "basket", "dtype": "float64"}]),
+        )
+        yield harness
+    finally:
+        harness.close()
+
+
+def _finished(status: dict) -> bool:
+    return (status.get("lastBackfill") or {}).get("state") in ("SUCCEEDED", "FAILED")
+
+
+def test_backfill_survives_restart_and_gets_ready(harness: OperatorHarness) -> None:
+    launched = harness.wait_status(
+        PLURAL,
+        "activity",
+        lambda s: (s.get("lastBackfill") or {}).get("state") in ("PENDING", "RUNNING"),
+        "the backfill run launched",
+        RUN_TIMEOUT_S,
+    )
+    run = launched["lastBackfill"]["run"]
+    assert harness.run_names("activity-") == [run]
+
+    # The operator restarts while the run is in flight: it must find the run, not relaunch.
+    harness.stop()
+    harness.start()
+    status = harness.wait_status(
+        PLURAL, "activity", _finished, "the backfill finished", RUN_TIMEOUT_S
+    )
+    last = status["lastBackfill"]
+    assert last["state"] == "SUCCEEDED", last
+    assert harness.run_names("activity-") == [run]  # one run for this (version, window)
+    assert last["run"] == run and last["runUrl"].startswith("file://")
+    assert last["rows"] > 0
+    assert last["window"] == {"start": "2026-01-05T00:00:00Z", "end": "2026-01-08T00:00:00Z"}
+    assert datetime.fromisoformat(status["freshness"]) == datetime.fromisoformat(END)
+    generation = harness.get(PLURAL, "activity")["metadata"]["generation"]
+    for type_ in ("Backfilled", "Materialized", "Ready"):
+        cond = condition(status, type_)
+        assert cond["status"] == "True", (type_, cond)
+        assert cond["observedGeneration"] == generation
+    assert str(last["rows"]) in condition(status, "Backfilled")["message"]
+    offline = Path(status["offlinePath"])
+    assert status["offlinePath"].endswith(f"/default/activity/{status['version']}")
+    assert sorted(p.name for p in offline.glob("date=*")) == [
+        "date=2026-01-05",
+        "date=2026-01-06",
+        "date=2026-01-07",
+    ]
+    # Feast's online store was materialized by the same run.
+    assert (harness.state_dir / "feast" / "online_store.db").is_file()
+
+
+def test_missing_source_is_reported_and_nothing_launched(harness: OperatorHarness) -> None:
+    status = harness.wait_status(
+        PLURAL,
+        "nosource",
+        lambda s: condition(s, "Backfilled").get("reason") == "SourceNotFound",
+        "SourceNotFound",
+        RUN_TIMEOUT_S,
+    )
+    backfilled = condition(status, "Backfilled")
+    assert backfilled["status"] == "False"
+    assert "absent" in backfilled["message"] and "source.path" in backfilled["message"]
+    assert condition(status, "Ready")["status"] == "False"
+    assert "lastBackfill" not in status
+    assert harness.run_names("nosource-") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("badsql", "Spark SQL error in transformation.sql"),
+        ("nofeature", "transformation.sql output lacks declared column(s) ['basket']"),
+    ],
+)
+def test_failed_backfill_names_the_problem(
+    harness: OperatorHarness, name: str, expected: str
+) -> None:
+    status = harness.wait_status(PLURAL, name, _finished, "the backfill finished", RUN_TIMEOUT_S)
+    assert status["lastBackfill"]["state"] == "FAILED"
+    backfilled = condition(status, "Backfilled")
+    assert backfilled["status"] == "False" and backfilled["reason"] == "BackfillFailed"
+    assert expected in backfilled["message"].splitlines()[0], backfilled["message"]
+    assert "log tail:" in backfilled["message"]
+    assert condition(status, "Ready")["status"] == "False"
+    assert len(harness.run_names(f"{name}-")) == 1
+    assert harness.alive(), harness.logs()
