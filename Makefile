@@ -43,7 +43,7 @@ crds: install
 	$(BIN)/kubeloop crds
 
 test: install services lint
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -ra -m "not slow and not e2e" $(PYTEST_ARGS)
