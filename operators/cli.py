@@ -82,13 +82,64 @@ def controlplane_process(layout: EmbeddedLayout, host: str, port: int) -> Proces
     return ProcessSpec("controlplane", argv)
 
 
-def operator_process(layout: EmbeddedLayout) -> ProcessSpec:
+def mlflow_tracking_uri(layout: EmbeddedLayout) -> str:
+    """The embedded default's model registry: an MLflow SQLite store under the state dir."""
+    mlflow_dir = (layout.state_dir / "mlflow").resolve()
+    mlflow_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+
+
+def monitor_process(layout: EmbeddedLayout, host: str, port: int) -> ProcessSpec:
+    argv = embedded.python_module(
+        "services.monitor",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--data-dir",
+        str((layout.state_dir / "monitor").resolve()),
+    )
+    return ProcessSpec("monitor", argv)
+
+
+def serving_controller_process(layout: EmbeddedLayout, tracking_uri: str) -> ProcessSpec:
+    """Realizes InferenceServices as predictor processes and VirtualServices as routers."""
+    argv = embedded.python_module(
+        "localcluster.serving.controller",
+        "--kubeconfig",
+        str(layout.kubeconfig.resolve()),
+        "--state-dir",
+        str((layout.state_dir / "serving").resolve()),
+    )
+    # Predictors inherit it, to load models:/ URIs from the same registry.
+    return ProcessSpec("serving", argv, {"MLFLOW_TRACKING_URI": tracking_uri})
+
+
+def operator_process(
+    layout: EmbeddedLayout, monitor_url: str | None = None, tracking_uri: str | None = None
+) -> ProcessSpec:
     env = {
         "KUBECONFIG": str(layout.kubeconfig.resolve()),
         "KUBELOOP_STATE_DIR": str(layout.state_dir.resolve()),
     }
+    if monitor_url:
+        env["KUBELOOP_MONITOR_URL"] = monitor_url
+    if tracking_uri:
+        env["KUBELOOP_MLFLOW_TRACKING_URI"] = tracking_uri
     argv = embedded.python_module("operators.cli", "operator", "--standalone")
     return ProcessSpec("operators", argv, env)
+
+
+def service_processes(layout: EmbeddedLayout, host: str) -> list[ProcessSpec]:
+    """What runs beside the control plane: monitor, serving controller, operators."""
+    monitor_port = embedded.free_port(host)
+    monitor_url = f"http://{host}:{monitor_port}/"
+    tracking_uri = mlflow_tracking_uri(layout)
+    return [
+        monitor_process(layout, host, monitor_port),
+        serving_controller_process(layout, tracking_uri),
+        operator_process(layout, monitor_url, tracking_uri),
+    ]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -112,7 +163,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         embedded.write_pids(layout, pids, args.port)
         embedded.wait_for_api(layout, plane, timeout=args.timeout)
         apply_crds(layout.kubeconfig, crd_documents())
-        for spec in (operator_process(layout),):
+        for spec in service_processes(layout, args.host):
             pids[spec.name] = embedded.start_process(spec, layout).pid
             embedded.write_pids(layout, pids, args.port)
     except BaseException:

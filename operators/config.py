@@ -29,6 +29,19 @@ class OperatorConfig(BaseModel):
     spark_master: str = "local[*]"
     # Intervals are configurable so tests and the demo can shorten them.
     poll_interval_s: float = Field(default=10.0, gt=0)
+    analysis_tick_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often MLModel rollouts are re-observed; each acts only once its "
+        "spec.rollout.analysis.interval has passed.",
+    )
+
+    @property
+    def effective_mlflow_tracking_uri(self) -> str:
+        """The configured tracking URI, else the embedded default: SQLite under state_dir."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.state_dir / 'mlflow' / 'mlflow.db').resolve()}"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:

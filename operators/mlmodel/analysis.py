@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from scipy.stats import fisher_exact
-
 from operators.api.mlmodel import Analysis, Shadow
 
 
@@ -59,6 +57,9 @@ def error_rise_p_value(candidate: VersionFigures, stable: VersionFigures) -> flo
     ]
     if stable.judged_requests == 0:
         return 1.0
+    # Imported here: scipy.stats takes seconds to import and most operator ticks never test.
+    from scipy.stats import fisher_exact
+
     _, p_value = fisher_exact(table, alternative="greater")
     return float(p_value)
 
@@ -123,6 +124,18 @@ def assess_shadow(
         "errors": candidate.server_errors,
         "errorRate": round(candidate.error_rate, 6),
     }
+    # A shadow that only fails has no scores to pair: judge its errors on their own, or a
+    # broken candidate would sit in shadow forever as "inconclusive".
+    if (
+        candidate.judged_requests >= shadow.min_requests
+        and candidate.error_rate > limits.max_error_rate
+    ):
+        return Assessment(
+            Verdict.FAIL,
+            f"shadow error rate {candidate.error_rate:.3%} > maxErrorRate "
+            f"{limits.max_error_rate:.3%}",
+            figures,
+        )
     if paired < shadow.min_requests:
         return Assessment(
             Verdict.INCONCLUSIVE,

@@ -221,3 +221,16 @@ def test_restart_mid_step_continues_from_status_alone() -> None:
 
 def test_next_weight_never_exceeds_the_last_step() -> None:
     assert [next_weight([1, 10, 50, 100], i) for i in range(6)] == [1, 10, 50, 100, 100, 100]
+
+
+def test_shadow_that_only_errors_fails_without_pairs() -> None:
+    from operators.api.mlmodel import Analysis, Shadow
+    from operators.mlmodel.analysis import assess_shadow
+
+    broken = VersionFigures(requests=30, server_errors=30)
+    assessment = assess_shadow(broken, 0, 0, Shadow(min_requests=20), Analysis())
+    assert assessment.verdict == Verdict.FAIL and "shadow error rate" in assessment.message
+    quiet = VersionFigures(requests=5, server_errors=5)
+    assert assess_shadow(quiet, 0, 0, Shadow(min_requests=20), Analysis()).verdict == (
+        Verdict.INCONCLUSIVE
+    )

@@ -1,0 +1,127 @@
+"""MLflow model registry adapter: an MLModel's `spec.model` → one concrete model version.
+
+The client is built at operator startup from the configured tracking URI (a tracking server in
+a cluster, a SQLite store on the embedded default) and passed in; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from operators.api.mlmodel import ModelRef
+
+if TYPE_CHECKING:
+    # mlflow takes many seconds to import; the operator imports it when it first connects.
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+# Set on a model version by the training side when its evaluation passed the objective;
+# `follow: latest-passing` serves the newest version carrying it.
+EVALUATION_TAG = "kubeloop.io/evaluation"
+EVALUATION_PASSED = "passed"
+
+
+class ModelVersionNotFound(LookupError):
+    """The registry has no version matching `spec.model`; the message names what was asked."""
+
+
+class ResolvedVersion(BaseModel):
+    """One registered model version, with what serving and lineage need from it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    storage_uri: str
+    run_id: str | None = None
+    tags: dict[str, str] = {}
+
+
+class ModelRegistry(Protocol):
+    def resolve(self, ref: ModelRef) -> ResolvedVersion: ...
+
+
+def describe_ref(ref: ModelRef) -> str:
+    if ref.version is not None:
+        return f"model {ref.name!r} version {ref.version}"
+    if ref.alias is not None:
+        return f"model {ref.name!r} alias {ref.alias!r}"
+    return f"model {ref.name!r} (latest version with {EVALUATION_TAG}={EVALUATION_PASSED})"
+
+
+def _is_missing(error: Exception) -> bool:
+    code = getattr(error, "error_code", None)
+    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+class MlflowRegistry:
+    """Resolves model references against an MLflow tracking/registry server or store.
+
+    Built at startup, connected on first use: opening a fresh SQLite store runs MLflow's
+    schema migrations, which must not hold up the operator's startup (and every handler).
+    """
+
+    def __init__(self, connect: Callable[[], MlflowClient]) -> None:
+        self._connect = connect
+        self._client: MlflowClient | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
+        def connect() -> MlflowClient:
+            from mlflow import MlflowClient
+
+            return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+        return cls(connect)
+
+    @property
+    def client(self) -> MlflowClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def resolve(self, ref: ModelRef) -> ResolvedVersion:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._find(ref)
+        except MlflowException as error:
+            if _is_missing(error):
+                raise ModelVersionNotFound(f"{describe_ref(ref)} not found in MLflow") from None
+            raise
+        if found is None:
+            raise ModelVersionNotFound(f"{describe_ref(ref)} not found in MLflow")
+        return self._resolved(found)
+
+    def _find(self, ref: ModelRef) -> ModelVersion | None:
+        if ref.version is not None:
+            return self.client.get_model_version(ref.name, ref.version)
+        if ref.alias is not None:
+            return self.client.get_model_version_by_alias(ref.name, ref.alias)
+        return self._latest_passing(ref.name)
+
+    def _latest_passing(self, name: str) -> ModelVersion | None:
+        escaped = name.replace("'", "\\'")
+        versions = self.client.search_model_versions(f"name = '{escaped}'")
+        if not versions:
+            raise ModelVersionNotFound(f"model {name!r} has no registered versions in MLflow")
+        passing = [v for v in versions if (v.tags or {}).get(EVALUATION_TAG) == EVALUATION_PASSED]
+        return max(passing, key=lambda v: int(v.version), default=None)
+
+    def _resolved(self, found: ModelVersion) -> ResolvedVersion:
+        # The artifact location, not a models:/ URI: a KServe storage initializer can fetch it
+        # without talking to the registry, and the local predictor loads it the same way.
+        storage_uri = self.client.get_model_version_download_uri(found.name, str(found.version))
+        return ResolvedVersion(
+            name=found.name,
+            version=str(found.version),
+            storage_uri=storage_uri,
+            run_id=found.run_id or None,
+            tags=dict(found.tags or {}),
+        )

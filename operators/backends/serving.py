@@ -1,0 +1,255 @@
+"""KServe InferenceServices per model version and the traffic object in front of them.
+
+Pure builders (`inference_service`, `virtual_service`) produce the objects; `KubeObjects` is
+the small I/O that creates them idempotently, reads readiness the way KServe's own Python
+client does, and deletes versions no longer in play. The traffic split sits behind
+`TrafficBackend` so KServe's `canaryTrafficPercent` or a Gateway API `HTTPRoute` can be added
+without touching the operator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from pydantic import BaseModel, ConfigDict
+
+from operators.api.common import API_VERSION
+from operators.api.mlmodel import Serving, Traffic
+
+ISVC_GROUP = "serving.kserve.io"
+ISVC_VERSION = "v1beta1"
+ISVC_PLURAL = "inferenceservices"
+VS_GROUP = "networking.istio.io"
+VS_VERSION = "v1beta1"
+VS_PLURAL = "virtualservices"
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubeloop"
+MLMODEL_LABEL = "kubeloop.io/mlmodel"
+MODEL_VERSION_LABEL = "kubeloop.io/model-version"
+ROLE_HEADER = "x-kubeloop-role"
+SERVICE_PORT = 80
+
+
+class Owner(BaseModel):
+    """The MLModel that owns the serving objects."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "MLModel",
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def isvc_name(model: str, version: str) -> str:
+    """`<mlmodel>-v<version>`: the monitor reads the MLModel name back by stripping `-v<n>`."""
+    return f"{model}-v{version}"
+
+
+def predictor_host(owner: Owner, version: str) -> str:
+    return f"{isvc_name(owner.name, version)}-predictor.{owner.namespace}.svc.cluster.local"
+
+
+def _labels(owner: Owner, version: str | None = None) -> dict[str, str]:
+    labels = {MANAGED_BY_LABEL: MANAGED_BY, MLMODEL_LABEL: owner.name}
+    if version is not None:
+        labels[MODEL_VERSION_LABEL] = version
+    return labels
+
+
+def _resources(serving: Serving) -> dict[str, Any] | None:
+    if serving.resources is None:
+        return None
+    limits = serving.resources.to_k8s()
+    return {"requests": limits, "limits": limits} if limits else None
+
+
+def inference_service(
+    owner: Owner, version: str, storage_uri: str, serving: Serving, monitor_url: str | None
+) -> dict[str, Any]:
+    """One model version's InferenceService; never changed after creation (one per version)."""
+    model: dict[str, Any] = {
+        "modelFormat": {"name": serving.model_format},
+        "storageUri": storage_uri,
+    }
+    if serving.runtime:
+        model["runtime"] = serving.runtime
+    resources = _resources(serving)
+    if resources:
+        model["resources"] = resources
+    predictor: dict[str, Any] = {"minReplicas": serving.min_replicas, "model": model}
+    if monitor_url:
+        predictor["logger"] = {"mode": "all", "url": monitor_url}
+    return {
+        "apiVersion": f"{ISVC_GROUP}/{ISVC_VERSION}",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": isvc_name(owner.name, version),
+            "namespace": owner.namespace,
+            "labels": _labels(owner, version),
+            "annotations": {MLMODEL_LABEL: owner.name, MODEL_VERSION_LABEL: version},
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {"predictor": predictor},
+    }
+
+
+class TrafficTarget(BaseModel):
+    """Where an MLModel's traffic should go: versions and the split among them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner: Owner
+    stable_version: str
+    candidate_version: str | None
+    traffic: Traffic
+
+
+def _route(owner: Owner, version: str, weight: int, role: str) -> dict[str, Any]:
+    return {
+        "destination": {"host": predictor_host(owner, version), "port": {"number": SERVICE_PORT}},
+        "weight": weight,
+        "headers": {"request": {"set": {ROLE_HEADER: role}}},
+    }
+
+
+def virtual_service(target: TrafficTarget) -> dict[str, Any]:
+    """The Istio VirtualService: weights stable/candidate, mirror a share to a shadow."""
+    owner, traffic = target.owner, target.traffic
+    routes = [_route(owner, target.stable_version, traffic.stable, "stable")]
+    if target.candidate_version is not None and traffic.candidate > 0:
+        routes.append(_route(owner, target.candidate_version, traffic.candidate, "candidate"))
+    http: dict[str, Any] = {"route": routes}
+    if target.candidate_version is not None and traffic.mirror > 0:
+        host = predictor_host(owner, target.candidate_version)
+        http["mirror"] = {"host": host, "port": {"number": SERVICE_PORT}}
+        http["mirrorPercentage"] = {"value": float(traffic.mirror)}
+    return {
+        "apiVersion": f"{VS_GROUP}/{VS_VERSION}",
+        "kind": "VirtualService",
+        "metadata": {
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "labels": _labels(owner),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "hosts": [f"{owner.name}.{owner.namespace}.svc.cluster.local"],
+            "http": [http],
+        },
+    }
+
+
+def isvc_ready(obj: Mapping[str, Any] | None) -> bool:
+    """KServe's client: the `Ready` condition is True for the current generation."""
+    if not obj:
+        return False
+    status = obj.get("status") or {}
+    generation = (obj.get("metadata") or {}).get("generation")
+    if generation is not None and status.get("observedGeneration") != generation:
+        return False
+    conditions = status.get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+class KubeObjects:
+    """Create/patch/read/delete of the serving objects through the Kubernetes API."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.custom = client.CustomObjectsApi(api)
+
+    def ensure_isvc(self, body: dict[str, Any]) -> None:
+        """Create if missing. An existing one is left alone: a version's object is immutable."""
+        meta = body["metadata"]
+        try:
+            self.custom.create_namespaced_custom_object(
+                ISVC_GROUP, ISVC_VERSION, meta["namespace"], ISVC_PLURAL, body
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+    def read_isvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                ISVC_GROUP, ISVC_VERSION, namespace, ISVC_PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def delete_isvcs_except(self, owner: Owner, keep: set[str]) -> list[str]:
+        """Delete this MLModel's InferenceServices whose version is not in `keep`."""
+        listed = self.custom.list_namespaced_custom_object(
+            ISVC_GROUP,
+            ISVC_VERSION,
+            owner.namespace,
+            ISVC_PLURAL,
+            label_selector=f"{MLMODEL_LABEL}={owner.name}",
+        )
+        deleted = []
+        for item in listed.get("items", []):
+            meta = item.get("metadata") or {}
+            version = (meta.get("labels") or {}).get(MODEL_VERSION_LABEL)
+            if version is None or version in keep or meta.get("deletionTimestamp"):
+                continue
+            try:
+                self.custom.delete_namespaced_custom_object(
+                    ISVC_GROUP, ISVC_VERSION, owner.namespace, ISVC_PLURAL, meta["name"]
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+            deleted.append(meta["name"])
+        return deleted
+
+    def apply_virtual_service(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create, or merge-patch spec and labels of the existing one (idempotent)."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        try:
+            created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+                VS_GROUP, VS_VERSION, namespace, VS_PLURAL, body
+            )
+            return created
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        patch = {"metadata": {"labels": meta["labels"]}, "spec": body["spec"]}
+        patched: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            VS_GROUP, VS_VERSION, namespace, VS_PLURAL, name, patch
+        )
+        return patched
+
+
+class TrafficBackend(Protocol):
+    """Realizes a traffic split; returns the URL clients call, when known."""
+
+    def apply(self, target: TrafficTarget) -> str | None: ...
+
+
+class IstioTraffic:
+    """Traffic as an Istio VirtualService (realized locally by the kubeloop router)."""
+
+    def __init__(self, objects: KubeObjects) -> None:
+        self.objects = objects
+
+    def apply(self, target: TrafficTarget) -> str | None:
+        applied = self.objects.apply_virtual_service(virtual_service(target))
+        url = (applied.get("status") or {}).get("url")
+        return str(url) if url else None

@@ -1,0 +1,326 @@
+"""The MLModel service layer: observe registry, InferenceServices and monitor; step; apply.
+
+Handlers call `reconcile` (create/update/resume: validate only) and `observe_and_step`
+(timer: everything else). Both return
+an `Outcome` — the next status and the events to post — and leave the posting and the status
+patch to the Kopf shell. Backends are passed in (built once at startup).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from operators.api.common import find_condition
+from operators.api.kinds import MLMODEL
+from operators.api.mlmodel import MLModelSpec, MLModelStatus, ModelRef, RolloutPhase
+from operators.backends.monitor import (
+    ModelFigures,
+    MonitorClient,
+    MonitorModelConfig,
+    MonitorUnavailable,
+)
+from operators.backends.registry import ModelRegistry, ModelVersionNotFound, ResolvedVersion
+from operators.backends.serving import (
+    KubeObjects,
+    Owner,
+    TrafficBackend,
+    TrafficTarget,
+    inference_service,
+    isvc_name,
+    isvc_ready,
+)
+from operators.config import OperatorConfig
+from operators.mlmodel import reconcile as core
+from operators.mlmodel.rollout import Event, EventType, Inputs, RolloutState, TickResult, tick
+from operators.status import invalid_spec, observed
+from operators.validation import check_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServingBackends:
+    registry: ModelRegistry
+    objects: KubeObjects
+    traffic: TrafficBackend
+    monitor: MonitorClient | None = None
+    monitor_url: str | None = None
+
+
+@dataclass(frozen=True)
+class MLModelObject:
+    """The parts of an MLModel body the service reads."""
+
+    owner: Owner
+    generation: int | None
+    annotations: dict[str, str]
+    spec: dict[str, Any]
+    status: MLModelStatus
+
+    @classmethod
+    def from_body(cls, body: Any) -> MLModelObject:
+        meta = body["metadata"]
+        return cls(
+            owner=Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"]),
+            generation=meta.get("generation"),
+            annotations=dict(meta.get("annotations") or {}),
+            spec=dict(body.get("spec") or {}),
+            status=MLModelStatus.model_validate(dict(body.get("status") or {})),
+        )
+
+
+@dataclass
+class Outcome:
+    status: MLModelStatus | None
+    events: list[Event] = field(default_factory=list)
+
+
+def _warning(reason: str, message: str) -> Event:
+    return Event(EventType.WARNING, reason, message)
+
+
+def _ready_reason(status: MLModelStatus) -> str | None:
+    ready = find_condition(status.conditions, "Ready")
+    return ready.reason if ready else None
+
+
+def _resolve(
+    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, events: list[Event]
+) -> tuple[ResolvedVersion | None, str | None]:
+    """The desired version, or the not-found message (a Warning the first time only)."""
+    try:
+        return backends.registry.resolve(spec.model), None
+    except ModelVersionNotFound as error:
+        if _ready_reason(obj.status) != core.REASON_NOT_FOUND:
+            events.append(_warning(core.REASON_NOT_FOUND, str(error)))
+        return None, str(error)
+
+
+def _ensure_isvc(
+    backends: ServingBackends,
+    obj: MLModelObject,
+    spec: MLModelSpec,
+    version: str,
+    resolved: ResolvedVersion | None,
+) -> dict[str, Any] | None:
+    """Read the version's InferenceService, creating it first if it is missing."""
+    found = backends.objects.read_isvc(obj.owner.namespace, isvc_name(obj.owner.name, version))
+    if found is not None:
+        return found
+    if resolved is None or resolved.version != version:
+        resolved = backends.registry.resolve(ModelRef(name=spec.model.name, version=version))
+    body = inference_service(
+        obj.owner, version, resolved.storage_uri, spec.serving, backends.monitor_url
+    )
+    backends.objects.ensure_isvc(body)
+    return body
+
+
+def _ensure_isvcs(
+    backends: ServingBackends,
+    obj: MLModelObject,
+    spec: MLModelSpec,
+    versions: set[str],
+    resolved: ResolvedVersion | None,
+) -> dict[str, dict[str, Any] | None]:
+    return {v: _ensure_isvc(backends, obj, spec, v, resolved) for v in sorted(versions)}
+
+
+def _parse(obj: MLModelObject) -> tuple[MLModelSpec | None, str | None]:
+    check = check_spec(MLMODEL, obj.spec)
+    if not check.valid:
+        return None, check.message
+    assert isinstance(check.spec, MLModelSpec)
+    return check.spec, None
+
+
+def reconcile(obj: MLModelObject) -> Outcome:
+    """On create/update/resume: validate and acknowledge the spec, at once.
+
+    Everything that talks to MLflow, KServe and the monitor — and the rollout — belongs to the
+    timer, so the two handlers never write the same status fields concurrently and a slow
+    registry never delays the acknowledgement.
+    """
+    spec, problem = _parse(obj)
+    if spec is None:
+        status = invalid_spec(obj.status, obj.generation, problem or "invalid spec")
+        return Outcome(status, [_warning("InvalidSpec", problem or "invalid spec")])
+    return Outcome(core.plan_status(spec, obj.status, obj.generation))
+
+
+def _observe_figures(
+    backends: ServingBackends,
+    obj: MLModelObject,
+    state: RolloutState,
+    since: datetime | None,
+    now: datetime,
+) -> ModelFigures | None:
+    if backends.monitor is None or state.phase not in core.ANALYSING:
+        return ModelFigures()
+    try:
+        return backends.monitor.figures(
+            obj.owner.namespace, obj.owner.name, since or state.phase_started_at or now, now
+        )
+    except MonitorUnavailable as error:
+        log.warning("%s/%s: %s", obj.owner.namespace, obj.owner.name, error)
+        return None
+
+
+def _inputs(
+    obj: MLModelObject,
+    state: RolloutState,
+    desired: str | None,
+    isvcs: dict[str, dict[str, Any] | None],
+    figures: ModelFigures,
+    now: datetime,
+) -> Inputs:
+    probe = core.probe_version(state, desired)
+    candidate = state.candidate_version
+    return Inputs(
+        now=now,
+        desired_version=desired,
+        candidate_ready=probe is not None and isvc_ready(isvcs.get(probe)),
+        stable_ready=state.stable_version is None or isvc_ready(isvcs.get(state.stable_version)),
+        candidate=figures.of(candidate),
+        stable=figures.of(state.stable_version),
+        paired=figures.paired.get(candidate or "", 0),
+        disagreements=figures.disagreements.get(candidate or "", 0),
+        paused=core.paused(obj.annotations),
+        approved=core.approved(obj.annotations, candidate),
+    )
+
+
+def _apply_traffic(
+    backends: ServingBackends, obj: MLModelObject, state: RolloutState
+) -> str | None:
+    if state.stable_version is None:
+        return None
+    target = TrafficTarget(
+        owner=obj.owner,
+        stable_version=state.stable_version,
+        candidate_version=state.candidate_version,
+        traffic=state.traffic,
+    )
+    return backends.traffic.apply(target)
+
+
+def _push_monitor_config(
+    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, state: RolloutState
+) -> None:
+    if backends.monitor is None or state.stable_version is None:
+        return
+    analysing = state.candidate_version if state.phase in core.ANALYSING else None
+    drift = spec.monitoring.drift if spec.monitoring else None
+    config = MonitorModelConfig(
+        stable=state.stable_version,
+        candidate=analysing if state.phase == RolloutPhase.CANARY else None,
+        shadow=analysing if state.phase == RolloutPhase.SHADOW else None,
+        score_tolerance=spec.rollout.shadow.tolerance,
+        window_size=drift.window.size if drift else None,
+        feature_names=list(drift.features) if drift else [],
+    )
+    try:
+        backends.monitor.push_config(obj.owner.namespace, obj.owner.name, config)
+    except MonitorUnavailable as error:
+        log.warning("%s/%s: %s", obj.owner.namespace, obj.owner.name, error)
+
+
+def _tick_if_due(
+    backends: ServingBackends,
+    obj: MLModelObject,
+    spec: MLModelSpec,
+    desired: str | None,
+    isvcs: dict[str, dict[str, Any] | None],
+    now: datetime,
+) -> tuple[TickResult, datetime | None]:
+    """Tick when a transition or an analysis is due; returns the result and the window start."""
+    state = core.state_of(obj.status)
+    opened = core.window_start(obj.status, state)
+    if not core.analysis_due(spec, obj.status, state, desired, now):
+        return TickResult(state, []), opened
+    figures = _observe_figures(backends, obj, state, opened, now)
+    if figures is None:  # monitor down: no verdict either way this time
+        return TickResult(state, []), opened
+    inputs = _inputs(obj, state, desired, isvcs, figures, now)
+    return tick(state, spec.rollout, inputs), opened
+
+
+def _stable_ready(
+    backends: ServingBackends,
+    obj: MLModelObject,
+    stable: str | None,
+    isvcs: dict[str, dict[str, Any] | None],
+) -> bool:
+    if stable is None:
+        return False
+    found = isvcs.get(stable) or backends.objects.read_isvc(
+        obj.owner.namespace, isvc_name(obj.owner.name, stable)
+    )
+    return isvc_ready(found)
+
+
+def observe_and_step(backends: ServingBackends, obj: MLModelObject, now: datetime) -> Outcome:
+    """One timer pass: observe, tick when due, apply traffic, clean up, compose status."""
+    spec, _ = _parse(obj)
+    if spec is None:
+        return Outcome(None)  # the change handler reported it; nothing to drive
+    events: list[Event] = []
+    resolved, missing = _resolve(backends, obj, spec, events)
+    desired = resolved.version if resolved else None
+    before = core.state_of(obj.status)
+    isvcs = _ensure_isvcs(backends, obj, spec, core.versions_needed(before, desired), resolved)
+    result, opened = _tick_if_due(backends, obj, spec, desired, isvcs, now)
+    after = result.state
+    url = _apply_traffic(backends, obj, after)
+    if after.stable_version is not None:
+        backends.objects.delete_isvcs_except(obj.owner, core.versions_needed(after, desired))
+    _push_monitor_config(backends, obj, spec, after)
+
+    closed = core.window_closed(before, after)
+    status = core.with_state(obj.status, after).model_copy(
+        update={
+            "analysis": core.analysis_figures(obj.status.analysis, result, closed, now, opened),
+            "url": url or obj.status.url,
+        }
+    )
+    stable_ready = _stable_ready(backends, obj, after.stable_version, isvcs)
+    status = core.serving_conditions(status, stable_ready, obj.generation)
+    if missing is not None:
+        status = core.not_found(status, missing, obj.generation)
+    elif resolved is not None and resolved.version == after.stable_version:
+        status = core.with_lineage(status, resolved.version, resolved.run_id)
+    return Outcome(observed(status, obj.generation), events + result.events)
+
+
+def build_backends(config: OperatorConfig) -> ServingBackends:
+    """The serving backends for this process, from the operator's configuration (startup)."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    from operators.backends.monitor import HttpMonitor
+    from operators.backends.registry import MlflowRegistry
+    from operators.backends.serving import IstioTraffic
+
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if kubeconfig:
+        api = k8s_config.new_client_from_config(config_file=kubeconfig)
+    else:
+        k8s_config.load_incluster_config()
+        api = k8s.ApiClient()
+    objects = KubeObjects(api)
+    tracking_uri = config.effective_mlflow_tracking_uri
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    monitor = HttpMonitor(config.monitor_url) if config.monitor_url else None
+    return ServingBackends(
+        registry=MlflowRegistry.from_uri(tracking_uri),
+        objects=objects,
+        traffic=IstioTraffic(objects),
+        monitor=monitor,
+        monitor_url=config.monitor_url,
+    )
