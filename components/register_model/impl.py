@@ -46,6 +46,9 @@ class Lineage(BaseModel):
     kfp_run_name: str = ""
     experiment: str = ""
     trial: str = ""
+    # "passed" when the caller registers a version that met the objective and beat the
+    # baseline; MLModels with `follow: latest-passing` serve the newest such version.
+    evaluation: str = ""
 
     def tags(self) -> dict[str, str]:
         values = {
@@ -56,6 +59,7 @@ class Lineage(BaseModel):
             "kfp-run-name": self.kfp_run_name,
             "experiment": self.experiment,
             "trial": self.trial,
+            "evaluation": self.evaluation,
         }
         return {f"{TAG_PREFIX}{key}": value for key, value in values.items() if value}
 

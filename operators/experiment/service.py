@@ -406,6 +406,8 @@ def register_best(
             "kfp_run_name": ref.run_name,
             "experiment": obj.name,
             "trial": best.name,
+            # Only a best trial that passed registration_verdict() gets this far.
+            "evaluation": "passed",
         }
         registration = backends.registrar(
             backends.tracking_uri,

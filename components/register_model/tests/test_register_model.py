@@ -121,3 +121,11 @@ def test_embedded_default_sqlite_store(mlflow_sqlite: str, tmp_path: Path) -> No
 def test_code_version_is_git_sha_in_a_checkout_else_package(tmp_path: Path) -> None:
     assert code_version().startswith("git:")
     assert code_version(tmp_path) == "kubeloop==0.1.0"  # not a git checkout
+
+
+def test_passed_evaluation_becomes_the_tag_latest_passing_follows() -> None:
+    from components.register_model.impl import Lineage
+    from operators.backends.registry import EVALUATION_PASSED, EVALUATION_TAG
+
+    assert Lineage(evaluation="passed").tags()[EVALUATION_TAG] == EVALUATION_PASSED
+    assert EVALUATION_TAG not in Lineage(trial="t0").tags()
