@@ -12,8 +12,18 @@ Public API
 - ``localcluster.server.BackgroundCluster(data_dir, host, port)``: the same on its own loop in a
   daemon thread for synchronous callers: ``start()`` (returns self), ``stop()``, ``compact()``,
   usable as a context manager.
-- ``localcluster.testing``: pytest fixtures ``localcluster``, ``localcluster_module``,
-  ``localcluster_session``, ``kube_env``, ``kube_env_module``.
+- ``LocalCluster(..., audit=True)`` (or ``set_audit(True)``) records every request in RBAC terms
+  (``localcluster.audit.AuditRecord``: user, verb, apiGroup, resource, subresource, namespace,
+  name); read with ``audit_records()``, reset with ``clear_audit()``. ``add_user(name)`` mints
+  another bearer token (kept in memory only) and writes ``DIR/kubeconfig-<name>`` so one
+  client's requests can be told from another's. Off by default.
+- ``localcluster.testing``: pytest fixtures ``localcluster``, ``localcluster_audited``,
+  ``localcluster_module``, ``localcluster_session``, ``kube_env``, ``kube_env_module``.
+
+CEL: ``x-kubernetes-validations`` rules are compiled when a CRD is written (a rule that does
+not compile rejects it with 422) and evaluated on every custom-resource write with the
+Kubernetes list library (``localcluster/cel.py``); no CEL cost limits, and no ``url``,
+``quantity``, ``ip``, ``cidr`` or ``format`` libraries.
 
 Security: HTTPS only (client-go will not send a bearer token over plain HTTP) with a
 self-signed certificate per data dir; every path but /version and the health checks needs the

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from . import cel
 from . import objects as o
 from .errors import (
     ApiError,
@@ -241,14 +242,16 @@ class ClusterApi:
             raise invalid(rt.group, rt.kind, str(meta.get("name", "")), causes)
         if rt.storage_key == CRD_STORAGE_KEY:
             self._prepare_crd(rt, obj)
-            if "x-kubernetes-validations" in json.dumps(obj["spec"].get("versions")):
-                opts.warnings.append(
-                    "x-kubernetes-validations (CEL) rules are stored but not evaluated by localcluster"
-                )
         if rt.schema is not None:
-            self._check_custom(rt, obj, opts)
+            self._check_custom(rt, obj, opts, old)
 
-    def _check_custom(self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> None:
+    def _check_custom(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        opts: WriteOptions,
+        old: dict[str, Any] | None,
+    ) -> None:
         assert rt.schema is not None
         dropped = prune(obj, rt.schema, root=True)
         if dropped and opts.field_validation == "Strict":
@@ -258,11 +261,15 @@ class ClusterApi:
             opts.warnings.extend(f'unknown field "{path}"' for path in dropped)
         apply_defaults(obj, rt.schema)
         causes = validate_custom(obj, rt.schema)
+        if not causes:  # rules assume the schema's types, as kube-apiserver's do
+            causes = cel.evaluate(obj, old, rt.schema)
         if causes:
             raise invalid(rt.group, rt.kind, str(obj["metadata"].get("name", "")), causes)
 
     def _prepare_crd(self, rt: ResourceType, crd: dict[str, Any]) -> None:
         causes = check_crd(crd)
+        if not causes:
+            causes = cel.compile_problems(crd)
         if causes:
             raise invalid(rt.group, rt.kind, str(crd["metadata"].get("name", "")), causes)
         spec = crd["spec"]

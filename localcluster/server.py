@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from . import discovery, openapi, protobuf
 from .api import ClusterApi, WriteOptions
+from .audit import AuditLog, AuditRecord, rbac_verb
 from .collector import Collector
 from .errors import ApiError, bad_request, status_body
 from .kubeconfig import kubeconfig_text
@@ -42,6 +44,8 @@ VERSION_INFO = {
 }
 PUBLIC_PATHS = {"/version", "/healthz", "/livez", "/readyz"}
 NOT_FOUND = "the server could not find the requested resource"
+ADMIN_USER = "localcluster-admin"  # the user of the token in the main kubeconfig
+USER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 @dataclass
@@ -102,11 +106,14 @@ def parse_body(raw: bytes, content_type: str) -> Any:
 class ApiServer:
     """Maps HTTP requests onto the API, discovery, OpenAPI and watch streams."""
 
-    def __init__(self, api: ClusterApi, token: str, address: str) -> None:
+    def __init__(
+        self, api: ClusterApi, users: dict[str, str], address: str, audit: AuditLog
+    ) -> None:
         self.api = api
         self.registry: Registry = api.registry
-        self.token = token
+        self.users = users  # bearer token -> user name; shared with LocalCluster.add_user
         self.address = address
+        self.audit = audit
         self._openapi_cache: dict[tuple[int, str], Any] = {}
 
     def app(self) -> web.Application:
@@ -117,10 +124,7 @@ class ApiServer:
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
-        if (
-            path not in PUBLIC_PATHS
-            and request.headers.get("Authorization") != f"Bearer {self.token}"
-        ):
+        if path not in PUBLIC_PATHS and self._user(request) is None:
             return json_response(status_body(401, "Unauthorized", "Unauthorized"), 401)
         try:
             return await handler(request)
@@ -134,19 +138,55 @@ class ApiServer:
             log.exception("unhandled error for %s %s", request.method, request.path)
             return json_response(status_body(500, "InternalError", f"internal error: {error}"), 500)
 
+    def _user(self, request: web.Request) -> str | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return self.users.get(token) if scheme == "Bearer" else None
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        if self.audit.enabled and not _is_resource_path(parts):
+            self.audit.add(
+                AuditRecord(
+                    user=self._user(request) or "system:anonymous",
+                    verb=request.method.lower() if request.method != "HEAD" else "get",
+                    api_group="",
+                    resource="",
+                    subresource="",
+                    namespace="",
+                    name="",
+                    non_resource_path=path,
+                )
+            )
         special = await self._non_resource(request, path)
         if special is not None:
             return special
-        parts = [p for p in path.split("/") if p]
         discovered = self._discovery(parts)
         if discovered is not None:
             if request.method != "GET":
                 raise ApiError(405, f"{request.method} is not allowed on {path}")
             return json_response(discovered)
         target = self._resolve(parts)
+        if self.audit.enabled:
+            self._audit(request, target)
         return await self._resource(request, target)
+
+    def _audit(self, request: web.Request, target: Target) -> None:
+        watching = target.watch_path or (request.query.get("watch") or "").lower() in (
+            "true",
+            "1",
+        )
+        self.audit.add(
+            AuditRecord(
+                user=self._user(request) or "system:anonymous",
+                verb=rbac_verb(request.method, target.name is not None, watching),
+                api_group=target.rt.group,
+                resource=target.rt.plural,
+                subresource=target.subresource or "",
+                namespace=target.namespace or "",
+                name=target.name or "",
+            )
+        )
 
     async def _non_resource(self, request: web.Request, path: str) -> web.StreamResponse | None:
         if path == "/version":
@@ -319,6 +359,13 @@ class ApiServer:
         return json_response(listed)
 
 
+def _is_resource_path(parts: list[str]) -> bool:
+    """Whether a path addresses resources (/api/v1/<r>..., /apis/<g>/<v>/<r>...)."""
+    if len(parts) >= 3 and parts[0] == "api":
+        return True
+    return len(parts) >= 4 and parts[0] == "apis"
+
+
 class LocalCluster:
     """A control plane bound to a data directory; `start()`/`stop()` run it on the current loop."""
 
@@ -329,12 +376,15 @@ class LocalCluster:
         port: int = 0,
         token: str | None = None,
         max_history: int = 20000,
+        audit: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.max_history = max_history
         self.token = token or self._stored_token()
+        self.users: dict[str, str] = {self.token: ADMIN_USER}
+        self.audit = AuditLog(enabled=audit)
         self.store: Store | None = None
         self.api: ClusterApi | None = None
         self._collector: Collector | None = None
@@ -385,7 +435,7 @@ class LocalCluster:
             sock.close()
             raise
         self.port = sock.getsockname()[1]
-        server = ApiServer(self.api, self.token, f"{self.host}:{self.port}")
+        server = ApiServer(self.api, self.users, f"{self.host}:{self.port}", self.audit)
         self._runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         cert, key = ensure_certificate(self.data_dir, self.host)
@@ -424,12 +474,37 @@ class LocalCluster:
         assert self.store is not None, "the cluster is not running"
         return self.store.compact()
 
-    def write_kubeconfig(self, path: str | Path | None = None) -> Path:
+    def write_kubeconfig(self, path: str | Path | None = None, token: str | None = None) -> Path:
         target = Path(path) if path else self.kubeconfig
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(kubeconfig_text(self.url, self.token, self.ca_pem))
+        target.write_text(kubeconfig_text(self.url, token or self.token, self.ca_pem))
         target.chmod(0o600)
         return target
+
+    def add_user(self, name: str) -> Path:
+        """A second identity: a new bearer token for user `name`, in `DIR/kubeconfig-<name>`.
+
+        Requests with that token are served like the admin's (there is no authorization
+        here) but audit records carry `name`, so a test can tell one client's calls from
+        another's. The token lives in memory only: a restarted server forgets it.
+        """
+        if not USER_NAME.match(name) or name == ADMIN_USER:
+            raise ValueError(f"user name {name!r} must be a lowercase DNS label")
+        token = next((t for t, user in self.users.items() if user == name), None)
+        if token is None:
+            token = secrets.token_urlsafe(32)
+            self.users[token] = name
+        return self.write_kubeconfig(self.data_dir / f"kubeconfig-{name}", token)
+
+    def audit_records(self) -> list[AuditRecord]:
+        """What was requested since the audit log was last cleared (empty when audit is off)."""
+        return self.audit.records()
+
+    def clear_audit(self) -> None:
+        self.audit.clear()
+
+    def set_audit(self, enabled: bool) -> None:
+        self.audit.enabled = enabled
 
 
 class BackgroundCluster:
@@ -468,6 +543,24 @@ class BackgroundCluster:
             return self.cluster.compact()
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def add_user(self, name: str) -> Path:
+        async def run() -> Path:
+            return self.cluster.add_user(name)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def audit_records(self) -> list[AuditRecord]:
+        async def run() -> list[AuditRecord]:
+            return self.cluster.audit_records()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
+
+    def clear_audit(self) -> None:
+        async def run() -> None:
+            self.cluster.clear_audit()
+
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
     @property
     def url(self) -> str:

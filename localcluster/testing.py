@@ -6,6 +6,9 @@ Loaded by `tests/conftest.py` (`pytest_plugins = ["localcluster.testing"]`).
   temporary data dir. Yields a `RunningCluster` (`.url`, `.token`, `.kubeconfig`, `.data_dir`,
   `.ca_path`, `.compact()`, `.env()`).
 - `localcluster_module` / `localcluster_session`: the same, shared by a module / the session.
+- `localcluster_audited`: like `localcluster`, with the audit log on (`.audit_records()`,
+  `.clear_audit()`; `.add_user(name)` gives a client its own token so its records are told
+  apart).
 - `kube_env` / `kube_env_module`: `os.environ` plus `KUBECONFIG` (and a private kubectl cache
   dir) for running the real `kubectl` against the matching cluster.
 """
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from .audit import AuditRecord
 from .server import BackgroundCluster
 
 
@@ -53,6 +57,17 @@ class RunningCluster:
         """Drop all watch history; returns the compacted resourceVersion."""
         return self.background.compact()
 
+    def add_user(self, name: str) -> Path:
+        """A kubeconfig with a token of its own, so audit records name `name` as the user."""
+        return self.background.add_user(name)
+
+    def audit_records(self) -> list[AuditRecord]:
+        """Requests recorded so far (only when the cluster was started with audit on)."""
+        return self.background.audit_records()
+
+    def clear_audit(self) -> None:
+        self.background.clear_audit()
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
@@ -60,13 +75,22 @@ class RunningCluster:
         return env
 
 
-def start_cluster(data_dir: Path) -> RunningCluster:
-    return RunningCluster(BackgroundCluster(data_dir).start())
+def start_cluster(data_dir: Path, audit: bool = False) -> RunningCluster:
+    return RunningCluster(BackgroundCluster(data_dir, audit=audit).start())
 
 
 @pytest.fixture
 def localcluster(tmp_path: Path) -> Iterator[RunningCluster]:
     cluster = start_cluster(tmp_path / "localcluster")
+    try:
+        yield cluster
+    finally:
+        cluster.background.stop()
+
+
+@pytest.fixture
+def localcluster_audited(tmp_path: Path) -> Iterator[RunningCluster]:
+    cluster = start_cluster(tmp_path / "localcluster-audited", audit=True)
     try:
         yield cluster
     finally:

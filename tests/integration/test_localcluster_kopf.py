@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config, watch
@@ -160,6 +161,15 @@ def wait_for_event(core: client.CoreV1Api, name: str, message: str) -> None:
     raise AssertionError(f"no event {message!r} for {name}")
 
 
+def isolated_registry() -> kopf.OperatorRegistry:
+    """A registry of this test operator's handlers only.
+
+    Other test modules in the same pytest worker may have imported kubeloop's operators, whose
+    handlers sit in Kopf's process-wide default registry; they must not run here.
+    """
+    return kopf.OperatorRegistry()
+
+
 def check_log(runner: KopfRunner) -> None:
     assert runner.exception is None, runner.exception
     assert runner.exit_code == 0
@@ -171,7 +181,7 @@ def check_log(runner: KopfRunner) -> None:
 
 def test_kopf_standalone(cluster_api: client.ApiClient) -> None:
     args = ["run", "--standalone", "--all-namespaces", "--verbose", str(OPERATOR)]
-    with KopfRunner(args, timeout=60) as runner:
+    with KopfRunner(args, timeout=60, registry=isolated_registry()) as runner:
         exercise_operator(cluster_api)
     check_log(runner)
 
@@ -190,7 +200,7 @@ def test_kopf_with_peering(cluster_api: client.ApiClient) -> None:
     }
     custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering)
     args = ["run", "--peering=lctest", "--all-namespaces", "--verbose", str(OPERATOR)]
-    with KopfRunner(args, timeout=60) as runner:
+    with KopfRunner(args, timeout=60, registry=isolated_registry()) as runner:
         exercise_operator(cluster_api)
         peers = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "lctest")
         assert peers.get("status"), "the operator did not register itself in the peering object"
