@@ -8,6 +8,7 @@ The MLflow tracking/registry URI comes from ``--tracking-uri`` or ``MLFLOW_TRACK
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 import uuid
@@ -55,15 +56,29 @@ class MLflowPyfuncModel(kserve.Model):
         self.ready = True
         return self.ready
 
-    def predict(
+    def alias(self, name: str) -> MLflowPyfuncModel:
+        """The same loaded model under another name.
+
+        The router forwards `/v1/models/<mlmodel>:predict` unchanged to every version, so each
+        predictor must also answer to the MLModel's name, not only its InferenceService's.
+        """
+        twin = MLflowPyfuncModel(name, self.model_uri)
+        twin._pyfunc, twin.columns, twin.ready = self._pyfunc, self.columns, self.ready
+        return twin
+
+    async def predict(
         self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
     ) -> dict[str, Any] | InferResponse:
+        # The pyfunc is synchronous: run it off the event loop so a slow model cannot starve
+        # health probes and other requests.
         if isinstance(payload, InferRequest):
             frame = payloads.v2_request_to_frame(payload, self.columns)
             request_id = payload.id or (headers or {}).get(c.REQUEST_ID_HEADER) or str(uuid.uuid4())
-            return payloads.predictions_to_v2(self.name, request_id, self._call_model(frame))
+            scores = await asyncio.to_thread(self._call_model, frame)
+            return payloads.predictions_to_v2(self.name, request_id, scores)
         frame = payloads.v1_instances_to_frame(payload, self.columns)
-        return {"predictions": payloads.predictions_to_list(self._call_model(frame))}
+        scores = await asyncio.to_thread(self._call_model, frame)
+        return {"predictions": payloads.predictions_to_list(scores)}
 
     def _call_model(self, frame: Any) -> Any:
         try:
@@ -128,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = kserve.ModelServer(
         http_port=args.http_port, enable_grpc=False, enable_latency_logging=False, workers=1
     )
-    server.start([model])
+    models = [model]
+    if args.mlmodel and args.mlmodel != args.model_name:
+        models.append(model.alias(args.mlmodel))
+    server.start(models)
 
 
 if __name__ == "__main__":

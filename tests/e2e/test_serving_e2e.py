@@ -1,0 +1,269 @@
+"""Issue 5 end to end on the embedded default: MLflow versions → MLModel → KServe predictor
+processes behind the local router → monitor → gates → promotion or rollback.
+
+One cluster, monitor, serving controller and operator serve the whole module; one MLModel
+walks v2 through shadow → 1 → 10 → 50 → 100, then three faulty versions (errors, slow,
+disagreeing) that must each be rolled back while stable traffic never drops below
+100 − the first step.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client, config
+
+from localcluster.testing import RunningCluster
+from operators.cli import apply_crds, crd_documents
+from operators.mlmodel.testing import (
+    FailingModel,
+    FlippedModel,
+    LogisticModel,
+    ServingStack,
+    SlowModel,
+    register_model,
+    sqlite_tracking_uri,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+GROUP, VERSION, NS = "kubeloop.io", "v1alpha1", "default"
+MODEL = "churn"
+STEPS = [1, 10, 50, 100]
+RPS = 20.0  # user traffic through the router
+CLIENTS = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Traffic:
+    """Clients calling the MLModel's router, as users would, in a background thread."""
+
+    url: str
+    path: str
+    per_thread_rps: float = RPS / CLIENTS
+    statuses: list[int] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        payload = {"instances": [{"x1": 0.5, "x2": 0.25}]}
+        period = 1.0 / self.per_thread_rps
+        with httpx.Client(timeout=10) as http:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.statuses.append(http.post(self.url + self.path, json=payload).status_code)
+                except httpx.HTTPError:
+                    self.statuses.append(0)
+                # Paced: a steady rate keeps the slow shadow's queue (and its readiness) sane.
+                self.stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+
+@dataclass
+class Observer:
+    """Records every (phase, stable%, candidate%, mirror%) the MLModel's status shows."""
+
+    read: Callable[[], dict[str, Any]]
+    seen: list[tuple[str, str | None, int, int, int]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            status = self.read().get("status") or {}
+            traffic = status.get("traffic") or {}
+            row = (
+                str(status.get("phase")),
+                status.get("candidateVersion"),
+                int(traffic.get("stable", 100)),
+                int(traffic.get("candidate", 0)),
+                int(traffic.get("mirror", 0)),
+            )
+            if not self.seen or self.seen[-1] != row:
+                self.seen.append(row)
+            time.sleep(0.2)
+
+    def rows_for(self, version: str) -> list[tuple[str, str | None, int, int, int]]:
+        return [row for row in self.seen if row[1] == version]
+
+
+class Serving:
+    def __init__(self, cluster: RunningCluster, stack: ServingStack, versions: dict[str, str]):
+        self.cluster = cluster
+        self.stack = stack
+        self.versions = versions
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        self.custom = client.CustomObjectsApi(api)
+        self.observer = Observer(self.get)
+        self.traffic: Traffic | None = None
+        self.threads: list[threading.Thread] = []
+
+    def get(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, "mlmodels", MODEL
+        )
+        return found
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.get().get("status") or {})
+
+    def set_version(self, version: str) -> None:
+        patch = {"spec": {"model": {"version": version}}}
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "mlmodels", MODEL, patch)
+
+    def wait_phase(self, phase: str, version: str, timeout_s: float) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            status = self.status()
+            key = "stableVersion" if phase == "Promoted" else "candidateVersion"
+            return status if status.get("phase") == phase and status.get(key) == version else None
+
+        return wait_for(probe, timeout_s, f"{phase} of version {version}", context=self.context)
+
+    def context(self) -> str:
+        return f"status: {self.status()}\nseen: {self.observer.seen[-12:]}\n{self.stack.logs()}"
+
+    def start_threads(self, url: str) -> None:
+        self.traffic = Traffic(url, f"/v1/models/{MODEL}:predict")
+        for target in [self.traffic.run] * CLIENTS + [self.observer.run]:
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop_threads(self) -> None:
+        self.observer.stop.set()
+        if self.traffic:
+            self.traffic.stop.set()
+        for thread in self.threads:
+            thread.join(15)
+
+
+def _mlmodel(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "MLModel",
+        "metadata": {"name": MODEL, "namespace": NS},
+        "spec": {
+            "model": {"name": MODEL, "version": version},
+            "rollout": {
+                "steps": STEPS,
+                # 5% of 20 rps mirrored: a 0.4 s shadow keeps up, and answers its probes.
+                "shadow": {
+                    "duration": "2s",
+                    "mirrorPercent": 5,
+                    "minRequests": 10,
+                    "maxDisagreement": 0.05,
+                },
+                "analysis": {
+                    "interval": "2s",
+                    "minRequests": 3,
+                    "maxErrorRate": 0.05,
+                    "maxLatencyP99Ms": 250,
+                    "threshold": 1,
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def serving(
+    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Serving]:
+    apply_crds(localcluster_module.kubeconfig, crd_documents())
+    root = tmp_path_factory.mktemp("serving-e2e")
+    tracking_uri = sqlite_tracking_uri(root / "mlflow")
+    models = {
+        "v1": LogisticModel(),
+        "v2": LogisticModel(b=0.52),  # retrained: same answers within the tolerance
+        "errors": FailingModel(),
+        "slow": SlowModel(delay_s=0.4),
+        "flipped": FlippedModel(),
+    }
+    versions = {key: register_model(tracking_uri, root, MODEL, m) for key, m in models.items()}
+    stack = ServingStack(localcluster_module.kubeconfig, root, tracking_uri, _free_port(), 0.5)
+    stack.start_monitor()
+    stack.start_controller()
+    stack.start_operator()
+    serving = Serving(localcluster_module, stack, versions)
+    try:
+        serving.custom.create_namespaced_custom_object(
+            GROUP, VERSION, NS, "mlmodels", _mlmodel(versions["v1"])
+        )
+        status = serving.wait_phase("Promoted", versions["v1"], 240)
+        url = wait_for(lambda: serving.status().get("url"), 60, "the router URL in status")
+        assert status["traffic"]["stable"] == 100
+        _assert_router_serves_the_mlmodel_name(url)
+        serving.start_threads(url)
+        yield serving
+    finally:
+        serving.stop_threads()
+        stack.stop_all()
+
+
+def _assert_router_serves_the_mlmodel_name(url: str) -> None:
+    """Clients call the MLModel's name; every version's predictor must answer to it."""
+    answer = httpx.post(
+        f"{url}/v1/models/{MODEL}:predict", json={"instances": [{"x1": 0.5, "x2": 0.25}]}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_v2_is_promoted_through_shadow_and_every_step(serving: Serving) -> None:
+    v2 = serving.versions["v2"]
+    serving.set_version(v2)
+    promoted = serving.wait_phase("Promoted", v2, 240)
+    assert promoted["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
+    ramp = [
+        (phase, canary, mirror) for phase, _, _, canary, mirror in serving.observer.rows_for(v2)
+    ]
+    assert ramp[0] == ("Shadow", 0, 5)
+    canary_weights = [canary for phase, canary, _ in ramp if phase == "Canary"]
+    assert canary_weights == STEPS
+    assert serving.traffic is not None
+    assert set(serving.traffic.statuses) == {200}, "users saw errors during the rollout"
+    analysis = promoted["analysis"]
+    assert analysis["outcome"] == "Pass" and analysis["requests"] >= 3
+
+
+def _rolled_back(serving: Serving, key: str) -> dict[str, Any]:
+    stable, faulty = serving.versions["v2"], serving.versions[key]
+    assert serving.status()["stableVersion"] == stable
+    serving.set_version(faulty)
+    status = serving.wait_phase("RolledBack", faulty, 240)
+    assert status["stableVersion"] == stable
+    assert status["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
+    lowest_stable = min(stable_pct for _, _, stable_pct, _, _ in serving.observer.rows_for(faulty))
+    assert lowest_stable >= 100 - STEPS[0]
+    return status
+
+
+def test_erroring_version_is_rolled_back(serving: Serving) -> None:
+    status = _rolled_back(serving, "errors")
+    assert "error rate" in status["analysis"]["message"]
+    rows = serving.observer.rows_for(serving.versions["errors"])
+    assert max(canary for _, _, _, canary, _ in rows) == 0
+
+
+def test_slow_version_is_rolled_back(serving: Serving) -> None:
+    status = _rolled_back(serving, "slow")
+    assert "p99" in status["analysis"]["message"]
+
+
+def test_disagreeing_version_is_rolled_back(serving: Serving) -> None:
+    status = _rolled_back(serving, "flipped")
+    assert "disagreement" in status["analysis"]["message"]
+    # Caught in shadow: no user ever got an answer from it.
+    rows = serving.observer.rows_for(serving.versions["flipped"])
+    assert max(canary for _, _, _, canary, _ in rows) == 0
