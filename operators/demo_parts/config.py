@@ -1,0 +1,73 @@
+"""Demo configuration: sizes, intervals and per-stage timeouts (env overrides `KUBELOOP_DEMO_*`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+DEMO_RESOURCES = REPO_ROOT / "examples" / "demo"
+
+
+class StageTimeouts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: float = 300
+    up: float = 120
+    featureview: float = 600
+    experiment: float = 1200
+    serve_v1: float = 300
+    traffic: float = 120
+    drift: float = 300
+    retrain: float = 1200
+    rollout: float = 900
+
+
+class DemoConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state_dir: Path
+    rows: int = Field(default=20_000, ge=1000, description="Generated events (KUBELOOP_DEMO_ROWS).")
+    days: int = Field(default=21, ge=8, description="Days of history, ending now.")
+    label_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="Share of events with a label: enough to train on."
+    )
+    seed: int = 0
+    shift_sigma: float = Field(default=1.0, description="Shift of the injected drift, in sigma.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0: a free port.")
+    requests_per_s: float = Field(default=10.0, gt=0)
+    traffic_protocol: Literal["v1", "v2"] = "v2"
+    traffic_path: str | None = Field(
+        default=None,
+        description="Request path on the router ({model}: the MLModel's name); "
+        "default /v2/models/{model}/infer (v1: /v1/models/{model}:predict).",
+    )
+    label_delay_s: float = Field(default=5.0, ge=0)
+    sample_interval_s: float = Field(default=1.0, gt=0)
+    # Operator intervals, shortened so the loop turns in minutes (handed to `kubeloop up`).
+    operator_poll_s: float = Field(default=2.0, gt=0)
+    analysis_tick_s: float = Field(default=1.0, gt=0)
+    resources_dir: Path = DEMO_RESOURCES
+    stop_after: str | None = Field(default=None, description="Last stage to run (tests).")
+    keep_running: bool = Field(default=False, description="Leave `kubeloop up` running after.")
+    timeouts: StageTimeouts = Field(default_factory=StageTimeouts)
+
+    @classmethod
+    def from_env(cls, state_dir: Path, env: dict[str, str] | None = None) -> DemoConfig:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {"state_dir": state_dir}
+        for name in cls.model_fields:
+            key = f"KUBELOOP_DEMO_{name.upper()}"
+            if key in env and name not in ("state_dir", "timeouts"):
+                values[name] = env[key]
+        return cls.model_validate(values)
+
+    def operator_env(self) -> dict[str, str]:
+        return {
+            "KUBELOOP_POLL_INTERVAL_S": str(self.operator_poll_s),
+            "KUBELOOP_ANALYSIS_TICK_S": str(self.analysis_tick_s),
+        }
