@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 from services.monitor.config import MonitorSettings
@@ -22,6 +23,11 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
     parser.add_argument("--flush-interval", type=float, default=0.1, help="journal batch (s)")
     parser.add_argument("--retention-rows", type=int, default=200_000)
     parser.add_argument("--drift-interval", type=float, default=30.0)
+    parser.add_argument(
+        "--mlflow-tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="resolves runs:/ and models:/ reference URIs (default: $MLFLOW_TRACKING_URI)",
+    )
     args = parser.parse_args(argv)
     return MonitorSettings(
         host=args.host,
@@ -31,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
         flush_interval_s=args.flush_interval,
         retention_rows=args.retention_rows,
         drift_interval_s=args.drift_interval,
+        mlflow_tracking_uri=args.mlflow_tracking_uri,
     )
 
 

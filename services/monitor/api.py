@@ -46,6 +46,9 @@ def build_app(service: MonitorService) -> web.Application:
             web.get("/v1/models/{namespace}/{name}/figures", figures),
             web.get("/v1/models/{namespace}/{name}/counts", counts),
             web.get("/v1/models/{namespace}/{name}/drift", drift),
+            web.post("/v1/models/{namespace}/{name}/drift/evaluate", evaluate_model_drift),
+            web.get("/v1/models/{namespace}/{name}/drift/report", drift_report),
+            web.get("/v1/reports/{report_id}", report_snapshot),
             web.post("/v1/drift/evaluate", evaluate_drift),
             web.get("/v1/bad-input", bad_input),
             *service.extra_routes,
@@ -223,7 +226,50 @@ async def drift(request: web.Request) -> web.Response:
     state = service.core.models.get(_model_key(request))
     if state is None:
         return _error(404, "unknown_model", "no events or config for this model")
-    return web.json_response({"results": state.drift, "alarmState": state.alarm_state})
+    body = {
+        "results": state.drift,
+        "alarmState": state.alarm_state,
+        "versions": service.drift_versions(_model_key(request)),
+    }
+    return web.json_response(body)
+
+
+async def evaluate_model_drift(request: web.Request) -> web.Response:
+    """Evaluate one model now (the operator and tests need not wait for the loop)."""
+    service = request.app[SERVICE_KEY]
+    key = _model_key(request)
+    if key not in service.core.models:
+        return _error(404, "unknown_model", "no events or config for this model")
+    done = await service.evaluate_drift(only=key)
+    return web.json_response(
+        {
+            "evaluations": done,
+            "failures": service.drift_failures,
+            "versions": service.drift_versions(key),
+        }
+    )
+
+
+async def drift_report(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    key = _model_key(request)
+    version = request.query.get("version")
+    if not version:
+        return _error(400, "missing_parameter", "version=<model version> is required")
+    try:
+        page = await service.live_report(key, version)
+    except KeyError as error:
+        return _error(404, "unknown_version", str(error.args[0]))
+    return web.Response(text=page, content_type="text/html")
+
+
+async def report_snapshot(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    report_id = request.match_info["report_id"]
+    page = await service.report_snapshot(report_id) if len(report_id) <= 64 else None
+    if page is None:
+        return _error(404, "unknown_report", f"no drift report {report_id[:64]!r}")
+    return web.Response(text=page, content_type="text/html")
 
 
 async def evaluate_drift(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ same code with the original receive times and rebuilds exactly the same windows.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from services.monitor import cloudevents_spec as ce
 from services.monitor import windows as w
-from services.monitor.config import Limits, ModelConfig
+from services.monitor.config import Limits, ModelConfig, SkewConfig
 from services.monitor.hooks import WindowSnapshot
 from services.monitor.parsing import (
     KIND_REQUEST,
@@ -24,9 +24,11 @@ from services.monitor.parsing import (
     Features,
     PayloadProblem,
     Scores,
+    decode_json,
     request_features,
     response_scores,
 )
+from services.monitor.served import ServedRow, served_ring, split_entities
 
 ModelKey = tuple[str, str]  # (namespace, MLModel name)
 PendingKey = tuple[str, str, str, str]  # (namespace, model, version, request id)
@@ -46,6 +48,7 @@ class PendingHalf:
     features: Features | None = None
     scores: Scores | None = None
     rows: int = 0
+    served: list[ServedRow] | None = None  # rows with an entity (models with ``skew``)
 
 
 @dataclass(slots=True)
@@ -72,6 +75,8 @@ class ModelState:
     last_shadow_ts: float = -math.inf
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)  # "version/evaluator"
     alarm_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per slot, the last evaluations (bounded by the service's drift_history setting).
+    history: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
 
 
 class MonitorCore:
@@ -102,10 +107,15 @@ class MonitorCore:
     def set_config(self, key: ModelKey, config: ModelConfig) -> None:
         state = self.model(key)
         assert state is not None
+        same_rows = _same_served_rows(state.config.skew, config.skew)
         state.config = config
         for window in state.versions.values():
             if window.capacity != config.window_size:
                 window.resize(config.window_size)
+            if config.skew is None or not same_rows:
+                window.served = None  # rows kept under other keys/columns would not compare
+            elif window.served is not None and window.served.maxlen != config.skew.max_rows:
+                window.served = served_ring(config.skew, window.served)
 
     # ------------------------------------------------------------------ bad input
 
@@ -169,7 +179,11 @@ class MonitorCore:
         )
         try:
             if env.kind == KIND_REQUEST:
-                half.features = request_features(env.data, self.limits)
+                data = env.data
+                if config.skew is not None:
+                    body = decode_json(data, PayloadProblem)
+                    data, half.served = split_entities(body, config.skew, now)
+                half.features = request_features(data, self.limits)
                 half.rows = half.features.rows.shape[0] + half.features.dropped_rows
                 if half.features.dropped_rows:
                     return half, PayloadProblem(
@@ -222,6 +236,11 @@ class MonitorCore:
         rows = request.rows if request is not None else (response.rows if response else 0)
         window.requests.append(ts=now, status=status, latency_ms=latency, rows=rows)
         client_error = 400 <= status < 500
+        skew = state.config.skew
+        if request is not None and request.served and skew is not None and not client_error:
+            if window.served is None:
+                window.served = served_ring(skew)
+            window.served.extend(request.served)
         if request is not None and request.features is not None and not client_error:
             self._record_features(key, window, state.config, request.features, now)
         if scores is not None:
@@ -237,10 +256,9 @@ class MonitorCore:
         now: float,
     ) -> None:
         rows = features.rows
-        if rows.shape[0] == 0:
-            return
         if window.features is None:
             window.features = w.feature_ring(window.capacity, rows.shape[1])
+            window.feature_nulls = w.null_ring(window.capacity, rows.shape[1])
             window.feature_names = features.names or config.feature_names or None
         (width,) = window.features.row_shape("x")
         if rows.shape[1] != width:
@@ -248,7 +266,12 @@ class MonitorCore:
             message = f"{rows.shape[1]} features, window has {width}"
             self.count_bad(key[0], key[1], "feature_count_mismatch", message, now)
             return
-        window.features.extend(rows.shape[0], ts=now, x=rows)
+        if window.feature_nulls is not None:  # one entry per request: rows seen, nulls each
+            nulls = features.null_counts if features.null_counts is not None else 0
+            window.feature_nulls.append(ts=now, rows=rows.shape[0] + features.dropped_rows,
+                                        nulls=nulls)  # fmt: skip
+        if rows.shape[0]:
+            window.features.extend(rows.shape[0], ts=now, x=rows)
 
     def _complete_alone(self, key: PendingKey, half: PendingHalf, ts: float) -> None:
         """A half whose partner never came: a request is unanswered, a response stands alone."""
@@ -386,6 +409,11 @@ class MonitorCore:
             feature_ts, features = rows["ts"], rows["x"]
         else:
             feature_ts, features = np.zeros(0), np.zeros((0, 0))
+        null_rows, null_counts = 0, None
+        if window.feature_nulls is not None:
+            nulls = window.feature_nulls.select(since, now)
+            null_rows, null_counts = int(nulls["rows"].sum()), nulls["nulls"].sum(axis=0)
+        served = tuple(r for r in window.served or () if r.received >= since)
         return WindowSnapshot(
             namespace=key[0],
             model=key[1],
@@ -398,6 +426,9 @@ class MonitorCore:
             features=features,
             score_ts=scores["ts"],
             scores=scores["score"],
+            null_rows=null_rows,
+            null_counts=null_counts,
+            served=served,
         )
 
     def bad_input_report(self) -> list[dict[str, Any]]:
@@ -449,6 +480,16 @@ class MonitorCore:
             },
             "versions": versions,
         }
+
+
+def _same_served_rows(old: SkewConfig | None, new: SkewConfig | None) -> bool:
+    if old is None or new is None:
+        return False
+    return (old.entity_key, old.timestamp_key, list(old.columns)) == (
+        new.entity_key,
+        new.timestamp_key,
+        list(new.columns),
+    )
 
 
 def _is_success(status: int | None) -> bool:

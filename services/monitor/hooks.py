@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from services.monitor.config import ModelConfig
+from services.monitor.served import ServedRow
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class WindowSnapshot:
     features: np.ndarray  # (n, d) finite float64 rows; (0, 0) when none yet
     score_ts: np.ndarray  # (m,)
     scores: np.ndarray  # (m,) float64
+    #: Rows logged in the window (dropped ones included) and, per feature, how many of them
+    #: held NaN/inf/null there; ``null_counts`` is None before any feature row arrived.
+    null_rows: int = 0
+    null_counts: np.ndarray | None = None
+    #: Served rows with an entity inside the window's age (models with ``skew``).
+    served: tuple[ServedRow, ...] = ()
 
 
 @dataclass

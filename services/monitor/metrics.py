@@ -13,6 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.monitor import windows as w
+from services.monitor.drift.skew import SKEW
+from services.monitor.drift.suite import FEATURE
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -115,6 +117,8 @@ class MonitorCollector(Collector):
         yield from families.values()
         yield latency
         yield self._drift_metric()
+        yield self._p_value_metric()
+        yield self._skew_metric()
 
     def _drift_metric(self) -> Metric:
         drift = GaugeMetricFamily(
@@ -129,6 +133,37 @@ class MonitorCollector(Collector):
                     [namespace, model, version, evaluator], 1.0 if result.get("isDrift") else 0.0
                 )
         return drift
+
+    def _p_value_metric(self) -> Metric:
+        """Per-feature p-values of the feature drift check (the one that decides drift)."""
+        family = GaugeMetricFamily(
+            "kubeloop_monitor_drift_p_value",
+            "Last p-value of the feature drift test, per feature",
+            labels=["namespace", "model", "version", "feature"],
+        )
+        for (namespace, model), state in self._service.core.models.items():
+            for slot, result in state.drift.items():
+                version, _, evaluator = slot.rpartition("/")
+                if evaluator != FEATURE:
+                    continue
+                for feature, p_value in (result.get("feature_p_values") or {}).items():
+                    family.add_metric([namespace, model, version, feature], float(p_value))
+        return family
+
+    def _skew_metric(self) -> Metric:
+        family = GaugeMetricFamily(
+            "kubeloop_monitor_skew_mismatch_fraction",
+            "Share of served values that differ from the offline store's, per feature",
+            labels=["namespace", "model", "version", "feature"],
+        )
+        for (namespace, model), state in self._service.core.models.items():
+            for slot, result in state.drift.items():
+                version, _, evaluator = slot.rpartition("/")
+                if evaluator != SKEW:
+                    continue
+                for feature, fraction in (result.get("mismatch_fraction") or {}).items():
+                    family.add_metric([namespace, model, version, feature], float(fraction))
+        return family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -82,6 +82,9 @@ class Features:
     rows: np.ndarray  # shape (n, d), float64
     names: list[str] | None
     dropped_rows: int
+    #: Per feature, how many rows held NaN/inf/null there (None: all finite). Counted before
+    #: the rows are dropped, so the monitor can report per-feature null rates.
+    null_counts: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -408,13 +411,23 @@ def _numeric(values: Any, where: str) -> np.ndarray:
     except ValueError:
         raise PayloadProblem("ragged", f'"{where}" rows have different lengths') from None
     kind = array.dtype.kind
+    if kind == "O" and any(value is None for value in _flat(values)):
+        array = _nulls_as_nan(values, where)
+        kind = array.dtype.kind
     if kind == "O":
-        if any(value is None for value in _flat(values)):
-            raise PayloadProblem("null_value", f'"{where}" contains null')
         raise PayloadProblem("wrong_type", f'"{where}" mixes types or has ragged rows')
     if kind not in "biuf":
         raise PayloadProblem("wrong_type", f'"{where}" must hold numbers, got {array.dtype}')
     return array
+
+
+def _nulls_as_nan(values: Any, where: str) -> np.ndarray:
+    """Numbers with JSON nulls read as NaN: a missing feature value is counted per feature
+    (and its row dropped) like a NaN, instead of losing the whole event."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PayloadProblem("null_value", f'"{where}" contains null') from None
 
 
 def _flat(values: list[Any]) -> list[Any]:
@@ -480,8 +493,10 @@ def _finite_rows(matrix: np.ndarray, names: list[str] | None, limits: Limits) ->
     rows = matrix.astype(np.float64, copy=False)
     if np.isfinite(rows).all():
         return Features(rows=rows, names=names, dropped_rows=0)
-    finite = np.isfinite(rows).all(axis=1)
+    finite_values = np.isfinite(rows)
+    null_counts = (~finite_values).sum(axis=0)
+    finite = finite_values.all(axis=1)
     dropped = int(rows.shape[0] - finite.sum())
     if dropped:
         rows = rows[finite]
-    return Features(rows=rows, names=names, dropped_rows=dropped)
+    return Features(rows=rows, names=names, dropped_rows=dropped, null_counts=null_counts)

@@ -10,15 +10,27 @@ import asyncio
 import json
 import logging
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.monitor.config import ModelConfig, MonitorSettings
-from services.monitor.core import BadCount, ModelKey, MonitorCore
+from services.monitor.config import DriftConfig, ModelConfig, MonitorSettings
+from services.monitor.core import BadCount, ModelKey, ModelState, MonitorCore
+from services.monitor.drift.references import ReferenceCache
+from services.monitor.drift.report import (
+    ReportInput,
+    history_entry,
+    render_report,
+    version_view,
+)
+from services.monitor.drift.suite import FEATURE, ModelDriftSuite, ScoreBaseline, checked_features
 from services.monitor.fast_ingest import IngestListener, start_ingest_listener
 from services.monitor.hooks import DriftEvaluator, DriftOutcome, WindowSnapshot
 from services.monitor.metrics import MonitorCollector
@@ -26,6 +38,8 @@ from services.monitor.parsing import BadEvent, Envelope
 from services.monitor.store import BadInputRow, EventRow, MonitorStore, event_row
 
 log = logging.getLogger(__name__)
+
+_MAX_REPORTS = 1000  # alarm-onset snapshots kept in SQLite (newest first)
 
 
 class MonitorService:
@@ -38,12 +52,15 @@ class MonitorService:
         clock: Callable[[], float] = time.time,
         extra_routes: Sequence[web.RouteDef] = (),
     ) -> None:
-        """``extra_routes`` lets the drift package serve its reports from the same app."""
+        """``drift_evaluators`` run on every version next to the built-in checks (feature
+        drift, prediction drift, null rates), which run for models whose config has ``drift``.
+        ``extra_routes`` lets other packages serve from the same app."""
         self.settings = settings
         self.extra_routes = list(extra_routes)
         self.clock = clock
         self.core = MonitorCore(settings.limits)
         self.drift_evaluators = list(drift_evaluators)
+        self.drift_suite = ModelDriftSuite(ReferenceCache(settings.mlflow_tracking_uri))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MonitorCollector(self))
         self.ready = False
@@ -89,8 +106,7 @@ class MonitorService:
         self._spawn(self._every(self.settings.flush_interval_s, self.flush))
         self._spawn(self._every(self.settings.expiry_interval_s, self._expire))
         self._spawn(self._every(self.settings.prune_interval_s, self._prune))
-        if self.drift_evaluators:
-            self._spawn(self._every(self.settings.drift_interval_s, self.evaluate_drift))
+        self._spawn(self._every(self.settings.drift_interval_s, self.evaluate_drift))
         self.ready = True
         log.info("monitor listening on %s, data in %s", self.url, self.settings.data_dir)
 
@@ -204,6 +220,15 @@ class MonitorService:
             assert state is not None
             state.drift[slot] = json.loads(result)
             state.alarm_state[slot] = json.loads(alarm)
+        for namespace, model, slot, entry in await self._in_store(store.history_rows):
+            state = self.core.model((namespace, model))
+            assert state is not None
+            self._history(state, slot).append(json.loads(entry))
+        for namespace, model, version, captured_at, blob in await self._in_store(store.baselines):
+            scores = np.frombuffer(blob, dtype=np.float64).copy()
+            self.drift_suite.baselines[(namespace, model, version)] = ScoreBaseline(
+                captured_at, scores
+            )
         since = self.clock() - self.retention_seconds()
         rows = await self._in_store(lambda: list(store.journal(since)))
         replayed = self._replay(rows)
@@ -230,28 +255,86 @@ class MonitorService:
 
     # ------------------------------------------------------------------ drift hook
 
-    async def evaluate_drift(self) -> int:
+    def evaluators_for(self, config: ModelConfig) -> list[DriftEvaluator]:
+        """The built-in checks run for models with a ``drift`` config, the skew check for
+        models with ``skew``; extras always."""
+        builtin = self.drift_suite.evaluators if config.drift is not None else []
+        skew = [self.drift_suite.skew] if config.skew is not None else []
+        return [*builtin, *skew, *self.drift_evaluators]
+
+    async def evaluate_drift(self, only: ModelKey | None = None) -> int:
         """Run every evaluator on every version window; returns evaluations done."""
         now = self.clock()
-        loop = asyncio.get_running_loop()
         done = 0
         for key, state in list(self.core.models.items()):
+            if only is not None and key != only:
+                continue
+            evaluators = self.evaluators_for(state.config)
+            if not evaluators:
+                continue
             for version in list(state.versions):
                 snapshot = self.core.snapshot(key, version, now)
-                if snapshot is None or snapshot.features.size + snapshot.scores.size == 0:
+                if snapshot is None or not _has_data(snapshot):
                     continue
-                for evaluator in self.drift_evaluators:
-                    slot = f"{version}/{evaluator.name}"
-                    alarm = dict(state.alarm_state.get(slot, {}))
-                    outcome = await loop.run_in_executor(
-                        self._drift_thread, _safe_evaluate, evaluator, snapshot, alarm
-                    )
-                    if outcome is None:
-                        self.drift_failures += 1
-                        continue
-                    await self._record_drift(key, slot, outcome, now)
-                    done += 1
+                done += await self._evaluate_version(key, snapshot, evaluators, now)
+        await self._persist_baselines()
         return done
+
+    async def _evaluate_version(
+        self,
+        key: ModelKey,
+        snapshot: WindowSnapshot,
+        evaluators: list[DriftEvaluator],
+        now: float,
+    ) -> int:
+        state = self.core.model(key)
+        assert state is not None
+        loop = asyncio.get_running_loop()
+        recorded: list[str] = []
+        for evaluator in evaluators:
+            slot = f"{snapshot.version}/{evaluator.name}"
+            alarm = dict(state.alarm_state.get(slot, {}))
+            outcome = await loop.run_in_executor(
+                self._drift_thread, _safe_evaluate, evaluator, snapshot, alarm
+            )
+            if outcome is None:
+                self.drift_failures += 1
+                continue
+            await self._record_drift(key, slot, outcome, now)
+            recorded.append(slot)
+        # After all checks of the version, so the onset snapshot shows this round's results.
+        feature_slot = f"{snapshot.version}/{FEATURE}"
+        if feature_slot in recorded and state.alarm_state[feature_slot].get("changed"):
+            await self._on_alarm_change(key, snapshot, feature_slot, now)
+        return len(recorded)
+
+    async def _on_alarm_change(
+        self, key: ModelKey, snapshot: WindowSnapshot, slot: str, now: float
+    ) -> None:
+        """Onset: snapshot the report so the alarm's evidence outlives the window. Clear:
+        the version no longer points at a report."""
+        state = self.core.model(key)
+        assert state is not None and self._store is not None
+        alarm = dict(state.alarm_state[slot])
+        alarm.pop("reportId", None)
+        if alarm.get("isDrift"):
+            report = self._report_input(key, snapshot.version, now, snapshot=True)
+            loop = asyncio.get_running_loop()
+            html = await loop.run_in_executor(self._drift_thread, self._render, report, snapshot)
+            report_id = uuid.uuid4().hex
+            await self._in_store(self._store.put_report, report_id, *key, snapshot.version,
+                                 now, html)  # fmt: skip
+            await self._in_store(self._store.prune_reports, _MAX_REPORTS)
+            alarm["reportId"] = report_id
+        state.alarm_state[slot] = alarm
+        await self._in_store(
+            self._store.put_drift,
+            *key,
+            slot,
+            json.dumps(state.drift[slot], default=float),
+            json.dumps(alarm, default=float),
+            now,
+        )
 
     async def _record_drift(
         self, key: ModelKey, slot: str, outcome: DriftOutcome, now: float
@@ -269,6 +352,111 @@ class MonitorService:
             json.dumps(outcome.alarm_state, default=float),
             now,
         )
+        if _is_assessment(outcome.result):
+            entry = history_entry(outcome.result, outcome.is_drift, now)
+            self._history(state, slot).append(entry)
+            await self._in_store(self._store.add_history, *key, slot, now,
+                                 json.dumps(entry, default=float), self.settings.drift_history)  # fmt: skip
+
+    def _history(self, state: ModelState, slot: str) -> deque[dict[str, Any]]:
+        history = state.history.get(slot)
+        if history is None:
+            history = state.history[slot] = deque(maxlen=self.settings.drift_history)
+        return history
+
+    async def _persist_baselines(self) -> None:
+        assert self._store is not None
+        for (namespace, model, version), baseline in self.drift_suite.drain_captured():
+            blob = baseline.scores.astype(np.float64).tobytes()
+            await self._in_store(self._store.put_baseline, namespace, model, version,
+                                 baseline.captured_at, blob)  # fmt: skip
+
+    # ------------------------------------------------------------------ drift views
+
+    def drift_versions(self, key: ModelKey) -> dict[str, Any]:
+        """``versions`` of ``GET .../drift``: every version with a window or a result."""
+        state = self.core.model(key, create=False)
+        if state is None or (state.config.drift is None and state.config.skew is None):
+            return {}
+        config = state.config.drift or DriftConfig()
+        versions = dict.fromkeys(state.versions)
+        versions.update(dict.fromkeys(slot.rpartition("/")[0] for slot in state.drift))
+        return {
+            version: version_view(
+                *key,
+                version,
+                state.drift,
+                state.alarm_state,
+                config.detector,
+                config.p_value,
+                skew=state.config.skew is not None,
+            )
+            for version in versions
+        }
+
+    async def live_report(self, key: ModelKey, version: str) -> str:
+        """The report of the version's current window; KeyError when nothing is known."""
+        state = self.core.model(key, create=False)
+        if state is None:
+            raise KeyError(f"no events or config for model {key[0]}/{key[1]}")
+        if version not in self.drift_versions(key):
+            raise KeyError(f"no drift data for version {version!r} of {key[0]}/{key[1]}")
+        now = self.clock()
+        window = self.core.snapshot(key, version, now)
+        report = self._report_input(key, version, now, snapshot=False)
+        loop = asyncio.get_running_loop()
+        return str(await loop.run_in_executor(self._drift_thread, self._render, report, window))
+
+    async def report_snapshot(self, report_id: str) -> str | None:
+        assert self._store is not None
+        html: str | None = await self._in_store(self._store.report, report_id)
+        return html
+
+    def _report_input(self, key: ModelKey, version: str, now: float, snapshot: bool) -> ReportInput:
+        state = self.core.model(key, create=False)
+        assert state is not None
+        return ReportInput(
+            namespace=key[0],
+            model=key[1],
+            version=version,
+            view=self.drift_versions(key)[version],
+            generated_at=now,
+            history=list(state.history.get(f"{version}/{FEATURE}", ())),
+            snapshot=snapshot,
+        )
+
+    def _render(self, report: ReportInput, window: WindowSnapshot | None) -> str:
+        """Runs on the drift thread: loads the reference (cached) and draws the page."""
+        if window is not None and window.config.drift is not None:
+            reference, problem = self.drift_suite.reference(window)
+            if reference is not None:
+                report.reference = reference
+                report.features = checked_features(window.config.drift, reference)
+                report.window = window_frame(window, report.features)
+            elif problem:
+                report.view = {**report.view, "message": report.view["message"] or problem}
+        return render_report(report)
+
+
+def _has_data(snapshot: WindowSnapshot) -> bool:
+    return bool(snapshot.features.size + snapshot.scores.size or snapshot.served)
+
+
+def _is_assessment(result: dict[str, Any]) -> bool:
+    """A real check, not a skipped, failed or rejected window (those stay out of history)."""
+    return not any(key in result for key in ("skipped", "error", "rejected"))
+
+
+def window_frame(window: WindowSnapshot, features: list[str]) -> pd.DataFrame | None:
+    """The snapshot's feature rows with their names (None when they cannot be named)."""
+    names = window.feature_names
+    if window.features.size == 0:
+        return None
+    if names is None or len(names) != window.features.shape[1]:
+        if len(features) != window.features.shape[1]:
+            return None
+        names = features
+    return pd.DataFrame(window.features, columns=list(names))
 
 
 def _safe_evaluate(

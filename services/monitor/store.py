@@ -48,6 +48,21 @@ CREATE TABLE IF NOT EXISTS drift (
     result TEXT NOT NULL, alarm_state TEXT NOT NULL, updated REAL NOT NULL,
     PRIMARY KEY (namespace, model, slot)
 );
+CREATE TABLE IF NOT EXISTS drift_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL, model TEXT NOT NULL, slot TEXT NOT NULL,
+    checked_at REAL NOT NULL, entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS drift_history_slot ON drift_history (namespace, model, slot, seq);
+CREATE TABLE IF NOT EXISTS drift_reports (
+    id TEXT PRIMARY KEY, namespace TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+    created REAL NOT NULL, html TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS score_baselines (
+    namespace TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+    captured_at REAL NOT NULL, scores BLOB NOT NULL,
+    PRIMARY KEY (namespace, model, version)
+);
 """
 
 EventRow = tuple[
@@ -168,4 +183,73 @@ class MonitorStore:
     def drift_rows(self) -> list[tuple[str, str, str, str, str]]:
         return list(
             self._db.execute("SELECT namespace, model, slot, result, alarm_state FROM drift")
+        )
+
+    # ------------------------------------------------------------------ drift history
+
+    def add_history(
+        self, namespace: str, model: str, slot: str, checked_at: float, entry: str, keep: int
+    ) -> None:
+        """Append one evaluation and keep only the newest ``keep`` of that slot."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO drift_history (namespace, model, slot, checked_at, entry)"
+                " VALUES (?,?,?,?,?)",
+                (namespace, model, slot, checked_at, entry),
+            )
+            self._db.execute(
+                "DELETE FROM drift_history WHERE namespace = ? AND model = ? AND slot = ?"
+                " AND seq <= (SELECT seq FROM drift_history WHERE namespace = ? AND model = ?"
+                " AND slot = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (namespace, model, slot, namespace, model, slot, keep),
+            )
+
+    def history_rows(self) -> list[tuple[str, str, str, str]]:
+        return list(
+            self._db.execute("SELECT namespace, model, slot, entry FROM drift_history ORDER BY seq")
+        )
+
+    # ------------------------------------------------------------------ reports
+
+    def put_report(
+        self, report_id: str, namespace: str, model: str, version: str, created: float, html: str
+    ) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO drift_reports VALUES (?,?,?,?,?,?)",
+                (report_id, namespace, model, version, created, html),
+            )
+
+    def report(self, report_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT html FROM drift_reports WHERE id = ?", (report_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def prune_reports(self, keep: int) -> None:
+        """Only the newest ``keep`` snapshots stay (alarm onsets are rare)."""
+        with self._db:
+            self._db.execute(
+                "DELETE FROM drift_reports WHERE id NOT IN"
+                " (SELECT id FROM drift_reports ORDER BY created DESC LIMIT ?)",
+                (keep,),
+            )
+
+    # ------------------------------------------------------------------ score baselines
+
+    def put_baseline(
+        self, namespace: str, model: str, version: str, captured_at: float, scores: bytes
+    ) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO score_baselines VALUES (?,?,?,?,?)",
+                (namespace, model, version, captured_at, scores),
+            )
+
+    def baselines(self) -> list[tuple[str, str, str, float, bytes]]:
+        return list(
+            self._db.execute(
+                "SELECT namespace, model, version, captured_at, scores FROM score_baselines"
+            )
         )

@@ -8,10 +8,13 @@ than the model's max age are masked out at read time.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from services.monitor.served import ServedRow
 
 # Latency histogram edges (ms) for the raw-counts form; the last bucket is open-ended.
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
@@ -128,6 +131,11 @@ def feature_ring(capacity: int, width: int) -> Ring:
     return Ring(capacity, {"x": (np.float64, (width,))})
 
 
+def null_ring(capacity: int, width: int) -> Ring:
+    """Per request: rows logged and, per feature, rows where it was NaN/inf/null."""
+    return Ring(capacity, {"rows": (np.int32, ()), "nulls": (np.int32, (width,))})
+
+
 @dataclass
 class VersionWindow:
     """Everything the monitor keeps about one model version."""
@@ -142,6 +150,9 @@ class VersionWindow:
     scores: Ring = field(init=False)
     pairs: Ring = field(init=False)
     features: Ring | None = None
+    feature_nulls: Ring | None = None
+    #: The last ``skew.maxRows`` served rows with an entity (None: skew is off).
+    served: deque[ServedRow] | None = None
 
     def __post_init__(self) -> None:
         self.requests = request_ring(self.capacity)
@@ -150,7 +161,7 @@ class VersionWindow:
 
     @property
     def nbytes(self) -> int:
-        rings = [self.requests, self.scores, self.pairs, self.features]
+        rings = [self.requests, self.scores, self.pairs, self.features, self.feature_nulls]
         return sum(ring.nbytes for ring in rings if ring is not None)
 
     def resize(self, capacity: int) -> None:
@@ -160,6 +171,8 @@ class VersionWindow:
         self.pairs = self.pairs.resized(capacity)
         if self.features is not None:
             self.features = self.features.resized(capacity)
+        if self.feature_nulls is not None:
+            self.feature_nulls = self.feature_nulls.resized(capacity)
 
 
 # ------------------------------------------------------------------------------ figures

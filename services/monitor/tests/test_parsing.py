@@ -123,6 +123,14 @@ def test_nan_rows_are_dropped_not_kept() -> None:
     parsed = request_features(b'{"instances": [[1, NaN], [3, 4], [Infinity, 1]]}', LIMITS)
     np.testing.assert_array_equal(parsed.rows, [[3, 4]])
     assert parsed.dropped_rows == 2
+    assert parsed.null_counts is not None and parsed.null_counts.tolist() == [1, 1]
+
+
+def test_null_values_count_per_feature_like_nan() -> None:
+    parsed = request_features(b'{"instances": [[1, null], [3, 4], [null, null]]}', LIMITS)
+    np.testing.assert_array_equal(parsed.rows, [[3, 4]])
+    assert parsed.dropped_rows == 2
+    assert parsed.null_counts is not None and parsed.null_counts.tolist() == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -133,7 +141,7 @@ def test_nan_rows_are_dropped_not_kept() -> None:
         (b'{"data": [1]}', "missing_field"),
         (b'{"instances": []}', "wrong_type"),
         (b'{"instances": [["a", "b"]]}', "wrong_type"),
-        (b'{"instances": [[1, null]]}', "null_value"),
+        (b'{"instances": [[1, null], ["a", null]]}', "null_value"),
         (b'{"instances": [[1, 2], [3]]}', "ragged"),
         (b'{"instances": [{"a": 1}, {"b": 2}]}', "missing_field"),
         (b'{"instances": [[1, 2, 3, 4, 5, 6, 7, 8, 9]]}', "too_many_features"),

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 
 from services.monitor.tests.events import binary_headers
@@ -42,7 +44,7 @@ class MonitorProcess:
         command = [
             sys.executable, "-m", "services.monitor", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--flush-interval", "0.05",
-            "--ingest-port", str(self.ingest_port),
+            "--ingest-port", str(self.ingest_port), "--drift-interval", "3600",
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -140,3 +142,53 @@ def test_kill_9_then_restart_restores_windows(monitor: MonitorProcess) -> None:
         post(client, monitor.ingest_url, headers, {"predictions": [0.5]})
         window = client.get(BASE + "/counts", params={"latencySample": "1"}).json()
         assert window["versions"]["1"]["latencySampleMs"] == [2.0]
+
+
+def send_features(client: httpx.Client, url: str, prefix: str, shift: float) -> None:
+    rng = np.random.default_rng(len(prefix))
+    for call in range(10):
+        rows = rng.standard_normal((20, 2)) + shift
+        instances = [{"a": float(a), "b": float(b)} for a, b in rows]
+        post(
+            client, url, binary_headers("request", f"{prefix}{call}", "1"), {"instances": instances}
+        )
+        scores = [float(1 / (1 + np.exp(-a))) for a, _ in rows]
+        headers = binary_headers("response", f"{prefix}{call}", "1", status=200)
+        post(client, url, headers, {"predictions": scores})
+
+
+@pytest.mark.slow  # two monitor process starts
+def test_kill_9_keeps_drift_alarm_history_report_and_score_baseline(
+    monitor: MonitorProcess, tmp_path: Path
+) -> None:
+    reference = tmp_path / "reference.parquet"
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.standard_normal(400), "b": rng.standard_normal(400)}).to_parquet(
+        reference
+    )
+    config = {"windowSize": 200, "stableVersion": "1", "references": {"1": reference.as_uri()},
+              "drift": {"detector": "ks", "pValue": 0.01, "minWindow": 50}}  # fmt: skip
+    monitor.start()
+    with httpx.Client(base_url=monitor.url, timeout=30) as client:
+        assert client.put(BASE + "/config", json=config).status_code == 200
+        send_features(client, monitor.ingest_url, "ref", 0.0)
+        wait_flushed(client)
+        assert client.post(BASE + "/drift/evaluate").status_code == 200
+        send_features(client, monitor.ingest_url, "shifted", 1.0)
+        wait_flushed(client)
+        before = client.post(BASE + "/drift/evaluate").json()["versions"]["1"]
+        assert before["isDrift"] is True and before["reportUrl"]
+        report = client.get(before["reportUrl"]).text
+    monitor.kill9()
+
+    monitor.start()
+    with httpx.Client(base_url=monitor.url, timeout=30) as client:
+        after = client.get(BASE + "/drift").json()["versions"]["1"]
+        assert after == before
+        assert client.get(after["reportUrl"]).text == report
+        live = client.get(after["liveReportUrl"]).text
+        assert live.count("<circle") == 4  # history: 2 checks x 2 features, restored
+        # The score baseline came back: the prediction check compares at once.
+        again = client.post(BASE + "/drift/evaluate").json()["versions"]["1"]
+        assert again["checks"]["prediction"]["isDrift"] is True
+        assert again["since"] == before["since"] and again["reportUrl"] == before["reportUrl"]
