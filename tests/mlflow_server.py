@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,17 +30,13 @@ from pathlib import Path
 
 import pytest
 
+from operators.embedded import free_port as _free_port
+
 POSTGRES_HOST = os.environ.get("KUBELOOP_TEST_PG_HOST", "127.0.0.1")
 POSTGRES_PORT = int(os.environ.get("KUBELOOP_TEST_PG_PORT", "5432"))
 POSTGRES_USER = os.environ.get("KUBELOOP_TEST_PG_USER", "postgres")
 # Generous: schema migrations plus imports take minutes on a loaded 2-core CI machine.
 SERVER_START_TIMEOUT_S = 300.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _admin_connection():  # type: ignore[no-untyped-def]

@@ -22,6 +22,9 @@ def register_model(
     kfp_run_id: str = "",
     kfp_run_name: str = "",
     code_version: str = "",
+    retrain_reason: str = "",
+    drift_report: str = "",
+    retrain_requested_at: str = "",
     model_artifact_path: str = "model",
     sample_rows: int = 5000,
 ) -> NamedTuple(  # type: ignore[valid-type]  # noqa: UP014
@@ -42,6 +45,9 @@ def register_model(
         kfp_run_name=kfp_run_name,
         experiment=experiment,
         trial=trial,
+        retrain_reason=retrain_reason,
+        drift_report=drift_report,
+        retrain_requested_at=retrain_requested_at,
     )
     registration = register_from_training_set(
         tracking_uri=mlflow_tracking_uri,

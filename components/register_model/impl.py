@@ -49,6 +49,11 @@ class Lineage(BaseModel):
     # "passed" when the caller registers a version that met the objective and beat the
     # baseline; MLModels with `follow: latest-passing` serve the newest such version.
     evaluation: str = ""
+    # Set when the version comes from a retrain round: why it was retrained (the request's
+    # reason), the drift report that caused it (URL) and when it was requested (ISO 8601).
+    retrain_reason: str = ""
+    drift_report: str = ""
+    retrain_requested_at: str = ""
 
     def tags(self) -> dict[str, str]:
         values = {
@@ -60,6 +65,9 @@ class Lineage(BaseModel):
             "experiment": self.experiment,
             "trial": self.trial,
             "evaluation": self.evaluation,
+            "retrain-reason": self.retrain_reason,
+            "drift-report": self.drift_report,
+            "retrain-requested-at": self.retrain_requested_at,
         }
         return {f"{TAG_PREFIX}{key}": value for key, value in values.items() if value}
 

@@ -211,6 +211,11 @@ class ExperimentStatus(StatusBase):
 
     phase: ExperimentPhase | None = None
     round: int | None = Field(default=None, ge=0)
+    round_generation: int | None = Field(
+        default=None,
+        description="metadata.generation the current round was planned for; a later spec "
+        "edit starts a new round once this one is done.",
+    )
     data_window: DataWindow | None = None
     trials: list[Trial] = Field(default_factory=list)
     best: BestTrial | None = None

@@ -31,14 +31,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 RUN_NAME_PARAM = "kfp_run_name"
 LOG_TAIL_LINES = 40
 # A claimed launch whose worker never recorded itself is failed after this long.
 LAUNCH_GRACE_S = 120.0
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Colour codes kfp.local and Spark write into logs; run messages end up in kubectl output.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class RunState(StrEnum):
@@ -68,6 +69,11 @@ class RunStatus(BaseModel):
     log_tail: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @field_validator("message", "log_tail")
+    @classmethod
+    def _plain_text(cls, text: str | None) -> str | None:
+        return _ANSI.sub("", text) if text else text
 
     @property
     def url(self) -> str:

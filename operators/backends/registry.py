@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 # `follow: latest-passing` serves the newest version carrying it.
 EVALUATION_TAG = "kubeloop.io/evaluation"
 EVALUATION_PASSED = "passed"
+# Where components/register_model uploads the training features of a run (the monitor's
+# drift reference), relative to the run's artifact root.
+REFERENCE_ARTIFACT = "reference/features.parquet"
 
 
 class ModelVersionNotFound(LookupError):
@@ -43,6 +46,10 @@ class ResolvedVersion(BaseModel):
 
 class ModelRegistry(Protocol):
     def resolve(self, ref: ModelRef) -> ResolvedVersion: ...
+
+    def run_id_of(self, name: str, version: str) -> str | None: ...
+
+    def reference_uri(self, run_id: str | None) -> str | None: ...
 
 
 def describe_ref(ref: ModelRef) -> str:
@@ -69,6 +76,9 @@ class MlflowRegistry:
         self._connect = connect
         self._client: MlflowClient | None = None
         self._lock = threading.Lock()
+        # A version's run and a run's artifact root never change: asked once each.
+        self._run_ids: dict[tuple[str, str], str | None] = {}
+        self._references: dict[str, str | None] = {}
 
     @classmethod
     def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
@@ -125,3 +135,27 @@ class MlflowRegistry:
             run_id=found.run_id or None,
             tags=dict(found.tags or {}),
         )
+
+    def run_id_of(self, name: str, version: str) -> str | None:
+        """The run that produced a model version (cached); None when it has none."""
+        key = (name, version)
+        if key not in self._run_ids:
+            found = self.client.get_model_version(name, version)
+            self._run_ids[key] = found.run_id or None
+        return self._run_ids[key]
+
+    def reference_uri(self, run_id: str | None) -> str | None:
+        """URI of the run's training reference snapshot (cached per run); None without a run."""
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return None
+        if run_id not in self._references:
+            try:
+                root = self.client.get_run(run_id).info.artifact_uri
+            except MlflowException as error:
+                if not _is_missing(error):
+                    raise
+                root = None
+            self._references[run_id] = f"{root.rstrip('/')}/{REFERENCE_ARTIFACT}" if root else None
+        return self._references[run_id]

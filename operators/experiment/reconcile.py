@@ -2,8 +2,10 @@
 
 A *round* is one trial set over one data window: round 1 when the Experiment first appears,
 one more per retrain request (annotation `kubeloop.io/retrain-requested`), whose window ends
-when the request is handled. The handled request is remembered by the digest of the
-annotation's value, so a request starts exactly one round however often it is reconciled.
+when the request is handled, and one more when the spec was edited after the current round was
+planned (metadata.generation past status.roundGeneration) and that round is done. The handled
+request is remembered by the digest of the annotation's value, so a request starts exactly one
+round however often it is reconciled.
 """
 
 from __future__ import annotations
@@ -68,11 +70,34 @@ def parse_retrain_request(value: str | None) -> RetrainRequest | None:
     )
 
 
+def round_done(status: ExperimentStatus) -> bool:
+    return status.phase in (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED)
+
+
 def is_new_request(status: ExperimentStatus, request: RetrainRequest | None) -> bool:
     if request is None:
         return False
     handled = status.last_retrain.request_id if status.last_retrain else None
     return request.request_id != handled
+
+
+def spec_changed_since_round(status: ExperimentStatus, generation: int | None) -> bool:
+    """The spec was edited after the current round was planned (status changes never bump
+    metadata.generation). A status without roundGeneration (written before it existed) is
+    taken as current: an operator upgrade must not retrain everything."""
+    if generation is None or status.round_generation is None:
+        return False
+    return generation > status.round_generation
+
+
+def needs_new_round(
+    status: ExperimentStatus, generation: int | None, request: RetrainRequest | None
+) -> bool:
+    """Level-triggered: no round yet, a retrain request not handled yet, or a finished round
+    planned for an older spec (a running round finishes first; its runs are already out)."""
+    if status.round is None or is_new_request(status, request):
+        return True
+    return round_done(status) and spec_changed_since_round(status, generation)
 
 
 def start_round(
@@ -83,13 +108,16 @@ def start_round(
     now: datetime,
     request: RetrainRequest | None = None,
 ) -> ExperimentStatus:
-    """A fresh trial set: round 1 on all labels, or a retrain round on a window ending now."""
+    """A fresh trial set: a retrain round on a window ending now, else (round 1, a spec edit)
+    a round on all labels."""
     round_ = (status.round or 0) + 1
     update: dict[str, Any] = {
         "round": round_,
+        "round_generation": generation,
         "trials": planning.plan_trials(name, round_, spec.search),
         "best": None,
         "phase": ExperimentPhase.PENDING,
+        "data_window": None,
     }
     if request is not None:
         update["data_window"] = DataWindow(end=planning.round_window_end(now))
@@ -106,8 +134,39 @@ def start_round(
     return with_condition(status, "Trained", "Unknown", "RoundStarted", message, generation)
 
 
-def round_done(status: ExperimentStatus) -> bool:
-    return status.phase in (ExperimentPhase.SUCCEEDED, ExperimentPhase.FAILED)
+def trial_split(spec: ExperimentSpec, status: ExperimentStatus) -> dict[str, Any]:
+    """The training pipeline's `split` input: the spec's windows, ending at the round's window
+    end when it has one (retrain rounds), else just after the last label."""
+    split: dict[str, Any] = {"validation": spec.split.validation, "test": spec.split.test}
+    if spec.split.train_until is not None:
+        split["trainUntil"] = spec.split.train_until.isoformat()
+    if status.data_window is not None:
+        split["end"] = status.data_window.end.isoformat()
+    return split
+
+
+def retrain_lineage(status: ExperimentStatus) -> dict[str, str]:
+    """Why this round exists, for the registered version's tags: only when the round being
+    registered is the one the last retrain request started (a later spec-edit round is not)."""
+    retrain = status.last_retrain
+    if retrain is None or retrain.round is None or retrain.round != status.round:
+        return {}
+    return {
+        "retrain_reason": retrain.reason or "",
+        "drift_report": retrain.report_url or "",
+        "retrain_requested_at": retrain.requested_at.isoformat() if retrain.requested_at else "",
+    }
+
+
+def lineage_window(outputs: dict[str, Any], status: ExperimentStatus) -> dict[str, Any]:
+    """The data window the best trial's training set used (the training pipeline's
+    `data_window` output); without it (a backend that reports no outputs), the round's window."""
+    window = outputs.get("data_window")
+    if isinstance(window, str) and window.strip():
+        window = json.loads(window)
+    if isinstance(window, dict) and window:
+        return window
+    return status.data_window.to_k8s() if status.data_window else {}
 
 
 def replace_trial(status: ExperimentStatus, trial: Trial) -> ExperimentStatus:

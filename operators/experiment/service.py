@@ -297,11 +297,6 @@ def trial_params(
 ) -> dict[str, Any]:
     labels = spec.labels.to_k8s()
     labels["source"] = backends.paths.local_path(spec.labels.source)
-    split: dict[str, Any] = {"validation": spec.split.validation, "test": spec.split.test}
-    if spec.split.train_until is not None:
-        split["trainUntil"] = spec.split.train_until.isoformat()
-    if status.data_window is not None:
-        split["end"] = status.data_window.end.isoformat()
     return {
         "labels": labels,
         "feature_views": [
@@ -312,7 +307,7 @@ def trial_params(
             }
             for ref, v in zip(spec.features, views, strict=True)
         ],
-        "split": split,
+        "split": core.trial_split(spec, status),
         "training_set_dir": training_set_dir(backends, obj, trial),
         "model_name": spec.registration.model,
         "objective": {"metric": spec.objective.metric, "threshold": spec.objective.threshold},
@@ -401,13 +396,14 @@ def register_best(
         _, feature_columns = core.trial_metrics(run.outputs, spec.objective.metric)
         lineage = {
             "feature_view_versions": {v.name: v.status.version or "" for v in views},
-            "data_window": status.data_window.to_k8s() if status.data_window else {},
+            "data_window": core.lineage_window(run.outputs, status),
             "kfp_run_id": ref.run_id,
             "kfp_run_name": ref.run_name,
             "experiment": obj.name,
             "trial": best.name,
             # Only a best trial that passed registration_verdict() gets this far.
             "evaluation": "passed",
+            **core.retrain_lineage(status),
         }
         registration = backends.registrar(
             backends.tracking_uri,
@@ -443,7 +439,7 @@ def reconcile(backends: ExperimentBackends, obj: ExperimentObject, now: datetime
     spec = parsed
     status = observed(status, obj.generation)
     request = core.parse_retrain_request(obj.retrain_request)
-    if status.round is None or core.is_new_request(status, request):
+    if core.needs_new_round(status, obj.generation, request):
         fresh = request if core.is_new_request(status, request) else None
         status = core.start_round(obj.name, spec, status, obj.generation, now, fresh)
     if core.round_done(status):

@@ -23,6 +23,9 @@ PIPELINE_NAME = "kubeloop-training"
 class TrainingOutputs(NamedTuple):
     metrics_json: str
     mlflow_run_id: str
+    # The training set's windows (pipelines/training/handoff.py lineage_window): the
+    # Experiment operator tags the version it registers with them.
+    data_window: dict
 
 
 @dsl.pipeline(
@@ -58,6 +61,9 @@ def training(
     mlflow_experiment: str = "kubeloop-training",
     code_version: str = "",
     kfp_run_name: str = "",
+    retrain_reason: str = "",
+    drift_report: str = "",
+    retrain_requested_at: str = "",
 ) -> TrainingOutputs:
     training_set = build_training_set(
         labels=labels,
@@ -115,5 +121,12 @@ def training(
             kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             kfp_run_name=kfp_run_name,
             code_version=code_version,
+            retrain_reason=retrain_reason,
+            drift_report=drift_report,
+            retrain_requested_at=retrain_requested_at,
         ).set_display_name("register-model")
-    return TrainingOutputs(evaluated.outputs["metrics_json"], trained.outputs["mlflow_run_id"])
+    return TrainingOutputs(
+        evaluated.outputs["metrics_json"],
+        trained.outputs["mlflow_run_id"],
+        handoff.outputs["data_window"],
+    )

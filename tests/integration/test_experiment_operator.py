@@ -4,7 +4,9 @@ trials as real kfp.local runs of the training pipeline (point-in-time join, torc
 evaluation against baselines); registration of the best trial in a SQLite MLflow store.
 
 Tiny data: per-user features x1, x2 and label events whose label follows 3·x1 − 2·x2, so a
-logistic regression beats the baselines and the best trial is registered.
+logistic regression beats the baselines and the best trial is registered. The labels span the
+two days up to the current hour, so a retrain round (its window ends when it is requested)
+trains on them too and registers version 2.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from mlflow import MlflowClient
 
 from localcluster.testing import RunningCluster
-from tests.operator_harness import OperatorHarness, condition
+from tests.operator_harness import GROUP, NS, VERSION, OperatorHarness, condition
 
 # Generous: Spark, torchrun and kfp.local processes on a loaded 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -29,7 +31,8 @@ FV, EXP = "featureviews", "experiments"
 RUN_TIMEOUT_S = 900.0  # a loaded 2-core machine; never a timing assertion
 START_TIMEOUT_S = 300.0  # the operator process imports Kopf, KFP, MLflow, Spark's client
 USERS, LABELS_PER_USER = 200, 8
-START = pd.Timestamp("2026-01-05T00:00:00Z")
+# History ends at the current hour: a retrain window that "ends now" holds labels.
+START = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=48)
 
 
 def write_data(root: Path) -> dict[str, str]:
@@ -62,6 +65,10 @@ def write_data(root: Path) -> dict[str, str]:
     }
 
 
+def _iso(moment: pd.Timestamp) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def view_spec(events: str) -> dict:
     return {
         "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
@@ -69,7 +76,10 @@ def view_spec(events: str) -> dict:
         "transformation": {"sql": "SELECT user_id, event_timestamp, x1, x2 FROM source"},
         "features": [{"name": "x1", "dtype": "float64"}, {"name": "x2", "dtype": "float64"}],
         "ttl": "30d",
-        "backfill": {"start": "2026-01-04T00:00:00Z", "end": "2026-01-06T00:00:00Z"},
+        "backfill": {
+            "start": _iso(START - pd.Timedelta(days=1)),
+            "end": _iso(START + pd.Timedelta(days=1)),
+        },
     }
 
 
@@ -165,6 +175,16 @@ def test_trials_run_best_is_registered(harness: OperatorHarness) -> None:
     assert version.run_id == best_trial["mlflowRunId"]
     assert version.tags["kubeloop.io/trial"] == best["trial"]
     assert version.tags["kubeloop.io/kfp-run-name"] == best_trial["run"]
+    assert status["roundGeneration"] == 1
+    # Round 1 trains on all labels: the window is the training set's own, split by split.
+    window = json.loads(version.tags["kubeloop.io/data-window"])
+    last_label = pd.read_parquet(harness.workdir / "labels.parquet")["event_timestamp"].max()
+    assert pd.Timestamp(window["end"]) == last_label + pd.Timedelta(microseconds=1)
+    assert pd.Timestamp(window["train"]["start"]) >= START
+    assert window["train"]["end"] == window["validation"]["start"]
+    assert window["validation"]["end"] == window["test"]["start"]
+    assert window["test"]["end"] == window["end"]
+    assert not {key for key in version.tags if "retrain" in key or "drift" in key}
     for type_ in ("Trained", "Registered", "Ready"):
         assert condition(status, type_)["status"] == "True", condition(status, type_)
 
@@ -199,3 +219,40 @@ def test_retrain_request_starts_exactly_one_round(harness: OperatorHarness) -> N
     assert len(harness.run_names("ctr-r2-")) == 2
     assert len(harness.run_names("ctr-r3-")) == 0
     assert len(harness.run_names("ctr-r1-")) == 2
+
+
+def test_retrain_round_registers_v2_with_the_reason_and_report(harness: OperatorHarness) -> None:
+    status = harness.wait_status(
+        EXP,
+        "ctr",
+        lambda s: s.get("round") == 2 and _phase_done(s),
+        "round 2 finished",
+        RUN_TIMEOUT_S,
+    )
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert status["registeredVersion"] == "2", json.dumps(status, indent=1)
+    tags = MlflowClient(harness.tracking_uri).get_model_version("stats-model", "2").tags
+    assert tags["kubeloop.io/retrain-reason"] == "drift on stats__x1"
+    assert tags["kubeloop.io/drift-report"] == "http://monitor/report/1"
+    assert "kubeloop.io/retrain-requested-at" not in tags  # the request gave no requestedAt
+    window = json.loads(tags["kubeloop.io/data-window"])
+    assert pd.Timestamp(window["end"]) == pd.Timestamp(status["dataWindow"]["end"])
+    assert pd.Timestamp(window["test"]["start"]) == pd.Timestamp(window["end"]) - pd.Timedelta(
+        hours=8
+    )
+
+
+def test_spec_edit_after_the_round_starts_a_new_round(harness: OperatorHarness) -> None:
+    before = harness.get(EXP, "ctr")
+    assert before["status"]["round"] == 2 and _phase_done(before["status"])
+    generation = before["metadata"]["generation"]
+    spec = {"trainer": {"nprocPerNode": 1, "epochs": 2, "batchSize": 64}}
+    harness.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, EXP, "ctr", {"spec": spec})
+    status = harness.wait_status(
+        EXP, "ctr", lambda s: s.get("round") == 3, "round 3 started", START_TIMEOUT_S
+    )
+    assert status["roundGeneration"] == generation + 1
+    assert [t["name"] for t in status["trials"]] == ["ctr-r3-t0", "ctr-r3-t1"]
+    # A spec-edit round trains on all labels and is no retrain: lastRetrain stays round 2.
+    assert status.get("dataWindow") is None and status["lastRetrain"]["round"] == 2
+    assert harness.alive(), harness.logs()

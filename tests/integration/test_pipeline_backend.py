@@ -20,6 +20,7 @@ from operators.backends.pipelines import (
     PipelineRunError,
     RunRef,
     RunState,
+    RunStatus,
     build_arguments,
     default_packages,
     display_name_filter,
@@ -258,6 +259,18 @@ def test_cluster_status_from_real_api_objects() -> None:
     assert status.state == RunState.FAILED
     assert status.log_tail == "task train-ddp: FAILED"
     assert kfp_status(V2beta1Run(run_id="r1", state="RUNNING"), ref).state == RunState.RUNNING
+
+
+def test_run_status_text_is_free_of_terminal_colour_codes() -> None:
+    ref = RunRef(backend="local", pipeline_name="training", run_name="t0", run_id="r1", url="u")
+    status = RunStatus(
+        ref=ref,
+        state=RunState.FAILED,
+        message="\x1b[91mTask train-ddp failed\x1b[0m",
+        log_tail="\x1b[1;31mTrainingSetError:\x1b[0m no labels\x1b[K",
+    )
+    assert status.message == "Task train-ddp failed"
+    assert status.log_tail == "TrainingSetError: no labels"
 
 
 def test_backend_is_chosen_by_configuration(tmp_path: Path) -> None:

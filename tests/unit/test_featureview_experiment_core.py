@@ -4,9 +4,14 @@ status merge patches."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from operators.api.experiment import ExperimentSpec, ExperimentStatus, TrialState
+import pandas as pd
+
+from components.build_training_set.split import parse_split, resolve_windows, split_by_time
+from examples.data.generate import GeneratorConfig, write_dataset
+from operators.api.experiment import ExperimentPhase, ExperimentSpec, ExperimentStatus, TrialState
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
 from operators.backends.pipelines import RunRef, RunState, RunStatus
 from operators.experiment import reconcile as exp
@@ -90,6 +95,23 @@ def test_merge_patch_deletes_what_the_new_status_lacks() -> None:
     assert merge_patch(new, new) == {}
 
 
+def exp_spec(**split: str) -> ExperimentSpec:
+    return ExperimentSpec.model_validate(
+        {
+            "features": [{"featureView": "fv"}],
+            "labels": {
+                "source": "l",
+                "timestampField": "t",
+                "labelField": "y",
+                "entityKeys": ["k"],
+            },
+            "split": split or {"validation": "1d", "test": "1d"},
+            "search": {"parameters": [{"name": "lr", "values": [0.1, 0.2]}], "maxTrials": 2},
+            "register": {"model": "m"},
+        }
+    )
+
+
 def test_retrain_request_json_or_text_and_once_per_value() -> None:
     value = json.dumps(
         {"reason": "drift", "reportUrl": "http://r/1", "requestedAt": "2026-03-01T10:00:00Z"}
@@ -101,20 +123,7 @@ def test_retrain_request_json_or_text_and_once_per_value() -> None:
     assert text is not None and text.reason == "labels shifted" and text.report_url is None
     assert exp.parse_retrain_request("  ") is None
 
-    spec = ExperimentSpec.model_validate(
-        {
-            "features": [{"featureView": "fv"}],
-            "labels": {
-                "source": "l",
-                "timestampField": "t",
-                "labelField": "y",
-                "entityKeys": ["k"],
-            },
-            "split": {"validation": "1d", "test": "1d"},
-            "search": {"parameters": [{"name": "lr", "values": [0.1, 0.2]}], "maxTrials": 2},
-            "register": {"model": "m"},
-        }
-    )
+    spec = exp_spec()
     status = exp.start_round("e", spec, ExperimentStatus(), 1, NOW)
     assert status.round == 1 and [t.name for t in status.trials] == ["e-r1-t0", "e-r1-t1"]
     assert exp.is_new_request(status, request)
@@ -143,3 +152,79 @@ def test_trial_metrics_from_the_evaluation_report() -> None:
         "baseline_auc": 0.6,
     }
     assert columns == ["v__x"]
+
+
+def finished(status: ExperimentStatus) -> ExperimentStatus:
+    return status.model_copy(update={"phase": ExperimentPhase.SUCCEEDED})
+
+
+def test_spec_edit_after_a_finished_round_starts_one_new_round() -> None:
+    spec = exp_spec()
+    assert exp.needs_new_round(ExperimentStatus(), 1, None)
+    status = exp.start_round("e", spec, ExperimentStatus(), 1, NOW)
+    assert status.round == 1 and status.round_generation == 1
+    # A running round is not interrupted by an edit; it finishes first.
+    assert not exp.needs_new_round(status, 2, None)
+    done = finished(status)
+    # Status-only changes do not bump metadata.generation: nothing new.
+    assert not exp.needs_new_round(done, 1, None)
+    assert exp.needs_new_round(done, 2, None)
+    edited = exp_spec(validation="2d", test="1d")
+    status = exp.start_round("e", edited, done, 2, NOW)
+    assert status.round == 2 and status.round_generation == 2
+    assert [t.name for t in status.trials] == ["e-r2-t0", "e-r2-t1"]
+    assert status.data_window is None and status.phase == ExperimentPhase.PENDING
+    assert not exp.needs_new_round(finished(status), 2, None)
+    # Written before roundGeneration existed: an upgrade does not retrain by itself.
+    legacy = done.model_copy(update={"round_generation": None})
+    assert not exp.needs_new_round(legacy, 5, None)
+
+
+def test_retrain_lineage_only_for_the_retrain_round_and_window_from_outputs() -> None:
+    value = json.dumps(
+        {"reason": "drift", "reportUrl": "http://r/1", "requestedAt": "2026-03-01T10:00:00Z"}
+    )
+    spec = exp_spec()
+    first = exp.start_round("e", spec, ExperimentStatus(), 1, NOW)
+    assert exp.retrain_lineage(first) == {}
+    retrain = exp.start_round("e", spec, finished(first), 1, NOW, exp.parse_retrain_request(value))
+    assert exp.retrain_lineage(retrain) == {
+        "retrain_reason": "drift",
+        "drift_report": "http://r/1",
+        "retrain_requested_at": "2026-03-01T10:00:00+00:00",
+    }
+    assert exp.trial_split(spec, retrain)["end"] == "2026-03-01T12:34:00+00:00"
+    # A later spec-edit round is not the retrain's round.
+    edited = exp.start_round("e", spec, finished(retrain), 2, NOW)
+    assert exp.retrain_lineage(edited) == {} and "end" not in exp.trial_split(spec, edited)
+
+    window = {"start": None, "end": "2026-03-01T12:34:00+00:00", "test": {"end": "x"}}
+    assert exp.lineage_window({"data_window": window}, retrain) == window
+    assert exp.lineage_window({"data_window": json.dumps(window)}, retrain) == window
+    # No outputs (a backend that reports none): the round's own window, or nothing.
+    assert exp.lineage_window({}, retrain) == {"end": "2026-03-01T12:34:00Z"}
+    assert exp.lineage_window({}, first) == {}
+
+
+def test_retrain_round_ending_now_finds_labels_in_every_split(tmp_path: Path) -> None:
+    """The demo's data (history ending at the current hour) split as the training pipeline
+    splits a retrain round's window: train, validation and test all hold labels."""
+    now = datetime.now(UTC)
+    days = 8
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
+    write_dataset(GeneratorConfig(rows=4000, seed=3, start=start, days=days), tmp_path)
+    labels = pd.read_parquet(tmp_path / "labels")
+    spec = exp_spec(validation="2d", test="2d")
+    request = exp.parse_retrain_request(json.dumps({"reason": "drift"}))
+    status = exp.start_round(
+        "e", spec, finished(exp.start_round("e", spec, ExperimentStatus(), 1, now)), 1, now, request
+    )
+    assert status.data_window is not None and status.data_window.end <= now
+    windows = resolve_windows(
+        parse_split(exp.trial_split(spec, status)), labels["event_timestamp"].max()
+    )
+    assert windows.end == status.data_window.end
+    parts = split_by_time(labels, "event_timestamp", windows)
+    rows = {name: len(part) for name, part in parts.items()}
+    assert all(count > 0 for count in rows.values()), rows
+    assert set(parts["test"]["label"]) == {0, 1}, "the test window needs both classes for AUC"

@@ -129,3 +129,16 @@ def test_passed_evaluation_becomes_the_tag_latest_passing_follows() -> None:
 
     assert Lineage(evaluation="passed").tags()[EVALUATION_TAG] == EVALUATION_PASSED
     assert EVALUATION_TAG not in Lineage(trial="t0").tags()
+
+
+def test_retrain_lineage_becomes_tags_only_when_set() -> None:
+    retrained = Lineage(
+        retrain_reason="drift on user_activity__price",
+        drift_report="http://monitor/reports/7",
+        retrain_requested_at="2026-03-01T10:00:00+00:00",
+    ).tags()
+    assert retrained["kubeloop.io/retrain-reason"] == "drift on user_activity__price"
+    assert retrained["kubeloop.io/drift-report"] == "http://monitor/reports/7"
+    assert retrained["kubeloop.io/retrain-requested-at"] == "2026-03-01T10:00:00+00:00"
+    first = LINEAGE.tags()
+    assert not {k for k in first if "retrain" in k or "drift" in k}

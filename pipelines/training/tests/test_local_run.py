@@ -111,7 +111,11 @@ def test_training_pipeline_runs_locally_and_registers(mlflow_sqlite: str, tmp_pa
     assert version.tags["kubeloop.io/kfp-run-name"] == "exp-ctr-r1-t0"
     assert version.tags["kubeloop.io/trial"] == "t0"
     assert json.loads(version.tags["kubeloop.io/feature-view-versions"]) == {"user_stats": "v1"}
-    assert json.loads(version.tags["kubeloop.io/data-window"])["end"]
+    window = json.loads(version.tags["kubeloop.io/data-window"])
+    assert window == status.outputs["data_window"]
+    assert pd.Timestamp(window["train"]["start"]) >= START
+    assert window["train"]["end"] == window["validation"]["start"]
+    assert window["test"]["end"] == window["end"]
     assert [a.path for a in client.list_artifacts(run_id, "reference")] == [
         "reference/features.parquet"
     ]
