@@ -87,6 +87,10 @@ def v2_request_to_frame(request: InferRequest, columns: Sequence[str] | None) ->
                 f"input {name!r} must have shape [N] or [N, 1], got {list(array.shape)}"
             )
         frame[name] = array.reshape(-1)
+    if columns and set(columns) <= frame.keys():
+        # Like v1 feature objects: inputs beyond the signature (an entity key sent for the
+        # monitor's skew check) reach the payload log, not the model.
+        return pd.DataFrame({name: frame[name] for name in columns})
     return pd.DataFrame(frame)
 
 

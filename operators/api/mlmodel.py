@@ -71,6 +71,11 @@ class Analysis(ApiModel):
     significance: float = Field(
         default=0.05, gt=0, lt=1, description="Level of the test against stable's error rate."
     )
+    ready_timeout: Duration = Field(
+        default="10m",
+        description="A candidate whose InferenceService is not Ready this long after it "
+        "entered shadow is rolled back (Failed when autoRollback is off).",
+    )
 
 
 class Rollout(ApiModel):
@@ -92,7 +97,12 @@ class Rollout(ApiModel):
     analysis: Analysis = Field(default_factory=Analysis)
     auto_rollback: bool = True
     require_approval: bool = Field(
-        default=False, description="Wait for the kubeloop.io/approve annotation before canary."
+        default=False,
+        description=(
+            "Wait for the kubeloop.io/approve annotation before canary: the candidate's version "
+            "number approves only that candidate; true approves whatever waits (a retrain "
+            "too); retrain or an RFC 3339 timestamp approve only a retrain, never a canary."
+        ),
     )
 
     @field_validator("steps")
@@ -135,14 +145,44 @@ class Drift(ApiModel):
 
 
 class Retrain(ApiModel):
-    experiment: str = Field(pattern=K8S_NAME_PATTERN)
-    cooldown: Duration = "6h"
-    max_per_day: int = Field(default=3, ge=0, le=100)
-    require_approval: bool = False
+    """Request a retrain on drift: annotate the Experiment with kubeloop.io/retrain-requested."""
+
+    experiment: str = Field(
+        pattern=K8S_NAME_PATTERN, description="Experiment (same namespace) that retrains."
+    )
+    cooldown: Duration = Field(default="6h", description="Minimum time between two requests.")
+    max_per_day: int = Field(
+        default=3, ge=0, le=100, description="Requests in any rolling 24h; 0 turns retraining off."
+    )
+    require_approval: bool = Field(
+        default=False,
+        description=(
+            "Wait for the kubeloop.io/approve annotation on the MLModel, given after the last "
+            "request: the value retrain (or an RFC 3339 timestamp, the time it was given) "
+            "approves only a retrain; true approves whatever waits; a version number approves "
+            "only that canary candidate, never a retrain. Change the value to approve again."
+        ),
+    )
+
+
+class Skew(ApiModel):
+    """Training-serving skew: the served features of each entity against the values the
+    FeatureView's offline store held for it at serving time. Requests must carry the
+    FeatureView's join key as an input."""
+
+    feature_view: str = Field(
+        pattern=K8S_NAME_PATTERN,
+        description="FeatureView (same namespace) whose offline store the model was trained on.",
+    )
+    max_mismatch_fraction: float = Field(
+        default=0.01, ge=0, lt=1, description="Share of disagreeing rows that counts as skew."
+    )
+    max_rows: int = Field(default=1000, ge=10, le=100_000, description="Served rows compared.")
 
 
 class Monitoring(ApiModel):
     drift: Drift | None = None
+    skew: Skew | None = None
     retrain: Retrain | None = None
 
 
@@ -184,20 +224,56 @@ class AnalysisFigures(ApiModel):
 
 
 class DriftStatus(ApiModel):
+    """The monitor's last drift check of the stable version."""
+
+    version: str | None = Field(default=None, description="Model version that was checked.")
     detector: str | None = None
-    p_values: dict[str, float] = Field(default_factory=dict)
+    p_values: dict[str, float] = Field(
+        default_factory=dict, description="Per feature p-value of the last check."
+    )
     is_drift: bool = False
-    window: int | None = None
+    window: int | None = Field(default=None, description="Rows in the checked window.")
     checked_at: datetime | None = None
-    report_url: str | None = None
+    report_url: str | None = Field(default=None, description="Absolute URL of the drift report.")
+
+
+class ApprovalSeen(ApiModel):
+    """A kubeloop.io/approve value and when the operator first saw it (when it was given)."""
+
+    value: str
+    at: datetime
+
+
+class SkewStatus(ApiModel):
+    """The monitor's last skew check of the stable version."""
+
+    is_skew: bool = False
+    pairs: int | None = Field(default=None, description="Served rows paired with offline rows.")
+    unmatched_served: int | None = Field(default=None, description="Served rows with no pair.")
+    mismatch_fraction: dict[str, float] = Field(default_factory=dict)
+    skewed_features: list[str] = Field(default_factory=list)
+    checked_at: datetime | None = None
+    message: str | None = None
 
 
 class RetrainStatus(ApiModel):
-    requested_at: datetime | None = None
-    reason: str | None = None
+    requested_at: datetime | None = Field(default=None, description="Time of the last request.")
+    reason: str | None = Field(default=None, description="The drift alarm of the last request.")
     report_url: str | None = None
-    decision: str | None = None
-    history: list[datetime] = Field(default_factory=list)
+    version: str | None = Field(
+        default=None, description="Stable version when the last request was made."
+    )
+    decision: str | None = Field(
+        default=None,
+        description=(
+            "The last decision on a drift alarm: request, or outstanding / wait-cooldown / "
+            "budget-exhausted / wait-approval / experiment-missing with why."
+        ),
+    )
+    history: list[datetime] = Field(
+        default_factory=list, description="Times of recent requests (cooldown, maxPerDay)."
+    )
+    approval_seen: ApprovalSeen | None = None
 
 
 class Lineage(ApiModel):
@@ -225,6 +301,7 @@ class MLModelStatus(StatusBase):
     url: str | None = None
     analysis: AnalysisFigures | None = None
     drift: DriftStatus | None = None
+    skew: SkewStatus | None = None
     last_retrain: RetrainStatus | None = None
     lineage: Lineage | None = None
     message: str | None = None

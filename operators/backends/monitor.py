@@ -2,13 +2,15 @@
 
 Figures come from `GET /v1/models/{ns}/{name}/figures?since=&until=` (see
 `services/monitor/api.py`); the config names the versions in play so events land under the
-right role (`PUT /v1/models/{ns}/{name}/config`).
+right role, and the drift settings and each version's training reference
+(`PUT /v1/models/{ns}/{name}/config`); drift checks per version come from
+`GET /v1/models/{ns}/{name}/drift`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -45,11 +47,58 @@ class ModelFigures:
         return self.versions.get(version or "") or _figures_type()()
 
 
+# Fewer rows than this and the monitor skips a drift check (its DriftConfig.min_window).
+MIN_DRIFT_WINDOW = 50
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """`spec.monitoring.drift` as the monitor's detector wants it."""
+
+    detector: str
+    p_value: float
+    features: list[str]
+    min_window: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector,
+            "pValue": self.p_value,
+            "features": self.features,
+            "minWindow": self.min_window,
+        }
+
+
+@dataclass(frozen=True)
+class SkewSettings:
+    """`spec.monitoring.skew` resolved against its FeatureView: where the offline values are
+    and how served input columns map onto offline columns."""
+
+    entity_key: str
+    offline: str
+    offline_timestamp: str
+    columns: dict[str, str]
+    ttl_seconds: float
+    max_mismatch_fraction: float
+    max_rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entityKey": self.entity_key,
+            "offline": self.offline,
+            "offlineTimestamp": self.offline_timestamp,
+            "columns": self.columns,
+            "ttlSeconds": self.ttl_seconds,
+            "maxMismatchFraction": self.max_mismatch_fraction,
+            "maxRows": self.max_rows,
+        }
+
+
 @dataclass(frozen=True)
 class MonitorModelConfig:
     """What the operator tells the monitor about one MLModel: the versions in each role and
-    the pairing tolerance (from `spec.rollout.shadow`), the drift window (from
-    `spec.monitoring.drift`)."""
+    the pairing tolerance (from `spec.rollout.shadow`), the drift window and detector (from
+    `spec.monitoring.drift`) and each version's training reference snapshot."""
 
     stable: str | None
     candidate: str | None
@@ -57,6 +106,10 @@ class MonitorModelConfig:
     score_tolerance: float
     window_size: int | None = None
     feature_names: list[str] = field(default_factory=list)
+    max_age_seconds: float | None = None
+    drift: DriftSettings | None = None
+    references: dict[str, str] = field(default_factory=dict)
+    skew: SkewSettings | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -65,10 +118,132 @@ class MonitorModelConfig:
             "shadowVersion": self.shadow,
             "scoreTolerance": self.score_tolerance,
             "featureNames": self.feature_names,
+            "drift": self.drift.to_json() if self.drift else None,
+            "references": self.references,
+            "skew": self.skew.to_json() if self.skew else None,
         }
         if self.window_size is not None:
             body["windowSize"] = min(self.window_size, MAX_WINDOW_SIZE)
+        # The monitor has its own default; null is not a value it accepts.
+        if self.max_age_seconds is not None:
+            body["maxAgeSeconds"] = self.max_age_seconds
         return body
+
+
+@dataclass(frozen=True)
+class VersionSkew:
+    """The monitor's last skew check of one version; `is_skew` None while there is none."""
+
+    is_skew: bool | None = None
+    pairs: int | None = None
+    unmatched_served: int | None = None
+    mismatch_fraction: dict[str, float] = field(default_factory=dict)
+    skewed_features: list[str] = field(default_factory=list)
+    checked_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionDrift:
+    """The monitor's last drift check of one model version.
+
+    `is_drift` is None while there is no verdict (window not full, no reference yet): then
+    `message` says why. URLs are absolute (the monitor answers paths relative to itself).
+    """
+
+    version: str
+    detector: str | None = None
+    is_drift: bool | None = None
+    p_values: dict[str, float] = field(default_factory=dict)
+    p_value: float | None = None
+    threshold: float | None = None
+    window: int | None = None
+    checked_at: datetime | None = None
+    report_url: str | None = None
+    message: str | None = None
+    skew: VersionSkew | None = None
+
+
+def _absolute(base_url: str, path: Any) -> str | None:
+    if not path:
+        return None
+    text = str(path)
+    if text.startswith(("http://", "https://")):
+        return text
+    return base_url.rstrip("/") + "/" + text.lstrip("/")
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _epoch(value: Any) -> datetime | None:
+    seconds = _float_or_none(value)
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _version_skew(entry: Any) -> VersionSkew | None:
+    """`checks.skew` of one version (None when the monitor runs no skew check)."""
+    if not isinstance(entry, dict):
+        return None
+    is_skew = entry.get("isSkew")
+    fractions = {
+        str(k): f
+        for k, v in (entry.get("mismatchFraction") or {}).items()
+        if (f := _float_or_none(v)) is not None
+    }
+    return VersionSkew(
+        is_skew=bool(is_skew) if is_skew is not None else None,
+        pairs=_int_or_none(entry.get("pairs")),
+        unmatched_served=_int_or_none(entry.get("unmatchedServed")),
+        mismatch_fraction=fractions,
+        skewed_features=[str(f) for f in entry.get("skewedFeatures") or []],
+        checked_at=_epoch(entry.get("checkedAt")),
+        message=entry.get("message"),
+    )
+
+
+def _version_drift(base_url: str, version: str, entry: dict[str, Any]) -> VersionDrift:
+    p_values = {
+        str(k): p
+        for k, v in (entry.get("pValues") or {}).items()
+        if (p := _float_or_none(v)) is not None
+    }
+    is_drift = entry.get("isDrift")
+    window = entry.get("window")
+    report = _absolute(base_url, entry.get("reportUrl")) or _absolute(
+        base_url, entry.get("liveReportUrl")
+    )
+    return VersionDrift(
+        version=version,
+        detector=entry.get("detector"),
+        is_drift=bool(is_drift) if is_drift is not None else None,
+        p_values=p_values,
+        p_value=_float_or_none(entry.get("pValue")),
+        threshold=_float_or_none(entry.get("threshold")),
+        window=int(window) if isinstance(window, int | float) else None,
+        checked_at=_epoch(entry.get("checkedAt")),
+        report_url=report,
+        message=entry.get("message"),
+        skew=_version_skew((entry.get("checks") or {}).get("skew")),
+    )
+
+
+def parse_drift(base_url: str, body: dict[str, Any]) -> dict[str, VersionDrift]:
+    """`GET .../drift` → the checks per version (entries that are not objects are skipped)."""
+    versions = body.get("versions") or {}
+    return {
+        str(v): _version_drift(base_url, str(v), entry)
+        for v, entry in versions.items()
+        if isinstance(entry, dict)
+    }
 
 
 class MonitorClient(Protocol):
@@ -77,6 +252,8 @@ class MonitorClient(Protocol):
     ) -> ModelFigures: ...
 
     def push_config(self, namespace: str, name: str, config: MonitorModelConfig) -> None: ...
+
+    def drift(self, namespace: str, name: str) -> dict[str, VersionDrift]: ...
 
 
 def _version_figures(entry: dict[str, Any]) -> VersionFigures:
@@ -105,7 +282,8 @@ def parse_figures(body: dict[str, Any]) -> ModelFigures:
 
 class HttpMonitor:
     def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
 
     def figures(self, namespace: str, name: str, since: datetime, until: datetime) -> ModelFigures:
         params = {"since": f"{since.timestamp():.3f}", "until": f"{until.timestamp():.3f}"}
@@ -126,6 +304,22 @@ class HttpMonitor:
             raise MonitorUnavailable(f"monitor unreachable: {error}") from error
         if answer.status_code != 200:
             raise MonitorUnavailable(f"monitor refused config {answer.status_code}: {answer.text}")
+
+    def drift(self, namespace: str, name: str) -> dict[str, VersionDrift]:
+        """The last drift check per version; empty when the monitor does not know the model."""
+        try:
+            answer = self.http.get(f"/v1/models/{namespace}/{name}/drift")
+        except httpx.HTTPError as error:
+            raise MonitorUnavailable(f"monitor unreachable: {error}") from error
+        if answer.status_code == 404:
+            return {}
+        if answer.status_code != 200:
+            raise MonitorUnavailable(f"monitor answered {answer.status_code}: {answer.text[:200]}")
+        try:
+            body = answer.json()
+        except ValueError as error:
+            raise MonitorUnavailable(f"monitor answered invalid JSON: {error}") from error
+        return parse_drift(self.base_url, body if isinstance(body, dict) else {})
 
     def close(self) -> None:
         self.http.close()

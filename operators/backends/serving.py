@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pydantic import BaseModel, ConfigDict
 
-from operators.api.common import API_VERSION
+from operators.api.common import API_VERSION, GROUP, VERSION
 from operators.api.mlmodel import Serving, Traffic
 
 ISVC_GROUP = "serving.kserve.io"
@@ -235,6 +235,37 @@ class KubeObjects:
             VS_GROUP, VS_VERSION, namespace, VS_PLURAL, name, patch
         )
         return patched
+
+    def read_experiment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Experiment a drift alarm retrains (None when it does not exist)."""
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "experiments", name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def read_feature_view(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The FeatureView a skew check compares served features with (None when missing)."""
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "featureviews", name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def annotate_experiment(self, namespace: str, name: str, key: str, value: str) -> None:
+        """Merge-patch one annotation onto an Experiment (a retrain request)."""
+        patch = {"metadata": {"annotations": {key: value}}}
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "experiments", name, patch
+        )
 
 
 class TrafficBackend(Protocol):

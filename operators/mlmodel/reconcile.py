@@ -5,15 +5,19 @@ No I/O here; `service.py` observes the world and calls these.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_PAUSE, parse_duration
+from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_PAUSE, ApiModel, parse_duration
 from operators.api.mlmodel import (
     AnalysisFigures,
+    DriftStatus,
     Lineage,
     MLModelSpec,
     MLModelStatus,
+    RetrainStatus,
     RolloutPhase,
     Traffic,
 )
@@ -24,6 +28,9 @@ REASON_NOT_FOUND = "ModelVersionNotFound"
 ANALYSING = (RolloutPhase.SHADOW, RolloutPhase.CANARY)
 # Status fields that must be removed (JSON merge patch null) when the rollout clears them.
 CLEARABLE = ("candidateVersion", "stepIndex", "message")
+# Nested objects replaced as a whole: their unset fields must be removed too, or a merge patch
+# would leave the previous version's values (a drift report, a trial) in place.
+REPLACED: dict[str, type[ApiModel]] = {"lineage": Lineage, "drift": DriftStatus}
 
 
 def plan_status(spec: MLModelSpec, status: MLModelStatus, generation: int | None) -> MLModelStatus:
@@ -199,10 +206,80 @@ def not_found(status: MLModelStatus, message: str, generation: int | None) -> ML
     return with_condition(status, "Ready", "False", REASON_NOT_FOUND, message, generation)
 
 
-def with_lineage(status: MLModelStatus, version: str, run_id: str | None) -> MLModelStatus:
-    lineage = (status.lineage or Lineage()).model_copy(
-        update={"model_version": version, "mlflow_run_id": run_id}
+# MLflow model version tags the training side writes (components/register_model).
+TAG_FEATURE_VIEWS = "kubeloop.io/feature-view-versions"
+TAG_DATA_WINDOW = "kubeloop.io/data-window"
+TAG_EXPERIMENT = "kubeloop.io/experiment"
+TAG_TRIAL = "kubeloop.io/trial"
+TAG_CODE_VERSION = "kubeloop.io/code-version"
+TAG_DRIFT_REPORT = "kubeloop.io/drift-report"
+
+
+def _json_or_none(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def _feature_view_versions(text: str | None) -> dict[str, str]:
+    data = _json_or_none(text)
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): str(v) for k, v in data.items() if v is not None}
+
+
+def _data_window(text: str | None) -> str | None:
+    """Compact JSON when the tag is JSON; the text as written otherwise."""
+    if not text:
+        return None
+    data = _json_or_none(text)
+    if data is None:
+        return text
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _newer(version: str, than: str | None) -> bool:
+    if than is None:
+        return False
+    if version.isdigit() and than.isdigit():
+        return int(version) > int(than)
+    return False
+
+
+def lineage_of(
+    version: str,
+    run_id: str | None,
+    tags: Mapping[str, str],
+    last_retrain: RetrainStatus | None,
+) -> Lineage:
+    """Where a serving version came from, from its MLflow tags.
+
+    The drift report that caused it is its own tag when the training side set one; else the
+    report of the last retrain request, when this version is newer than the one that
+    was serving then (it came out of, or after, that retrain).
+    """
+    report = tags.get(TAG_DRIFT_REPORT)
+    if not report and last_retrain is not None and _newer(version, last_retrain.version):
+        report = last_retrain.report_url
+    return Lineage(
+        model_version=version,
+        mlflow_run_id=run_id,
+        feature_view_versions=_feature_view_versions(tags.get(TAG_FEATURE_VIEWS)),
+        data_window=_data_window(tags.get(TAG_DATA_WINDOW)),
+        experiment=tags.get(TAG_EXPERIMENT) or None,
+        trial=tags.get(TAG_TRIAL) or None,
+        code_version=tags.get(TAG_CODE_VERSION) or None,
+        drift_report=report or None,
     )
+
+
+def with_lineage(
+    status: MLModelStatus, version: str, run_id: str | None, tags: Mapping[str, str]
+) -> MLModelStatus:
+    lineage = lineage_of(version, run_id, tags, status.last_retrain)
     return status.model_copy(update={"lineage": lineage})
 
 
@@ -211,4 +288,9 @@ def status_patch(status: MLModelStatus) -> dict[str, Any]:
     body = status.to_k8s()
     for key in CLEARABLE:
         body.setdefault(key, None)
+    for key, model in REPLACED.items():
+        nested = body.get(key)
+        if isinstance(nested, dict):
+            for field in model.model_fields.values():
+                nested.setdefault(field.alias or "", None)
     return body

@@ -181,7 +181,7 @@ def _approved(approval: Approval | None, last_request: datetime | None) -> bool:
 
 
 def _approval_reason(approval: Approval | None, last_request: datetime | None) -> str:
-    wanted = f"annotate the MLModel with {ANNOTATION_APPROVE}=true"
+    wanted = f"annotate the MLModel with {ANNOTATION_APPROVE}=true (or =retrain)"
     if approval is None:
         return f"requireApproval is set: {wanted}"
     if not _approves(approval):

@@ -190,6 +190,8 @@ def _candidate_withdrawn(state: RolloutState, rollout: Rollout, inputs: Inputs) 
 
 def _shadow_tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickResult:
     if not inputs.candidate_ready:
+        if _ready_overdue(state, rollout.analysis, inputs.now):
+            return _never_ready(state, rollout, inputs)
         waiting = state.model_copy(
             update={"message": f"waiting for version {state.candidate_version} to be Ready"}
         )
@@ -225,6 +227,34 @@ def _shadow_tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickR
         f"canary at {rollout.steps[0]}%",
     )
     return TickResult(canary, [event], assessment.verdict, assessment.figures)
+
+
+def _ready_overdue(state: RolloutState, analysis: Analysis, now: datetime) -> bool:
+    started = state.phase_started_at or now
+    return now - started >= parse_duration(analysis.ready_timeout)
+
+
+def _never_ready(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickResult:
+    """The candidate's InferenceService did not become Ready in time: it will not serve."""
+    message = (
+        f"the InferenceService of version {state.candidate_version} was not Ready within "
+        f"readyTimeout {rollout.analysis.ready_timeout}"
+    )
+    if not rollout.auto_rollback:
+        halted = state.model_copy(update={"phase": RolloutPhase.FAILED, "message": message})
+        event = Event(
+            EventType.WARNING, "RolloutFailed", f"{message}; autoRollback is off, traffic held"
+        )
+        return TickResult(halted, [event])
+    rolled_back = _enter(
+        state,
+        RolloutPhase.ROLLED_BACK,
+        rollout,
+        inputs.now,
+        message=f"rolled back version {state.candidate_version}: {message}",
+    )
+    event = Event(EventType.WARNING, "RolledBack", f"rolled back: {message}")
+    return TickResult(rolled_back, [event])
 
 
 def _shadow_long_enough(state: RolloutState, shadow: Shadow, now: datetime) -> bool:

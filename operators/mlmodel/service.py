@@ -17,11 +17,14 @@ from typing import Any
 
 from operators.api.common import find_condition
 from operators.api.kinds import MLMODEL
-from operators.api.mlmodel import MLModelSpec, MLModelStatus, ModelRef, RolloutPhase
+from operators.api.mlmodel import (
+    MLModelSpec,
+    MLModelStatus,
+    ModelRef,
+)
 from operators.backends.monitor import (
     ModelFigures,
     MonitorClient,
-    MonitorModelConfig,
     MonitorUnavailable,
 )
 from operators.backends.registry import ModelRegistry, ModelVersionNotFound, ResolvedVersion
@@ -35,6 +38,7 @@ from operators.backends.serving import (
     isvc_ready,
 )
 from operators.config import OperatorConfig
+from operators.mlmodel import monitoring
 from operators.mlmodel import reconcile as core
 from operators.mlmodel.rollout import Event, EventType, Inputs, RolloutState, TickResult, tick
 from operators.status import invalid_spec, observed
@@ -209,27 +213,6 @@ def _apply_traffic(
     return backends.traffic.apply(target)
 
 
-def _push_monitor_config(
-    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, state: RolloutState
-) -> None:
-    if backends.monitor is None or state.stable_version is None:
-        return
-    analysing = state.candidate_version if state.phase in core.ANALYSING else None
-    drift = spec.monitoring.drift if spec.monitoring else None
-    config = MonitorModelConfig(
-        stable=state.stable_version,
-        candidate=analysing if state.phase == RolloutPhase.CANARY else None,
-        shadow=analysing if state.phase == RolloutPhase.SHADOW else None,
-        score_tolerance=spec.rollout.shadow.tolerance,
-        window_size=drift.window.size if drift else None,
-        feature_names=list(drift.features) if drift else [],
-    )
-    try:
-        backends.monitor.push_config(obj.owner.namespace, obj.owner.name, config)
-    except MonitorUnavailable as error:
-        log.warning("%s/%s: %s", obj.owner.namespace, obj.owner.name, error)
-
-
 def _tick_if_due(
     backends: ServingBackends,
     obj: MLModelObject,
@@ -279,7 +262,7 @@ def observe_and_step(backends: ServingBackends, obj: MLModelObject, now: datetim
     url = _apply_traffic(backends, obj, after)
     if after.stable_version is not None:
         backends.objects.delete_isvcs_except(obj.owner, core.versions_needed(after, desired))
-    _push_monitor_config(backends, obj, spec, after)
+    monitoring.push_monitor_config(backends, obj, spec, after)
 
     closed = core.window_closed(before, after)
     status = core.with_state(obj.status, after).model_copy(
@@ -290,11 +273,12 @@ def observe_and_step(backends: ServingBackends, obj: MLModelObject, now: datetim
     )
     stable_ready = _stable_ready(backends, obj, after.stable_version, isvcs)
     status = core.serving_conditions(status, stable_ready, obj.generation)
+    status, drift_events = monitoring.watch_drift(backends, obj, spec, status, now)
     if missing is not None:
         status = core.not_found(status, missing, obj.generation)
     elif resolved is not None and resolved.version == after.stable_version:
-        status = core.with_lineage(status, resolved.version, resolved.run_id)
-    return Outcome(observed(status, obj.generation), events + result.events)
+        status = core.with_lineage(status, resolved.version, resolved.run_id, resolved.tags)
+    return Outcome(observed(status, obj.generation), events + result.events + drift_events)
 
 
 def build_backends(config: OperatorConfig) -> ServingBackends:

@@ -74,8 +74,19 @@ def sqlite_tracking_uri(root: Path) -> str:
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
-def register_model(tracking_uri: str, root: Path, name: str, model: LogisticModel) -> str:
-    """Log `model` in a run and register it under `name`; returns the new version number."""
+def register_model(
+    tracking_uri: str,
+    root: Path,
+    name: str,
+    model: LogisticModel,
+    reference: pd.DataFrame | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Log `model` in a run and register it under `name`; returns the new version number.
+
+    `reference` is uploaded as the run's `reference/features.parquet` (the drift baseline, as
+    components/register_model does); `tags` are set on the new model version.
+    """
     mlflow.set_tracking_uri(tracking_uri)
     experiment = mlflow.get_experiment_by_name("mlmodel-tests")
     experiment_id = (
@@ -96,7 +107,16 @@ def register_model(tracking_uri: str, root: Path, name: str, model: LogisticMode
             # Skips inferring requirements in a subprocess: the predictor runs in this venv.
             pip_requirements=["mlflow"],
         )
-    return str(info.registered_model_version)
+        if reference is not None:
+            folder = root / "reference-upload"
+            folder.mkdir(parents=True, exist_ok=True)
+            reference.to_parquet(folder / "features.parquet")
+            mlflow.log_artifact(str(folder / "features.parquet"), artifact_path="reference")
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, value)
+    return version
 
 
 @dataclass

@@ -7,7 +7,6 @@ while the test stays quick and free of predictor processes.
 from __future__ import annotations
 
 import itertools
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from kubernetes import client, config
 
 from localcluster.testing import RunningCluster
 from operators.cli import apply_crds, crd_documents
+from operators.embedded import free_port as _free_port
 from operators.mlmodel.testing import (
     LogisticModel,
     ServingStack,
@@ -33,12 +33,6 @@ GROUP, VERSION = "kubeloop.io", "v1alpha1"
 NS = "default"
 REGISTERED = "churn"
 _ids = itertools.count()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Harness:

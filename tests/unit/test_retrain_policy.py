@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.api.mlmodel import Retrain
+from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_RETRAIN
+from operators.api.mlmodel import Retrain, RetrainStatus
+from operators.experiment.reconcile import parse_retrain_request
+from operators.mlmodel import drift as drifting
+from operators.mlmodel.reconcile import approved
 from operators.mlmodel.retrain_policy import (
     Approval,
     DriftAlarm,
@@ -213,3 +219,112 @@ def test_storm_control_properties(
                 f"request at {request} had no approval given after {previous}"
             )
             previous = request
+
+
+# --- the operator's side: outstanding requests, the annotation, approval, the record --------
+def _experiment(value: str | None, request_id: str | None, phase: str | None) -> dict[str, Any]:
+    annotations = {ANNOTATION_RETRAIN: value} if value is not None else {}
+    status: dict[str, Any] = {}
+    if request_id is not None:
+        status["lastRetrain"] = {"requestId": request_id}
+    if phase is not None:
+        status["phase"] = phase
+    return {"metadata": {"name": "churn", "annotations": annotations}, "status": status}
+
+
+def test_a_request_is_outstanding_until_the_experiment_finishes_its_round() -> None:
+    value = '{"reason":"drift"}'
+    handled = parse_retrain_request(value)
+    assert handled is not None
+    assert drifting.request_id(value) == handled.request_id  # the Experiment's own digest
+
+    assert not drifting.retrain_outstanding(_experiment(None, None, "Succeeded"))
+    assert drifting.retrain_outstanding(_experiment(value, None, None))  # not picked up
+    assert drifting.retrain_outstanding(_experiment(value, "0123456789abcdef", "Succeeded"))
+    assert drifting.retrain_outstanding(_experiment(value, handled.request_id, "Running"))
+    assert not drifting.retrain_outstanding(_experiment(value, handled.request_id, "Succeeded"))
+    assert not drifting.retrain_outstanding(_experiment(value, handled.request_id, "Failed"))
+
+
+def test_the_annotation_is_json_the_experiment_operator_reads() -> None:
+    value = drifting.retrain_annotation(ALARM, T0, "team", "churn", "3")
+    assert json.loads(value) == {
+        "reason": "ks p=0.001 on f3",
+        "reportUrl": "http://monitor/report/1",
+        "requestedAt": "2026-01-01T00:00:00Z",
+        "requestedBy": "MLModel team/churn",
+        "version": "3",
+    }
+    parsed = parse_retrain_request(value)
+    assert parsed is not None
+    assert parsed.reason == ALARM.reason and parsed.report_url == ALARM.report_url
+    assert parsed.requested_at == T0
+
+
+@pytest.mark.parametrize(
+    ("value", "approves_retrain", "approves_candidate_3"),
+    [
+        ("retrain", True, False),
+        ("2026-01-01T02:00:00Z", True, False),
+        ("true", True, True),
+        ("3", False, True),
+        ("4", False, False),
+        ("nope", False, False),
+    ],
+)
+def test_the_approve_annotation_is_disambiguated(
+    value: str, approves_retrain: bool, approves_candidate_3: bool
+) -> None:
+    annotations = {ANNOTATION_APPROVE: value}
+    approval, seen = drifting.retrain_approval(annotations, None, T0 + HOUR)
+    assert seen is not None and seen.value == value and seen.at == T0 + HOUR
+    decision = decide_retrain(
+        T0 + 3 * HOUR, policy(approval=True), ALARM, [T0], outstanding=False, approval=approval
+    )
+    assert decision.should_request is approves_retrain, decision.reason
+    assert approved(annotations, "3") is approves_candidate_3
+
+
+def test_approval_is_given_when_first_seen_and_spent_by_a_request() -> None:
+    annotations = {ANNOTATION_APPROVE: "retrain"}
+    _, seen = drifting.retrain_approval(annotations, None, T0)
+    # Seen again later: the value has not changed, so it was still given at T0.
+    approval, again = drifting.retrain_approval(annotations, seen, T0 + 5 * HOUR)
+    assert again == seen and approval is not None and approval.given_at == T0
+    spent = decide_retrain(
+        T0 + 5 * HOUR, policy(approval=True), ALARM, [T0 + HOUR], False, approval
+    )
+    assert spent.action is RetrainAction.WAIT_APPROVAL and "approve again" in spent.reason
+    # A new value is a new approval.
+    fresh, _ = drifting.retrain_approval({ANNOTATION_APPROVE: "true"}, seen, T0 + 5 * HOUR)
+    assert decide_retrain(
+        T0 + 5 * HOUR, policy(approval=True), ALARM, [T0 + HOUR], False, fresh
+    ).should_request
+    assert drifting.retrain_approval({}, seen, T0) == (None, None)
+
+
+def test_a_request_is_recorded_with_history_and_one_event() -> None:
+    request = decide_retrain(T0, policy(), ALARM, history=[], outstanding=False)
+    old = T0 - timedelta(days=3)
+    record, events = drifting.record_decision(
+        RetrainStatus(history=[old, T0 - 2 * HOUR]), request, T0, "3", timedelta(hours=6)
+    )
+    assert record.decision == "request" and record.requested_at == T0 and record.version == "3"
+    assert record.history == [T0 - 2 * HOUR, T0]  # the 3-day-old request no longer matters
+    assert record.reason == ALARM.reason and record.report_url == ALARM.report_url
+    assert [(e.type, e.reason) for e in events] == [("Normal", "RetrainRequested")]
+
+    waiting = decide_retrain(T0 + HOUR / 2, policy(), ALARM, record.history, outstanding=True)
+    record, events = drifting.record_decision(record, waiting, T0 + HOUR / 2, "3", HOUR)
+    assert record.decision is not None and record.decision.startswith("outstanding: ")
+    assert record.requested_at == T0 and [e.reason for e in events] == ["RetrainDeferred"]
+    record, events = drifting.record_decision(record, waiting, T0 + HOUR, "3", HOUR)
+    assert events == []  # same decision again: no new event
+
+
+def test_a_missing_experiment_is_warned_about_once() -> None:
+    record, events = drifting.record_missing_experiment(None, "team", "churn-exp")
+    assert record.decision == "experiment-missing: Experiment team/churn-exp not found"
+    assert [(e.type, e.reason) for e in events] == [("Warning", "RetrainExperimentMissing")]
+    _, again = drifting.record_missing_experiment(record, "team", "churn-exp")
+    assert again == []

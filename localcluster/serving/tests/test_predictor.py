@@ -72,7 +72,14 @@ def test_v2_infer_named_tensors_and_matrix(predictor: str) -> None:
             {"name": "features", "shape": [2, 2], "datatype": "FP64", "data": [1.0, 0.0, 0.0, 1.0]}
         ]
     }
-    for body in (named, matrix):
+    # An input beyond the signature (the entity key a skew check needs) goes to the log only.
+    with_entity = {
+        "inputs": [
+            {"name": "user_id", "shape": [2], "datatype": "INT64", "data": [7, 9]},
+            *named["inputs"],
+        ]
+    }
+    for body in (named, matrix, with_entity):
         response = httpx.post(f"{predictor}/v2/models/logistic/infer", json=body)
         assert response.status_code == 200, response.text
         output = response.json()["outputs"][0]

@@ -1,0 +1,208 @@
+"""The MLModel's side of monitoring: what the monitor is told, and what its drift verdict does.
+
+Each timer pass pushes the model's config (versions in play, windows, the drift detector and
+each version's training reference) and reads the stable version's drift check; an alarm goes
+through the retrain policy and, when it says so, becomes a request on the Experiment. The
+pure parts live in `drift.py` and `retrain_policy.py`; this module does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from kubernetes.client.rest import ApiException
+
+from operators.api.common import ANNOTATION_RETRAIN, parse_duration
+from operators.api.mlmodel import Drift, MLModelSpec, MLModelStatus, Retrain, RolloutPhase
+from operators.backends.monitor import (
+    MIN_DRIFT_WINDOW,
+    DriftSettings,
+    MonitorModelConfig,
+    MonitorUnavailable,
+    SkewSettings,
+    VersionDrift,
+)
+from operators.mlmodel import drift as drifting
+from operators.mlmodel import reconcile as core
+from operators.mlmodel import skew as skewing
+from operators.mlmodel.retrain_policy import RetrainPolicy, decide_retrain
+from operators.mlmodel.rollout import Event, RolloutState
+
+if TYPE_CHECKING:  # service.py imports this module
+    from operators.mlmodel.service import MLModelObject, ServingBackends
+
+log = logging.getLogger(__name__)
+
+
+def _drift_settings(drift: Drift | None) -> DriftSettings | None:
+    if drift is None:
+        return None
+    return DriftSettings(
+        detector=str(drift.detector),
+        p_value=drift.p_value,
+        features=list(drift.features),
+        min_window=min(MIN_DRIFT_WINDOW, drift.window.size),
+    )
+
+
+def _references(
+    backends: ServingBackends, spec: MLModelSpec, versions: list[str]
+) -> dict[str, str]:
+    """Each version's training reference snapshot (the monitor's drift baseline)."""
+    references = {}
+    for version in versions:
+        try:
+            uri = backends.registry.reference_uri(
+                backends.registry.run_id_of(spec.model.name, version)
+            )
+        except Exception as error:  # noqa: BLE001 — a registry hiccup must not stop serving
+            log.warning("reference of %s v%s: %s", spec.model.name, version, error)
+            continue
+        if uri is not None:
+            references[version] = uri
+    return references
+
+
+def _skew_settings(
+    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec
+) -> SkewSettings | None:
+    skew = spec.monitoring.skew if spec.monitoring else None
+    if skew is None:
+        return None
+    try:
+        view = backends.objects.read_feature_view(obj.owner.namespace, skew.feature_view)
+    except ApiException as error:  # the API server's hiccup: no skew check this pass
+        log.warning("%s/%s: skew: %s", obj.owner.namespace, obj.owner.name, error)
+        return None
+    settings = skewing.skew_settings(skew, view)
+    if isinstance(settings, str):
+        log.info("%s/%s: no skew check yet: %s", obj.owner.namespace, obj.owner.name, settings)
+        return None
+    return settings
+
+
+def push_monitor_config(
+    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, state: RolloutState
+) -> None:
+    if backends.monitor is None or state.stable_version is None:
+        return
+    analysing = state.candidate_version if state.phase in core.ANALYSING else None
+    drift = spec.monitoring.drift if spec.monitoring else None
+    in_play = [v for v in (state.stable_version, analysing) if v]
+    config = MonitorModelConfig(
+        stable=state.stable_version,
+        candidate=analysing if state.phase == RolloutPhase.CANARY else None,
+        shadow=analysing if state.phase == RolloutPhase.SHADOW else None,
+        score_tolerance=spec.rollout.shadow.tolerance,
+        window_size=drift.window.size if drift else None,
+        feature_names=list(drift.features) if drift else [],
+        max_age_seconds=parse_duration(drift.window.max_age).total_seconds() if drift else None,
+        drift=_drift_settings(drift),
+        references=_references(backends, spec, in_play) if drift else {},
+        skew=_skew_settings(backends, obj, spec),
+    )
+    try:
+        backends.monitor.push_config(obj.owner.namespace, obj.owner.name, config)
+    except MonitorUnavailable as error:
+        log.warning("%s/%s: %s", obj.owner.namespace, obj.owner.name, error)
+
+
+@dataclass(frozen=True)
+class DriftReading:
+    """The stable version's drift check; `reachable` False when the monitor did not answer."""
+
+    reachable: bool
+    check: VersionDrift | None = None
+
+
+def _read_drift(
+    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, stable: str | None
+) -> DriftReading | None:
+    """None when nothing is watched here (no monitor, no drift or skew spec, nothing serving)."""
+    monitoring = spec.monitoring
+    watched = monitoring is not None and (monitoring.drift or monitoring.skew) is not None
+    if backends.monitor is None or stable is None or not watched:
+        return None
+    try:
+        checks = backends.monitor.drift(obj.owner.namespace, obj.owner.name)
+    except MonitorUnavailable as error:
+        log.warning("%s/%s: drift: %s", obj.owner.namespace, obj.owner.name, error)
+        return DriftReading(reachable=False)
+    return DriftReading(reachable=True, check=checks.get(stable))
+
+
+def _request_retrain(
+    backends: ServingBackends,
+    obj: MLModelObject,
+    retrain: Retrain,
+    status: MLModelStatus,
+    check: VersionDrift,
+    now: datetime,
+) -> tuple[MLModelStatus, list[Event]]:
+    """Decide on a drift alarm of the stable version; annotate the Experiment on a request."""
+    namespace, stable = obj.owner.namespace, check.version
+    last = status.last_retrain
+    approval, seen = drifting.retrain_approval(
+        obj.annotations, last.approval_seen if last else None, now
+    )
+    experiment = backends.objects.read_experiment(namespace, retrain.experiment)
+    if experiment is None:
+        record, events = drifting.record_missing_experiment(last, namespace, retrain.experiment)
+    else:
+        policy = RetrainPolicy.from_spec(retrain)
+        decision = decide_retrain(
+            now,
+            policy,
+            drifting.drift_alarm(check),
+            history=last.history if last else [],
+            outstanding=drifting.retrain_outstanding(experiment),
+            approval=approval,
+        )
+        if decision.should_request:
+            value = drifting.retrain_annotation(
+                decision.alarm, now, namespace, obj.owner.name, stable
+            )
+            backends.objects.annotate_experiment(
+                namespace, retrain.experiment, ANNOTATION_RETRAIN, value
+            )
+        record, events = drifting.record_decision(last, decision, now, stable, policy.cooldown)
+    record = record.model_copy(update={"approval_seen": seen})
+    return status.model_copy(update={"last_retrain": record}), events
+
+
+def watch_drift(
+    backends: ServingBackends,
+    obj: MLModelObject,
+    spec: MLModelSpec,
+    status: MLModelStatus,
+    now: datetime,
+) -> tuple[MLModelStatus, list[Event]]:
+    """status.drift and the Drift condition, status.skew, and a retrain request when the
+    stable version drifts (skew is reported, never a reason to retrain: retraining on the same
+    pipeline would not fix a feature pipeline that serves other values than it trained on)."""
+    stable = status.stable_version
+    reading = _read_drift(backends, obj, spec, stable)
+    if reading is None or not reading.reachable or stable is None or spec.monitoring is None:
+        return status, []  # monitor down: the last verdict stands
+    check = reading.check
+    events: list[Event] = []
+    if spec.monitoring.skew is not None:
+        status, events = skewing.with_skew(status, stable, check.skew if check else None)
+    if spec.monitoring.drift is None:
+        return status, events
+    status, drift_events = drifting.with_drift(status, stable, check, obj.generation)
+    events = drift_events + events
+    retrain = spec.monitoring.retrain
+    if retrain is None or check is None or not check.is_drift:
+        return status, events
+    try:
+        status, more = _request_retrain(backends, obj, retrain, status, check, now)
+    except ApiException as error:
+        # Reading or annotating the Experiment failed (RBAC, API server): ask again next pass;
+        # the rollout and the drift status of this pass are still written.
+        log.warning("%s/%s: retrain request: %s", obj.owner.namespace, obj.owner.name, error)
+        return status, events
+    return status, events + more

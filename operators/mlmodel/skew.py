@@ -1,0 +1,86 @@
+"""Pure core of the training-serving skew check: its settings from the FeatureView, its status.
+
+The monitor pairs each served row (by the FeatureView's join key, at serving time) with the
+offline store's row for the same entity as of that time; `monitoring.py` pushes the settings
+built here and turns the monitor's verdict into `status.skew` and events. No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from operators.api.common import parse_duration
+from operators.api.mlmodel import MLModelStatus, Skew, SkewStatus
+from operators.backends.monitor import SkewSettings, VersionSkew
+from operators.mlmodel.rollout import Event, EventType
+
+REASON_SKEW_DETECTED = "SkewDetected"
+REASON_SKEW_CLEARED = "SkewCleared"
+# The training set names a FeatureView's feature `<view>__<feature>`, the view name with
+# every non-identifier character replaced (components/spark_feature_backfill/definition.py).
+_NON_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
+
+
+def model_column(view: str, feature: str) -> str:
+    return f"{_NON_IDENTIFIER.sub('_', view)}__{feature}"
+
+
+def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewSettings | str:
+    """The monitor's skew settings, or why there are none yet (the reason is logged)."""
+    if feature_view is None:
+        return f"FeatureView {skew.feature_view!r} not found"
+    spec = feature_view.get("spec") or {}
+    offline = (feature_view.get("status") or {}).get("offlinePath")
+    if not offline:
+        return f"FeatureView {skew.feature_view!r} has no offline store yet (not backfilled)"
+    keys = [e.get("joinKey") for e in spec.get("entities") or []]
+    if len(keys) != 1 or not keys[0]:
+        return f"FeatureView {skew.feature_view!r}: the skew check pairs rows on one join key, got {keys}"
+    features = [f.get("name") for f in spec.get("features") or [] if f.get("name")]
+    return SkewSettings(
+        entity_key=str(keys[0]),
+        offline=str(offline),
+        offline_timestamp=str(
+            (spec.get("source") or {}).get("timestampField") or "event_timestamp"
+        ),
+        columns={model_column(skew.feature_view, f): f for f in features},
+        ttl_seconds=parse_duration(str(spec.get("ttl") or "30d")).total_seconds(),
+        max_mismatch_fraction=skew.max_mismatch_fraction,
+        max_rows=skew.max_rows,
+    )
+
+
+def skew_status(check: VersionSkew) -> SkewStatus:
+    return SkewStatus(
+        is_skew=bool(check.is_skew),
+        pairs=check.pairs,
+        unmatched_served=check.unmatched_served,
+        mismatch_fraction=dict(check.mismatch_fraction),
+        skewed_features=list(check.skewed_features),
+        checked_at=check.checked_at,
+        message=check.message,
+    )
+
+
+def with_skew(
+    status: MLModelStatus, version: str, check: VersionSkew | None
+) -> tuple[MLModelStatus, list[Event]]:
+    """status.skew from the stable version's check; an event only when the verdict flips.
+    A check without a verdict (no served entity rows yet) keeps the last one."""
+    if check is None or check.is_skew is None:
+        return status, []
+    was = bool(status.skew and status.skew.is_skew)
+    events = []
+    if check.is_skew and not was:
+        worst = max(check.mismatch_fraction.items(), key=lambda kv: kv[1], default=("-", 0.0))
+        message = (
+            f"training-serving skew on version {version}: {', '.join(check.skewed_features)} "
+            f"(worst {worst[0]}: {worst[1]:.1%} of {check.pairs} rows disagree with the "
+            "offline store)"
+        )
+        events.append(Event(EventType.WARNING, REASON_SKEW_DETECTED, message))
+    elif was and not check.is_skew:
+        message = f"served features of version {version} agree with the offline store again"
+        events.append(Event(EventType.NORMAL, REASON_SKEW_CLEARED, message))
+    return status.model_copy(update={"skew": skew_status(check)}), events
