@@ -20,7 +20,6 @@ from operators.status import observed, with_condition
 
 DEFAULT_SQL = "SELECT * FROM source"
 # Lines of a failed run's log that say what went wrong (the component's own errors first).
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ERROR_LINE = re.compile(r"\b[A-Za-z]+(Error|Exception):")
 BACKFILL_ERRORS = ("BackfillError", "FeastError", "DefinitionError")
 MESSAGE_TAIL_LINES = 15
@@ -90,8 +89,8 @@ def pin(status: FeatureViewStatus, run: BackfillRun, generation: int | None) -> 
 def failure_message(run: RunStatus, preferred: tuple[str, ...] = BACKFILL_ERRORS) -> str:
     """What went wrong, naming the problem first: the component's error line (`preferred`
     error types first), then the run's message and the end of its log."""
-    tail = _ANSI.sub("", run.log_tail or "")
-    run_message = _ANSI.sub("", run.message or "")
+    tail = run.log_tail or ""
+    run_message = run.message or ""
     errors = [line.strip() for line in tail.splitlines() if _ERROR_LINE.search(line)]
     specific = [e for e in errors if any(f"{name}:" in e for name in preferred)]
     headline = (specific or errors or [run_message or f"run {run.ref.run_name} failed"])[-1]

@@ -9,13 +9,15 @@ waits for the outcome it is about. The restart test goes first: it needs a run i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from examples.data.generate import GeneratorConfig, write_dataset
 from localcluster.testing import RunningCluster
+from operators.api.featureview import BackfillWindow
+from operators.featureview.backfill import run_name
 from tests.operator_harness import OperatorHarness, condition
 
 # Generous: Spark and kfp.local processes on a loaded 2-core machine.
@@ -162,3 +164,41 @@ def test_failed_backfill_names_the_problem(
     assert condition(status, "Ready")["status"] == "False"
     assert len(harness.run_names(f"{name}-")) == 1
     assert harness.alive(), harness.logs()
+
+
+def test_schedule_launches_an_incremental_backfill(harness: OperatorHarness) -> None:
+    """Last in the module, so its minutely runs overlap nothing else: the initial window ends
+    at a minute, the next cron tick pins [that end, tick) as its own run. The operator may pin
+    the increment in the same pass that sees the initial run finish, so the initial run is
+    checked by its deterministic name rather than by catching it in status."""
+    spec = view_spec(str(harness.workdir / "data" / "events"), GOOD_SQL, GOOD_FEATURES)
+    spec["backfill"] = {"start": START, "schedule": "* * * * *"}
+    harness.create(PLURAL, KIND, "minutely", spec)
+
+    def increment_finished(status: dict) -> bool:
+        window = (status.get("lastBackfill") or {}).get("window") or {}
+        return window.get("start") not in (None, START) and _finished(status)
+
+    status = harness.wait_status(
+        PLURAL, "minutely", increment_finished, "an incremental backfill", RUN_TIMEOUT_S
+    )
+    increment = status["lastBackfill"]
+    assert increment["state"] == "SUCCEEDED", increment
+    start = datetime.fromisoformat(increment["window"]["start"])
+    end = datetime.fromisoformat(increment["window"]["end"])
+    assert start < end and start.second == end.second == 0
+    assert increment["rows"] == 0  # the source holds no events after January
+    assert datetime.fromisoformat(status["freshness"]) == end
+    assert condition(status, "Ready")["status"] == "True"
+    # The initial run covered [START, m) for a minute m: its name is deterministic. Under load a
+    # second tick may pass before the first increment finished, so m <= start.
+    runs = harness.run_names("minutely-")
+    assert increment["run"] in runs and len(runs) >= 2, runs
+    origin = datetime.fromisoformat(START)
+    minutes = [start - timedelta(minutes=k) for k in range(0, 30)]
+    initial = [
+        m
+        for m in minutes
+        if run_name("minutely", status["version"], BackfillWindow(start=origin, end=m)) in runs
+    ]
+    assert initial, (runs, increment)
