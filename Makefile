@@ -43,7 +43,7 @@ crds: install
 	$(BIN)/kubeloop crds
 
 test: install services lint
-	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -ra -m "not slow and not e2e" $(PYTEST_ARGS)
@@ -56,3 +56,9 @@ kind-up:
 
 clean:
 	rm -rf .kubeloop .pytest_cache .mypy_cache .ruff_cache
+
+# Router benchmark with its nginx peer: the script installs Debian's nginx when it is missing.
+.PHONY: bench-router
+bench-router: install
+	bash scripts/ensure-nginx.sh
+	$(BIN)/python bench/router.py $(BENCH_ARGS)

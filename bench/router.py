@@ -22,7 +22,6 @@ import asyncio
 import json
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,16 +33,12 @@ from typing import Any
 import aiohttp
 import psutil
 
+from operators.embedded import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "router.json"
 BODY = json.dumps({"instances": [[0.1 * i for i in range(20)]]}).encode()
 PATH = "/v1/models/bench:predict"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the upstream (runs in its own process: `bench/router.py --serve-upstream P1,P2,P3`) ------

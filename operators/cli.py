@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -89,17 +90,20 @@ def mlflow_tracking_uri(layout: EmbeddedLayout) -> str:
     return f"sqlite:///{mlflow_dir / 'mlflow.db'}"
 
 
-def monitor_process(layout: EmbeddedLayout, host: str, port: int) -> ProcessSpec:
-    argv = embedded.python_module(
-        "services.monitor",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--data-dir",
-        str((layout.state_dir / "monitor").resolve()),
-    )
-    return ProcessSpec("monitor", argv)
+# How often the embedded monitor checks drift (seconds); the demo shortens it.
+DRIFT_INTERVAL_ENV = "KUBELOOP_DRIFT_INTERVAL_S"
+
+
+def monitor_process(
+    layout: EmbeddedLayout, host: str, port: int, tracking_uri: str | None = None
+) -> ProcessSpec:
+    args = ["--host", host, "--port", str(port)]
+    args += ["--data-dir", str((layout.state_dir / "monitor").resolve())]
+    if tracking_uri:  # drift references may be runs:/ URIs of this registry
+        args += ["--mlflow-tracking-uri", tracking_uri]
+    if os.environ.get(DRIFT_INTERVAL_ENV):
+        args += ["--drift-interval", os.environ[DRIFT_INTERVAL_ENV]]
+    return ProcessSpec("monitor", embedded.python_module("services.monitor", *args))
 
 
 def serving_controller_process(layout: EmbeddedLayout, tracking_uri: str) -> ProcessSpec:
@@ -136,7 +140,7 @@ def service_processes(layout: EmbeddedLayout, host: str) -> list[ProcessSpec]:
     monitor_url = f"http://{host}:{monitor_port}/"
     tracking_uri = mlflow_tracking_uri(layout)
     return [
-        monitor_process(layout, host, monitor_port),
+        monitor_process(layout, host, monitor_port, tracking_uri),
         serving_controller_process(layout, tracking_uri),
         operator_process(layout, monitor_url, tracking_uri),
     ]

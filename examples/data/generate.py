@@ -54,6 +54,12 @@ class GeneratorConfig(BaseModel):
     late_fraction: float = Field(default=0.02, ge=0, le=1)
     shift_at: datetime | None = None
     shift_sigma: float = 0.0
+    event_seed: int | None = Field(
+        default=None,
+        description="seed of the event draws (default: seed). The world — users' affinity, "
+        "items' quality and price — always comes from seed, so another event_seed draws new "
+        "events from the same world (the traffic a trained model later serves).",
+    )
 
     @model_validator(mode="after")
     def _utc(self) -> GeneratorConfig:
@@ -122,7 +128,8 @@ def _sample_times(
 
 
 def _chunk(config: GeneratorConfig, index: int, n: int, lo_h: float, hi_h: float) -> pd.DataFrame:
-    rng = np.random.default_rng([config.seed, index])
+    event_seed = config.seed if config.event_seed is None else config.event_seed
+    rng = np.random.default_rng([event_seed, index])
     affinity, quality, base_price = _latent_traits(config)
     hours = _sample_times(rng, n, lo_h, hi_h, config.start)
     # Microsecond resolution: what Spark and Parquet keep, so every path sees the same instants.

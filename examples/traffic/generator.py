@@ -60,9 +60,28 @@ class TrafficStats(BaseModel):
     accuracy: float | None = Field(default=None, description="Over the last 200 labelled rows.")
 
 
-def make_streams(config: TrafficConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The reference and the shifted event streams (same seed: only the shift differs)."""
-    base = GeneratorConfig(rows=config.stream_rows, seed=config.seed, days=7)
+def make_streams(
+    config: TrafficConfig, world: GeneratorConfig | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference and the shifted event streams (same draws: only the shift differs).
+
+    `world` is the data the served model was trained on: the streams are new events of that
+    world — its users, items and item prices — drawn with the traffic's own seed. Events of
+    another world differ in distribution (a different price per item), which a drift
+    detector rightly flags even before any shift.
+    """
+    world = world or GeneratorConfig(rows=config.stream_rows, seed=config.seed)
+    base = world.model_copy(
+        update={
+            "rows": config.stream_rows,
+            "users": world.n_users,
+            "items": world.n_items,
+            "event_seed": config.seed,
+            "days": 7,
+            "shift_at": None,
+            "shift_sigma": 0.0,
+        }
+    )
     shifted = base.model_copy(update={"shift_at": base.start, "shift_sigma": config.shift_sigma})
     return generate_events(base), generate_events(shifted)
 

@@ -24,6 +24,7 @@ class StageTimeouts(BaseModel):
     drift: float = 300
     retrain: float = 1200
     rollout: float = 900
+    lineage: float = 60
 
 
 class DemoConfig(BaseModel):
@@ -51,6 +52,7 @@ class DemoConfig(BaseModel):
     # Operator intervals, shortened so the loop turns in minutes (handed to `kubeloop up`).
     operator_poll_s: float = Field(default=2.0, gt=0)
     analysis_tick_s: float = Field(default=1.0, gt=0)
+    drift_interval_s: float = Field(default=5.0, gt=0)
     resources_dir: Path = DEMO_RESOURCES
     stop_after: str | None = Field(default=None, description="Last stage to run (tests).")
     keep_running: bool = Field(default=False, description="Leave `kubeloop up` running after.")
@@ -70,4 +72,5 @@ class DemoConfig(BaseModel):
         return {
             "KUBELOOP_POLL_INTERVAL_S": str(self.operator_poll_s),
             "KUBELOOP_ANALYSIS_TICK_S": str(self.analysis_tick_s),
+            "KUBELOOP_DRIFT_INTERVAL_S": str(self.drift_interval_s),
         }

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from examples.data.generate import GeneratorConfig
 from examples.traffic.generator import TrafficGenerator
 from operators.demo_parts.config import DemoConfig
 from operators.demo_parts.kube import DemoKube
@@ -43,12 +44,15 @@ class DemoContext:
     http: httpx.Client | None = None
     traffic: TrafficGenerator | None = None
     started_up: bool = False
+    world: GeneratorConfig | None = None  # the generated data; traffic is drawn from it
     v1: str | None = None
     v1_round: int = 1
     v2: str | None = None
     shift_t: float | None = None
     alarm_t: float | None = None
     promoted_t: float | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
+    drift_report: str | None = None
     phases_seen: list[str] = field(default_factory=list)
 
     def now(self) -> float:

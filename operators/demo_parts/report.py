@@ -6,6 +6,7 @@ import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -42,6 +43,8 @@ class DemoRecord(BaseModel):
     shift_t: float | None = None
     alarm_t: float | None = None
     promoted_t: float | None = None
+    drift_report: str | None = None
+    lineage: dict[str, Any] = {}
 
 
 def traffic_per_version(samples: Sequence[Sample]) -> dict[str, list[tuple[float, float]]]:
@@ -125,6 +128,13 @@ def render_html(record: DemoRecord) -> str:
             f"drift alarm → new version at 100%: {record.promoted_t - record.alarm_t:.1f} s"
         )
     items = "".join(f"<li>{html.escape(f)}</li>" for f in figures)
+    if record.drift_report:
+        link = html.escape(record.drift_report)
+        items += f'<li>drift report that triggered the retrain: <a href="{link}">{link}</a></li>'
+    lineage = "".join(
+        f"<tr><td>{html.escape(key)}</td><td>{html.escape(json.dumps(value))}</td></tr>"
+        for key, value in sorted(record.lineage.items())
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>kubeloop demo report</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}</style>
@@ -136,6 +146,8 @@ def render_html(record: DemoRecord) -> str:
 <table><tr><th>stage</th><th>outcome</th><th>seconds</th><th>message</th></tr>
 {rows}
 </table>
+<h2>Lineage of the version now serving</h2>
+<table>{lineage or "<tr><td>not reached</td></tr>"}</table>
 <h2>Timeline</h2>
 <p>Traffic per version, drift p-values and accuracy on delayed labels over time.</p>
 <img src="{TIMELINE_PNG}" alt="timeline">

@@ -70,6 +70,8 @@ def _record(ctx: DemoContext, ok: bool, message: str) -> DemoRecord:
         shift_t=ctx.shift_t,
         alarm_t=ctx.alarm_t,
         promoted_t=ctx.promoted_t,
+        drift_report=ctx.drift_report,
+        lineage=ctx.lineage,
     )
 
 

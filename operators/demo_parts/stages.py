@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from examples.data.generate import GeneratorConfig, write_dataset
-from examples.traffic.generator import TrafficConfig, TrafficGenerator
+from examples.traffic.generator import TrafficConfig, TrafficGenerator, make_streams
 from examples.traffic.requests import feature_columns
 from operators import cli, embedded
 from operators.demo_parts.context import DemoContext, Objects, StageFailed
@@ -63,6 +63,7 @@ def stage_data(ctx: DemoContext) -> str:
         label_fraction=ctx.config.label_fraction,
     )
     totals = write_dataset(config, ctx.data_dir)
+    ctx.world = config
     ctx.template_values = {"DATA_DIR": ctx.data_dir, "BACKFILL_START": _iso_z(start)}
     return f"{totals['events']} events, {totals['labels']} labels in {ctx.data_dir}"
 
@@ -219,7 +220,9 @@ def stage_traffic(ctx: DemoContext) -> str:
     )
     columns = feature_columns(ctx.documents["Experiment"]["spec"])
     ctx.http = httpx.Client()
-    ctx.traffic = TrafficGenerator(config, columns, ctx.http)
+    ctx.traffic = TrafficGenerator(
+        config, columns, ctx.http, streams=make_streams(config, world=ctx.world)
+    )
     ctx.traffic.start()
     traffic = ctx.traffic
 
@@ -230,7 +233,29 @@ def stage_traffic(ctx: DemoContext) -> str:
         return stats.ok >= 20
 
     ctx.wait_for("20 answered inference requests", ctx.config.timeouts.traffic, answered)
-    return f"{config.requests_per_s:g} requests/s to {url}"
+    objects = ctx.wait_for(
+        "a drift check of the unshifted traffic (MLModel status.drift.checkedAt)",
+        ctx.config.timeouts.traffic,
+        _checked_without_drift,
+    )
+    lowest = _lowest_p_value(_status(objects[2]).get("drift") or {})
+    return f"{config.requests_per_s:g} requests/s to {url}; no drift yet (lowest p {lowest})"
+
+
+def _lowest_p_value(drift: dict[str, Any]) -> str:
+    name, value = min((drift.get("pValues") or {"-": 1.0}).items(), key=lambda item: item[1])
+    return f"{name}={value:.3g}"
+
+
+def _checked_without_drift(objects: Objects) -> bool:
+    """Before the shift the monitor must have judged the live window and found no drift: a
+    drift alarm here would be a false alarm, and the demo would prove nothing."""
+    drift = _status(objects[2]).get("drift") or {}
+    if drift.get("isDrift"):
+        raise StageFailed(
+            f"drift alarm before the shift (false alarm): lowest p {_lowest_p_value(drift)}"
+        )
+    return bool(drift.get("checkedAt")) and bool(drift.get("pValues"))
 
 
 def stage_shift(ctx: DemoContext) -> str:
@@ -250,8 +275,8 @@ def stage_drift(ctx: DemoContext) -> str:
     )
     ctx.alarm_t = ctx.now()
     drift = _status(objects[2]).get("drift") or {}
-    lowest = min((drift.get("pValues") or {"-": 1.0}).items(), key=lambda item: item[1])
-    return f"drift detected ({drift.get('detector')}; lowest p {lowest[0]}={lowest[1]:.3g})"
+    ctx.drift_report = drift.get("reportUrl")
+    return f"drift detected ({drift.get('detector')}; lowest p {_lowest_p_value(drift)})"
 
 
 def stage_retrain(ctx: DemoContext) -> str:
@@ -300,6 +325,37 @@ def stage_rollout(ctx: DemoContext) -> str:
     return "phases: " + " → ".join(ctx.phases_seen)
 
 
+# What v2's lineage must name: the issue's "FeatureView version, data window, MLflow run and
+# the drift report that caused it".
+LINEAGE_FIELDS = ("featureViewVersions", "dataWindow", "mlflowRunId", "driftReport")
+
+
+def missing_lineage(lineage: dict[str, Any], version: str | None) -> list[str]:
+    missing = [name for name in LINEAGE_FIELDS if not lineage.get(name)]
+    if lineage.get("modelVersion") != version:
+        missing.insert(0, f"modelVersion={version} (is {lineage.get('modelVersion')})")
+    return missing
+
+
+def stage_lineage(ctx: DemoContext) -> str:
+    """The lineage is written on the operator's next pass after the promotion: wait a little."""
+
+    def complete(objects: Objects) -> bool:
+        ctx.lineage = dict(_status(objects[2]).get("lineage") or {})
+        return not missing_lineage(ctx.lineage, ctx.v2)
+
+    try:
+        ctx.wait_for(
+            "v2's lineage in MLModel status.lineage", ctx.config.timeouts.lineage, complete
+        )
+    except StageFailed:
+        missing = ", ".join(missing_lineage(ctx.lineage, ctx.v2))
+        raise StageFailed(f"MLModel status.lineage lacks {missing}: {ctx.lineage}") from None
+    lineage = ctx.lineage
+    views = ", ".join(f"{k}@{v[:8]}" for k, v in lineage["featureViewVersions"].items())
+    return f"v{ctx.v2} ← {views}, run {lineage['mlflowRunId'][:8]}, {lineage['driftReport']}"
+
+
 Stage = tuple[str, str, Callable[[DemoContext], str]]
 
 STAGES: list[Stage] = [
@@ -313,5 +369,6 @@ STAGES: list[Stage] = [
     ("drift", "wait for the drift alarm", stage_drift),
     ("retrain", "wait for the retrain and v2", stage_retrain),
     ("rollout", "wait for v2: shadow → 1 → 10 → 50 → 100%", stage_rollout),
+    ("lineage", "check v2's lineage in the MLModel status", stage_lineage),
 ]
 STAGE_NAMES = [name for name, _, _ in STAGES]

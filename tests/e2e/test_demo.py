@@ -8,9 +8,11 @@ FeatureView version, data window, MLflow run and the drift report that caused it
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from operators import embedded
@@ -55,18 +57,49 @@ def _status(run: DemoRun, kind: str) -> dict:
 
 
 @pytest.mark.timeout(1500)
-def test_demo_up_to_v1_registered(run_demo_until) -> None:  # type: ignore[no-untyped-def]
-    """The stages that work today: data, up, FeatureView backfill, Experiment (2 trials, DDP x2)
-    registering v1 — each checked through the API, as the demo sees it."""
-    demo = run_demo_until("experiment")
+def test_demo_closes_the_loop(run_demo_until) -> None:  # type: ignore[no-untyped-def]
+    """The whole loop as `make demo` runs it, on small data with shortened intervals: v1 is
+    trained and served, the shifted traffic raises a drift alarm, the alarm requests a retrain,
+    v2 goes shadow → 1 → 10 → 50 → 100% — each step checked through the API, as the demo sees
+    it — and v2's lineage names its FeatureView version, data window, MLflow run and the drift
+    report that caused it."""
+    demo = run_demo_until(None)
     assert demo.outcome.ok, demo.log
     featureview = _status(demo, "FeatureView")
     assert featureview["version"] and featureview["lastBackfill"]["rows"] == 20_000
+
     experiment = _status(demo, "Experiment")
-    assert [t["state"] for t in experiment["trials"]] == ["Succeeded", "Succeeded"]
-    assert all(t["mlflowRunId"] for t in experiment["trials"])
-    assert experiment["registeredVersion"] == demo.ctx.v1 == "1"
-    assert "✔ experiment" in demo.log and "export KUBECONFIG=" in demo.log
-    report = demo.outcome.report
-    assert report is not None and "succeeded" in report.read_text()
-    assert (report.parent / "timeline.png").stat().st_size > 0
+    assert demo.ctx.v1 == "1" and experiment["registeredVersion"] == demo.ctx.v2 == "2"
+    assert experiment["round"] == 2 and all(t["mlflowRunId"] for t in experiment["trials"])
+    retrain = experiment["lastRetrain"]
+    assert retrain["round"] == 2 and "drift" in retrain["reason"].lower()
+
+    mlmodel = _status(demo, "MLModel")
+    assert mlmodel["phase"] == "Promoted" and mlmodel["stableVersion"] == "2"
+    assert mlmodel["traffic"]["stable"] == 100
+    assert mlmodel["lastRetrain"]["requestedAt"] and mlmodel["lastRetrain"]["reportUrl"]
+    # The ramp went through shadow and every canary step before the promotion.
+    ramp = iter(demo.ctx.phases_seen[demo.ctx.phases_seen.index("Shadow") :])
+    expected = ["Shadow", "Canary 1%", "Canary 10%", "Canary 50%", "Promoted"]
+    assert all(phase in ramp for phase in expected), demo.ctx.phases_seen
+
+    lineage = mlmodel["lineage"]
+    assert lineage["modelVersion"] == "2"
+    assert lineage["featureViewVersions"] == {"user-activity": featureview["version"]}
+    assert json.loads(lineage["dataWindow"])
+    assert lineage["mlflowRunId"] == _best_run(experiment)
+    assert lineage["driftReport"] == retrain["reportUrl"] == mlmodel["lastRetrain"]["reportUrl"]
+    with httpx.Client() as http:
+        report = http.get(lineage["driftReport"])
+    assert report.status_code == 200 and "<svg" in report.text
+
+    assert "export KUBECONFIG=" in demo.log
+    index = demo.outcome.report
+    assert index is not None and "succeeded" in index.read_text()
+    assert lineage["driftReport"] in index.read_text()
+    assert (index.parent / "timeline.png").stat().st_size > 0
+
+
+def _best_run(experiment: dict) -> str:
+    best = experiment["best"]["trial"]
+    return next(t["mlflowRunId"] for t in experiment["trials"] if t["name"] == best)

@@ -9,7 +9,6 @@ disagreeing) that must each be rolled back while stable traffic never drops belo
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from kubernetes import client, config
 
 from localcluster.testing import RunningCluster
 from operators.cli import apply_crds, crd_documents
+from operators.embedded import free_port as _free_port
 from operators.mlmodel.testing import (
     FailingModel,
     FlippedModel,
@@ -40,12 +40,6 @@ MODEL = "churn"
 STEPS = [1, 10, 50, 100]
 RPS = 20.0  # user traffic through the router
 CLIENTS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

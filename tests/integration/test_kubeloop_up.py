@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from operators.embedded import free_port as _free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBELOOP = [sys.executable, "-m", "operators.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

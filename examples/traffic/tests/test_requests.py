@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from scipy.stats import ks_2samp
 
 from examples.data.generate import GeneratorConfig, generate_events
 from examples.traffic.generator import TrafficConfig, make_streams
@@ -92,6 +93,26 @@ def test_shifted_stream_moves_only_the_shifted_columns() -> None:
     assert shifted["dwell_seconds"].mean() == pytest.approx(reference["dwell_seconds"].mean() + 40)
     assert (shifted["clicks"] == reference["clicks"]).all()
     assert (shifted["label"] == reference["label"]).all()
+
+
+def test_unshifted_traffic_comes_from_the_world_the_model_was_trained_on() -> None:
+    """New events of the training data's world (its users, items, item prices) pass a KS test
+    against that data, as a drift monitor will run it; a stream of another world does not —
+    the false alarm the demo once raised before any shift."""
+    world = GeneratorConfig(rows=20_000, seed=0)
+    training = generate_events(world)
+    config = TrafficConfig(url="http://x", model="m", stream_rows=2000, seed=1)
+    reference, _ = make_streams(config, world=world)
+    assert (
+        not reference[["user_id", "item_id"]]
+        .eq(training[["user_id", "item_id"]][:2000])
+        .all()
+        .all()
+    )
+    for column in ("price", "dwell_seconds", "discount", "clicks"):
+        assert ks_2samp(reference[column], training[column]).pvalue > 0.001, column
+    elsewhere, _ = make_streams(config)  # no world: one of the traffic's own seed
+    assert ks_2samp(elsewhere["price"], training["price"]).pvalue < 1e-6
 
 
 def test_v2_request_and_answers_of_both_protocols() -> None:

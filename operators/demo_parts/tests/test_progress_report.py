@@ -193,7 +193,7 @@ def test_demo_templates_render() -> None:
 
 def test_stages_up_to() -> None:
     assert stages_up_to("up") == ["data", "up"]
-    assert stages_up_to(None)[-1] == "rollout"
+    assert stages_up_to(None)[-2:] == ["rollout", "lineage"]
     with pytest.raises(ValueError, match="unknown stage 'nope'"):
         stages_up_to("nope")
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from operators.demo_parts import stages
 from operators.demo_parts.context import StageFailed
 from operators.demo_parts.stages import _backfilled, _drift_detected, _registered, _serves
 
@@ -59,3 +60,29 @@ def test_serves_needs_version_full_traffic_and_url() -> None:
 def test_drift_detected_reads_is_drift() -> None:
     assert _drift_detected((None, None, _obj("MLModel"))) is False
     assert _drift_detected((None, None, _obj("MLModel", drift={"isDrift": True}))) is True
+
+
+def test_unshifted_traffic_must_be_checked_and_not_drift() -> None:
+    check = stages._checked_without_drift
+    assert check((None, None, _obj("MLModel"))) is False  # no check yet
+    skipped = {"checkedAt": "2026-11-21T19:00:00Z", "pValues": {}}  # window still too small
+    assert check((None, None, _obj("MLModel", drift=skipped))) is False
+    calm = {"checkedAt": "2026-11-21T19:00:05Z", "pValues": {"price": 0.4}, "isDrift": False}
+    assert check((None, None, _obj("MLModel", drift=calm))) is True
+    alarm = {**calm, "pValues": {"price": 1e-9}, "isDrift": True}
+    with pytest.raises(StageFailed, match="false alarm.*price=1e-09"):
+        check((None, None, _obj("MLModel", drift=alarm)))
+
+
+def test_missing_lineage_names_each_absent_link() -> None:
+    complete = {
+        "modelVersion": "2",
+        "featureViewVersions": {"user-activity": "0ea9c0aee9bf"},
+        "dataWindow": '{"train": {"end": "2026-11-21T00:00:00+00:00"}}',
+        "mlflowRunId": "abc123",
+        "driftReport": "http://127.0.0.1:1/v1/reports/7",
+    }
+    assert stages.missing_lineage(complete, "2") == []
+    partial = {**complete, "driftReport": None, "featureViewVersions": {}}
+    assert stages.missing_lineage(partial, "2") == ["featureViewVersions", "driftReport"]
+    assert stages.missing_lineage(complete, "3")[0] == "modelVersion=3 (is 2)"
