@@ -7,6 +7,7 @@ Kubernetes field names are their camelCase aliases, as in every Kubernetes API.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -191,3 +192,10 @@ def first_invalid_field(error: ValidationError, root: str = "spec") -> str:
     for part in item["loc"]:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
+
+
+def retrain_request_id(value: str) -> str:
+    """The handle on one retrain request (the value of ANNOTATION_RETRAIN): the Experiment
+    records it in status.lastRetrain.requestId when it starts the request's round, and the
+    MLModel compares against it to tell a request still outstanding from one handled."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]

@@ -10,13 +10,13 @@ round however often it is reconciled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
+from operators.api.common import retrain_request_id
 from operators.api.experiment import (
     DataWindow,
     ExperimentPhase,
@@ -47,7 +47,7 @@ class RetrainRequest(BaseModel):
 def parse_retrain_request(value: str | None) -> RetrainRequest | None:
     if value is None or not value.strip():
         return None
-    request_id = hashlib.sha256(value.encode()).hexdigest()[:16]
+    request_id = retrain_request_id(value)
     try:
         data: Any = json.loads(value)
     except json.JSONDecodeError:

@@ -7,13 +7,12 @@ value. No I/O here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_RETRAIN
+from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_RETRAIN, retrain_request_id
 from operators.api.mlmodel import ApprovalSeen, DriftStatus, MLModelStatus, RetrainStatus
 from operators.backends.monitor import VersionDrift
 from operators.mlmodel.retrain_policy import DAY, Approval, DriftAlarm, RetrainDecision
@@ -115,13 +114,6 @@ def with_drift(
 
 
 # --- the retrain request ---------------------------------------------------------------------
-def request_id(value: str) -> str:
-    """The Experiment operator's handle on a request: `parse_retrain_request` in
-    operators/experiment/reconcile.py. Not imported: importing that package registers the
-    Experiment handlers, which `kopf run -m operators.mlmodel` must not run."""
-    return hashlib.sha256(value.encode()).hexdigest()[:16]
-
-
 def retrain_outstanding(experiment: Mapping[str, Any]) -> bool:
     """A request the Experiment carries but has not finished: not yet picked up (its
     status.lastRetrain.requestId is another one's) or its round still running."""
@@ -131,7 +123,7 @@ def retrain_outstanding(experiment: Mapping[str, Any]) -> bool:
         return False
     status = experiment.get("status") or {}
     handled = (status.get("lastRetrain") or {}).get("requestId")
-    if handled != request_id(str(value)):
+    if handled != retrain_request_id(str(value)):
         return True
     return status.get("phase") not in FINISHED_PHASES
 
