@@ -9,6 +9,7 @@ right role, and the drift settings and each version's training reference
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -281,9 +282,19 @@ def parse_figures(body: dict[str, Any]) -> ModelFigures:
 
 
 class HttpMonitor:
-    def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
+    """The monitor's HTTP API. `push_config` sends a model's config only when it changed, or
+    when the last accepted copy is older than `config_refresh_s`: the operator's timer builds
+    the config every pass (each second in the demo) and the monitor writes each PUT to its
+    store. A monitor whose drift endpoint answers 404 for a model has lost it (a wiped state
+    dir) and gets the config again on the next pass."""
+
+    def __init__(
+        self, base_url: str, timeout_s: float = 5.0, config_refresh_s: float = 60.0
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self.config_refresh_s = config_refresh_s
+        self._pushed: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
 
     def figures(self, namespace: str, name: str, since: datetime, until: datetime) -> ModelFigures:
         params = {"since": f"{since.timestamp():.3f}", "until": f"{until.timestamp():.3f}"}
@@ -298,12 +309,18 @@ class HttpMonitor:
         return parse_figures(answer.json())
 
     def push_config(self, namespace: str, name: str, config: MonitorModelConfig) -> None:
+        key, body, now = (namespace, name), config.to_json(), time.monotonic()
+        last = self._pushed.get(key)
+        if last is not None and last[0] == body and now - last[1] < self.config_refresh_s:
+            return
+        self._pushed.pop(key, None)
         try:
-            answer = self.http.put(f"/v1/models/{namespace}/{name}/config", json=config.to_json())
+            answer = self.http.put(f"/v1/models/{namespace}/{name}/config", json=body)
         except httpx.HTTPError as error:
             raise MonitorUnavailable(f"monitor unreachable: {error}") from error
         if answer.status_code != 200:
             raise MonitorUnavailable(f"monitor refused config {answer.status_code}: {answer.text}")
+        self._pushed[key] = (body, now)
 
     def drift(self, namespace: str, name: str) -> dict[str, VersionDrift]:
         """The last drift check per version; empty when the monitor does not know the model."""
@@ -312,6 +329,7 @@ class HttpMonitor:
         except httpx.HTTPError as error:
             raise MonitorUnavailable(f"monitor unreachable: {error}") from error
         if answer.status_code == 404:
+            self._pushed.pop((namespace, name), None)
             return {}
         if answer.status_code != 200:
             raise MonitorUnavailable(f"monitor answered {answer.status_code}: {answer.text[:200]}")
