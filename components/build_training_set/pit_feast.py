@@ -40,7 +40,11 @@ from components.feast_apply_materialize.feast_objects import (
     feast_feature_view,
     open_store,
 )
-from components.spark_feature_backfill.definition import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from components.spark_feature_backfill.definition import (
+    CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
+    training_column,
+)
 
 SNAPSHOT_TS = "kubeloop_snapshot_ts"
 BEST_EVENT_TS = "kubeloop_event_ts"
@@ -88,7 +92,7 @@ def _join_one_view(
     answer = answer.rename(columns={_FEAST_TS: ts})
     answer[ts] = pd.to_datetime(answer[ts], utc=True).astype("datetime64[us, UTC]")
     answer = answer[
-        [*keys, ts, *(f"{request.view}__{f}" for f in [*request.features, BEST_EVENT_TS])]
+        [*keys, ts, *(training_column(request.view, f) for f in [*request.features, BEST_EVENT_TS])]
     ]
     return labels.merge(answer, on=[*keys, ts], how="left", validate="many_to_one")
 
@@ -137,12 +141,12 @@ def knowledge_timeline(rows: pd.DataFrame, request: FeatureRequest) -> pd.DataFr
 
 def _apply_ttl(joined: pd.DataFrame, ts: str, requests: list[FeatureRequest]) -> pd.DataFrame:
     for request in requests:
-        best_event = pd.to_datetime(joined[f"{request.view}__{BEST_EVENT_TS}"], utc=True)
+        best_event = pd.to_datetime(joined[training_column(request.view, BEST_EVENT_TS)], utc=True)
         alive = best_event.notna()
         ttl: timedelta | None = request.feature_view.ttl
         if ttl:
             alive &= best_event > joined[ts] - ttl
         for column in request.output_columns:
             joined[column] = joined[column].astype(object).where(alive, None)
-        joined = joined.drop(columns=[f"{request.view}__{BEST_EVENT_TS}"])
+        joined = joined.drop(columns=[training_column(request.view, BEST_EVENT_TS)])
     return joined

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from components.spark_feature_backfill.definition import (
     FeatureViewDefinition,
     parse_feature_view,
+    training_column,
 )
 
 PANDAS_DTYPES: dict[str, str] = {
@@ -81,7 +82,7 @@ class FeatureRequest(BaseModel):
 
     @property
     def output_columns(self) -> list[str]:
-        return [f"{self.view}__{name}" for name in self.features]
+        return [training_column(self.view, name) for name in self.features]
 
     def dtype_of(self, feature: str) -> str:
         return next(f.dtype for f in self.feature_view.features if f.name == feature)

@@ -52,6 +52,19 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 _NON_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 
 
+def feast_view_name(name: str) -> str:
+    """A FeatureView's name as Feast and column prefixes use it (``user-activity`` →
+    ``user_activity``): Feast names must be identifiers."""
+    return _NON_IDENTIFIER.sub("_", name)
+
+
+def training_column(view: str, feature: str) -> str:
+    """The training set's (so the served model's) column for one feature of a view:
+    ``<view>__<feature>``, the view as `feast_view_name` writes it, the separator Feast's
+    `full_feature_names` uses."""
+    return f"{feast_view_name(view)}__{feature}"
+
+
 class DefinitionError(ValueError):
     """The FeatureView definition is invalid; the message names the field."""
 
@@ -140,7 +153,7 @@ class FeatureViewDefinition(_Model):
     @property
     def view_name(self) -> str:
         """The name as Feast and column prefixes use it (``user-activity`` → ``user_activity``)."""
-        return _NON_IDENTIFIER.sub("_", self.name)
+        return feast_view_name(self.name)
 
     @property
     def join_keys(self) -> list[str]:

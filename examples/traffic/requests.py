@@ -8,13 +8,11 @@ one generated event row by renaming its raw columns.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-_NON_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
-FEATURE_SEPARATOR = "__"
+from components.spark_feature_backfill.definition import training_column
 
 
 class TrafficInputError(ValueError):
@@ -34,9 +32,8 @@ def feature_columns(experiment_spec: Mapping[str, Any]) -> dict[str, str]:
             raise TrafficInputError(f"spec.features[{index}].featureView is missing")
         if not isinstance(names, list) or not names:
             raise TrafficInputError(f"spec.features[{index}].names must be a non-empty list")
-        prefix = _NON_IDENTIFIER.sub("_", view)
         for name in names:
-            columns[f"{prefix}{FEATURE_SEPARATOR}{name}"] = str(name)
+            columns[training_column(view, str(name))] = str(name)
     return columns
 
 

@@ -7,9 +7,9 @@ built here and turns the monitor's verdict into `status.skew` and events. No I/O
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from components.spark_feature_backfill.definition import training_column
 from operators.api.common import parse_duration
 from operators.api.mlmodel import MLModelStatus, Skew, SkewStatus
 from operators.backends.monitor import SkewSettings, VersionSkew
@@ -17,13 +17,6 @@ from operators.mlmodel.rollout import Event, EventType
 
 REASON_SKEW_DETECTED = "SkewDetected"
 REASON_SKEW_CLEARED = "SkewCleared"
-# The training set names a FeatureView's feature `<view>__<feature>`, the view name with
-# every non-identifier character replaced (components/spark_feature_backfill/definition.py).
-_NON_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
-
-
-def model_column(view: str, feature: str) -> str:
-    return f"{_NON_IDENTIFIER.sub('_', view)}__{feature}"
 
 
 def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewSettings | str:
@@ -44,7 +37,7 @@ def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewSettin
         offline_timestamp=str(
             (spec.get("source") or {}).get("timestampField") or "event_timestamp"
         ),
-        columns={model_column(skew.feature_view, f): f for f in features},
+        columns={training_column(skew.feature_view, f): f for f in features},
         ttl_seconds=parse_duration(str(spec.get("ttl") or "30d")).total_seconds(),
         max_mismatch_fraction=skew.max_mismatch_fraction,
         max_rows=skew.max_rows,
