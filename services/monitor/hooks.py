@@ -19,6 +19,14 @@ import numpy as np
 from services.monitor.config import ModelConfig
 from services.monitor.served import ServedRow
 
+# Names of the built-in checks: their slots in results and history, and metric labels. They
+# live here, not in the drift package, so that the service and the metrics can name them
+# without importing pandas and SciPy before any model asks for drift.
+FEATURE = "feature"
+PREDICTION = "prediction"
+NULL_RATE = "nullRate"
+SKEW = "skew"
+
 
 @dataclass(frozen=True)
 class WindowSnapshot:

@@ -13,8 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.monitor import windows as w
-from services.monitor.drift.skew import SKEW
-from services.monitor.drift.suite import FEATURE
+from services.monitor.hooks import FEATURE, SKEW
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

@@ -9,33 +9,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.monitor.config import DriftConfig, ModelConfig, MonitorSettings
 from services.monitor.core import BadCount, ModelKey, ModelState, MonitorCore
-from services.monitor.drift.references import ReferenceCache
-from services.monitor.drift.report import (
-    ReportInput,
-    history_entry,
-    render_report,
-    version_view,
-)
-from services.monitor.drift.suite import FEATURE, ModelDriftSuite, ScoreBaseline, checked_features
 from services.monitor.fast_ingest import IngestListener, start_ingest_listener
-from services.monitor.hooks import DriftEvaluator, DriftOutcome, WindowSnapshot
+from services.monitor.hooks import FEATURE, DriftEvaluator, DriftOutcome, WindowSnapshot
 from services.monitor.metrics import MonitorCollector
 from services.monitor.parsing import BadEvent, Envelope
 from services.monitor.store import BadInputRow, EventRow, MonitorStore, event_row
+
+if TYPE_CHECKING:  # the drift package loads pandas and SciPy: imported on first use below
+    import pandas as pd
+
+    from services.monitor.drift.report import ReportInput
+    from services.monitor.drift.suite import ModelDriftSuite
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +58,8 @@ class MonitorService:
         self.clock = clock
         self.core = MonitorCore(settings.limits)
         self.drift_evaluators = list(drift_evaluators)
-        self.drift_suite = ModelDriftSuite(ReferenceCache(settings.mlflow_tracking_uri))
+        self._drift_suite: ModelDriftSuite | None = None
+        self._drift_suite_lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MonitorCollector(self))
         self.ready = False
@@ -225,6 +224,8 @@ class MonitorService:
             assert state is not None
             self._history(state, slot).append(json.loads(entry))
         for namespace, model, version, captured_at, blob in await self._in_store(store.baselines):
+            from services.monitor.drift.suite import ScoreBaseline
+
             scores = np.frombuffer(blob, dtype=np.float64).copy()
             self.drift_suite.baselines[(namespace, model, version)] = ScoreBaseline(
                 captured_at, scores
@@ -254,6 +255,20 @@ class MonitorService:
         return len(rows)
 
     # ------------------------------------------------------------------ drift hook
+
+    @property
+    def drift_suite(self) -> ModelDriftSuite:
+        """The built-in checks, built when a model first has a drift or skew config (or a
+        baseline to restore): the drift package costs ~130 MiB of pandas and SciPy, which a
+        monitor that only pairs and counts never needs."""
+        with self._drift_suite_lock:  # the event loop and the drift thread both ask
+            if self._drift_suite is None:
+                from services.monitor.drift.references import ReferenceCache
+                from services.monitor.drift.suite import ModelDriftSuite
+
+                cache = ReferenceCache(self.settings.mlflow_tracking_uri)
+                self._drift_suite = ModelDriftSuite(cache)
+            return self._drift_suite
 
     def evaluators_for(self, config: ModelConfig) -> list[DriftEvaluator]:
         """The built-in checks run for models with a ``drift`` config, the skew check for
@@ -353,6 +368,8 @@ class MonitorService:
             now,
         )
         if _is_assessment(outcome.result):
+            from services.monitor.drift.report import history_entry
+
             entry = history_entry(outcome.result, outcome.is_drift, now)
             self._history(state, slot).append(entry)
             await self._in_store(self._store.add_history, *key, slot, now,
@@ -366,7 +383,9 @@ class MonitorService:
 
     async def _persist_baselines(self) -> None:
         assert self._store is not None
-        for (namespace, model, version), baseline in self.drift_suite.drain_captured():
+        if self._drift_suite is None:
+            return  # no model has asked for drift: no baseline captured
+        for (namespace, model, version), baseline in self._drift_suite.drain_captured():
             blob = baseline.scores.astype(np.float64).tobytes()
             await self._in_store(self._store.put_baseline, namespace, model, version,
                                  baseline.captured_at, blob)  # fmt: skip
@@ -378,6 +397,8 @@ class MonitorService:
         state = self.core.model(key, create=False)
         if state is None or (state.config.drift is None and state.config.skew is None):
             return {}
+        from services.monitor.drift.report import version_view
+
         config = state.config.drift or DriftConfig()
         versions = dict.fromkeys(state.versions)
         versions.update(dict.fromkeys(slot.rpartition("/")[0] for slot in state.drift))
@@ -413,6 +434,8 @@ class MonitorService:
         return html
 
     def _report_input(self, key: ModelKey, version: str, now: float, snapshot: bool) -> ReportInput:
+        from services.monitor.drift.report import ReportInput
+
         state = self.core.model(key, create=False)
         assert state is not None
         return ReportInput(
@@ -427,6 +450,9 @@ class MonitorService:
 
     def _render(self, report: ReportInput, window: WindowSnapshot | None) -> str:
         """Runs on the drift thread: loads the reference (cached) and draws the page."""
+        from services.monitor.drift.report import render_report
+        from services.monitor.drift.suite import checked_features
+
         if window is not None and window.config.drift is not None:
             reference, problem = self.drift_suite.reference(window)
             if reference is not None:
@@ -449,6 +475,8 @@ def _is_assessment(result: dict[str, Any]) -> bool:
 
 def window_frame(window: WindowSnapshot, features: list[str]) -> pd.DataFrame | None:
     """The snapshot's feature rows with their names (None when they cannot be named)."""
+    import pandas as pd
+
     names = window.feature_names
     if window.features.size == 0:
         return None

@@ -25,10 +25,9 @@ from services.monitor.config import SkewConfig
 from services.monitor.drift.errors import DriftError
 from services.monitor.drift.evaluator import next_alarm_state
 from services.monitor.drift.quality import SkewCheck
-from services.monitor.hooks import DriftOutcome, WindowSnapshot
+from services.monitor.hooks import SKEW, DriftOutcome, WindowSnapshot
 from services.monitor.served import ServedRow, entity_key
 
-SKEW = "skew"
 RELOAD_SECONDS = 300.0
 _ENTITY, _TS, _OFFLINE_TS = "__entity", "__ts", "__offline_ts"
 

@@ -29,11 +29,15 @@ from services.monitor.drift.evaluator import DetectorEvaluator, DriftSetup, next
 from services.monitor.drift.references import ReferenceCache, ReferenceLoadError
 from services.monitor.drift.result import NullRateResult
 from services.monitor.drift.skew import OfflineCache, SkewEvaluator
-from services.monitor.hooks import DriftEvaluator, DriftOutcome, WindowSnapshot
+from services.monitor.hooks import (
+    FEATURE,
+    NULL_RATE,
+    PREDICTION,
+    DriftEvaluator,
+    DriftOutcome,
+    WindowSnapshot,
+)
 
-FEATURE = "feature"
-PREDICTION = "prediction"
-NULL_RATE = "nullRate"
 BUILTIN = (FEATURE, PREDICTION, NULL_RATE)
 NULL_RATE_TOLERANCE = 0.05
 
