@@ -86,6 +86,21 @@ class PrinterColumn(BaseModel):
     priority: int = 0
 
 
+def condition_column(
+    name: str, condition: str, field: str = "status", priority: int = 0
+) -> PrinterColumn:
+    """A column showing one field (status, reason) of one condition."""
+    json_path = f'.status.conditions[?(@.type=="{condition}")].{field}'
+    return PrinterColumn(name=name, type="string", json_path=json_path, priority=priority)
+
+
+# Columns every kind shows: Ready first, the reason behind it in wide output, Age last.
+PHASE_COLUMN = PrinterColumn(name="Phase", type="string", json_path=".status.phase")
+READY_COLUMN = condition_column("Ready", "Ready")
+REASON_COLUMN = condition_column("Reason", "Ready", field="reason", priority=1)
+AGE_COLUMN = PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp")
+
+
 class ResourceKind(BaseModel):
     """What the CRD generator and the operators need to know about one kind."""
 
@@ -136,36 +151,23 @@ def set_condition(
     """Return conditions with `type_` set. lastTransitionTime moves only when status changes."""
     now = now or now_utc()
     status = ConditionStatus(status)
-    result: list[Condition] = []
-    found = False
-    for cond in conditions:
-        if cond.type != type_:
-            result.append(cond)
-            continue
-        found = True
-        changed = cond.status != status
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now if changed else (cond.last_transition_time or now),
-                observed_generation=generation,
-            )
+
+    def updated(previous: Condition | None) -> Condition:
+        transition = now
+        if previous is not None and previous.status == status:
+            transition = previous.last_transition_time or now
+        return Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=transition,
+            observed_generation=generation,
         )
-    if not found:
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        )
-    return result
+
+    if not any(cond.type == type_ for cond in conditions):
+        return [*conditions, updated(None)]
+    return [updated(cond) if cond.type == type_ else cond for cond in conditions]
 
 
 def find_condition(conditions: list[Condition], type_: str) -> Condition | None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema, to_jsonable_python
 
-from operators.api.common import CATEGORY, GROUP, VERSION, ResourceKind
+from operators.api.common import CATEGORY, GROUP, VERSION, PrinterColumn, ResourceKind
 from operators.api.kinds import ALL_KINDS
 
 # Where the generated CRDs live: the canonical folder plus the copies that kustomize (which
@@ -103,12 +103,45 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(raw, raw.get("$defs", {}))
 
 
-def build_crd(kind: ResourceKind) -> dict[str, Any]:
+def _printer_column(column: PrinterColumn) -> dict[str, Any]:
+    return {
+        "name": column.name,
+        "type": column.type,
+        "jsonPath": column.json_path,
+        **({"description": column.description} if column.description else {}),
+        **({"priority": column.priority} if column.priority else {}),
+    }
+
+
+def _openapi_schema(kind: ResourceKind) -> dict[str, Any]:
     spec_schema = model_schema(kind.spec_model)
     spec_schema["description"] = f"Desired state of the {kind.kind}."
     status_schema = model_schema(kind.status_model)
     status_schema["description"] = f"Observed state of the {kind.kind}, written by its operator."
     _mark_conditions(status_schema)
+    return {
+        "type": "object",
+        "description": (kind.spec_model.__doc__ or kind.kind).strip(),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec_schema,
+            "status": status_schema,
+        },
+    }
+
+
+def build_crd(kind: ResourceKind) -> dict[str, Any]:
+    version = {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": [_printer_column(c) for c in kind.printer_columns],
+        "schema": {"openAPIV3Schema": _openapi_schema(kind)},
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -130,38 +163,7 @@ def build_crd(kind: ResourceKind) -> dict[str, Any]:
                 "categories": [CATEGORY],
             },
             "scope": "Namespaced" if kind.namespaced else "Cluster",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {
-                            "name": c.name,
-                            "type": c.type,
-                            "jsonPath": c.json_path,
-                            **({"description": c.description} if c.description else {}),
-                            **({"priority": c.priority} if c.priority else {}),
-                        }
-                        for c in kind.printer_columns
-                    ],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": (kind.spec_model.__doc__ or kind.kind).strip(),
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema,
-                                "status": status_schema,
-                            },
-                        }
-                    },
-                }
-            ],
+            "versions": [version],
         },
     }
 

@@ -9,8 +9,12 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from operators.api.common import (
+    AGE_COLUMN,
     IDENTIFIER_PATTERN,
     K8S_NAME_PATTERN,
+    PHASE_COLUMN,
+    READY_COLUMN,
+    REASON_COLUMN,
     ApiModel,
     Duration,
     PrinterColumn,
@@ -231,19 +235,12 @@ EXPERIMENT = ResourceKind(
     spec_model=ExperimentSpec,
     status_model=ExperimentStatus,
     printer_columns=[
-        PrinterColumn(name="Phase", type="string", json_path=".status.phase"),
-        PrinterColumn(
-            name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
-        ),
+        PHASE_COLUMN,
+        READY_COLUMN,
         PrinterColumn(name="Best", type="string", json_path=".status.best.trial"),
         PrinterColumn(name="Score", type="number", json_path=".status.best.value"),
         PrinterColumn(name="Registered", type="string", json_path=".status.registeredVersion"),
-        PrinterColumn(
-            name="Reason",
-            type="string",
-            json_path='.status.conditions[?(@.type=="Ready")].reason',
-            priority=1,
-        ),
-        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        REASON_COLUMN,
+        AGE_COLUMN,
     ],
 )

@@ -9,12 +9,16 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from operators.api.common import (
+    AGE_COLUMN,
     IDENTIFIER_PATTERN,
+    READY_COLUMN,
+    REASON_COLUMN,
     ApiModel,
     Duration,
     PrinterColumn,
     ResourceKind,
     StatusBase,
+    condition_column,
 )
 
 
@@ -168,23 +172,12 @@ FEATUREVIEW = ResourceKind(
     spec_model=FeatureViewSpec,
     status_model=FeatureViewStatus,
     printer_columns=[
-        PrinterColumn(
-            name="Ready", type="string", json_path='.status.conditions[?(@.type=="Ready")].status'
-        ),
-        PrinterColumn(
-            name="Backfilled",
-            type="string",
-            json_path='.status.conditions[?(@.type=="Backfilled")].status',
-        ),
+        READY_COLUMN,
+        condition_column("Backfilled", "Backfilled"),
         PrinterColumn(name="Version", type="string", json_path=".status.version"),
         PrinterColumn(name="Rows", type="integer", json_path=".status.lastBackfill.rows"),
         PrinterColumn(name="Fresh", type="date", json_path=".status.freshness"),
-        PrinterColumn(
-            name="Reason",
-            type="string",
-            json_path='.status.conditions[?(@.type=="Ready")].reason',
-            priority=1,
-        ),
-        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        REASON_COLUMN,
+        AGE_COLUMN,
     ],
 )

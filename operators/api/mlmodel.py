@@ -9,7 +9,10 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from operators.api.common import (
+    AGE_COLUMN,
     K8S_NAME_PATTERN,
+    PHASE_COLUMN,
+    REASON_COLUMN,
     ApiModel,
     Duration,
     PrinterColumn,
@@ -315,19 +318,14 @@ MLMODEL = ResourceKind(
     spec_model=MLModelSpec,
     status_model=MLModelStatus,
     printer_columns=[
-        PrinterColumn(name="Phase", type="string", json_path=".status.phase"),
+        PHASE_COLUMN,
         PrinterColumn(name="Stable", type="string", json_path=".status.stableVersion"),
         PrinterColumn(name="Candidate", type="string", json_path=".status.candidateVersion"),
         PrinterColumn(name="Stable%", type="integer", json_path=".status.traffic.stable"),
         PrinterColumn(name="Canary%", type="integer", json_path=".status.traffic.candidate"),
         PrinterColumn(name="Mirror%", type="integer", json_path=".status.traffic.mirror"),
         PrinterColumn(name="Drift", type="boolean", json_path=".status.drift.isDrift"),
-        PrinterColumn(
-            name="Reason",
-            type="string",
-            json_path='.status.conditions[?(@.type=="Ready")].reason',
-            priority=1,
-        ),
-        PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
+        REASON_COLUMN,
+        AGE_COLUMN,
     ],
 )
