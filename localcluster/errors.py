@@ -74,34 +74,30 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message, "BadRequest")
 
 
+def _qualified(resource: str, group: str) -> str:
+    return f"{resource}.{group}" if group else resource
+
+
+def _object_error(
+    code: int, reason: str, message: str, group: str, kind: str, name: str, **more: Any
+) -> ApiError:
+    """An error about one object; details name it as kube-apiserver does."""
+    return ApiError(code, message, reason, {"name": name, "group": group, "kind": kind, **more})
+
+
 def not_found(group: str, plural: str, name: str) -> ApiError:
-    resource = f"{plural}.{group}" if group else plural
-    return ApiError(
-        404,
-        f'{resource} "{name}" not found',
-        "NotFound",
-        {"name": name, "group": group, "kind": plural},
-    )
+    message = f'{_qualified(plural, group)} "{name}" not found'
+    return _object_error(404, "NotFound", message, group, plural, name)
 
 
 def already_exists(group: str, plural: str, name: str) -> ApiError:
-    resource = f"{plural}.{group}" if group else plural
-    return ApiError(
-        409,
-        f'{resource} "{name}" already exists',
-        "AlreadyExists",
-        {"name": name, "group": group, "kind": plural},
-    )
+    message = f'{_qualified(plural, group)} "{name}" already exists'
+    return _object_error(409, "AlreadyExists", message, group, plural, name)
 
 
 def conflict(group: str, plural: str, name: str, why: str) -> ApiError:
-    resource = f"{plural}.{group}" if group else plural
-    return ApiError(
-        409,
-        f'Operation cannot be fulfilled on {resource} "{name}": {why}',
-        "Conflict",
-        {"name": name, "group": group, "kind": plural},
-    )
+    message = f'Operation cannot be fulfilled on {_qualified(plural, group)} "{name}": {why}'
+    return _object_error(409, "Conflict", message, group, plural, name)
 
 
 def stale_conflict(group: str, plural: str, name: str) -> ApiError:
@@ -121,14 +117,9 @@ class Cause(dict[str, str]):
 
 
 def invalid(group: str, kind: str, name: str, causes: list[Cause]) -> ApiError:
-    qualified = f"{kind}.{group}" if group else kind
     summary = "; ".join(f"{c['field']}: {c['message']}" for c in causes) or "invalid object"
-    return ApiError(
-        422,
-        f'{qualified} "{name}" is invalid: {summary}',
-        "Invalid",
-        {"name": name, "group": group, "kind": kind, "causes": list(causes)},
-    )
+    message = f'{_qualified(kind, group)} "{name}" is invalid: {summary}'
+    return _object_error(422, "Invalid", message, group, kind, name, causes=list(causes))
 
 
 def gone(message: str) -> ApiError:
