@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,20 +358,17 @@ class MonitorCore:
     def figures(
         self, key: ModelKey, since: float | None, until: float | None, now: float
     ) -> dict[str, Any]:
-        state = self._known(key)
-        since, until = self._interval(state, since, until, now)
-        versions = {}
-        for version, window in state.versions.items():
-            requests = window.requests.select(since, until)
-            versions[version] = {
+        def entry(window: w.VersionWindow, since: float, until: float) -> dict[str, Any]:
+            return {
                 "role": window.role,
                 "windowStart": window.requests.oldest_ts(),
                 "truncated": _truncated(window.requests, since),
-                **w.request_figures(requests),
+                **w.request_figures(window.requests.select(since, until)),
                 **w.pair_figures(window.pairs.select(since, until)),
                 "pairedWith": window.paired_with or None,
             }
-        return self._envelope(key, state, since, until, now, versions)
+
+        return self._per_version(key, since, until, now, entry)
 
     def counts(
         self,
@@ -380,21 +378,35 @@ class MonitorCore:
         now: float,
         latency_sample: int,
     ) -> dict[str, Any]:
-        state = self._known(key)
-        since, until = self._interval(state, since, until, now)
-        versions = {}
-        for version, window in state.versions.items():
+        def entry(window: w.VersionWindow, since: float, until: float) -> dict[str, Any]:
             requests = window.requests.select(since, until)
             latencies = w.judged_latencies(requests)
-            entry: dict[str, Any] = {
+            counted: dict[str, Any] = {
                 "role": window.role,
                 "truncated": _truncated(window.requests, since),
                 **w.request_counts(requests),
                 "latencyHistogram": w.latency_histogram(latencies),
             }
             if latency_sample > 0:
-                entry["latencySampleMs"] = latencies[-latency_sample:].tolist()
-            versions[version] = entry
+                counted["latencySampleMs"] = latencies[-latency_sample:].tolist()
+            return counted
+
+        return self._per_version(key, since, until, now, entry)
+
+    def _per_version(
+        self,
+        key: ModelKey,
+        since: float | None,
+        until: float | None,
+        now: float,
+        entry: Callable[[w.VersionWindow, float, float], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """One model's answer over [since, until]: ``entry`` for each of its versions."""
+        state = self._known(key)
+        since, until = self._interval(state, since, until, now)
+        versions = {
+            version: entry(window, since, until) for version, window in state.versions.items()
+        }
         return self._envelope(key, state, since, until, now, versions)
 
     def snapshot(self, key: ModelKey, version: str, now: float) -> WindowSnapshot | None:

@@ -7,7 +7,7 @@ metric updates and lets each service instance own its registry.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -116,8 +116,26 @@ class MonitorCollector(Collector):
         yield from families.values()
         yield latency
         yield self._drift_metric()
-        yield self._p_value_metric()
-        yield self._skew_metric()
+        # Per-feature p-values of the feature drift check (the one that decides drift).
+        yield self._per_feature_metric(
+            "kubeloop_monitor_drift_p_value",
+            "Last p-value of the feature drift test, per feature",
+            FEATURE,
+            "feature_p_values",
+        )
+        yield self._per_feature_metric(
+            "kubeloop_monitor_skew_mismatch_fraction",
+            "Share of served values that differ from the offline store's, per feature",
+            SKEW,
+            "mismatch_fraction",
+        )
+
+    def _drift_results(self) -> Iterator[tuple[list[str], str, dict[str, Any]]]:
+        """Each version's last evaluations: ([namespace, model, version], evaluator, result)."""
+        for (namespace, model), state in self._service.core.models.items():
+            for slot, result in state.drift.items():
+                version, _, evaluator = slot.rpartition("/")
+                yield [namespace, model, version], evaluator, result
 
     def _drift_metric(self) -> Metric:
         drift = GaugeMetricFamily(
@@ -125,43 +143,22 @@ class MonitorCollector(Collector):
             "1 when the last drift evaluation of a version alarmed",
             labels=["namespace", "model", "version", "evaluator"],
         )
-        for (namespace, model), state in self._service.core.models.items():
-            for slot, result in state.drift.items():
-                version, _, evaluator = slot.rpartition("/")
-                drift.add_metric(
-                    [namespace, model, version, evaluator], 1.0 if result.get("isDrift") else 0.0
-                )
+        for labels, evaluator, result in self._drift_results():
+            drift.add_metric([*labels, evaluator], 1.0 if result.get("isDrift") else 0.0)
         return drift
 
-    def _p_value_metric(self) -> Metric:
-        """Per-feature p-values of the feature drift check (the one that decides drift)."""
+    def _per_feature_metric(
+        self, name: str, documentation: str, evaluator: str, field: str
+    ) -> Metric:
+        """One value per feature from the last result of ``evaluator`` (its ``field`` map)."""
         family = GaugeMetricFamily(
-            "kubeloop_monitor_drift_p_value",
-            "Last p-value of the feature drift test, per feature",
-            labels=["namespace", "model", "version", "feature"],
+            name, documentation, labels=["namespace", "model", "version", "feature"]
         )
-        for (namespace, model), state in self._service.core.models.items():
-            for slot, result in state.drift.items():
-                version, _, evaluator = slot.rpartition("/")
-                if evaluator != FEATURE:
-                    continue
-                for feature, p_value in (result.get("feature_p_values") or {}).items():
-                    family.add_metric([namespace, model, version, feature], float(p_value))
-        return family
-
-    def _skew_metric(self) -> Metric:
-        family = GaugeMetricFamily(
-            "kubeloop_monitor_skew_mismatch_fraction",
-            "Share of served values that differ from the offline store's, per feature",
-            labels=["namespace", "model", "version", "feature"],
-        )
-        for (namespace, model), state in self._service.core.models.items():
-            for slot, result in state.drift.items():
-                version, _, evaluator = slot.rpartition("/")
-                if evaluator != SKEW:
-                    continue
-                for feature, fraction in (result.get("mismatch_fraction") or {}).items():
-                    family.add_metric([namespace, model, version, feature], float(fraction))
+        for labels, evaluated_by, result in self._drift_results():
+            if evaluated_by != evaluator:
+                continue
+            for feature, value in (result.get(field) or {}).items():
+                family.add_metric([*labels, feature], float(value))
         return family
 
 

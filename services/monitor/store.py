@@ -116,6 +116,11 @@ class MonitorStore:
     def close(self) -> None:
         self._db.close()
 
+    def _commit(self, sql: str, parameters: tuple[Any, ...]) -> None:
+        """One statement in its own transaction."""
+        with self._db:
+            self._db.execute(sql, parameters)
+
     def write_batch(
         self,
         events: list[EventRow],
@@ -160,10 +165,9 @@ class MonitorStore:
         return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def put_config(self, namespace: str, model: str, config_json: str) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO configs VALUES (?,?,?)", (namespace, model, config_json)
-            )
+        self._commit(
+            "INSERT OR REPLACE INTO configs VALUES (?,?,?)", (namespace, model, config_json)
+        )
 
     def configs(self) -> list[tuple[str, str, str]]:
         return list(self._db.execute("SELECT namespace, model, config FROM configs"))
@@ -174,11 +178,10 @@ class MonitorStore:
     def put_drift(
         self, namespace: str, model: str, slot: str, result: str, alarm: str, ts: float
     ) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO drift VALUES (?,?,?,?,?,?)",
-                (namespace, model, slot, result, alarm, ts),
-            )
+        self._commit(
+            "INSERT OR REPLACE INTO drift VALUES (?,?,?,?,?,?)",
+            (namespace, model, slot, result, alarm, ts),
+        )
 
     def drift_rows(self) -> list[tuple[str, str, str, str, str]]:
         return list(
@@ -215,11 +218,10 @@ class MonitorStore:
     def put_report(
         self, report_id: str, namespace: str, model: str, version: str, created: float, html: str
     ) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT INTO drift_reports VALUES (?,?,?,?,?,?)",
-                (report_id, namespace, model, version, created, html),
-            )
+        self._commit(
+            "INSERT INTO drift_reports VALUES (?,?,?,?,?,?)",
+            (report_id, namespace, model, version, created, html),
+        )
 
     def report(self, report_id: str) -> str | None:
         row = self._db.execute(
@@ -229,23 +231,21 @@ class MonitorStore:
 
     def prune_reports(self, keep: int) -> None:
         """Only the newest ``keep`` snapshots stay (alarm onsets are rare)."""
-        with self._db:
-            self._db.execute(
-                "DELETE FROM drift_reports WHERE id NOT IN"
-                " (SELECT id FROM drift_reports ORDER BY created DESC LIMIT ?)",
-                (keep,),
-            )
+        self._commit(
+            "DELETE FROM drift_reports WHERE id NOT IN"
+            " (SELECT id FROM drift_reports ORDER BY created DESC LIMIT ?)",
+            (keep,),
+        )
 
     # ------------------------------------------------------------------ score baselines
 
     def put_baseline(
         self, namespace: str, model: str, version: str, captured_at: float, scores: bytes
     ) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO score_baselines VALUES (?,?,?,?,?)",
-                (namespace, model, version, captured_at, scores),
-            )
+        self._commit(
+            "INSERT OR REPLACE INTO score_baselines VALUES (?,?,?,?,?)",
+            (namespace, model, version, captured_at, scores),
+        )
 
     def baselines(self) -> list[tuple[str, str, str, float, bytes]]:
         return list(

@@ -38,12 +38,6 @@ async def monitor(tmp_path: Path) -> AsyncIterator[MonitorService]:
     await service.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def post_call(
     http: aiohttp.ClientSession,
     url: str,

@@ -14,17 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.monitor import MonitorService, MonitorSettings
+from services.monitor import MonitorService
+from services.monitor.tests.drift_api import BASE, post_evaluate, put_config, settings
 from services.monitor.tests.events import binary_headers
 
-BASE = "/v1/models/team-a/churn"
 ROWS_PER_CALL = 20
 WINDOW = 200
-
-
-def settings(data_dir: Path) -> MonitorSettings:
-    # The loop interval is long: the tests trigger evaluations through the API.
-    return MonitorSettings(port=0, data_dir=data_dir, flush_interval_s=0.05, drift_interval_s=3600)
 
 
 def write_reference(path: Path, rows: int = 400, seed: int = 1) -> Path:
@@ -40,12 +35,6 @@ def drift_config(reference: str, **drift: Any) -> dict[str, Any]:
         "drift": {"detector": "ks", "pValue": 0.01, "minWindow": 50, **drift},
         "references": {"1": reference},
     }
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture
@@ -82,14 +71,8 @@ def sample(seed: int, rows: int = WINDOW, shift: float = 0.0) -> list[dict[str, 
     return [{"a": float(a), "b": float(b)} for a, b in values]
 
 
-async def put_config(http: aiohttp.ClientSession, url: str, config: dict[str, Any]) -> None:
-    async with http.put(url + BASE + "/config", json=config) as r:
-        assert r.status == 200, await r.text()
-
-
 async def evaluate(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    async with http.post(url + BASE + "/drift/evaluate") as r:
-        assert r.status == 200, await r.text()
+    await post_evaluate(http, url)
     async with http.get(url + BASE + "/drift") as r:
         assert r.status == 200, await r.text()
         body: dict[str, Any] = await r.json()

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.monitor import MonitorService, MonitorSettings
+from services.monitor import MonitorService
 from services.monitor.config import SkewConfig
 from services.monitor.served import split_entities
+from services.monitor.tests.drift_api import BASE, post_evaluate, put_config, settings
 from services.monitor.tests.events import binary_headers
 
-BASE = "/v1/models/team-a/churn"
 ENTITIES = 50
 DAY1 = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
 DAY2 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
@@ -107,33 +107,11 @@ async def post_calls(
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def settings(data_dir: Path) -> MonitorSettings:
-    return MonitorSettings(port=0, data_dir=data_dir, flush_interval_s=0.05, drift_interval_s=3600)
-
-
-@pytest.fixture
 async def monitor(tmp_path: Path) -> AsyncIterator[MonitorService]:
     service = MonitorService(settings(tmp_path / "data"), clock=Clock(SERVED_AT))
     await service.start()
     yield service
     await service.stop()
-
-
-async def put_config(http: aiohttp.ClientSession, url: str, config: dict[str, Any]) -> None:
-    async with http.put(f"{url}{BASE}/config", json=config) as r:
-        assert r.status == 200, await r.text()
-
-
-async def evaluate(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    async with http.post(f"{url}{BASE}/drift/evaluate") as r:
-        assert r.status == 200, await r.text()
-        body: dict[str, Any] = await r.json()
-        return body
 
 
 async def test_skew_is_found_reported_and_rebuilt(
@@ -145,14 +123,14 @@ async def test_skew_is_found_reported_and_rebuilt(
     await put_config(http, monitor.url, config)
 
     await post_calls(http, monitor.ingest_url, served_rows(range(ENTITIES)), "same")
-    skew = (await evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
+    skew = (await post_evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
     assert skew["isSkew"] is False, skew
     assert skew["pairs"] == ENTITIES and skew["unmatchedServed"] == 0
     assert skew["mismatchFraction"] == {"amount": 0.0, "count": 0.0}
     assert skew["maxMismatchFraction"] == 0.05 and skew["message"] is None
 
     # The entity input is stripped from the features: never a drift feature.
-    version = (await evaluate(http, monitor.url))["versions"]["1"]
+    version = (await post_evaluate(http, monitor.url))["versions"]["1"]
     assert set(version["pValues"]) == {"amount", "count"}
     assert monitor.core.models[("team-a", "churn")].versions["1"].feature_names == [
         "amount",
@@ -162,7 +140,7 @@ async def test_skew_is_found_reported_and_rebuilt(
     # 45 of the newest 50 rows (maxRows) serve amount off by +1.
     shifted = served_rows(range(45), amount_offset=1.0) + served_rows(range(45, ENTITIES))
     await post_calls(http, monitor.ingest_url, shifted, "off")
-    body = await evaluate(http, monitor.url)
+    body = await post_evaluate(http, monitor.url)
     skew = body["versions"]["1"]["checks"]["skew"]
     assert skew["isSkew"] is True and skew["skewedFeatures"] == ["amount"], skew
     assert skew["pairs"] == ENTITIES
@@ -171,7 +149,9 @@ async def test_skew_is_found_reported_and_rebuilt(
 
     # The operator re-sending the same config keeps the served rows.
     await put_config(http, monitor.url, config)
-    assert (await evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]["pairs"] == 50
+    assert (await post_evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"][
+        "pairs"
+    ] == 50
 
     async with http.get(f"{monitor.url}/metrics") as r:
         text = await r.text()
@@ -185,7 +165,7 @@ async def test_skew_is_found_reported_and_rebuilt(
 
     # Served entities the offline store does not know are counted, not paired.
     await post_calls(http, monitor.ingest_url, served_rows([1000 + i for i in range(5)]), "new")
-    skew = (await evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
+    skew = (await post_evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
     assert skew["unmatchedServed"] == 5 and skew["pairs"] == ENTITIES - 5
 
     # A restart rebuilds the served rows from the journal.
@@ -193,7 +173,7 @@ async def test_skew_is_found_reported_and_rebuilt(
     again = MonitorService(settings(tmp_path / "data"), clock=Clock(SERVED_AT))
     await again.start()
     try:
-        skew = (await evaluate(http, again.url))["versions"]["1"]["checks"]["skew"]
+        skew = (await post_evaluate(http, again.url))["versions"]["1"]["checks"]["skew"]
         assert skew["unmatchedServed"] == 5 and skew["pairs"] == ENTITIES - 5
         assert skew["skewedFeatures"] == ["amount"]
     finally:
@@ -219,7 +199,7 @@ async def test_as_of_join_uses_the_timestamp_input_and_ttl(
     ]
     late = [{**row, "ts": DAY2 + 2 * 86400} for row in rows[:5]]  # day 2 + 2 days > TTL
     await post_calls(http, monitor.ingest_url, rows + late, "ts")
-    skew = (await evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
+    skew = (await post_evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
     assert skew["isSkew"] is False and skew["pairs"] == 20 and skew["unmatchedServed"] == 5
 
 
@@ -264,7 +244,7 @@ async def test_unreadable_offline_data_is_a_message(
         assert r.status == 200
         assert (await r.json())["versions"] == {}  # nothing served yet
     await post_calls(http, monitor.ingest_url, served_rows(range(10)), "x")
-    skew_view = (await evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
+    skew_view = (await post_evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
     assert expected[kind] in skew_view["message"] and skew_view["pairs"] == 0, skew_view
     assert skew_view["isSkew"] is False
 
@@ -277,7 +257,7 @@ async def test_skew_only_model_without_entity_rows_says_so(
     await put_config(http, monitor.url, config)
     rows = [{"amount": 1.0, "count": 2.0} for _ in range(10)]  # no user_id input
     await post_calls(http, monitor.ingest_url, rows, "anon")
-    skew = (await evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
+    skew = (await post_evaluate(http, monitor.url))["versions"]["1"]["checks"]["skew"]
     assert skew["pairs"] == 0 and "no served rows with entity input 'user_id'" in skew["message"]
 
 
