@@ -86,3 +86,25 @@ def fitted(
     reference = sample(np.random.default_rng(12345), reference_rows, 0.0)
     names = [f"f{i}" for i in range(N_FEATURES)]
     return detector.fit(reference, names, categorical)
+
+
+def check_calibration(
+    detector: DriftDetector,
+    sample: Sampler,
+    categorical: set[str],
+    reference_rows: int,
+    null_windows: int,
+    shift_windows: int,
+) -> None:
+    """Fit on a reference, then: unshifted windows alarm no more often than a false-alarm rate
+    <= P_VALUE allows, and a half-sigma shift in one of ten features alarms in >= 95% of them."""
+    detector = fitted(detector, sample, reference_rows, categorical)
+
+    alarms = count_alarms(detector, sample, null_windows, shift=0.0, seed=1)
+    detections = count_alarms(detector, sample, shift_windows, shift=0.5, seed=2)
+
+    name = detector.name
+    assert alarms <= max_false_alarms(null_windows), (
+        f"{name}: {alarms}/{null_windows} false alarms at p={P_VALUE}"
+    )
+    assert detections >= 0.95 * shift_windows, f"{name}: {detections}/{shift_windows} detected"

@@ -1,7 +1,8 @@
-"""Calibration of the Alibi Detect detectors (issue 6 acceptance); see calibration.py.
+"""Alibi Detect detectors: MMD calibration, prediction drift, agreement with scipy, bad windows.
 
-Fewer windows than the scipy set: Alibi's import alone takes tens of seconds on a loaded
-2-core machine, and MMD runs a permutation test per window.
+The calibration of the univariate ones is in test_calibration.py. Fewer windows than the scipy
+set: Alibi's import alone takes tens of seconds on a loaded 2-core machine, and MMD runs a
+permutation test per window.
 """
 
 from __future__ import annotations
@@ -11,23 +12,12 @@ import pytest
 
 from services.monitor.drift import create_detector
 from services.monitor.drift.tests.calibration import (
-    MIXED_CATEGORICAL,
     P_VALUE,
-    Sampler,
-    categorical_sample,
-    count_alarms,
-    fitted,
-    max_false_alarms,
-    mixed_sample,
-    mixed_sample_categorical_shift,
+    check_calibration,
     numeric_sample,
 )
 
 pytestmark = pytest.mark.slow
-
-NULL_WINDOWS = 100  # bound: at most max_false_alarms(100) = 13 alarms at alpha 0.05
-SHIFT_WINDOWS = 40
-REFERENCE_ROWS = 5000
 
 # MMD: 20 permutations resolve p = 0 < 0.05 (a null window alarms with prob 1/21 < 0.05);
 # 20 null windows -> at most max_false_alarms(20) = 5 alarms; 20 shifted windows must give
@@ -36,51 +26,11 @@ MMD_WINDOWS = 20
 MMD_REFERENCE_ROWS = 500
 MMD_PERMUTATIONS = 20
 
-UNIVARIATE: list[tuple[str, Sampler, set[str]]] = [
-    ("alibi-ks", numeric_sample, set()),
-    ("alibi-chi2", categorical_sample, {f"f{i}" for i in range(10)}),
-    ("alibi-tabular", mixed_sample, MIXED_CATEGORICAL),
-    ("alibi-tabular", mixed_sample_categorical_shift, MIXED_CATEGORICAL),
-]
-IDS = [f"{name}-{sample.__name__}" for name, sample, _ in UNIVARIATE]
-
-
-@pytest.mark.parametrize(("name", "sample", "categorical"), UNIVARIATE, ids=IDS)
-def test_false_alarm_rate_is_at_most_the_p_value(
-    name: str, sample: Sampler, categorical: set[str]
-) -> None:
-    detector = fitted(create_detector(name, p_value=P_VALUE), sample, REFERENCE_ROWS, categorical)
-
-    alarms = count_alarms(detector, sample, NULL_WINDOWS, shift=0.0, seed=1)
-
-    assert alarms <= max_false_alarms(NULL_WINDOWS), f"{name}: {alarms}/{NULL_WINDOWS}"
-
-
-@pytest.mark.parametrize(("name", "sample", "categorical"), UNIVARIATE, ids=IDS)
-def test_half_sigma_shift_in_one_of_ten_features_is_detected(
-    name: str, sample: Sampler, categorical: set[str]
-) -> None:
-    detector = fitted(create_detector(name, p_value=P_VALUE), sample, REFERENCE_ROWS, categorical)
-
-    detections = count_alarms(detector, sample, SHIFT_WINDOWS, shift=0.5, seed=2)
-
-    assert detections >= 0.95 * SHIFT_WINDOWS, f"{name}: {detections}/{SHIFT_WINDOWS}"
-
 
 @pytest.mark.usefixtures("torch_single_thread")
 def test_mmd_is_calibrated_and_detects_half_sigma_shift() -> None:
-    detector = fitted(
-        create_detector("alibi-mmd", p_value=P_VALUE, n_permutations=MMD_PERMUTATIONS),
-        numeric_sample,
-        MMD_REFERENCE_ROWS,
-        set(),
-    )
-
-    alarms = count_alarms(detector, numeric_sample, MMD_WINDOWS, shift=0.0, seed=1)
-    detections = count_alarms(detector, numeric_sample, MMD_WINDOWS, shift=0.5, seed=2)
-
-    assert alarms <= max_false_alarms(MMD_WINDOWS), f"{alarms}/{MMD_WINDOWS} false alarms"
-    assert detections >= 0.95 * MMD_WINDOWS, f"{detections}/{MMD_WINDOWS} detected"
+    detector = create_detector("alibi-mmd", p_value=P_VALUE, n_permutations=MMD_PERMUTATIONS)
+    check_calibration(detector, numeric_sample, set(), MMD_REFERENCE_ROWS, MMD_WINDOWS, MMD_WINDOWS)
 
 
 def test_prediction_drift_on_scores() -> None:
