@@ -10,7 +10,7 @@ the same window twice writes the same online values.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,7 +21,11 @@ from components.feast_apply_materialize.feast_objects import (
     feast_feature_view,
     open_store,
 )
-from components.spark_feature_backfill.definition import FeatureViewDefinition, parse_feature_view
+from components.spark_feature_backfill.definition import (
+    FeatureViewDefinition,
+    parse_feature_view,
+    parse_window,
+)
 
 
 class FeastError(ValueError):
@@ -51,11 +55,7 @@ def apply_and_materialize(
     config = (
         store if isinstance(store, FeastStoreConfig) else FeastStoreConfig.model_validate(store)
     )
-    window_start, window_end = _as_utc(start, "start"), _as_utc(end, "end")
-    if window_start >= window_end:
-        raise FeastError(
-            f"window start {window_start.isoformat()} is not before end {window_end.isoformat()}"
-        )
+    window_start, window_end = parse_window(start, end, FeastError)
     if urlparse(offline_path).scheme in ("", "file") and not os.path.exists(offline_path):
         raise FeastError(f"offline store {offline_path!r} does not exist: run the backfill first")
     feature_store = open_store(config)
@@ -72,12 +72,3 @@ def apply_and_materialize(
         end=window_end,
         online_store=config.online_store,
     )
-
-
-def _as_utc(value: str | datetime, field: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise FeastError(f"window {field} {value!r} is not an ISO-8601 timestamp") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -11,7 +11,7 @@ columns, ``event_timestamp``, ``created_timestamp`` and one column per declared 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -189,3 +189,25 @@ def parse_feature_view(definition: dict[str, Any] | FeatureViewDefinition) -> Fe
             for e in err.errors()
         )
         raise DefinitionError(f"invalid FeatureView definition: {problems}") from None
+
+
+def parse_window(
+    start: str | datetime, end: str | datetime, error: type[ValueError]
+) -> tuple[datetime, datetime]:
+    """The window ``[start, end)`` in UTC (naive times are UTC; ISO-8601 strings accepted).
+    Raises ``error`` (the calling component's) naming an unreadable bound or an empty window."""
+    window_start, window_end = _as_utc(start, "start", error), _as_utc(end, "end", error)
+    if window_start >= window_end:
+        raise error(
+            f"window start {window_start.isoformat()} is not before end {window_end.isoformat()}"
+        )
+    return window_start, window_end
+
+
+def _as_utc(value: str | datetime, field: str, error: type[ValueError]) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise error(f"window {field} {value!r} is not an ISO-8601 timestamp") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,6 +32,7 @@ from components.spark_feature_backfill.definition import (
     PARTITION_COLUMN,
     FeatureViewDefinition,
     parse_feature_view,
+    parse_window,
 )
 from components.spark_feature_backfill.session import spark_session
 
@@ -76,8 +77,7 @@ def run_backfill(
 ) -> int:
     """Entry point for the KFP component: create the session, backfill, return rows written."""
     definition = parse_feature_view(feature_view)
-    window = (_as_utc(start, "start"), _as_utc(end, "end"))
-    _check_window(*window)
+    window = parse_window(start, end, BackfillError)
     _check_source_exists(definition.source.path)
     session = spark_session(
         spark_master, spark_conf, app_name=f"kubeloop-backfill-{definition.name}"
@@ -94,8 +94,7 @@ def backfill(
 ) -> int:
     """Backfill ``[start, end)`` of ``feature_view`` into ``output_path``; returns rows written."""
     definition = parse_feature_view(feature_view)
-    window_start, window_end = _as_utc(start, "start"), _as_utc(end, "end")
-    _check_window(window_start, window_end)
+    window_start, window_end = parse_window(start, end, BackfillError)
     _check_source_exists(definition.source.path)
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     transformed = transform(spark, definition)
@@ -252,20 +251,6 @@ def _path_exists(spark: SparkSession, path: str) -> bool:
 def _check_source_exists(path: str) -> None:
     if _is_local(path) and not os.path.exists(_local(path)):
         raise BackfillError(f"source.path {path!r} does not exist")
-
-
-def _check_window(start: datetime, end: datetime) -> None:
-    if start >= end:
-        raise BackfillError(f"window start {start.isoformat()} is not before end {end.isoformat()}")
-
-
-def _as_utc(value: str | datetime, field: str) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise BackfillError(f"window {field} {value!r} is not an ISO-8601 timestamp") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _is_local(path: str) -> bool:
