@@ -55,6 +55,11 @@ def normalized(text: str) -> Any:
     return document
 
 
+def checked_in(name: str) -> Any:
+    """The checked-in compiled IR of pipeline ``name``, normalized."""
+    return normalized(package_path(name).read_text())
+
+
 def write_all() -> list[Path]:
     written = []
     for name in pipeline_functions():
