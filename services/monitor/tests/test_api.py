@@ -20,6 +20,7 @@ from services.monitor import (
     WindowSnapshot,
 )
 from services.monitor.tests.events import binary_headers, structured_event
+from services.monitor.tests.http_api import running
 
 BASE = "/v1/models/team-a/churn"
 
@@ -32,10 +33,8 @@ def settings(data_dir: Path) -> MonitorSettings:
 
 @pytest.fixture
 async def monitor(tmp_path: Path) -> AsyncIterator[MonitorService]:
-    service = MonitorService(settings(tmp_path))
-    await service.start()
-    yield service
-    await service.stop()
+    async with running(MonitorService(settings(tmp_path))) as service:
+        yield service
 
 
 async def post_call(

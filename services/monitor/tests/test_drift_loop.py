@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from services.monitor import MonitorService
-from services.monitor.tests.drift_api import BASE, post_evaluate, put_config, settings
 from services.monitor.tests.events import binary_headers
+from services.monitor.tests.http_api import BASE, post_evaluate, put_config, running, settings
 
 ROWS_PER_CALL = 20
 WINDOW = 200
@@ -39,10 +39,8 @@ def drift_config(reference: str, **drift: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def monitor(tmp_path: Path) -> AsyncIterator[MonitorService]:
-    service = MonitorService(settings(tmp_path / "data"))
-    await service.start()
-    yield service
-    await service.stop()
+    async with running(MonitorService(settings(tmp_path / "data"))) as service:
+        yield service
 
 
 async def post_calls(

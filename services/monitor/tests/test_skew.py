@@ -18,8 +18,8 @@ import pytest
 from services.monitor import MonitorService
 from services.monitor.config import SkewConfig
 from services.monitor.served import split_entities
-from services.monitor.tests.drift_api import BASE, post_evaluate, put_config, settings
 from services.monitor.tests.events import binary_headers
+from services.monitor.tests.http_api import BASE, post_evaluate, put_config, running, settings
 
 ENTITIES = 50
 DAY1 = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
@@ -108,10 +108,10 @@ async def post_calls(
 
 @pytest.fixture
 async def monitor(tmp_path: Path) -> AsyncIterator[MonitorService]:
-    service = MonitorService(settings(tmp_path / "data"), clock=Clock(SERVED_AT))
-    await service.start()
-    yield service
-    await service.stop()
+    async with running(
+        MonitorService(settings(tmp_path / "data"), clock=Clock(SERVED_AT))
+    ) as service:
+        yield service
 
 
 async def test_skew_is_found_reported_and_rebuilt(

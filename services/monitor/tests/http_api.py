@@ -1,15 +1,26 @@
-"""Helpers of the tests that drive drift and skew evaluation through the monitor's HTTP API."""
+"""Helpers of the tests that talk to a running monitor over HTTP (config, drift evaluation)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from services.monitor import MonitorSettings
+from services.monitor import MonitorService, MonitorSettings
 
 BASE = "/v1/models/team-a/churn"
+
+
+@asynccontextmanager
+async def running(service: MonitorService) -> AsyncIterator[MonitorService]:
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
 
 
 def settings(data_dir: Path) -> MonitorSettings:
