@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.build_training_set.spec import TrainingSetError
 from components.spark_feature_backfill.definition import parse_duration
+from components.validation import problems
 
 _RANDOM_HINTS = ("random", "fraction", "ratio", "shuffle", "seed", "percent")
 
@@ -64,10 +65,7 @@ def parse_split(split: dict[str, Any] | TimeSplit) -> TimeSplit:
     try:
         return TimeSplit.model_validate(split)
     except ValidationError as err:
-        problems = "; ".join(
-            f"split.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()
-        )
-        raise TrainingSetError(problems) from None
+        raise TrainingSetError(problems(err, prefix="split.")) from None
 
 
 def resolve_windows(split: TimeSplit, last_label: datetime) -> SplitWindows:

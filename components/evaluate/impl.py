@@ -33,6 +33,7 @@ from components.evaluate.metrics import (
     single_feature_baseline,
     window_metrics,
 )
+from components.validation import problems
 
 SPLITS = ("train", "validation", "test")
 EVALUATED_WINDOWS = ("validation", "test")
@@ -110,10 +111,7 @@ def parse_objective(objective: dict[str, Any] | Objective | None) -> Objective:
     try:
         return Objective.model_validate(objective or {})
     except ValidationError as error:
-        problems = "; ".join(
-            f"objective.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-        )
-        raise EvaluationError(problems) from None
+        raise EvaluationError(problems(error, prefix="objective.")) from None
 
 
 def read_split(training_set_dir: str | Path, split: str) -> pd.DataFrame:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from components.validation import problems
+
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 PARTITION_COLUMN = "date"
@@ -184,11 +186,8 @@ def parse_feature_view(definition: dict[str, Any] | FeatureViewDefinition) -> Fe
     try:
         return FeatureViewDefinition.model_validate(definition)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'featureView'}: {e['msg']}"
-            for e in err.errors()
-        )
-        raise DefinitionError(f"invalid FeatureView definition: {problems}") from None
+        described = problems(err, whole="featureView")
+        raise DefinitionError(f"invalid FeatureView definition: {described}") from None
 
 
 def parse_window(

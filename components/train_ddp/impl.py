@@ -30,6 +30,7 @@ from components.train_ddp.trainjob import (
     run_trainjob,
     trainjob_manifest,
 )
+from components.validation import problems
 
 LOG_FILE = "torchrun.log"
 # torchrun shares its rendezvous TCPStore with the workers by default; after a restart the
@@ -206,11 +207,8 @@ def build_config(**fields: Any) -> TrainConfig:
     try:
         return TrainConfig(**fields)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise TrainingInputError(f"invalid training parameters: {problems}") from error
+        described = problems(error)
+        raise TrainingInputError(f"invalid training parameters: {described}") from error
 
 
 def train(

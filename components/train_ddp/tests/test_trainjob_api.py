@@ -91,6 +91,19 @@ def _finish_when_created(
     return thread
 
 
+def _failing_trainjobs(
+    api: client.CustomObjectsApi, name: str, message: str
+) -> tuple[str, threading.Thread]:
+    """A new namespace whose first TrainJob the stand-in controller marks Failed (message)."""
+    namespace = _namespace(api, name)
+    controller = _finish_when_created(api, namespace, {"type": "Failed", "message": message})
+    return namespace, controller
+
+
+def _options(namespace: str, **more: float) -> ClusterOptions:
+    return ClusterOptions(image="kubeloop:test", namespace=namespace, poll_s=0.1, **more)
+
+
 def _manifest(namespace: str) -> dict[str, Any]:
     config = TrainConfig(
         training_set="/shared/train.parquet",
@@ -99,8 +112,9 @@ def _manifest(namespace: str) -> dict[str, Any]:
         output_dir="/shared/out",
         run_name=namespace,
     )
-    options = ClusterOptions(image="kubeloop:test", namespace=namespace, poll_s=0.1)
-    return trainjob_manifest(config, nodes=2, nproc_per_node=2, max_restarts=1, options=options)
+    return trainjob_manifest(
+        config, nodes=2, nproc_per_node=2, max_restarts=1, options=_options(namespace)
+    )
 
 
 def _namespace(api: client.CustomObjectsApi, name: str) -> str:
@@ -112,9 +126,8 @@ def _namespace(api: client.CustomObjectsApi, name: str) -> str:
 def test_trainjob_is_created_once_and_waited_for(custom_objects: client.CustomObjectsApi) -> None:
     namespace = _namespace(custom_objects, "tj-complete")
     manifest = _manifest(namespace)
-    options = ClusterOptions(image="kubeloop:test", namespace=namespace, poll_s=0.1)
     controller = _finish_when_created(custom_objects, namespace, {"type": "Complete"})
-    run_trainjob(custom_objects, manifest, options)
+    run_trainjob(custom_objects, manifest, _options(namespace))
     controller.join(timeout=5)
     # A retried step creates the same name again: AlreadyExists is tolerated, not duplicated.
     create_trainjob(custom_objects, manifest)
@@ -127,29 +140,22 @@ def test_trainjob_is_created_once_and_waited_for(custom_objects: client.CustomOb
 def test_failed_trainjob_raises_with_its_message(
     custom_objects: client.CustomObjectsApi,
 ) -> None:
-    namespace = _namespace(custom_objects, "tj-failed")
-    condition = {"type": "Failed", "message": "pod node-1 OOMKilled"}
-    controller = _finish_when_created(custom_objects, namespace, condition)
-    options = ClusterOptions(image="kubeloop:test", namespace=namespace, poll_s=0.1)
+    namespace, controller = _failing_trainjobs(custom_objects, "tj-failed", "pod node-1 OOMKilled")
     with pytest.raises(TrainingFailedError, match="OOMKilled"):
-        run_trainjob(custom_objects, _manifest(namespace), options)
+        run_trainjob(custom_objects, _manifest(namespace), _options(namespace))
     controller.join(timeout=5)
 
 
 def test_unfinished_trainjob_times_out(custom_objects: client.CustomObjectsApi) -> None:
     namespace = _namespace(custom_objects, "tj-timeout")
-    options = ClusterOptions(image="kubeloop:test", namespace=namespace, poll_s=0.1, timeout_s=0.5)
     with pytest.raises(TrainingFailedError, match="did not finish"):
-        run_trainjob(custom_objects, _manifest(namespace), options)
+        run_trainjob(custom_objects, _manifest(namespace), _options(namespace, timeout_s=0.5))
 
 
 def test_train_with_two_nodes_goes_through_a_trainjob(
     custom_objects: client.CustomObjectsApi, tabular_sets: TabularSets, tmp_path: Path
 ) -> None:
-    namespace = _namespace(custom_objects, "tj-train")
-    condition = {"type": "Failed", "message": "no nodes in this test"}
-    controller = _finish_when_created(custom_objects, namespace, condition)
-    cluster = ClusterOptions(image="kubeloop:test", namespace=namespace, poll_s=0.1)
+    namespace, controller = _failing_trainjobs(custom_objects, "tj-train", "no nodes in this test")
     with pytest.raises(TrainingFailedError, match="no nodes in this test"):
         train(
             tabular_sets.training,
@@ -159,7 +165,7 @@ def test_train_with_two_nodes_goes_through_a_trainjob(
             batch_size=64,
             nodes=2,
             nproc_per_node=2,
-            cluster=cluster,
+            cluster=_options(namespace),
             kubernetes_api=custom_objects,
         )
     controller.join(timeout=5)
