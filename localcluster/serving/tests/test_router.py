@@ -87,6 +87,14 @@ async def proxy(upstreams: dict[str, Upstream]) -> AsyncIterator[tuple[Router, s
         await runner.cleanup()
 
 
+@pytest.fixture
+def mirrored(upstreams: dict[str, Upstream], proxy: tuple[Router, str]) -> tuple[Router, str]:
+    """The proxy with every request on stable and mirrored to shadow."""
+    router, _ = proxy
+    router.reconfigure(table(upstreams, 100, 0, mirror=100))
+    return proxy
+
+
 async def test_split_follows_weights(
     upstreams: dict[str, Upstream], proxy: tuple[Router, str]
 ) -> None:
@@ -107,10 +115,9 @@ async def test_split_follows_weights(
 
 
 async def test_mirror_gets_the_same_request_id(
-    upstreams: dict[str, Upstream], proxy: tuple[Router, str]
+    upstreams: dict[str, Upstream], mirrored: tuple[Router, str]
 ) -> None:
-    router, url = proxy
-    router.reconfigure(table(upstreams, 100, 0, mirror=100))
+    router, url = mirrored
     async with aiohttp.ClientSession() as client:
         given = await client.post(
             f"{url}/v1/models/m:predict?x=1",
@@ -132,10 +139,9 @@ async def test_mirror_gets_the_same_request_id(
 
 
 async def test_a_stuck_mirror_does_not_hold_the_primary(
-    upstreams: dict[str, Upstream], proxy: tuple[Router, str]
+    upstreams: dict[str, Upstream], mirrored: tuple[Router, str]
 ) -> None:
-    router, url = proxy
-    router.reconfigure(table(upstreams, 100, 0, mirror=100))
+    _, url = mirrored
     async with aiohttp.ClientSession() as client:
         # The shadow blocks this request until released; the primary must answer regardless.
         response = await client.post(f"{url}/p", data=b"x", headers={"x-block": "shadow"})
