@@ -20,9 +20,7 @@ from services.monitor import (
     WindowSnapshot,
 )
 from services.monitor.tests.events import binary_headers, structured_event
-from services.monitor.tests.http_api import running
-
-BASE = "/v1/models/team-a/churn"
+from services.monitor.tests.http_api import BASE, running
 
 
 def settings(data_dir: Path) -> MonitorSettings:
