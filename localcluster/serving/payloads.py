@@ -97,23 +97,31 @@ def v1_instances_to_frame(body: Any, columns: Sequence[Column] | None) -> pd.Dat
 def _object_items(
     items: list[dict[str, Any]], columns: Sequence[Column] | None, key: str
 ) -> pd.DataFrame:
-    """Feature objects: each value a scalar (one row), or a list of scalars (one row each)."""
-    frames = []
+    """Feature objects: each value a scalar (one row), or a list of scalars (one row each).
+
+    Same rows as get_predict_input's ``pd.DataFrame(item)`` per item (a scalar beside lists is
+    repeated), built as one frame: a batch of 100 records costs one DataFrame, not 100.
+    """
+    rows: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         where = f"{key}[{index}]"
         if columns:
             item = _select(item, columns, where)
-        lengths = set()
-        for name, value in item.items():
-            values = value if isinstance(value, list) else [value]
-            _check_scalars(values, f"{where}[{name!r}]")
-            if isinstance(value, list):
-                lengths.add(len(value))
+        lengths = {len(value) for value in item.values() if isinstance(value, list)}
         if len(lengths) > 1:
             raise InvalidInput(f"{where}: feature lists differ in length {sorted(lengths)}")
-        # pandas broadcasts a scalar beside lists, as get_predict_input's pd.DataFrame does.
-        frames.append(pd.DataFrame(item, index=None if lengths else [0]))
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        for name, value in item.items():
+            _check_scalars(value if isinstance(value, list) else [value], f"{where}[{name!r}]")
+        if not lengths:
+            rows.append(item)
+            continue
+        for position in range(lengths.pop()):
+            rows.append({n: v[position] if isinstance(v, list) else v for n, v in item.items()})
+    if not rows:
+        raise InvalidInput(f'"{key}" holds no rows (every feature list is empty)')
+    frame = pd.DataFrame.from_records(rows)
+    # Signature order; an optional column no item sent stays absent, as MLflow expects.
+    return frame[[n for n in _names(columns) if n in frame.columns]] if columns else frame
 
 
 def _list_rows(rows: list[list[Any]], columns: Sequence[Column] | None, key: str) -> pd.DataFrame:
