@@ -46,13 +46,13 @@ class MLflowPyfuncModel(kserve.Model):
         super().__init__(name)
         self.model_uri = model_uri
         self._pyfunc: Any = None
-        self.columns: list[str] | None = None
+        self.columns: list[payloads.Column] | None = None
 
     def load(self) -> bool:
         self._pyfunc = mlflow.pyfunc.load_model(self.model_uri)
-        schema = self._pyfunc.metadata.get_input_schema()
-        if schema is not None and schema.has_input_names():
-            self.columns = list(schema.input_names())
+        # The signature's columns and dtypes: payloads fits every request to them before
+        # MLflow's own schema check (see payloads.conform_to_signature for the casts allowed).
+        self.columns = payloads.signature_columns(self._pyfunc.metadata.get_input_schema())
         self.ready = True
         return self.ready
 
