@@ -16,21 +16,25 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pydantic import BaseModel, ConfigDict
 
-from operators.api.common import API_VERSION, GROUP, VERSION
+from contracts.cloudevents import LOGGER_MODE_ALL
+from contracts.headers import ROLE_CANDIDATE, ROLE_HEADER, ROLE_STABLE
+from contracts.kube import (
+    API_VERSION,
+    GROUP,
+    ISVC_GROUP,
+    ISVC_PLURAL,
+    ISVC_VERSION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    MLMODEL_LABEL,
+    MODEL_VERSION_LABEL,
+    VERSION,
+    VS_GROUP,
+    VS_PLURAL,
+    VS_VERSION,
+)
 from operators.api.mlmodel import Serving, Traffic
 
-ISVC_GROUP = "serving.kserve.io"
-ISVC_VERSION = "v1beta1"
-ISVC_PLURAL = "inferenceservices"
-VS_GROUP = "networking.istio.io"
-VS_VERSION = "v1beta1"
-VS_PLURAL = "virtualservices"
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "kubeloop"
-MLMODEL_LABEL = "kubeloop.io/mlmodel"
-MODEL_VERSION_LABEL = "kubeloop.io/model-version"
-ROLE_HEADER = "x-kubeloop-role"
 SERVICE_PORT = 80
 
 
@@ -64,7 +68,7 @@ def predictor_host(owner: Owner, version: str) -> str:
 
 
 def _labels(owner: Owner, version: str | None = None) -> dict[str, str]:
-    labels = {MANAGED_BY_LABEL: MANAGED_BY, MLMODEL_LABEL: owner.name}
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, MLMODEL_LABEL: owner.name}
     if version is not None:
         labels[MODEL_VERSION_LABEL] = version
     return labels
@@ -92,7 +96,7 @@ def inference_service(
         model["resources"] = resources
     predictor: dict[str, Any] = {"minReplicas": serving.min_replicas, "model": model}
     if monitor_url:
-        predictor["logger"] = {"mode": "all", "url": monitor_url}
+        predictor["logger"] = {"mode": LOGGER_MODE_ALL, "url": monitor_url}
     return {
         "apiVersion": f"{ISVC_GROUP}/{ISVC_VERSION}",
         "kind": "InferenceService",
@@ -129,9 +133,9 @@ def _route(owner: Owner, version: str, weight: int, role: str) -> dict[str, Any]
 def virtual_service(target: TrafficTarget) -> dict[str, Any]:
     """The Istio VirtualService: weights stable/candidate, mirror a share to a shadow."""
     owner, traffic = target.owner, target.traffic
-    routes = [_route(owner, target.stable_version, traffic.stable, "stable")]
+    routes = [_route(owner, target.stable_version, traffic.stable, ROLE_STABLE)]
     if target.candidate_version is not None and traffic.candidate > 0:
-        routes.append(_route(owner, target.candidate_version, traffic.candidate, "candidate"))
+        routes.append(_route(owner, target.candidate_version, traffic.candidate, ROLE_CANDIDATE))
     http: dict[str, Any] = {"route": routes}
     if target.candidate_version is not None and traffic.mirror > 0:
         host = predictor_host(owner, target.candidate_version)

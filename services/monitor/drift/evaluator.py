@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from contracts.drift import DEFAULT_MIN_WINDOW
 from services.monitor.drift.base import DriftDetector
 from services.monitor.drift.errors import DriftError, InvalidWindowError
 from services.monitor.drift.registry import create_detector
@@ -34,7 +35,7 @@ class DriftSetup:
     p_value: float = 0.05
     feature_names: tuple[str, ...] | None = None
     categorical: frozenset[str] = frozenset()
-    min_window: int = 50
+    min_window: int = DEFAULT_MIN_WINDOW
     options: tuple[tuple[str, Any], ...] = ()
 
 

@@ -16,8 +16,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from services.monitor.drift.base import DriftDetector
-from services.monitor.drift.errors import DetectorConfigError
-from services.monitor.drift.multivariate import Standardiser, check_max_rows, subsample
+from services.monitor.drift.multivariate import (
+    Standardiser,
+    check_max_rows,
+    check_permutation_test,
+    subsample,
+)
 from services.monitor.drift.result import DriftResult
 
 #: Permutations per matrix product; bounds the indicator matrix to rows x chunk floats.
@@ -39,13 +43,7 @@ class MMDDetector(DriftDetector):
         seed: int = 0,
     ) -> None:
         super().__init__(p_value, "none")
-        if (n_permutations + 1) * p_value <= 1:
-            raise DetectorConfigError(
-                f"n_permutations={n_permutations} cannot resolve p_value={p_value}: "
-                f"use at least {int(np.ceil(1 / p_value))}"
-            )
-        if device not in ("cpu", "cuda"):
-            raise DetectorConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        check_permutation_test(n_permutations, p_value, device)
         self.n_permutations = n_permutations
         self.device = device
         self.max_reference_rows = check_max_rows(max_reference_rows)

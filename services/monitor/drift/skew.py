@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from services.monitor.config import SkewConfig
+from contracts.monitor_config import SkewConfig
 from services.monitor.drift.errors import DriftError
 from services.monitor.drift.evaluator import next_alarm_state
 from services.monitor.drift.quality import SkewCheck

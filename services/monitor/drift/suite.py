@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.monitor.config import DriftConfig
+from contracts.monitor_config import DriftConfig
 from services.monitor.drift.evaluator import DetectorEvaluator, DriftSetup, next_alarm_state
 from services.monitor.drift.references import ReferenceCache, ReferenceLoadError
 from services.monitor.drift.result import NullRateResult
