@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.monitor.drift.base import DriftDetector
 from services.monitor.drift.errors import DetectorConfigError
 from services.monitor.drift.schema import FeatureSchema
 
@@ -50,6 +51,25 @@ def check_permutation_test(n_permutations: int, p_value: float, device: str) -> 
         )
     if device not in ("cpu", "cuda"):
         raise DetectorConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
+
+
+class PermutationDetector(DriftDetector):
+    """Base of the MMD detectors: one multivariate permutation test (no per-feature
+    correction) on a reference of at most ``max_reference_rows`` rows."""
+
+    def __init__(
+        self,
+        p_value: float = 0.05,
+        correction: str = "none",
+        n_permutations: int = 100,
+        device: str = "cpu",
+        max_reference_rows: int = 1000,
+    ) -> None:
+        super().__init__(p_value, "none")
+        check_permutation_test(n_permutations, p_value, device)
+        self.n_permutations = n_permutations
+        self.device = device
+        self.max_reference_rows = check_max_rows(max_reference_rows)
 
 
 def subsample(reference: np.ndarray, max_rows: int, seed: int = 0) -> np.ndarray:
