@@ -19,6 +19,7 @@ WORKDIR /src
 COPY requirements.lock ./
 RUN pip install --no-deps --extra-index-url "${TORCH_INDEX}" -r requirements.lock
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
 COPY operators ./operators
 COPY components ./components
 COPY pipelines ./pipelines

@@ -42,6 +42,16 @@ from typing import Any
 import psutil
 from kubernetes import client, config
 
+from contracts.kube import (
+    GROUP,
+    ISVC_GROUP,
+    ISVC_PLURAL,
+    ISVC_VERSION,
+    VERSION,
+    VS_GROUP,
+    VS_PLURAL,
+    VS_VERSION,
+)
 from localcluster.testing import start_cluster
 from operators.cli import apply_crds, crd_documents
 from operators.embedded import free_port
@@ -57,7 +67,7 @@ from operators.mlmodel.testing import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rollout_reaction.json"
-GROUP, VERSION, PLURAL = "kubeloop.io", "v1alpha1", "mlmodels"
+PLURAL = "mlmodels"
 NS = "default"
 REGISTERED = "reaction"
 # Candidate (and stable) events per burst while the canary fails, and the pause between
@@ -116,7 +126,7 @@ class Cluster:
     def isvc(self, name: str) -> dict[str, Any] | None:
         try:
             found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                "serving.kserve.io", "v1beta1", NS, "inferenceservices", name
+                ISVC_GROUP, ISVC_VERSION, NS, ISVC_PLURAL, name
             )
         except client.ApiException as error:
             if error.status == 404:
@@ -132,13 +142,11 @@ class Cluster:
             "conditions": [{"type": "Ready", "status": "True"}],
         }
         self.custom.patch_namespaced_custom_object_status(
-            "serving.kserve.io", "v1beta1", NS, "inferenceservices", isvc_name, {"status": status}
+            ISVC_GROUP, ISVC_VERSION, NS, ISVC_PLURAL, isvc_name, {"status": status}
         )
 
     def route_weights(self, name: str) -> list[int]:
-        found = self.custom.get_namespaced_custom_object(
-            "networking.istio.io", "v1beta1", NS, "virtualservices", name
-        )
+        found = self.custom.get_namespaced_custom_object(VS_GROUP, VS_VERSION, NS, VS_PLURAL, name)
         return [int(r["weight"]) for r in found["spec"]["http"][0]["route"]]
 
     # --- what the predictors' loggers would send ------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.kube import GROUP, ISVC_GROUP, ISVC_PLURAL, VS_GROUP, VS_PLURAL
+
 # A read-only view: what Kopf needs to discover and follow a resource.
 READ = ("get", "list", "watch")
 # Full lifecycle of an object the operators own as a child of a kubeloop resource.
@@ -77,7 +79,7 @@ class Permission(BaseModel):
         return verbs
 
 
-KUBELOOP_GROUP = "kubeloop.io"
+KUBELOOP_GROUP = GROUP
 KUBELOOP_PLURALS = ("featureviews", "experiments", "mlmodels")
 
 PERMISSIONS: tuple[Permission, ...] = (
@@ -155,14 +157,14 @@ PERMISSIONS: tuple[Permission, ...] = (
     ),
     # --- children in other projects' APIs ----------------------------------------------------
     Permission(
-        api_group="serving.kserve.io",
-        resources=("inferenceservices",),
+        api_group=ISVC_GROUP,
+        resources=(ISVC_PLURAL,),
         verbs=CRUD_WATCH,
         why="The MLModel operator runs one InferenceService per model version.",
     ),
     Permission(
-        api_group="networking.istio.io",
-        resources=("virtualservices",),
+        api_group=VS_GROUP,
+        resources=(VS_PLURAL,),
         verbs=CRUD_WATCH,
         why="The MLModel operator owns the VirtualService that splits and mirrors traffic "
         "between the stable and candidate versions.",

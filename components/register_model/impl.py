@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import mlflow_tags as tag
+from contracts.mlflow_tags import REFERENCE_ARTIFACT, REFERENCE_DIR, REFERENCE_FILE
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-REFERENCE_DIR = "reference"
-REFERENCE_FILE = "features.parquet"
-REFERENCE_ARTIFACT = f"{REFERENCE_DIR}/{REFERENCE_FILE}"
 DEFAULT_SAMPLE_ROWS = 5000
-TAG_PREFIX = "kubeloop.io/"
 
 
 class RegistrationError(ValueError):
@@ -35,7 +34,7 @@ class RegistrationError(ValueError):
 
 
 class Lineage(BaseModel):
-    """Where a model version came from; stored as model-version tags (``kubeloop.io/<key>``)."""
+    """Where a model version came from; stored as model-version tags (contracts/mlflow_tags.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -57,19 +56,19 @@ class Lineage(BaseModel):
 
     def tags(self) -> dict[str, str]:
         values = {
-            "feature-view-versions": json.dumps(self.feature_view_versions, sort_keys=True),
-            "data-window": json.dumps(self.data_window, sort_keys=True, default=_iso),
-            "code-version": self.code_version,
-            "kfp-run-id": self.kfp_run_id,
-            "kfp-run-name": self.kfp_run_name,
-            "experiment": self.experiment,
-            "trial": self.trial,
-            "evaluation": self.evaluation,
-            "retrain-reason": self.retrain_reason,
-            "drift-report": self.drift_report,
-            "retrain-requested-at": self.retrain_requested_at,
+            tag.FEATURE_VIEW_VERSIONS: json.dumps(self.feature_view_versions, sort_keys=True),
+            tag.DATA_WINDOW: json.dumps(self.data_window, sort_keys=True, default=_iso),
+            tag.CODE_VERSION: self.code_version,
+            tag.KFP_RUN_ID: self.kfp_run_id,
+            tag.KFP_RUN_NAME: self.kfp_run_name,
+            tag.EXPERIMENT: self.experiment,
+            tag.TRIAL: self.trial,
+            tag.EVALUATION: self.evaluation,
+            tag.RETRAIN_REASON: self.retrain_reason,
+            tag.DRIFT_REPORT: self.drift_report,
+            tag.RETRAIN_REQUESTED_AT: self.retrain_requested_at,
         }
-        return {f"{TAG_PREFIX}{key}": value for key, value in values.items() if value}
+        return {key: value for key, value in values.items() if value}
 
 
 class Registration(BaseModel):
@@ -219,8 +218,8 @@ def register_model(
     reference_uri = ensure_reference(client, run_id, sample)
     tags = {
         **lineage.tags(),
-        f"{TAG_PREFIX}reference": reference_uri,
-        f"{TAG_PREFIX}feature-columns": json.dumps(list(feature_columns)),
+        tag.REFERENCE: reference_uri,
+        tag.FEATURE_COLUMNS: json.dumps(list(feature_columns)),
     }
     found = existing_version(client, model_name, run_id)
     if found is not None:
@@ -236,7 +235,7 @@ def register_model(
     source, model_id = model_source(client, run_id, model_artifact_path)
     if model_id:
         # The REST API does not echo model_id on the version; keep the link as a tag.
-        tags[f"{TAG_PREFIX}logged-model-id"] = model_id
+        tags[tag.LOGGED_MODEL_ID] = model_id
     ensure_registered_model(client, model_name)
     version = client.create_model_version(
         name=model_name, source=source, run_id=run_id, tags=tags, model_id=model_id

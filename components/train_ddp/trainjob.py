@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from components.train_ddp.config import TrainConfig
+from contracts.kube import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 GROUP = "trainer.kubeflow.org"
 VERSION = "v1alpha1"
@@ -99,7 +100,7 @@ def trainjob_manifest(
             "name": name or trainjob_name(config),
             "namespace": options.namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": "kubeloop",
+                MANAGED_BY_LABEL: MANAGED_BY_VALUE,
                 "app.kubernetes.io/component": "train-ddp",
                 **(labels or {}),
             },

@@ -18,6 +18,7 @@ import httpx
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.headers import ROLE_HEADER
 from examples.data.generate import GeneratorConfig, generate_events
 from examples.traffic.requests import (
     Outcome,
@@ -28,8 +29,6 @@ from examples.traffic.requests import (
     predictions_of,
     score_of,
 )
-
-ROLE_HEADER = "x-kubeloop-role"
 
 
 class TrafficConfig(BaseModel):

@@ -1,67 +1,98 @@
-"""Names shared by the predictor, the router, the controller and the monitor that consumes them.
+"""The local serving stack's view of the wire contracts (``c.<NAME>`` in its modules).
 
-The CloudEvent attribute names follow KServe's logger (pkg/logger in kserve/kserve); the
-``kubeloop*`` extensions are ours. CloudEvent extension names must be lowercase alphanumeric,
-so role and latency are sent as ``ce-kubelooprole`` / ``ce-kubelooplatencyms`` (the monitor
-also accepts the dashed spellings first agreed, kept below for readers of old events).
+Nothing is defined here: headers and roles are :mod:`contracts.headers`, the inference
+CloudEvents :mod:`contracts.cloudevents` (attribute names follow KServe's logger; the
+``kubeloop*`` extensions are ours), labels, annotations and the KServe/Istio kinds
+:mod:`contracts.kube`. The predictor, the router, the controller and the monitor all read
+the same definitions.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from contracts.cloudevents import COMPONENT_HEADER as CE_COMPONENT_HEADER
+from contracts.cloudevents import ENDPOINT_HEADER as CE_ENDPOINT_HEADER
+from contracts.cloudevents import ID_HEADER as CE_ID_HEADER
+from contracts.cloudevents import INFERENCESERVICE_HEADER as CE_INFERENCESERVICE_HEADER
+from contracts.cloudevents import LATENCY_MS_HEADER as CE_LATENCY_MS_HEADER
+from contracts.cloudevents import (
+    LOGGER_MODE_ALL,
+    LOGGER_MODE_REQUEST,
+    LOGGER_MODE_RESPONSE,
+    LOGGER_MODES,
+)
+from contracts.cloudevents import METADATA_HEADER as CE_METADATA_HEADER
+from contracts.cloudevents import MODEL_HEADER as CE_MODEL_HEADER
+from contracts.cloudevents import NAMESPACE_HEADER as CE_NAMESPACE_HEADER
+from contracts.cloudevents import ROLE_HEADER as CE_ROLE_HEADER
+from contracts.cloudevents import SOURCE_HEADER as CE_SOURCE_HEADER
+from contracts.cloudevents import SPECVERSION as CE_SPECVERSION
+from contracts.cloudevents import SPECVERSION_HEADER as CE_SPECVERSION_HEADER
+from contracts.cloudevents import STATUS_HEADER as CE_STATUS_HEADER
+from contracts.cloudevents import TIME_HEADER as CE_TIME_HEADER
+from contracts.cloudevents import TYPE_HEADER as CE_TYPE_HEADER
+from contracts.cloudevents import TYPE_REQUEST as CE_TYPE_REQUEST
+from contracts.cloudevents import TYPE_RESPONSE as CE_TYPE_RESPONSE
+from contracts.cloudevents import VERSION_HEADER as CE_MODEL_VERSION_HEADER
+from contracts.headers import (
+    REQUEST_ID_HEADER,
+    ROLE_CANDIDATE,
+    ROLE_HEADER,
+    ROLE_SHADOW,
+    ROLE_STABLE,
+    ROLES,
+)
+from contracts.kube import (
+    ISVC_GROUP,
+    ISVC_PLURAL,
+    ISVC_VERSION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    MLMODEL_LABEL,
+    MODEL_VERSION_LABEL,
+    ROUTER_PORT_ANNOTATION,
+    VS_GROUP,
+    VS_PLURAL,
+    VS_VERSION,
+)
 
-# --- request headers -------------------------------------------------------------------
-REQUEST_ID_HEADER: Final = "x-request-id"
-ROLE_HEADER: Final = "x-kubeloop-role"
-
-ROLE_STABLE: Final = "stable"
-ROLE_CANDIDATE: Final = "candidate"
-ROLE_SHADOW: Final = "shadow"
-ROLES: Final = (ROLE_STABLE, ROLE_CANDIDATE, ROLE_SHADOW)
-
-# --- CloudEvents (binary mode: attributes are HTTP headers) -----------------------------
-CE_SPECVERSION: Final = "1.0"
-CE_TYPE_REQUEST: Final = "org.kubeflow.serving.inference.request"
-CE_TYPE_RESPONSE: Final = "org.kubeflow.serving.inference.response"
-
-CE_ID_HEADER: Final = "ce-id"
-CE_SPECVERSION_HEADER: Final = "ce-specversion"
-CE_TYPE_HEADER: Final = "ce-type"
-CE_SOURCE_HEADER: Final = "ce-source"
-CE_TIME_HEADER: Final = "ce-time"
-# KServe logger extensions
-CE_INFERENCESERVICE_HEADER: Final = "ce-inferenceservicename"
-CE_NAMESPACE_HEADER: Final = "ce-namespace"
-CE_COMPONENT_HEADER: Final = "ce-component"
-CE_ENDPOINT_HEADER: Final = "ce-endpoint"
-CE_METADATA_HEADER: Final = "ce-metadata"
-# kubeloop extensions
-CE_MODEL_VERSION_HEADER: Final = "ce-kubeloopversion"
-CE_MODEL_HEADER: Final = "ce-kubeloopmodel"  # the MLModel name, when known
-CE_ROLE_HEADER: Final = "ce-kubelooprole"
-CE_STATUS_HEADER: Final = "ce-kubeloopstatus"
-CE_LATENCY_MS_HEADER: Final = "ce-kubelooplatencyms"
-CE_ROLE_HEADER_DASHED: Final = "ce-kubeloop-role"
-CE_LATENCY_MS_HEADER_DASHED: Final = "ce-kubeloop-latency-ms"
-
-LOGGER_MODE_ALL: Final = "all"
-LOGGER_MODE_REQUEST: Final = "request"
-LOGGER_MODE_RESPONSE: Final = "response"
-LOGGER_MODES: Final = (LOGGER_MODE_ALL, LOGGER_MODE_REQUEST, LOGGER_MODE_RESPONSE)
-
-# --- Kubernetes resources ---------------------------------------------------------------
-ISVC_GROUP: Final = "serving.kserve.io"
-ISVC_VERSION: Final = "v1beta1"
-ISVC_PLURAL: Final = "inferenceservices"
-VS_GROUP: Final = "networking.istio.io"
-VS_VERSION: Final = "v1beta1"
-VS_PLURAL: Final = "virtualservices"
-
-MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE: Final = "kubeloop"
-# The MLModel operator labels each per-version InferenceService with its model version and
-# MLModel name (labels or annotations; labels win).
-MODEL_VERSION_LABEL: Final = "kubeloop.io/model-version"
-MLMODEL_LABEL: Final = "kubeloop.io/mlmodel"
-# Optional fixed port for a VirtualService's router (otherwise a free port is picked).
-ROUTER_PORT_ANNOTATION: Final = "kubeloop.io/router-port"
+__all__ = [
+    "CE_COMPONENT_HEADER",
+    "CE_ENDPOINT_HEADER",
+    "CE_ID_HEADER",
+    "CE_INFERENCESERVICE_HEADER",
+    "CE_LATENCY_MS_HEADER",
+    "CE_METADATA_HEADER",
+    "CE_MODEL_HEADER",
+    "CE_MODEL_VERSION_HEADER",
+    "CE_NAMESPACE_HEADER",
+    "CE_ROLE_HEADER",
+    "CE_SOURCE_HEADER",
+    "CE_SPECVERSION",
+    "CE_SPECVERSION_HEADER",
+    "CE_STATUS_HEADER",
+    "CE_TIME_HEADER",
+    "CE_TYPE_HEADER",
+    "CE_TYPE_REQUEST",
+    "CE_TYPE_RESPONSE",
+    "ISVC_GROUP",
+    "ISVC_PLURAL",
+    "ISVC_VERSION",
+    "LOGGER_MODES",
+    "LOGGER_MODE_ALL",
+    "LOGGER_MODE_REQUEST",
+    "LOGGER_MODE_RESPONSE",
+    "MANAGED_BY_LABEL",
+    "MANAGED_BY_VALUE",
+    "MLMODEL_LABEL",
+    "MODEL_VERSION_LABEL",
+    "REQUEST_ID_HEADER",
+    "ROLES",
+    "ROLE_CANDIDATE",
+    "ROLE_HEADER",
+    "ROLE_SHADOW",
+    "ROLE_STABLE",
+    "ROUTER_PORT_ANNOTATION",
+    "VS_GROUP",
+    "VS_PLURAL",
+    "VS_VERSION",
+]

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 
+from contracts.headers import canonical
 from localcluster.serving import constants as c
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,9 @@ def _now_rfc3339() -> str:
 def build_events(settings: LoggerSettings, exchange: LoggedExchange) -> list[CloudEvent]:
     """The request and/or response events for one exchange, per the logger mode."""
     # As KServe's logger.metadataHeaders would forward them.
-    metadata = {"X-Request-Id": [exchange.request_id]}
+    metadata = {canonical(c.REQUEST_ID_HEADER): [exchange.request_id]}
     if exchange.role:
-        metadata["X-Kubeloop-Role"] = [exchange.role]
+        metadata[canonical(c.ROLE_HEADER)] = [exchange.role]
     common = {
         c.CE_ID_HEADER: exchange.request_id,
         c.CE_SPECVERSION_HEADER: c.CE_SPECVERSION,

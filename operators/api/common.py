@@ -16,15 +16,16 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-GROUP = "kubeloop.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-FINALIZER = "kubeloop.io/finalizer"
-CATEGORY = "kubeloop"
+# The group, finalizer and annotations are wire contracts (contracts/kube.py), re-exported.
+from contracts.kube import ANNOTATION_APPROVE as ANNOTATION_APPROVE
+from contracts.kube import ANNOTATION_PAUSE as ANNOTATION_PAUSE
+from contracts.kube import ANNOTATION_RETRAIN as ANNOTATION_RETRAIN
+from contracts.kube import API_VERSION as API_VERSION
+from contracts.kube import FINALIZER as FINALIZER
+from contracts.kube import GROUP
+from contracts.kube import VERSION as VERSION
 
-ANNOTATION_RETRAIN = "kubeloop.io/retrain-requested"
-ANNOTATION_APPROVE = "kubeloop.io/approve"
-ANNOTATION_PAUSE = "kubeloop.io/pause"
+CATEGORY = "kubeloop"
 
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")

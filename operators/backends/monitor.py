@@ -1,8 +1,9 @@
 """HTTP client of the kubeloop monitor: per-version figures for the gates, per-model config.
 
 Figures come from `GET /v1/models/{ns}/{name}/figures?since=&until=` (see
-`services/monitor/api.py`); the config names the versions in play so events land under the
-right role, and the drift settings and each version's training reference
+`services/monitor/api.py`); the config (`contracts.monitor_config.ModelConfig`, the model the
+monitor validates it with) names the versions in play so events land under the right role,
+and the drift settings and each version's training reference
 (`PUT /v1/models/{ns}/{name}/config`); drift checks per version come from
 `GET /v1/models/{ns}/{name}/drift`.
 """
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from contracts.monitor_config import ModelConfig
+
 if TYPE_CHECKING:
     from operators.mlmodel.analysis import VersionFigures
 
@@ -26,10 +29,6 @@ def _figures_type() -> type[VersionFigures]:
     from operators.mlmodel.analysis import VersionFigures
 
     return VersionFigures
-
-
-# The monitor's own bound on a window (services/monitor/config.py ModelConfig.window_size).
-MAX_WINDOW_SIZE = 200_000
 
 
 class MonitorUnavailable(RuntimeError):
@@ -46,89 +45,6 @@ class ModelFigures:
 
     def of(self, version: str | None) -> VersionFigures:
         return self.versions.get(version or "") or _figures_type()()
-
-
-# Fewer rows than this and the monitor skips a drift check (its DriftConfig.min_window).
-MIN_DRIFT_WINDOW = 50
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    """`spec.monitoring.drift` as the monitor's detector wants it."""
-
-    detector: str
-    p_value: float
-    features: list[str]
-    min_window: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "detector": self.detector,
-            "pValue": self.p_value,
-            "features": self.features,
-            "minWindow": self.min_window,
-        }
-
-
-@dataclass(frozen=True)
-class SkewSettings:
-    """`spec.monitoring.skew` resolved against its FeatureView: where the offline values are
-    and how served input columns map onto offline columns."""
-
-    entity_key: str
-    offline: str
-    offline_timestamp: str
-    columns: dict[str, str]
-    ttl_seconds: float
-    max_mismatch_fraction: float
-    max_rows: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "entityKey": self.entity_key,
-            "offline": self.offline,
-            "offlineTimestamp": self.offline_timestamp,
-            "columns": self.columns,
-            "ttlSeconds": self.ttl_seconds,
-            "maxMismatchFraction": self.max_mismatch_fraction,
-            "maxRows": self.max_rows,
-        }
-
-
-@dataclass(frozen=True)
-class MonitorModelConfig:
-    """What the operator tells the monitor about one MLModel: the versions in each role and
-    the pairing tolerance (from `spec.rollout.shadow`), the drift window and detector (from
-    `spec.monitoring.drift`) and each version's training reference snapshot."""
-
-    stable: str | None
-    candidate: str | None
-    shadow: str | None
-    score_tolerance: float
-    window_size: int | None = None
-    feature_names: list[str] = field(default_factory=list)
-    max_age_seconds: float | None = None
-    drift: DriftSettings | None = None
-    references: dict[str, str] = field(default_factory=dict)
-    skew: SkewSettings | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "stableVersion": self.stable,
-            "candidateVersion": self.candidate,
-            "shadowVersion": self.shadow,
-            "scoreTolerance": self.score_tolerance,
-            "featureNames": self.feature_names,
-            "drift": self.drift.to_json() if self.drift else None,
-            "references": self.references,
-            "skew": self.skew.to_json() if self.skew else None,
-        }
-        if self.window_size is not None:
-            body["windowSize"] = min(self.window_size, MAX_WINDOW_SIZE)
-        # The monitor has its own default; null is not a value it accepts.
-        if self.max_age_seconds is not None:
-            body["maxAgeSeconds"] = self.max_age_seconds
-        return body
 
 
 @dataclass(frozen=True)
@@ -252,7 +168,7 @@ class MonitorClient(Protocol):
         self, namespace: str, name: str, since: datetime, until: datetime
     ) -> ModelFigures: ...
 
-    def push_config(self, namespace: str, name: str, config: MonitorModelConfig) -> None: ...
+    def push_config(self, namespace: str, name: str, config: ModelConfig) -> None: ...
 
     def drift(self, namespace: str, name: str) -> dict[str, VersionDrift]: ...
 
@@ -308,7 +224,7 @@ class HttpMonitor:
             raise MonitorUnavailable(f"monitor answered {answer.status_code}: {answer.text[:200]}")
         return parse_figures(answer.json())
 
-    def push_config(self, namespace: str, name: str, config: MonitorModelConfig) -> None:
+    def push_config(self, namespace: str, name: str, config: ModelConfig) -> None:
         key, body, now = (namespace, name), config.to_json(), time.monotonic()
         last = self._pushed.get(key)
         if last is not None and last[0] == body and now - last[1] < self.config_refresh_s:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
+from contracts.mlflow_tags import EVALUATION_PASSED, REFERENCE_ARTIFACT
 from operators.api.mlmodel import ModelRef
 
 if TYPE_CHECKING:
@@ -19,13 +21,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-# Set on a model version by the training side when its evaluation passed the objective;
-# `follow: latest-passing` serves the newest version carrying it.
-EVALUATION_TAG = "kubeloop.io/evaluation"
-EVALUATION_PASSED = "passed"
-# Where components/register_model uploads the training features of a run (the monitor's
-# drift reference), relative to the run's artifact root.
-REFERENCE_ARTIFACT = "reference/features.parquet"
+# EVALUATION_TAG=EVALUATION_PASSED is set on a model version by the training side when its
+# evaluation passed the objective; `follow: latest-passing` serves the newest version carrying
+# it. REFERENCE_ARTIFACT is the run's drift reference (contracts/mlflow_tags.py).
 
 
 class ModelVersionNotFound(LookupError):

@@ -16,21 +16,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pydantic import BaseModel, ConfigDict
 
-from operators.api.common import API_VERSION, GROUP, VERSION
+from contracts import kube
+from contracts.cloudevents import LOGGER_MODE_ALL
+from contracts.headers import ROLE_CANDIDATE, ROLE_HEADER, ROLE_STABLE
 from operators.api.mlmodel import Serving, Traffic
 
-ISVC_GROUP = "serving.kserve.io"
-ISVC_VERSION = "v1beta1"
-ISVC_PLURAL = "inferenceservices"
-VS_GROUP = "networking.istio.io"
-VS_VERSION = "v1beta1"
-VS_PLURAL = "virtualservices"
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "kubeloop"
-MLMODEL_LABEL = "kubeloop.io/mlmodel"
-MODEL_VERSION_LABEL = "kubeloop.io/model-version"
-ROLE_HEADER = "x-kubeloop-role"
 SERVICE_PORT = 80
 
 
@@ -45,7 +35,7 @@ class Owner(BaseModel):
 
     def reference(self) -> dict[str, Any]:
         return {
-            "apiVersion": API_VERSION,
+            "apiVersion": kube.API_VERSION,
             "kind": "MLModel",
             "name": self.name,
             "uid": self.uid,
@@ -64,9 +54,9 @@ def predictor_host(owner: Owner, version: str) -> str:
 
 
 def _labels(owner: Owner, version: str | None = None) -> dict[str, str]:
-    labels = {MANAGED_BY_LABEL: MANAGED_BY, MLMODEL_LABEL: owner.name}
+    labels = {kube.MANAGED_BY_LABEL: kube.MANAGED_BY_VALUE, kube.MLMODEL_LABEL: owner.name}
     if version is not None:
-        labels[MODEL_VERSION_LABEL] = version
+        labels[kube.MODEL_VERSION_LABEL] = version
     return labels
 
 
@@ -92,15 +82,15 @@ def inference_service(
         model["resources"] = resources
     predictor: dict[str, Any] = {"minReplicas": serving.min_replicas, "model": model}
     if monitor_url:
-        predictor["logger"] = {"mode": "all", "url": monitor_url}
+        predictor["logger"] = {"mode": LOGGER_MODE_ALL, "url": monitor_url}
     return {
-        "apiVersion": f"{ISVC_GROUP}/{ISVC_VERSION}",
+        "apiVersion": f"{kube.ISVC_GROUP}/{kube.ISVC_VERSION}",
         "kind": "InferenceService",
         "metadata": {
             "name": isvc_name(owner.name, version),
             "namespace": owner.namespace,
             "labels": _labels(owner, version),
-            "annotations": {MLMODEL_LABEL: owner.name, MODEL_VERSION_LABEL: version},
+            "annotations": {kube.MLMODEL_LABEL: owner.name, kube.MODEL_VERSION_LABEL: version},
             "ownerReferences": [owner.reference()],
         },
         "spec": {"predictor": predictor},
@@ -129,16 +119,16 @@ def _route(owner: Owner, version: str, weight: int, role: str) -> dict[str, Any]
 def virtual_service(target: TrafficTarget) -> dict[str, Any]:
     """The Istio VirtualService: weights stable/candidate, mirror a share to a shadow."""
     owner, traffic = target.owner, target.traffic
-    routes = [_route(owner, target.stable_version, traffic.stable, "stable")]
+    routes = [_route(owner, target.stable_version, traffic.stable, ROLE_STABLE)]
     if target.candidate_version is not None and traffic.candidate > 0:
-        routes.append(_route(owner, target.candidate_version, traffic.candidate, "candidate"))
+        routes.append(_route(owner, target.candidate_version, traffic.candidate, ROLE_CANDIDATE))
     http: dict[str, Any] = {"route": routes}
     if target.candidate_version is not None and traffic.mirror > 0:
         host = predictor_host(owner, target.candidate_version)
         http["mirror"] = {"host": host, "port": {"number": SERVICE_PORT}}
         http["mirrorPercentage"] = {"value": float(traffic.mirror)}
     return {
-        "apiVersion": f"{VS_GROUP}/{VS_VERSION}",
+        "apiVersion": f"{kube.VS_GROUP}/{kube.VS_VERSION}",
         "kind": "VirtualService",
         "metadata": {
             "name": owner.name,
@@ -176,41 +166,51 @@ class KubeObjects:
         meta = body["metadata"]
         try:
             self.custom.create_namespaced_custom_object(
-                ISVC_GROUP, ISVC_VERSION, meta["namespace"], ISVC_PLURAL, body
+                kube.ISVC_GROUP, kube.ISVC_VERSION, meta["namespace"], kube.ISVC_PLURAL, body
             )
         except ApiException as error:
             if error.status != 409:
                 raise
 
-    def read_isvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _get(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> dict[str, Any] | None:
+        """One object, or None when it does not exist."""
         try:
             found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                ISVC_GROUP, ISVC_VERSION, namespace, ISVC_PLURAL, name
+                group, version, namespace, plural, name
             )
+            return found
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return found
+
+    def read_isvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(kube.ISVC_GROUP, kube.ISVC_VERSION, namespace, kube.ISVC_PLURAL, name)
 
     def delete_isvcs_except(self, owner: Owner, keep: set[str]) -> list[str]:
         """Delete this MLModel's InferenceServices whose version is not in `keep`."""
         listed = self.custom.list_namespaced_custom_object(
-            ISVC_GROUP,
-            ISVC_VERSION,
+            kube.ISVC_GROUP,
+            kube.ISVC_VERSION,
             owner.namespace,
-            ISVC_PLURAL,
-            label_selector=f"{MLMODEL_LABEL}={owner.name}",
+            kube.ISVC_PLURAL,
+            label_selector=f"{kube.MLMODEL_LABEL}={owner.name}",
         )
         deleted = []
         for item in listed.get("items", []):
             meta = item.get("metadata") or {}
-            version = (meta.get("labels") or {}).get(MODEL_VERSION_LABEL)
+            version = (meta.get("labels") or {}).get(kube.MODEL_VERSION_LABEL)
             if version is None or version in keep or meta.get("deletionTimestamp"):
                 continue
             try:
                 self.custom.delete_namespaced_custom_object(
-                    ISVC_GROUP, ISVC_VERSION, owner.namespace, ISVC_PLURAL, meta["name"]
+                    kube.ISVC_GROUP,
+                    kube.ISVC_VERSION,
+                    owner.namespace,
+                    kube.ISVC_PLURAL,
+                    meta["name"],
                 )
             except ApiException as error:
                 if error.status != 404:
@@ -224,7 +224,7 @@ class KubeObjects:
         namespace, name = meta["namespace"], meta["name"]
         try:
             created: dict[str, Any] = self.custom.create_namespaced_custom_object(
-                VS_GROUP, VS_VERSION, namespace, VS_PLURAL, body
+                kube.VS_GROUP, kube.VS_VERSION, namespace, kube.VS_PLURAL, body
             )
             return created
         except ApiException as error:
@@ -232,39 +232,23 @@ class KubeObjects:
                 raise
         patch = {"metadata": {"labels": meta["labels"]}, "spec": body["spec"]}
         patched: dict[str, Any] = self.custom.patch_namespaced_custom_object(
-            VS_GROUP, VS_VERSION, namespace, VS_PLURAL, name, patch
+            kube.VS_GROUP, kube.VS_VERSION, namespace, kube.VS_PLURAL, name, patch
         )
         return patched
 
     def read_experiment(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Experiment a drift alarm retrains (None when it does not exist)."""
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "experiments", name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found
+        return self._get(kube.GROUP, kube.VERSION, namespace, "experiments", name)
 
     def read_feature_view(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The FeatureView a skew check compares served features with (None when missing)."""
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "featureviews", name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found
+        return self._get(kube.GROUP, kube.VERSION, namespace, "featureviews", name)
 
     def annotate_experiment(self, namespace: str, name: str, key: str, value: str) -> None:
         """Merge-patch one annotation onto an Experiment (a retrain request)."""
         patch = {"metadata": {"annotations": {key: value}}}
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, "experiments", name, patch
+            kube.GROUP, kube.VERSION, namespace, "experiments", name, patch
         )
 
 

@@ -18,7 +18,13 @@ from typing import Any, Protocol
 import kopf
 from pydantic import BaseModel, ValidationError
 
-from operators.api.common import ANNOTATION_RETRAIN, describe_validation_error
+from contracts.mlflow_tags import EVALUATION_PASSED
+from operators.api.common import (
+    ANNOTATION_RETRAIN,
+    GROUP,
+    VERSION,
+    describe_validation_error,
+)
 from operators.api.experiment import ExperimentSpec, ExperimentStatus, Trial, TrialState
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
 from operators.backends.pipelines import PipelineBackend, RunRef, pipeline_backend_from_config
@@ -69,7 +75,7 @@ class KubeFeatureViews:
 
         try:
             found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                "kubeloop.io", "v1alpha1", namespace, "featureviews", name
+                GROUP, VERSION, namespace, "featureviews", name
             )
         except ApiException as error:
             if error.status == 404:
@@ -402,7 +408,7 @@ def register_best(
             "experiment": obj.name,
             "trial": best.name,
             # Only a best trial that passed registration_verdict() gets this far.
-            "evaluation": "passed",
+            "evaluation": EVALUATION_PASSED,
             **core.retrain_lineage(status),
         }
         registration = backends.registrar(

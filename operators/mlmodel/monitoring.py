@@ -11,20 +11,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
 
+from contracts.drift import DEFAULT_MIN_WINDOW, MAX_WINDOW_SIZE
+from contracts.monitor_config import DriftConfig, ModelConfig, SkewConfig
 from operators.api.common import ANNOTATION_RETRAIN, parse_duration
 from operators.api.mlmodel import Drift, MLModelSpec, MLModelStatus, Retrain, RolloutPhase
-from operators.backends.monitor import (
-    MIN_DRIFT_WINDOW,
-    DriftSettings,
-    MonitorModelConfig,
-    MonitorUnavailable,
-    SkewSettings,
-    VersionDrift,
-)
+from operators.backends.monitor import MonitorUnavailable, VersionDrift
 from operators.mlmodel import drift as drifting
 from operators.mlmodel import reconcile as core
 from operators.mlmodel import skew as skewing
@@ -37,15 +33,26 @@ if TYPE_CHECKING:  # service.py imports this module
 log = logging.getLogger(__name__)
 
 
-def _drift_settings(drift: Drift | None) -> DriftSettings | None:
+def _drift_settings(drift: Drift | None) -> DriftConfig | None:
     if drift is None:
         return None
-    return DriftSettings(
+    return DriftConfig(
         detector=str(drift.detector),
         p_value=drift.p_value,
         features=list(drift.features),
-        min_window=min(MIN_DRIFT_WINDOW, drift.window.size),
+        min_window=min(DEFAULT_MIN_WINDOW, drift.window.size),
     )
+
+
+def _window(drift: Drift | None) -> dict[str, Any]:
+    """The drift window's size (at most what the monitor keeps) and age; none without drift:
+    the monitor keeps its defaults."""
+    if drift is None:
+        return {}
+    return {
+        "window_size": min(drift.window.size, MAX_WINDOW_SIZE),
+        "max_age_seconds": parse_duration(drift.window.max_age).total_seconds(),
+    }
 
 
 def _references(
@@ -68,7 +75,7 @@ def _references(
 
 def _skew_settings(
     backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec
-) -> SkewSettings | None:
+) -> SkewConfig | None:
     skew = spec.monitoring.skew if spec.monitoring else None
     if skew is None:
         return None
@@ -92,18 +99,21 @@ def push_monitor_config(
     analysing = state.candidate_version if state.phase in core.ANALYSING else None
     drift = spec.monitoring.drift if spec.monitoring else None
     in_play = [v for v in (state.stable_version, analysing) if v]
-    config = MonitorModelConfig(
-        stable=state.stable_version,
-        candidate=analysing if state.phase == RolloutPhase.CANARY else None,
-        shadow=analysing if state.phase == RolloutPhase.SHADOW else None,
-        score_tolerance=spec.rollout.shadow.tolerance,
-        window_size=drift.window.size if drift else None,
-        feature_names=list(drift.features) if drift else [],
-        max_age_seconds=parse_duration(drift.window.max_age).total_seconds() if drift else None,
-        drift=_drift_settings(drift),
-        references=_references(backends, spec, in_play) if drift else {},
-        skew=_skew_settings(backends, obj, spec),
-    )
+    try:
+        config = ModelConfig(
+            stable_version=state.stable_version,
+            candidate_version=analysing if state.phase == RolloutPhase.CANARY else None,
+            shadow_version=analysing if state.phase == RolloutPhase.SHADOW else None,
+            score_tolerance=spec.rollout.shadow.tolerance,
+            feature_names=list(drift.features) if drift else [],
+            drift=_drift_settings(drift),
+            references=_references(backends, spec, in_play) if drift else {},
+            skew=_skew_settings(backends, obj, spec),
+            **_window(drift),
+        )
+    except ValidationError as error:  # what the monitor would refuse is not sent
+        log.warning("%s/%s: monitor config invalid: %s", obj.owner.namespace, obj.owner.name, error)
+        return
     try:
         backends.monitor.push_config(obj.owner.namespace, obj.owner.name, config)
     except MonitorUnavailable as error:

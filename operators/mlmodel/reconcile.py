@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from contracts import mlflow_tags as tag
 from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_PAUSE, ApiModel, parse_duration
 from operators.api.mlmodel import (
     AnalysisFigures,
@@ -206,15 +207,6 @@ def not_found(status: MLModelStatus, message: str, generation: int | None) -> ML
     return with_condition(status, "Ready", "False", REASON_NOT_FOUND, message, generation)
 
 
-# MLflow model version tags the training side writes (components/register_model).
-TAG_FEATURE_VIEWS = "kubeloop.io/feature-view-versions"
-TAG_DATA_WINDOW = "kubeloop.io/data-window"
-TAG_EXPERIMENT = "kubeloop.io/experiment"
-TAG_TRIAL = "kubeloop.io/trial"
-TAG_CODE_VERSION = "kubeloop.io/code-version"
-TAG_DRIFT_REPORT = "kubeloop.io/drift-report"
-
-
 def _json_or_none(text: str | None) -> Any:
     if not text:
         return None
@@ -261,17 +253,17 @@ def lineage_of(
     report of the last retrain request, when this version is newer than the one that
     was serving then (it came out of, or after, that retrain).
     """
-    report = tags.get(TAG_DRIFT_REPORT)
+    report = tags.get(tag.DRIFT_REPORT)
     if not report and last_retrain is not None and _newer(version, last_retrain.version):
         report = last_retrain.report_url
     return Lineage(
         model_version=version,
         mlflow_run_id=run_id,
-        feature_view_versions=_feature_view_versions(tags.get(TAG_FEATURE_VIEWS)),
-        data_window=_data_window(tags.get(TAG_DATA_WINDOW)),
-        experiment=tags.get(TAG_EXPERIMENT) or None,
-        trial=tags.get(TAG_TRIAL) or None,
-        code_version=tags.get(TAG_CODE_VERSION) or None,
+        feature_view_versions=_feature_view_versions(tags.get(tag.FEATURE_VIEW_VERSIONS)),
+        data_window=_data_window(tags.get(tag.DATA_WINDOW)),
+        experiment=tags.get(tag.EXPERIMENT) or None,
+        trial=tags.get(tag.TRIAL) or None,
+        code_version=tags.get(tag.CODE_VERSION) or None,
         drift_report=report or None,
     )
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from components.spark_feature_backfill.definition import training_column
+from contracts.monitor_config import SkewConfig
 from operators.api.common import parse_duration
 from operators.api.mlmodel import MLModelStatus, Skew, SkewStatus
-from operators.backends.monitor import SkewSettings, VersionSkew
+from operators.backends.monitor import VersionSkew
 from operators.mlmodel.rollout import Event, EventType
 
 REASON_SKEW_DETECTED = "SkewDetected"
 REASON_SKEW_CLEARED = "SkewCleared"
 
 
-def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewSettings | str:
-    """The monitor's skew settings, or why there are none yet (the reason is logged)."""
+def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewConfig | str:
+    """The monitor's skew settings, or why there are none yet (the reason is logged).
+
+    Raises pydantic's ValidationError for settings the monitor would refuse."""
     if feature_view is None:
         return f"FeatureView {skew.feature_view!r} not found"
     spec = feature_view.get("spec") or {}
@@ -31,7 +34,7 @@ def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewSettin
     if len(keys) != 1 or not keys[0]:
         return f"FeatureView {skew.feature_view!r}: the skew check pairs rows on one join key, got {keys}"
     features = [f.get("name") for f in spec.get("features") or [] if f.get("name")]
-    return SkewSettings(
+    return SkewConfig(
         entity_key=str(keys[0]),
         offline=str(offline),
         offline_timestamp=str(

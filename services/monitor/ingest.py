@@ -43,7 +43,7 @@ def handle_ingest(
 
     ``headers`` must answer ``get`` for lowercase names (aiohttp's mapping does any case).
     """
-    namespace = (headers.get("ce-namespace") or "")[:253]
+    namespace = (headers.get(ce.BINARY_PREFIX + ce.ATTR_NAMESPACE) or "")[:253]
     if body is None:
         message = f"body exceeds {service.settings.limits.max_body_bytes} bytes"
         service.reject(namespace, "", BadEvent("oversized", message))

@@ -10,16 +10,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from operators.backends.monitor import DriftSettings, HttpMonitor, MonitorModelConfig
+from contracts.monitor_config import DriftConfig, ModelConfig
+from operators.backends.monitor import HttpMonitor
 from services.monitor.tests.test_restart import MonitorProcess
 
 NAMESPACE, MODEL = "team-a", "churn"
 
 
-def config(stable: str) -> MonitorModelConfig:
-    drift = DriftSettings(detector="ks", p_value=0.01, features=["f0"], min_window=10)
-    return MonitorModelConfig(
-        stable=stable, candidate=None, shadow=None, score_tolerance=0.1, drift=drift
+def config(stable: str) -> ModelConfig:
+    drift = DriftConfig(detector="ks", p_value=0.01, features=["f0"], min_window=10)
+    return ModelConfig(
+        stable_version=stable,
+        candidate_version=None,
+        shadow_version=None,
+        score_tolerance=0.1,
+        drift=drift,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from contracts.monitor_config import DriftConfig, ModelConfig
 from operators.api.mlmodel import (
     AnalysisFigures,
     MLModelSpec,
@@ -15,8 +16,6 @@ from operators.api.mlmodel import (
     Traffic,
 )
 from operators.backends.monitor import (
-    DriftSettings,
-    MonitorModelConfig,
     VersionDrift,
     parse_drift,
     parse_figures,
@@ -164,22 +163,24 @@ def test_pause_and_approve_annotations() -> None:
 
 # --- drift, lineage -------------------------------------------------------------------------
 def test_monitor_config_carries_drift_settings_and_references() -> None:
-    config = MonitorModelConfig(
-        stable="2",
-        candidate=None,
-        shadow="3",
+    config = ModelConfig(
+        stable_version="2",
+        candidate_version=None,
+        shadow_version="3",
         score_tolerance=0.1,
         window_size=500,
         feature_names=["x1"],
         max_age_seconds=3600.0,
-        drift=DriftSettings(detector="ks", p_value=0.01, features=["x1"], min_window=50),
+        drift=DriftConfig(detector="ks", p_value=0.01, features=["x1"], min_window=50),
         references={"2": "file:///a/run2/artifacts/reference/features.parquet"},
     )
     body = config.to_json()
     assert body["maxAgeSeconds"] == 3600.0 and body["windowSize"] == 500
     assert body["drift"] == {"detector": "ks", "pValue": 0.01, "features": ["x1"], "minWindow": 50}
     assert body["references"] == {"2": "file:///a/run2/artifacts/reference/features.parquet"}
-    bare = MonitorModelConfig(stable="2", candidate=None, shadow=None, score_tolerance=0.1)
+    bare = ModelConfig(
+        stable_version="2", candidate_version=None, shadow_version=None, score_tolerance=0.1
+    )
     assert bare.to_json()["drift"] is None and "maxAgeSeconds" not in bare.to_json()
 
 

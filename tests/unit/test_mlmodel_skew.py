@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from contracts.monitor_config import ModelConfig, SkewConfig
 from operators.api.mlmodel import MLModelStatus, Skew
-from operators.backends.monitor import MonitorModelConfig, SkewSettings, VersionSkew, parse_drift
+from operators.backends.monitor import VersionSkew, parse_drift
 from operators.mlmodel import skew as core
 from operators.mlmodel.rollout import EventType
 
@@ -23,7 +24,7 @@ VIEW = {
 
 def test_settings_map_model_columns_onto_the_offline_store() -> None:
     settings = core.skew_settings(Skew(feature_view="user-activity", max_rows=500), VIEW)
-    assert settings == SkewSettings(
+    assert settings == SkewConfig(
         entity_key="user_id",
         offline="/state/offline/default/user-activity/0ea9c0ae",
         offline_timestamp="event_timestamp",
@@ -32,8 +33,12 @@ def test_settings_map_model_columns_onto_the_offline_store() -> None:
         max_mismatch_fraction=0.01,
         max_rows=500,
     )
-    body = MonitorModelConfig(
-        stable="1", candidate=None, shadow=None, score_tolerance=0.1, skew=settings
+    body = ModelConfig(
+        stable_version="1",
+        candidate_version=None,
+        shadow_version=None,
+        score_tolerance=0.1,
+        skew=settings,
     ).to_json()
     assert body["skew"]["entityKey"] == "user_id" and body["skew"]["ttlSeconds"] == 604800
 

@@ -18,8 +18,7 @@ import numpy as np
 from services.monitor.drift.base import ALIBI_BSL, DriftDetector
 from services.monitor.drift.binning import Binning
 from services.monitor.drift.correction import correct
-from services.monitor.drift.errors import DetectorConfigError
-from services.monitor.drift.multivariate import Standardiser, check_max_rows, subsample
+from services.monitor.drift.multivariate import PermutationDetector, Standardiser, subsample
 from services.monitor.drift.result import DriftResult
 
 
@@ -117,13 +116,14 @@ class AlibiTabularDetector(_AlibiUnivariate):
         )
 
 
-class AlibiMMDDetector(DriftDetector):
+class AlibiMMDDetector(PermutationDetector):
     """Alibi Detect ``MMDDrift``, PyTorch backend (BSL-1.1): one multivariate test.
 
     Features are z-scored / one-hot encoded by
     :class:`~services.monitor.drift.multivariate.Standardiser`. The p-value comes from
-    ``n_permutations`` permutations: it cannot go below ``1 / n_permutations``, so keep
-    ``n_permutations >= 1 / p_value``. Alibi re-indexes the whole kernel matrix for every
+    ``n_permutations`` permutations, in steps of ``1 / n_permutations``; the constructor
+    refuses a count that cannot resolve ``p_value`` (``(n_permutations + 1) * p_value > 1``,
+    the rule ``mmd`` shares). Alibi re-indexes the whole kernel matrix for every
     permutation (seconds per window on CPU); the Apache-2.0 ``mmd`` detector runs the same
     test with all permutations in one matrix product.
 
@@ -135,26 +135,6 @@ class AlibiMMDDetector(DriftDetector):
     name: ClassVar[str] = "alibi-mmd"
     license: ClassVar[str] = ALIBI_BSL
     _detector: Any
-
-    def __init__(
-        self,
-        p_value: float = 0.05,
-        correction: str = "none",
-        n_permutations: int = 100,
-        device: str = "cpu",
-        max_reference_rows: int = 1000,
-    ) -> None:
-        super().__init__(p_value, "none")
-        self.max_reference_rows = check_max_rows(max_reference_rows)
-        if n_permutations * p_value < 1:
-            raise DetectorConfigError(
-                f"n_permutations={n_permutations} cannot resolve p_value={p_value}: "
-                f"use at least {int(np.ceil(1 / p_value))}"
-            )
-        if device not in ("cpu", "cuda"):
-            raise DetectorConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
-        self.n_permutations = n_permutations
-        self.device = device
 
     def _fit_matrix(self, reference: np.ndarray) -> None:
         from alibi_detect.cd import MMDDrift

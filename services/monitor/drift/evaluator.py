@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from contracts.drift import DEFAULT_MIN_WINDOW
 from services.monitor.drift.base import DriftDetector
 from services.monitor.drift.errors import DriftError, InvalidWindowError
 from services.monitor.drift.registry import create_detector
@@ -34,7 +35,7 @@ class DriftSetup:
     p_value: float = 0.05
     feature_names: tuple[str, ...] | None = None
     categorical: frozenset[str] = frozenset()
-    min_window: int = 50
+    min_window: int = DEFAULT_MIN_WINDOW
     options: tuple[tuple[str, Any], ...] = ()
 
 
@@ -82,18 +83,17 @@ class DetectorEvaluator:
         was_drift = bool(alarm_state.get("isDrift", False))
         setup = self._setups(snapshot.namespace, snapshot.model, snapshot.version)
         if setup is None:
-            return _skipped("no reference data for this version yet", alarm_state, was_drift)
+            return unchanged_outcome(
+                {"skipped": "no reference data for this version yet"}, alarm_state
+            )
         window = self._window(snapshot)
         if len(window) < setup.min_window:
             message = f"window has {len(window)} rows; minWindow is {setup.min_window}"
-            return _skipped(message, alarm_state, was_drift)
+            return unchanged_outcome({"skipped": message}, alarm_state)
         try:
             detector = self._detector(snapshot, setup)
         except DriftError as error:  # a bad setup is reported where people look, not raised
-            body = {"detector": setup.detector, "error": str(error)}
-            return DriftOutcome(
-                result=body, alarm_state={**alarm_state, "changed": False}, is_drift=was_drift
-            )
+            return unchanged_outcome({"detector": setup.detector, "error": str(error)}, alarm_state)
         try:
             result = detector.check(window)
         except InvalidWindowError as error:
@@ -123,9 +123,10 @@ class DetectorEvaluator:
         return detector
 
 
-def _skipped(message: str, alarm_state: Mapping[str, Any], was_drift: bool) -> DriftOutcome:
+def unchanged_outcome(result: dict[str, Any], alarm_state: Mapping[str, Any]) -> DriftOutcome:
+    """An outcome that leaves the alarm as it was (skipped, misconfigured, not evaluable)."""
     return DriftOutcome(
-        result={"skipped": message},
+        result=result,
         alarm_state={**alarm_state, "changed": False},
-        is_drift=was_drift,
+        is_drift=bool(alarm_state.get("isDrift", False)),
     )

@@ -15,40 +15,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from services.monitor.drift.base import DriftDetector
-from services.monitor.drift.errors import DetectorConfigError
-from services.monitor.drift.multivariate import Standardiser, check_max_rows, subsample
+from services.monitor.drift.multivariate import PermutationDetector, Standardiser, subsample
 from services.monitor.drift.result import DriftResult
 
 #: Permutations per matrix product; bounds the indicator matrix to rows x chunk floats.
 PERMUTATION_CHUNK = 256
 
 
-class MMDDetector(DriftDetector):
-    """Maximum mean discrepancy with a permutation test (PyTorch, CPU or CUDA)."""
+class MMDDetector(PermutationDetector):
+    """Maximum mean discrepancy with a permutation test (PyTorch, CPU or CUDA). Options: those
+    of :class:`PermutationDetector`, and ``seed`` for the subsample and the permutations."""
 
     name: ClassVar[str] = "mmd"
 
-    def __init__(
-        self,
-        p_value: float = 0.05,
-        correction: str = "none",
-        n_permutations: int = 100,
-        device: str = "cpu",
-        max_reference_rows: int = 1000,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(p_value, "none")
-        if (n_permutations + 1) * p_value <= 1:
-            raise DetectorConfigError(
-                f"n_permutations={n_permutations} cannot resolve p_value={p_value}: "
-                f"use at least {int(np.ceil(1 / p_value))}"
-            )
-        if device not in ("cpu", "cuda"):
-            raise DetectorConfigError(f"device must be 'cpu' or 'cuda', got {device!r}")
-        self.n_permutations = n_permutations
-        self.device = device
-        self.max_reference_rows = check_max_rows(max_reference_rows)
+    def __init__(self, *, seed: int = 0, **options: Any) -> None:
+        super().__init__(**options)
         self.seed = seed
 
     def _fit_matrix(self, reference: np.ndarray) -> None:

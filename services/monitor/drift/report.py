@@ -85,14 +85,21 @@ def version_view(
     }
 
 
+def _when_view(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The window size, time and message every check's view ends with."""
+    return {
+        "window": result.get("window_size"),
+        "checkedAt": result.get("checkedAt"),
+        "message": _message(result) if result else "not evaluated yet",
+    }
+
+
 def _check_view(result: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "isDrift": bool(result.get("isDrift", False)),
         "pValue": result.get("p_value"),
         "threshold": result.get("threshold"),
-        "window": result.get("window_size"),
-        "checkedAt": result.get("checkedAt"),
-        "message": _message(result) if result else "not evaluated yet",
+        **_when_view(result),
     }
 
 
@@ -103,9 +110,7 @@ def _null_rate_view(result: Mapping[str, Any]) -> dict[str, Any]:
         "referenceRates": result.get("reference_rates", {}),
         "tolerance": result.get("tolerance"),
         "exceeded": result.get("exceeded", []),
-        "window": result.get("window_size"),
-        "checkedAt": result.get("checkedAt"),
-        "message": _message(result) if result else "not evaluated yet",
+        **_when_view(result),
     }
 
 

@@ -21,9 +21,9 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pandas as pd
 
-from services.monitor.config import SkewConfig
+from contracts.monitor_config import SkewConfig
 from services.monitor.drift.errors import DriftError
-from services.monitor.drift.evaluator import next_alarm_state
+from services.monitor.drift.evaluator import next_alarm_state, unchanged_outcome
 from services.monitor.drift.quality import SkewCheck
 from services.monitor.hooks import SKEW, DriftOutcome, WindowSnapshot
 from services.monitor.served import ServedRow, entity_key
@@ -221,14 +221,6 @@ def skew_result(
     return {"detector": SKEW, **result.model_dump(mode="json")}
 
 
-def _outcome(result: dict[str, Any], alarm_state: Mapping[str, Any]) -> DriftOutcome:
-    return DriftOutcome(
-        result=result,
-        alarm_state={**alarm_state, "changed": False},
-        is_drift=bool(alarm_state.get("isDrift", False)),
-    )
-
-
 class SkewEvaluator:
     """Runs per version beside the drift checks when the model's config has ``skew``."""
 
@@ -240,16 +232,18 @@ class SkewEvaluator:
     def evaluate(self, snapshot: WindowSnapshot, alarm_state: Mapping[str, Any]) -> DriftOutcome:
         skew = snapshot.config.skew
         if skew is None:
-            return _outcome({"detector": SKEW, "skipped": "no skew configured"}, alarm_state)
+            return unchanged_outcome(
+                {"detector": SKEW, "skipped": "no skew configured"}, alarm_state
+            )
         if not snapshot.served:
             message = f"no served rows with entity input {skew.entity_key!r} yet"
-            return _outcome({"detector": SKEW, "skipped": message}, alarm_state)
+            return unchanged_outcome({"detector": SKEW, "skipped": message}, alarm_state)
         try:
             result = skew_result(snapshot.served, self.offline.load(skew), skew)
         except DriftError as error:  # unreadable offline data or non-numeric values
-            return _outcome({"detector": SKEW, "error": str(error)}, alarm_state)
+            return unchanged_outcome({"detector": SKEW, "error": str(error)}, alarm_state)
         if "skipped" in result:
-            return _outcome(result, alarm_state)
+            return unchanged_outcome(result, alarm_state)
         is_skew = bool(result["is_skew"])
         state = next_alarm_state(alarm_state, is_skew, snapshot.taken_at)
         return DriftOutcome(result=result, alarm_state=state, is_drift=is_skew)

@@ -24,8 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.monitor.config import DriftConfig
-from services.monitor.drift.evaluator import DetectorEvaluator, DriftSetup, next_alarm_state
+from contracts.monitor_config import DriftConfig
+from services.monitor.drift.evaluator import (
+    DetectorEvaluator,
+    DriftSetup,
+    next_alarm_state,
+    unchanged_outcome,
+)
 from services.monitor.drift.references import ReferenceCache, ReferenceLoadError
 from services.monitor.drift.result import NullRateResult
 from services.monitor.drift.skew import OfflineCache, SkewEvaluator
@@ -110,11 +115,7 @@ class ModelDriftSuite:
 def _message_outcome(
     detector: str, message: str, alarm_state: Mapping[str, Any], key: str = "skipped"
 ) -> DriftOutcome:
-    return DriftOutcome(
-        result={"detector": detector, key: message},
-        alarm_state={**alarm_state, "changed": False},
-        is_drift=bool(alarm_state.get("isDrift", False)),
-    )
+    return unchanged_outcome({"detector": detector, key: message}, alarm_state)
 
 
 class FeatureDriftEvaluator:

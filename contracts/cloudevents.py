@@ -1,0 +1,123 @@
+"""The inference CloudEvents: KServe logger attributes plus kubeloop's extensions.
+
+Written by KServe's logger (``pkg/logger`` in kserve/kserve) in a cluster and by the local
+predictor/router's inference logger (``localcluster/serving/inference_logger.py``); read by the
+monitor (``services/monitor/parsing.py``). The logger POSTs one event per inference request
+and one per response, in binary mode: attributes travel as ``ce-*`` HTTP headers, the
+inference payload is the body. Attributes it sets:
+
+==========================  ===============================================================
+``ce-type``                 ``org.kubeflow.serving.inference.request`` / ``.response``
+``ce-id``                   the request id (KServe reads the incoming ``Ce-Id`` header; the
+                            local predictors use ``x-request-id``); the router mirrors the
+                            same id to a shadow, which is how stable and shadow pair up
+                            (``X-Request-Id`` in ``ce-metadata`` wins for that pairing)
+``ce-source``               the predictor's URL
+``ce-inferenceservicename`` the InferenceService (one per model version in kubeloop)
+``ce-namespace``            its namespace
+``ce-component``            predictor / transformer / explainer
+``ce-endpoint``             ``default`` or ``canary`` (KServe's own canary)
+``ce-metadata``             JSON ``{header: [values]}`` of ``logger.metadataHeaders``
+``ce-annotations``          JSON ``{key: value}`` of ``logger.metadataAnnotations``
+==========================  ===============================================================
+
+KServe only logs responses with status 200 and carries neither the status nor the latency,
+so kubeloop adds extensions. CloudEvents extension names must be lowercase alphanumeric, so
+they are spelled ``kubeloop<name>`` without dashes; the dashed spellings the local predictors
+used first are still accepted for readers of old events:
+
+=============================================  ============================================
+``ce-kubeloopmodel``                           the MLModel name. Fallbacks: annotation
+                                               ``kubeloop.io/mlmodel`` in ``ce-annotations``;
+                                               the InferenceService name without a trailing
+                                               ``-<version>`` / ``-v<version>``
+``ce-kubeloopversion``                         the model version. Fallback: annotation
+                                               ``kubeloop.io/model-version``; neither → the
+                                               event is rejected (reason missing_version)
+``ce-kubelooprole`` / ``ce-kubeloop-role``     ``stable`` | ``candidate`` | ``shadow``.
+                                               Fallbacks: ``X-Kubeloop-Role`` in
+                                               ``ce-metadata``; the versions named in the
+                                               model's monitor config; else ``stable``
+``ce-kubeloopstatus``                          response only: HTTP status of the inference
+                                               call. Absent → 200 (KServe logs only 200s)
+``ce-kubelooplatencyms`` /                     response only: latency in ms measured by the
+``ce-kubeloop-latency-ms``                     predictor/router. Absent → time between the
+                                               request and response events at the monitor
+=============================================  ============================================
+
+Structured mode (``Content-Type: application/cloudevents+json``) carries the same attributes
+as JSON members (without the ``ce-`` prefix) and the payload in ``data`` or ``data_base64``;
+``application/cloudevents-batch+json`` is a JSON array of structured events.
+
+The ``LOGGER_MODE_*`` values are KServe's ``spec.predictor.logger.mode``: the MLModel operator
+writes ``all`` into each InferenceService, the local controller reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SPECVERSION: Final = "1.0"
+TYPE_REQUEST: Final = "org.kubeflow.serving.inference.request"
+TYPE_RESPONSE: Final = "org.kubeflow.serving.inference.response"
+
+# Attribute names (structured-mode JSON members; binary mode prefixes them with "ce-").
+ATTR_ID: Final = "id"
+ATTR_TYPE: Final = "type"
+ATTR_SOURCE: Final = "source"
+ATTR_SPECVERSION: Final = "specversion"
+ATTR_TIME: Final = "time"
+# KServe logger extensions
+ATTR_INFERENCESERVICE: Final = "inferenceservicename"
+ATTR_NAMESPACE: Final = "namespace"
+ATTR_COMPONENT: Final = "component"
+ATTR_ENDPOINT: Final = "endpoint"
+ATTR_METADATA: Final = "metadata"
+ATTR_ANNOTATIONS: Final = "annotations"
+# kubeloop extensions
+ATTR_MODEL: Final = "kubeloopmodel"
+ATTR_VERSION: Final = "kubeloopversion"
+ATTR_ROLE: Final = "kubelooprole"
+ATTR_STATUS: Final = "kubeloopstatus"
+ATTR_LATENCY_MS: Final = "kubelooplatencyms"
+# The dashed spellings first agreed (not valid extension names; still accepted).
+ATTR_ROLE_DASHED: Final = "kubeloop-role"
+ATTR_LATENCY_MS_DASHED: Final = "kubeloop-latency-ms"
+
+# Spellings accepted for the same attribute, first match wins.
+ROLE_ATTRS: Final = (ATTR_ROLE, ATTR_ROLE_DASHED)
+LATENCY_ATTRS: Final = (ATTR_LATENCY_MS, ATTR_LATENCY_MS_DASHED)
+
+BINARY_PREFIX: Final = "ce-"
+STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
+BATCH_CONTENT_TYPE: Final = "application/cloudevents-batch+json"
+
+
+def binary_header(attribute: str) -> str:
+    """The HTTP header that carries ``attribute`` in binary mode (``id`` -> ``ce-id``)."""
+    return BINARY_PREFIX + attribute
+
+
+# Binary-mode headers, as the local inference logger sends them.
+ID_HEADER: Final = binary_header(ATTR_ID)
+TYPE_HEADER: Final = binary_header(ATTR_TYPE)
+SOURCE_HEADER: Final = binary_header(ATTR_SOURCE)
+SPECVERSION_HEADER: Final = binary_header(ATTR_SPECVERSION)
+TIME_HEADER: Final = binary_header(ATTR_TIME)
+INFERENCESERVICE_HEADER: Final = binary_header(ATTR_INFERENCESERVICE)
+NAMESPACE_HEADER: Final = binary_header(ATTR_NAMESPACE)
+COMPONENT_HEADER: Final = binary_header(ATTR_COMPONENT)
+ENDPOINT_HEADER: Final = binary_header(ATTR_ENDPOINT)
+METADATA_HEADER: Final = binary_header(ATTR_METADATA)
+ANNOTATIONS_HEADER: Final = binary_header(ATTR_ANNOTATIONS)
+MODEL_HEADER: Final = binary_header(ATTR_MODEL)
+VERSION_HEADER: Final = binary_header(ATTR_VERSION)
+ROLE_HEADER: Final = binary_header(ATTR_ROLE)
+STATUS_HEADER: Final = binary_header(ATTR_STATUS)
+LATENCY_MS_HEADER: Final = binary_header(ATTR_LATENCY_MS)
+
+# KServe's InferenceService `spec.predictor.logger.mode`.
+LOGGER_MODE_ALL: Final = "all"
+LOGGER_MODE_REQUEST: Final = "request"
+LOGGER_MODE_RESPONSE: Final = "response"
+LOGGER_MODES: Final = (LOGGER_MODE_ALL, LOGGER_MODE_REQUEST, LOGGER_MODE_RESPONSE)

@@ -1,0 +1,41 @@
+"""MLflow model-version tags that carry a version's lineage, and the drift reference artifact.
+
+Written by ``components/register_model`` when it registers a run's model (each tag only when
+its value is non-empty); read by the MLModel operator (``operators/backends/registry.py``
+resolves ``follow: latest-passing`` by ``EVALUATION``; ``operators/mlmodel`` copies the lineage
+tags into ``status.lineage``) and by whoever inspects a version in MLflow. Every tag is
+``kubeloop.io/<key>`` so it cannot collide with MLflow's own or a user's tags.
+
+``REFERENCE_ARTIFACT`` is where register_model uploads a run's training-feature sample (the
+drift detector's reference), relative to the run's artifact root; the operator points the
+monitor at it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from contracts.kube import PREFIX
+
+TAG_PREFIX: Final = PREFIX  # every tag below starts with it
+
+FEATURE_VIEW_VERSIONS: Final = "kubeloop.io/feature-view-versions"  # JSON {view: version}
+DATA_WINDOW: Final = "kubeloop.io/data-window"  # JSON {start, end} (ISO 8601)
+CODE_VERSION: Final = "kubeloop.io/code-version"  # git:<sha> or kubeloop==<version>
+KFP_RUN_ID: Final = "kubeloop.io/kfp-run-id"
+KFP_RUN_NAME: Final = "kubeloop.io/kfp-run-name"
+EXPERIMENT: Final = "kubeloop.io/experiment"
+TRIAL: Final = "kubeloop.io/trial"
+EVALUATION: Final = "kubeloop.io/evaluation"  # EVALUATION_PASSED when the objective was met
+RETRAIN_REASON: Final = "kubeloop.io/retrain-reason"
+DRIFT_REPORT: Final = "kubeloop.io/drift-report"  # URL of the drift report that caused it
+RETRAIN_REQUESTED_AT: Final = "kubeloop.io/retrain-requested-at"
+REFERENCE: Final = "kubeloop.io/reference"  # runs:/ URI of REFERENCE_ARTIFACT
+FEATURE_COLUMNS: Final = "kubeloop.io/feature-columns"  # JSON list
+LOGGED_MODEL_ID: Final = "kubeloop.io/logged-model-id"  # MLflow 3 logged model of the version
+
+EVALUATION_PASSED: Final = "passed"
+
+REFERENCE_DIR: Final = "reference"
+REFERENCE_FILE: Final = "features.parquet"
+REFERENCE_ARTIFACT: Final = f"{REFERENCE_DIR}/{REFERENCE_FILE}"
