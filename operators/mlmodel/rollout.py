@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel
 
 from operators.api.common import parse_duration
 from operators.api.mlmodel import Analysis, Rollout, RolloutPhase, Shadow, Traffic
+from operators.kind import Event, EventType
 from operators.mlmodel.analysis import Verdict, VersionFigures, assess_canary, assess_shadow
 
 
@@ -48,18 +48,6 @@ class Inputs:
     disagreements: int = 0
     paused: bool = False
     approved: bool = False
-
-
-class EventType(StrEnum):
-    NORMAL = "Normal"
-    WARNING = "Warning"
-
-
-@dataclass(frozen=True)
-class Event:
-    type: EventType
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from components.build_training_set.split import parse_split, resolve_windows, sp
 from examples.data.generate import GeneratorConfig, write_dataset
 from operators.api.experiment import ExperimentPhase, ExperimentSpec, ExperimentStatus, TrialState
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
-from operators.backends.pipelines import RunRef, RunState, RunStatus
+from operators.backends.runs import RunRef, RunState, RunStatus
 from operators.experiment import reconcile as exp
 from operators.featureview import reconcile as fv
-from operators.featureview.status_patch import merge_patch
+from operators.status import merge_patch
 
 NOW = datetime(2026, 3, 1, 12, 34, 56, tzinfo=UTC)
 
