@@ -100,7 +100,7 @@ def test_split_windows_are_time_ordered() -> None:
     assert windows["train_until"] == windows["validation_start"] == NOW - timedelta(days=3)
     assert windows["test_start"] == NOW - timedelta(days=1)
     with pytest.raises(ValueError, match="trainUntil"):
-        t.split_windows(Split(validation="2d", test="1d", trainUntil=NOW), NOW)
+        t.split_windows(Split(validation="2d", test="1d", trainUntil=NOW), NOW)  # type: ignore[call-arg]
 
 
 def test_backfill_run_names_depend_on_version_and_window() -> None:
