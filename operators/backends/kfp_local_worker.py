@@ -35,8 +35,6 @@ def _jsonable(value: Any) -> Any:
 
 
 _CEL_PARAMETER = re.compile(r"inputs\.parameter_values\['(pipelinechannel--[^']+)'\]")
-_CEL_OPERATORS = ((r"&&", " and "), (r"\|\|", " or "), (r"!(?!=)", " not "))
-_CEL_LITERALS = ((r"\btrue\b", "True"), (r"\bfalse\b", "False"), (r"\bnull\b", "None"))
 
 
 def resolve_condition_channel(channel: str, io_store: Any) -> Any:
@@ -54,28 +52,28 @@ def resolve_condition_channel(channel: str, io_store: Any) -> Any:
 
 
 def evaluate_cel_condition(condition: str, io_store: Any) -> bool:
-    """The CEL subset the KFP compiler emits for ``dsl.If`` (comparisons, && || !, int(),
-    double()), with channel values bound as variables, never spliced into the text."""
+    """A compiled ``dsl.If`` condition, evaluated by cel-python (as localcluster's CRD rules
+    are), with the channel values it names bound under ``inputs.parameter_values``."""
     if not condition.strip():
         return True
-    variables: dict[str, Any] = {}
+    import celpy
 
-    def bind(match: re.Match[str]) -> str:
-        name = f"_v{len(variables)}"
-        variables[name] = resolve_condition_channel(match.group(1), io_store)
-        return name
-
-    expression = _CEL_PARAMETER.sub(bind, condition)
-    for pattern, replacement in (*_CEL_OPERATORS, *_CEL_LITERALS):
-        expression = re.sub(pattern, replacement, expression)
-    allowed = {"__builtins__": {}, "int": int, "double": float, "string": str, "bool": bool}
-    return bool(eval(expression, allowed, variables))  # noqa: S307 - restricted, compiler-made
+    values = {
+        channel: resolve_condition_channel(channel, io_store)
+        for channel in _CEL_PARAMETER.findall(condition)
+    }
+    environment = celpy.Environment()
+    program = environment.program(environment.compile(condition))
+    result = program.evaluate({"inputs": celpy.json_to_cel({"parameter_values": values})})
+    if isinstance(result, celpy.CELEvalError):
+        raise ValueError(f"condition {condition!r}: {result.args[0]}")
+    return bool(result)
 
 
 def install_kfp_local_condition_fix() -> None:
     """kfp 2.16.1's local orchestrator splices values into the CEL text and evaluates it as
     Python, which fails for every compiled ``dsl.If`` and then silently skips the branch.
-    The worker process uses a correct evaluator; an unresolvable condition fails the run."""
+    The worker process evaluates it as CEL instead; an unresolvable condition fails the run."""
     from kfp.local.orchestrator import enhanced_dag_orchestrator
 
     enhanced_dag_orchestrator.ConditionEvaluator.evaluate_condition = staticmethod(  # type: ignore[method-assign]
