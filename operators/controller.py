@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import kopf
 
-from operators.api.common import ResourceKind, StatusBase
+from operators.api.common import GROUP, VERSION, ResourceKind, StatusBase
 from operators.kind import Event, KindObject, Outcome, from_body
 from operators.status import merge_patch
 
@@ -53,3 +53,37 @@ class KindController(Generic[B]):
         record_events(body, outcome.events)
         if outcome.status is not None:
             write_status(body, patch, outcome.status)
+
+
+def register_kind(
+    registry: kopf.OperatorRegistry,
+    controller: KindController[B],
+    *,
+    ids: tuple[str, str, str],
+    interval: float,
+    initial_delay: float | None = None,
+    timer_step: Reconcile[B] | None = None,
+) -> None:
+    """on.resume/create/update and a timer -> the kind's reconcile; on.delete holds the finalizer.
+
+    `ids` (change, timer, delete) name the handlers in Kopf's progress annotations; they are
+    the names the handlers have always had, so objects handled before keep their records.
+    """
+    change_id, timer_id, delete_id = ids
+    resource = (GROUP, VERSION, controller.kind.plural)
+
+    def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        controller.handle(body, patch)
+
+    def on_timer(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        controller.handle(body, patch, step=timer_step)
+
+    def on_delete(**_: Any) -> None:
+        """Owned children go with ownerReferences; this holds the finalizer until then."""
+
+    for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+        on(*resource, id=change_id, registry=registry)(on_change)
+    kopf.timer(
+        *resource, id=timer_id, interval=interval, initial_delay=initial_delay, registry=registry
+    )(on_timer)
+    kopf.on.delete(*resource, id=delete_id, registry=registry)(on_delete)

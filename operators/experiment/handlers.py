@@ -1,4 +1,4 @@
-"""Kopf registration for Experiment: every event goes to the one reconcile."""
+"""Kopf registration for Experiment: changes and the timer go to the one reconcile."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ from typing import Any
 
 import kopf
 
-from operators.api.common import GROUP, VERSION
 from operators.api.kinds import EXPERIMENT
-from operators.controller import KindController
+from operators.controller import KindController, register_kind
 from operators.experiment import service
 from operators.runtime import OperatorContext
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
-    key, plural, poll = EXPERIMENT.plural, EXPERIMENT.plural, context.config.poll_interval_s
-    controller = KindController(EXPERIMENT, service.reconcile, lambda: context.backends[key])
+    key, poll = EXPERIMENT.plural, context.config.poll_interval_s
 
     @kopf.on.startup(registry=registry)
     def build_experiment_backends(**_: Any) -> None:
@@ -24,17 +22,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             context.config, reader, context.pipelines()
         )
 
-    @kopf.on.resume(GROUP, VERSION, plural, registry=registry)
-    @kopf.on.create(GROUP, VERSION, plural, registry=registry)
-    @kopf.on.update(GROUP, VERSION, plural, registry=registry)
-    def reconcile_experiment(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        controller.handle(body, patch)
-
-    @kopf.timer(GROUP, VERSION, plural, interval=poll, initial_delay=poll, registry=registry)
-    def follow_trials(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        """Follows running trials, launches the next ones, registers the best when all finish."""
-        controller.handle(body, patch)
-
-    @kopf.on.delete(GROUP, VERSION, plural, registry=registry)
-    def release_experiment(**_: Any) -> None:
-        """Owned children go with ownerReferences; this holds the finalizer until then."""
+    controller = KindController(EXPERIMENT, service.reconcile, lambda: context.backends[key])
+    # The timer follows running trials, launches the next, registers the best when all finish.
+    ids = ("reconcile_experiment", "follow_trials", "release_experiment")
+    register_kind(registry, controller, ids=ids, interval=poll, initial_delay=poll)

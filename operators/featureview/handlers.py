@@ -1,4 +1,4 @@
-"""Kopf registration for FeatureView: every event goes to the one reconcile."""
+"""Kopf registration for FeatureView: changes and the timer go to the one reconcile."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ from typing import Any
 
 import kopf
 
-from operators.api.common import GROUP, VERSION
 from operators.api.kinds import FEATUREVIEW
-from operators.controller import KindController
+from operators.controller import KindController, register_kind
 from operators.featureview import service
 from operators.runtime import OperatorContext
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
-    key, plural, poll = FEATUREVIEW.plural, FEATUREVIEW.plural, context.config.poll_interval_s
-    controller = KindController(FEATUREVIEW, service.reconcile, lambda: context.backends[key])
+    key, poll = FEATUREVIEW.plural, context.config.poll_interval_s
 
     @kopf.on.startup(registry=registry)
     def build_featureview_backends(**_: Any) -> None:
@@ -23,17 +21,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             context.config, context.pipelines()
         )
 
-    @kopf.on.resume(GROUP, VERSION, plural, registry=registry)
-    @kopf.on.create(GROUP, VERSION, plural, registry=registry)
-    @kopf.on.update(GROUP, VERSION, plural, registry=registry)
-    def reconcile_featureview(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        controller.handle(body, patch)
-
-    @kopf.timer(GROUP, VERSION, plural, interval=poll, initial_delay=poll, registry=registry)
-    def follow_backfill(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        """Launches pinned runs, follows running ones, pins scheduled incremental windows."""
-        controller.handle(body, patch)
-
-    @kopf.on.delete(GROUP, VERSION, plural, registry=registry)
-    def release_featureview(**_: Any) -> None:
-        """Owned children go with ownerReferences; this holds the finalizer until then."""
+    controller = KindController(FEATUREVIEW, service.reconcile, lambda: context.backends[key])
+    # The timer launches pinned runs, follows running ones, pins scheduled incremental windows.
+    ids = ("reconcile_featureview", "follow_backfill", "release_featureview")
+    register_kind(registry, controller, ids=ids, interval=poll, initial_delay=poll)
