@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
@@ -205,22 +204,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    import kopf
+    from operators.main import run_operators
 
-    import operators.experiment
-    import operators.featureview
-    import operators.mlmodel  # noqa: F401  (all three register their handlers)
-
-    kopf.configure(verbose=args.verbose)
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not args.namespace,
-            namespaces=args.namespace or (),
-            standalone=args.standalone,
-            liveness_endpoint=args.liveness,
-        )
+    return run_operators(
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        liveness=args.liveness,
+        verbose=args.verbose,
     )
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

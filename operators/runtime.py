@@ -1,11 +1,13 @@
-"""Process-wide Kopf setup shared by the three operator modules.
+"""What the operator process builds once at start-up and hands to every kind.
 
-Importing this module registers one startup handler, however many operator modules are loaded
-into the same Kopf process (`kopf run -m operators.mlmodel` or `kubeloop operator` with all).
+`operators.main` reads the configuration, creates an `OperatorContext`, and registers each
+kind's handlers with it; backends are built by a start-up handler and kept here, shared where
+several kinds use the same one (the pipeline backend, the Kubernetes API client).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +17,9 @@ import kopf
 from operators.api.common import FINALIZER, GROUP
 from operators.config import OperatorConfig
 
+PIPELINES = "pipelines"
+KUBERNETES = "kubernetes"
+
 
 @dataclass
 class OperatorContext:
@@ -22,6 +27,32 @@ class OperatorContext:
 
     config: OperatorConfig
     backends: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self, key: str, build: Callable[[], Any]) -> Any:
+        """One instance per process of a backend several operators use (built on first need)."""
+        if key not in self.backends:
+            self.backends[key] = build()
+        return self.backends[key]
+
+    def kubernetes(self) -> Any:
+        """The process's Kubernetes API client."""
+        return self.shared(KUBERNETES, kubernetes_api_client)
+
+    def pipelines(self) -> Any:
+        from operators.backends.pipelines import pipeline_backend_from_config
+
+        return self.shared(PIPELINES, lambda: pipeline_backend_from_config(self.config))
+
+
+def kubernetes_api_client() -> Any:
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if kubeconfig:
+        return k8s_config.new_client_from_config(config_file=kubeconfig)
+    k8s_config.load_incluster_config()
+    return k8s.ApiClient()
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -35,25 +66,3 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = 30  # WARNING and above become Kubernetes Events
     settings.watching.server_timeout = 300
     settings.peering.name = "kubeloop"
-
-
-@kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    configure_kopf(settings)
-    if getattr(memo, "context", None) is None:
-        memo.context = OperatorContext(config=OperatorConfig.from_env())
-
-
-PIPELINES = "pipelines"
-
-
-def shared_backend(context: OperatorContext, key: str, build: Callable[[], Any]) -> Any:
-    """One instance per process of a backend several operators use (built on first need)."""
-    if key not in context.backends:
-        context.backends[key] = build()
-    return context.backends[key]
-
-
-def context_of(memo: kopf.Memo) -> OperatorContext:
-    context: OperatorContext = memo.context
-    return context

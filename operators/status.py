@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from operators.api.common import ConditionStatus, StatusBase, set_condition
 
@@ -38,3 +38,20 @@ def invalid_spec(status: S, generation: int | None, message: str) -> S:
                 status, other, "Unknown", REASON_INVALID_SPEC, "spec is invalid", generation
             )
     return observed(status, generation)
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns `old` into `new`: only what changed, keys `new` no
+    longer has sent as null (a merge patch would otherwise keep them), lists replaced whole."""
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif before != value:
+            patch[key] = value
+    return patch

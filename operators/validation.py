@@ -1,4 +1,8 @@
-"""Pure spec validation shared by the three operators: parse a spec dict into its model."""
+"""The one spec validator (the kinds' pydantic models): parse a spec dict into its model.
+
+`operators.kind.from_body` calls it for every reconcile; an invalid spec yields the first invalid
+field and a message naming every problem.
+"""
 
 from __future__ import annotations
 

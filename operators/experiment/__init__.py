@@ -1,3 +1,1 @@
-"""The EXPERIMENT operator. `kopf run -m operators.experiment` runs it alone."""
-
-from operators.experiment import handlers  # noqa: F401  (registers the Kopf handlers)
+"""The Experiment kind: `handlers.register` wires it into an operator (see operators.main)."""

@@ -26,10 +26,9 @@ from operators.api.experiment import (
     Trial,
     TrialState,
 )
-from operators.backends.pipelines import RunState, RunStatus
+from operators.backends.runs import RunState, RunStatus, failure_message
 from operators.experiment import trials as planning
-from operators.featureview.reconcile import failure_message
-from operators.status import observed, with_condition
+from operators.status import with_condition
 
 # Errors our components raise, named first in a failed trial's message.
 COMPONENT_ERRORS = ("TrainingSetError", "EvaluationError", "RegistrationError", "DefinitionError")
@@ -287,16 +286,3 @@ def registration_failed(
     status: ExperimentStatus, message: str, generation: int | None
 ) -> ExperimentStatus:
     return with_condition(status, "Registered", "False", "RegistrationFailed", message, generation)
-
-
-def plan_status(
-    spec: ExperimentSpec, status: ExperimentStatus, generation: int | None
-) -> ExperimentStatus:
-    """Status from the spec alone (used when no backend is at hand)."""
-    if status.phase is None:
-        status = status.model_copy(update={"phase": ExperimentPhase.PENDING})
-    if status.registered_version is None:
-        status = with_condition(
-            status, "Ready", "False", "NotTrained", "no trial has been trained yet", generation
-        )
-    return observed(status, generation)

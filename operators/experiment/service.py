@@ -15,27 +15,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import kopf
 from pydantic import BaseModel, ValidationError
 
 from contracts.mlflow_tags import EVALUATION_PASSED
-from operators.api.common import (
-    ANNOTATION_RETRAIN,
-    GROUP,
-    VERSION,
-    describe_validation_error,
-)
+from operators.api.common import ANNOTATION_RETRAIN, GROUP, VERSION
 from operators.api.experiment import ExperimentSpec, ExperimentStatus, Trial, TrialState
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
-from operators.backends.pipelines import PipelineBackend, RunRef, pipeline_backend_from_config
+from operators.backends.runs import PipelineBackend, RunRef
 from operators.config import OperatorConfig
 from operators.experiment import reconcile as core
 from operators.experiment import trials as planning
-from operators.featureview import service as fv_service
+from operators.featureview.definition import LocalPaths, component_definition, is_local, local
 from operators.featureview.reconcile import definition_version
-from operators.status import invalid_spec, observed
+from operators.kind import KindObject, Outcome
+from operators.status import observed
 
 PIPELINE = "training"
+Experiment = KindObject[ExperimentSpec, ExperimentStatus]
 
 
 def parse_hidden_units(text: str) -> list[int]:
@@ -118,7 +114,7 @@ def register_with_mlflow(
 class ExperimentBackends:
     pipelines: PipelineBackend
     featureviews: FeatureViewReader
-    paths: fv_service.FeatureViewBackends
+    paths: LocalPaths
     training_root: Path
     tracking_uri: str
     spark_master: str
@@ -129,44 +125,16 @@ class ExperimentBackends:
         cls,
         config: OperatorConfig,
         reader: FeatureViewReader,
-        pipelines: PipelineBackend | None = None,
+        pipelines: PipelineBackend,
     ) -> ExperimentBackends:
-        pipelines = pipelines or pipeline_backend_from_config(config)
         return cls(
             pipelines=pipelines,
             featureviews=reader,
-            paths=fv_service.FeatureViewBackends.from_config(config, pipelines),
+            paths=LocalPaths(resolve_relative=config.pipeline_backend == "local"),
             training_root=config.state_dir.resolve() / "training-sets",
             tracking_uri=config.effective_mlflow_tracking_uri,
             spark_master=config.spark_master,
         )
-
-
-@dataclass(frozen=True)
-class ExperimentObject:
-    name: str
-    namespace: str
-    generation: int | None
-    spec: dict[str, Any]
-    status: dict[str, Any]
-    retrain_request: str | None
-
-    @classmethod
-    def from_body(cls, body: kopf.Body) -> ExperimentObject:
-        return cls(
-            name=str(body.meta.name),
-            namespace=str(body.meta.namespace or "default"),
-            generation=body.meta.get("generation"),
-            spec=dict(body.spec),
-            status=dict(body.get("status") or {}),
-            retrain_request=body.meta.annotations.get(ANNOTATION_RETRAIN),
-        )
-
-
-@dataclass
-class Outcome:
-    status: ExperimentStatus
-    problem: str | None = None
 
 
 @dataclass
@@ -228,12 +196,12 @@ def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
     from pyarrow import types
 
     path = backends.paths.local_path(spec.labels.source)
-    if not fv_service.is_local(path):
+    if not is_local(path):
         return
-    if not os.path.exists(fv_service.local(path)):
+    if not os.path.exists(local(path)):
         raise BadInputs(f"labels.source {spec.labels.source!r} does not exist")
     try:
-        schema = pads.dataset(fv_service.local(path), format="parquet").schema
+        schema = pads.dataset(local(path), format="parquet").schema
     except Exception as error:
         raise BadInputs(f"labels.source {spec.labels.source!r} is not Parquet: {error}") from None
     columns = {field.name: field.type for field in schema}
@@ -263,11 +231,11 @@ def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
 # ------------------------------------------------------------------------------ trial runs
 
 
-def training_set_dir(backends: ExperimentBackends, obj: ExperimentObject, trial: Trial) -> str:
+def training_set_dir(backends: ExperimentBackends, obj: Experiment, trial: Trial) -> str:
     return str(backends.training_root / obj.namespace / obj.name / (trial.run or trial.name))
 
 
-def mlflow_experiment(obj: ExperimentObject) -> str:
+def mlflow_experiment(obj: Experiment) -> str:
     return f"kubeloop-{obj.namespace}-{obj.name}"
 
 
@@ -295,19 +263,19 @@ def pipeline_parameters(params: dict[str, str]) -> dict[str, Any]:
 
 def trial_params(
     backends: ExperimentBackends,
-    obj: ExperimentObject,
-    spec: ExperimentSpec,
+    obj: Experiment,
     status: ExperimentStatus,
     views: list[ReadyView],
     trial: Trial,
 ) -> dict[str, Any]:
+    spec = obj.spec
     labels = spec.labels.to_k8s()
     labels["source"] = backends.paths.local_path(spec.labels.source)
     return {
         "labels": labels,
         "feature_views": [
             {
-                "featureView": fv_service.component_definition(backends.paths, v.name, v.spec),
+                "featureView": component_definition(backends.paths, v.name, v.spec),
                 "offlinePath": v.status.offline_path,
                 "names": ref.names,
             }
@@ -341,39 +309,41 @@ def _submit(backends: ExperimentBackends, params: dict[str, Any], trial: Trial) 
 
 def launch_and_observe(
     backends: ExperimentBackends,
-    obj: ExperimentObject,
-    spec: ExperimentSpec,
+    obj: Experiment,
     status: ExperimentStatus,
     views: list[ReadyView],
 ) -> ExperimentStatus:
     """Observe running trials, then launch pending ones up to `parallelTrials`."""
-    metric = spec.objective.metric
-    for trial in [t for t in status.trials if t.state == TrialState.RUNNING]:
-        status = core.replace_trial(
-            status, _observe(backends, obj, spec, status, views, trial, metric)
-        )
-    launch = planning.to_launch(status.trials, spec.search.parallel_trials)
+    running = [t for t in status.trials if t.state == TrialState.RUNNING]
+    status = _observe_all(backends, obj, status, views, running)
+    launch = planning.to_launch(status.trials, obj.spec.search.parallel_trials)
     if launch:
         ensure_mlflow_experiment(backends.tracking_uri, mlflow_experiment(obj))
-    for trial in launch:
-        status = core.replace_trial(
-            status, _observe(backends, obj, spec, status, views, trial, metric)
-        )
+    return _observe_all(backends, obj, status, views, launch)
+
+
+def _observe_all(
+    backends: ExperimentBackends,
+    obj: Experiment,
+    status: ExperimentStatus,
+    views: list[ReadyView],
+    trials: list[Trial],
+) -> ExperimentStatus:
+    for trial in trials:
+        status = core.replace_trial(status, _observe(backends, obj, status, views, trial))
     return status
 
 
 def _observe(
     backends: ExperimentBackends,
-    obj: ExperimentObject,
-    spec: ExperimentSpec,
+    obj: Experiment,
     status: ExperimentStatus,
     views: list[ReadyView],
     trial: Trial,
-    metric: str,
 ) -> Trial:
     try:
-        ref = _submit(backends, trial_params(backends, obj, spec, status, views, trial), trial)
-        return core.observe_trial(trial, backends.pipelines.get(ref), metric)
+        ref = _submit(backends, trial_params(backends, obj, status, views, trial), trial)
+        return core.observe_trial(trial, backends.pipelines.get(ref), obj.spec.objective.metric)
     except Exception as error:  # a backend problem fails the trial, never the operator
         return trial.model_copy(
             update={
@@ -388,16 +358,16 @@ def _observe(
 
 def register_best(
     backends: ExperimentBackends,
-    obj: ExperimentObject,
-    spec: ExperimentSpec,
+    obj: Experiment,
     status: ExperimentStatus,
     views: list[ReadyView],
     why: str,
 ) -> ExperimentStatus:
+    spec = obj.spec
     assert status.best is not None
     best = next(t for t in status.trials if t.name == status.best.trial)
     try:
-        ref = _submit(backends, trial_params(backends, obj, spec, status, views, best), best)
+        ref = _submit(backends, trial_params(backends, obj, status, views, best), best)
         run = backends.pipelines.get(ref)
         _, feature_columns = core.trial_metrics(run.outputs, spec.objective.metric)
         lineage = {
@@ -430,21 +400,12 @@ def register_best(
 # --------------------------------------------------------------------------------- reconcile
 
 
-def parse_spec(spec: dict[str, Any]) -> ExperimentSpec | str:
-    try:
-        return ExperimentSpec.model_validate(spec)
-    except ValidationError as error:
-        return describe_validation_error(error)
-
-
-def reconcile(backends: ExperimentBackends, obj: ExperimentObject, now: datetime) -> Outcome:
-    status = ExperimentStatus.model_validate(obj.status)
-    parsed = parse_spec(obj.spec)
-    if isinstance(parsed, str):
-        return Outcome(invalid_spec(status, obj.generation, parsed), problem=parsed)
-    spec = parsed
-    status = observed(status, obj.generation)
-    request = core.parse_retrain_request(obj.retrain_request)
+def reconcile(
+    backends: ExperimentBackends, obj: Experiment, now: datetime
+) -> Outcome[ExperimentStatus]:
+    spec = obj.spec
+    status = observed(obj.status, obj.generation)
+    request = core.parse_retrain_request(obj.annotations.get(ANNOTATION_RETRAIN))
     if core.needs_new_round(status, obj.generation, request):
         fresh = request if core.is_new_request(status, request) else None
         status = core.start_round(obj.name, spec, status, obj.generation, now, fresh)
@@ -460,7 +421,7 @@ def reconcile(backends: ExperimentBackends, obj: ExperimentObject, now: datetime
             check_labels(backends, spec)
         except BadInputs as bad:
             status = core.fail_unlaunched(status, str(bad))
-    status = launch_and_observe(backends, obj, spec, status, views)
+    status = launch_and_observe(backends, obj, status, views)
     if not planning.all_finished(status.trials):
         return Outcome(core.running(status, obj.generation))
     status, should_register, why = core.conclude(spec, status, obj.generation)
@@ -468,4 +429,4 @@ def reconcile(backends: ExperimentBackends, obj: ExperimentObject, now: datetime
         return Outcome(status)
     if not should_register:
         return Outcome(core.not_registered(status, why, obj.generation))
-    return Outcome(register_best(backends, obj, spec, status, views, why))
+    return Outcome(register_best(backends, obj, status, views, why))

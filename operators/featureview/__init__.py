@@ -1,3 +1,1 @@
-"""The FEATUREVIEW operator. `kopf run -m operators.featureview` runs it alone."""
-
-from operators.featureview import handlers  # noqa: F401  (registers the Kopf handlers)
+"""The FeatureView kind: `handlers.register` wires it into an operator (see operators.main)."""

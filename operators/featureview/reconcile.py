@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime
 
 from operators.api.featureview import BackfillRun, FeatureViewSpec, FeatureViewStatus
-from operators.backends.pipelines import RunState, RunStatus
+from operators.backends.runs import RunState, RunStatus, failure_message
 from operators.featureview.backfill import initial_window, next_incremental_window, run_name
 from operators.status import observed, with_condition
 
-DEFAULT_SQL = "SELECT * FROM source"
-# Lines of a failed run's log that say what went wrong (the component's own errors first).
-_ERROR_LINE = re.compile(r"\b[A-Za-z]+(Error|Exception):")
+# Errors our backfill components raise, named first in a failed run's message.
 BACKFILL_ERRORS = ("BackfillError", "FeastError", "DefinitionError")
-MESSAGE_TAIL_LINES = 15
 
 
 def definition_version(spec: FeatureViewSpec) -> str:
@@ -86,22 +82,6 @@ def pin(status: FeatureViewStatus, run: BackfillRun, generation: int | None) -> 
     return status
 
 
-def failure_message(run: RunStatus, preferred: tuple[str, ...] = BACKFILL_ERRORS) -> str:
-    """What went wrong, naming the problem first: the component's error line (`preferred`
-    error types first), then the run's message and the end of its log."""
-    tail = run.log_tail or ""
-    run_message = run.message or ""
-    errors = [line.strip() for line in tail.splitlines() if _ERROR_LINE.search(line)]
-    specific = [e for e in errors if any(f"{name}:" in e for name in preferred)]
-    headline = (specific or errors or [run_message or f"run {run.ref.run_name} failed"])[-1]
-    parts = [headline]
-    if run_message and run_message not in headline:
-        parts.append(f"run: {run_message[:2000]}")
-    if tail:
-        parts.append("log tail:\n" + "\n".join(tail.splitlines()[-MESSAGE_TAIL_LINES:]))
-    return "\n".join(parts)
-
-
 def observe(
     status: FeatureViewStatus,
     run: RunStatus,
@@ -111,68 +91,65 @@ def observe(
     """The status after the backend reported on the pinned run."""
     last = status.last_backfill
     assert last is not None
-    window = f"[{last.window.start.isoformat()}, {last.window.end.isoformat()})"
     if run.state == RunState.SUCCEEDED:
-        rows = _int(run.outputs.get("rows"))
-        last = last.model_copy(
-            update={
-                "run_url": run.url,
-                "state": str(run.state),
-                "rows": rows,
-                "finished_at": run.finished_at,
-                "message": None,
-            }
-        )
-        status = status.model_copy(update={"last_backfill": last, "freshness": last.window.end})
-        message = f"{rows} rows for {window} in run {last.run}"
-        status = with_condition(
-            status, "Backfilled", "True", "BackfillSucceeded", message, generation
-        )
-        if online:
-            status = with_condition(
-                status,
-                "Materialized",
-                "True",
-                "Materialized",
-                f"online store holds {window}",
-                generation,
-            )
-        else:
-            status = with_condition(
-                status,
-                "Materialized",
-                "False",
-                "OnlineDisabled",
-                "spec.online is false",
-                generation,
-            )
-        return with_condition(status, "Ready", "True", "BackfillSucceeded", message, generation)
+        return _succeeded(status, last, run, online, generation)
     if run.state == RunState.FAILED:
-        message = failure_message(run)
-        last = last.model_copy(
-            update={
-                "run_url": run.url,
-                "state": str(run.state),
-                "finished_at": run.finished_at,
-                "message": message[:4000],
-            }
-        )
-        status = status.model_copy(update={"last_backfill": last})
-        status = with_condition(
-            status, "Backfilled", "False", "BackfillFailed", message, generation
-        )
-        return with_condition(
-            status, "Ready", "False", "BackfillFailed", f"run {last.run} failed", generation
-        )
+        return _failed(status, last, run, generation)
     last = last.model_copy(update={"run_url": run.url, "state": str(run.state)})
     status = status.model_copy(update={"last_backfill": last})
+    message = f"run {last.run} for {_window(last)}"
+    return with_condition(status, "Backfilled", "Unknown", "BackfillRunning", message, generation)
+
+
+def _window(run: BackfillRun) -> str:
+    return f"[{run.window.start.isoformat()}, {run.window.end.isoformat()})"
+
+
+def _succeeded(
+    status: FeatureViewStatus,
+    last: BackfillRun,
+    run: RunStatus,
+    online: bool,
+    generation: int | None,
+) -> FeatureViewStatus:
+    rows = _int(run.outputs.get("rows"))
+    last = last.model_copy(
+        update={
+            "run_url": run.url,
+            "state": str(run.state),
+            "rows": rows,
+            "finished_at": run.finished_at,
+            "message": None,
+        }
+    )
+    status = status.model_copy(update={"last_backfill": last, "freshness": last.window.end})
+    window = _window(last)
+    message = f"{rows} rows for {window} in run {last.run}"
+    status = with_condition(status, "Backfilled", "True", "BackfillSucceeded", message, generation)
+    if online:
+        materialized = ("True", "Materialized", f"online store holds {window}")
+    else:
+        materialized = ("False", "OnlineDisabled", "spec.online is false")
+    status = with_condition(status, "Materialized", *materialized, generation)
+    return with_condition(status, "Ready", "True", "BackfillSucceeded", message, generation)
+
+
+def _failed(
+    status: FeatureViewStatus, last: BackfillRun, run: RunStatus, generation: int | None
+) -> FeatureViewStatus:
+    message = failure_message(run, BACKFILL_ERRORS)
+    last = last.model_copy(
+        update={
+            "run_url": run.url,
+            "state": str(run.state),
+            "finished_at": run.finished_at,
+            "message": message[:4000],
+        }
+    )
+    status = status.model_copy(update={"last_backfill": last})
+    status = with_condition(status, "Backfilled", "False", "BackfillFailed", message, generation)
     return with_condition(
-        status,
-        "Backfilled",
-        "Unknown",
-        "BackfillRunning",
-        f"run {last.run} for {window}",
-        generation,
+        status, "Ready", "False", "BackfillFailed", f"run {last.run} failed", generation
     )
 
 
@@ -195,21 +172,6 @@ def versioned(
     status: FeatureViewStatus, version: str, offline_path: str, generation: int | None
 ) -> FeatureViewStatus:
     status = status.model_copy(update={"version": version, "offline_path": offline_path})
-    return observed(status, generation)
-
-
-def plan_status(
-    spec: FeatureViewSpec, status: FeatureViewStatus, generation: int | None
-) -> FeatureViewStatus:
-    """Status from the spec alone (used when no backend is at hand)."""
-    status = status.model_copy(update={"version": definition_version(spec)})
-    if status.last_backfill is None:
-        status = with_condition(
-            status, "Ready", "False", "BackfillPending", "no backfill has finished yet", generation
-        )
-        status = with_condition(
-            status, "Backfilled", "Unknown", "BackfillPending", "not started", generation
-        )
     return observed(status, generation)
 
 

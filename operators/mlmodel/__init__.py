@@ -1,3 +1,1 @@
-"""The MLMODEL operator. `kopf run -m operators.mlmodel` runs it alone."""
-
-from operators.mlmodel import handlers  # noqa: F401  (registers the Kopf handlers)
+"""The MLModel kind: `handlers.register` wires it into an operator (see operators.main)."""

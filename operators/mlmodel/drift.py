@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_RETRAIN, retrain_request_id
 from operators.api.mlmodel import ApprovalSeen, DriftStatus, MLModelStatus, RetrainStatus
-from operators.backends.monitor import VersionDrift
 from operators.mlmodel.retrain_policy import DAY, Approval, DriftAlarm, RetrainDecision
 from operators.mlmodel.rollout import Event, EventType
 from operators.status import with_condition
+
+if TYPE_CHECKING:  # the monitor client's parsed answer; read here, never fetched
+    from operators.backends.monitor import VersionDrift
 
 REASON_DETECTED = "DriftDetected"
 REASON_CLEARED = "DriftCleared"

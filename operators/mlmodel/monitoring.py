@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
@@ -24,11 +24,9 @@ from operators.backends.monitor import MonitorUnavailable, VersionDrift
 from operators.mlmodel import drift as drifting
 from operators.mlmodel import reconcile as core
 from operators.mlmodel import skew as skewing
+from operators.mlmodel.backends import MLModel, ServingBackends
 from operators.mlmodel.retrain_policy import RetrainPolicy, decide_retrain
 from operators.mlmodel.rollout import Event, RolloutState
-
-if TYPE_CHECKING:  # service.py imports this module
-    from operators.mlmodel.service import MLModelObject, ServingBackends
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +71,24 @@ def _references(
     return references
 
 
-def _skew_settings(
-    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec
-) -> SkewConfig | None:
+def _skew_settings(backends: ServingBackends, obj: MLModel, spec: MLModelSpec) -> SkewConfig | None:
     skew = spec.monitoring.skew if spec.monitoring else None
     if skew is None:
         return None
     try:
-        view = backends.objects.read_feature_view(obj.owner.namespace, skew.feature_view)
+        view = backends.objects.read_feature_view(obj.namespace, skew.feature_view)
     except ApiException as error:  # the API server's hiccup: no skew check this pass
-        log.warning("%s/%s: skew: %s", obj.owner.namespace, obj.owner.name, error)
+        log.warning("%s/%s: skew: %s", obj.namespace, obj.name, error)
         return None
     settings = skewing.skew_settings(skew, view)
     if isinstance(settings, str):
-        log.info("%s/%s: no skew check yet: %s", obj.owner.namespace, obj.owner.name, settings)
+        log.info("%s/%s: no skew check yet: %s", obj.namespace, obj.name, settings)
         return None
     return settings
 
 
 def push_monitor_config(
-    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, state: RolloutState
+    backends: ServingBackends, obj: MLModel, spec: MLModelSpec, state: RolloutState
 ) -> None:
     if backends.monitor is None or state.stable_version is None:
         return
@@ -112,12 +108,12 @@ def push_monitor_config(
             **_window(drift),
         )
     except ValidationError as error:  # what the monitor would refuse is not sent
-        log.warning("%s/%s: monitor config invalid: %s", obj.owner.namespace, obj.owner.name, error)
+        log.warning("%s/%s: monitor config invalid: %s", obj.namespace, obj.name, error)
         return
     try:
-        backends.monitor.push_config(obj.owner.namespace, obj.owner.name, config)
+        backends.monitor.push_config(obj.namespace, obj.name, config)
     except MonitorUnavailable as error:
-        log.warning("%s/%s: %s", obj.owner.namespace, obj.owner.name, error)
+        log.warning("%s/%s: %s", obj.namespace, obj.name, error)
 
 
 @dataclass(frozen=True)
@@ -129,7 +125,7 @@ class DriftReading:
 
 
 def _read_drift(
-    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, stable: str | None
+    backends: ServingBackends, obj: MLModel, spec: MLModelSpec, stable: str | None
 ) -> DriftReading | None:
     """None when nothing is watched here (no monitor, no drift or skew spec, nothing serving)."""
     monitoring = spec.monitoring
@@ -137,23 +133,23 @@ def _read_drift(
     if backends.monitor is None or stable is None or not watched:
         return None
     try:
-        checks = backends.monitor.drift(obj.owner.namespace, obj.owner.name)
+        checks = backends.monitor.drift(obj.namespace, obj.name)
     except MonitorUnavailable as error:
-        log.warning("%s/%s: drift: %s", obj.owner.namespace, obj.owner.name, error)
+        log.warning("%s/%s: drift: %s", obj.namespace, obj.name, error)
         return DriftReading(reachable=False)
     return DriftReading(reachable=True, check=checks.get(stable))
 
 
 def _request_retrain(
     backends: ServingBackends,
-    obj: MLModelObject,
+    obj: MLModel,
     retrain: Retrain,
     status: MLModelStatus,
     check: VersionDrift,
     now: datetime,
 ) -> tuple[MLModelStatus, list[Event]]:
     """Decide on a drift alarm of the stable version; annotate the Experiment on a request."""
-    namespace, stable = obj.owner.namespace, check.version
+    namespace, stable = obj.namespace, check.version
     last = status.last_retrain
     approval, seen = drifting.retrain_approval(
         obj.annotations, last.approval_seen if last else None, now
@@ -172,9 +168,7 @@ def _request_retrain(
             approval=approval,
         )
         if decision.should_request:
-            value = drifting.retrain_annotation(
-                decision.alarm, now, namespace, obj.owner.name, stable
-            )
+            value = drifting.retrain_annotation(decision.alarm, now, namespace, obj.name, stable)
             backends.objects.annotate_experiment(
                 namespace, retrain.experiment, ANNOTATION_RETRAIN, value
             )
@@ -185,7 +179,7 @@ def _request_retrain(
 
 def watch_drift(
     backends: ServingBackends,
-    obj: MLModelObject,
+    obj: MLModel,
     spec: MLModelSpec,
     status: MLModelStatus,
     now: datetime,
@@ -213,6 +207,6 @@ def watch_drift(
     except ApiException as error:
         # Reading or annotating the Experiment failed (RBAC, API server): ask again next pass;
         # the rollout and the drift status of this pass are still written.
-        log.warning("%s/%s: retrain request: %s", obj.owner.namespace, obj.owner.name, error)
+        log.warning("%s/%s: retrain request: %s", obj.namespace, obj.name, error)
         return status, events
     return status, events + more

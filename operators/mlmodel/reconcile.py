@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from contracts import mlflow_tags as tag
-from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_PAUSE, ApiModel, parse_duration
+from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_PAUSE, parse_duration
 from operators.api.mlmodel import (
     AnalysisFigures,
-    DriftStatus,
     Lineage,
     MLModelSpec,
     MLModelStatus,
@@ -27,11 +26,6 @@ from operators.status import observed, with_condition
 
 REASON_NOT_FOUND = "ModelVersionNotFound"
 ANALYSING = (RolloutPhase.SHADOW, RolloutPhase.CANARY)
-# Status fields that must be removed (JSON merge patch null) when the rollout clears them.
-CLEARABLE = ("candidateVersion", "stepIndex", "message")
-# Nested objects replaced as a whole: their unset fields must be removed too, or a merge patch
-# would leave the previous version's values (a drift report, a trial) in place.
-REPLACED: dict[str, type[ApiModel]] = {"lineage": Lineage, "drift": DriftStatus}
 
 
 def plan_status(spec: MLModelSpec, status: MLModelStatus, generation: int | None) -> MLModelStatus:
@@ -273,16 +267,3 @@ def with_lineage(
 ) -> MLModelStatus:
     lineage = lineage_of(version, run_id, tags, status.last_retrain)
     return status.model_copy(update={"lineage": lineage})
-
-
-def status_patch(status: MLModelStatus) -> dict[str, Any]:
-    """The status as a merge patch: cleared rollout fields become null so they disappear."""
-    body = status.to_k8s()
-    for key in CLEARABLE:
-        body.setdefault(key, None)
-    for key, model in REPLACED.items():
-        nested = body.get(key)
-        if isinstance(nested, dict):
-            for field in model.model_fields.values():
-                nested.setdefault(field.alias or "", None)
-    return body

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel
 
 from operators.api.common import parse_duration
 from operators.api.mlmodel import Analysis, Rollout, RolloutPhase, Shadow, Traffic
+from operators.kind import Event, EventType
 from operators.mlmodel.analysis import Verdict, VersionFigures, assess_canary, assess_shadow
 
 
@@ -48,18 +48,6 @@ class Inputs:
     disagreements: int = 0
     paused: bool = False
     approved: bool = False
-
-
-class EventType(StrEnum):
-    NORMAL = "Normal"
-    WARNING = "Warning"
-
-
-@dataclass(frozen=True)
-class Event:
-    type: EventType
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +92,13 @@ def _enter(
     )
 
 
+def _restart(
+    state: RolloutState, phase: RolloutPhase, rollout: Rollout, now: datetime, **changes: object
+) -> RolloutState:
+    """Enter `phase` with a version new to it: the analysis counters start from zero."""
+    return _enter(state, phase, rollout, now, failed_checks=0, iterations=0, **changes)
+
+
 def tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickResult:
     """One analysis interval. Dispatches on what changed first, then on the phase."""
     desired = inputs.desired_version
@@ -136,15 +131,13 @@ def _first_version(state: RolloutState, rollout: Rollout, inputs: Inputs) -> Tic
             }
         )
         return TickResult(waiting, [])
-    promoted = _enter(
+    promoted = _restart(
         state,
         RolloutPhase.PROMOTED,
         rollout,
         inputs.now,
         stable_version=inputs.desired_version,
         candidate_version=None,
-        failed_checks=0,
-        iterations=0,
         message=f"serving version {inputs.desired_version}",
     )
     event = Event(EventType.NORMAL, "Promoted", f"version {inputs.desired_version} serves 100%")
@@ -157,14 +150,12 @@ def _new_candidate(state: RolloutState, rollout: Rollout, inputs: Inputs) -> Tic
         RolloutPhase.SHADOW,
         RolloutPhase.CANARY,
     )
-    shadowing = _enter(
+    shadowing = _restart(
         state,
         RolloutPhase.SHADOW,
         rollout,
         inputs.now,
         candidate_version=inputs.desired_version,
-        failed_checks=0,
-        iterations=0,
         message=f"shadowing version {inputs.desired_version}",
     )
     verb = f"replaces candidate {state.candidate_version}" if restarted else "enters shadow"

@@ -9,79 +9,27 @@ patch to the Kopf shell. Backends are passed in (built once at startup).
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from operators.api.common import find_condition
-from operators.api.kinds import MLMODEL
-from operators.api.mlmodel import (
-    MLModelSpec,
-    MLModelStatus,
-    ModelRef,
-)
-from operators.backends.monitor import (
-    ModelFigures,
-    MonitorClient,
-    MonitorUnavailable,
-)
-from operators.backends.registry import ModelRegistry, ModelVersionNotFound, ResolvedVersion
+from operators.api.mlmodel import MLModelSpec, MLModelStatus, ModelRef
+from operators.backends.monitor import ModelFigures, MonitorUnavailable
+from operators.backends.registry import ModelVersionNotFound, ResolvedVersion
 from operators.backends.serving import (
-    KubeObjects,
-    Owner,
-    TrafficBackend,
     TrafficTarget,
     inference_service,
     isvc_name,
     isvc_ready,
 )
-from operators.config import OperatorConfig
+from operators.kind import Event, EventType, Outcome
 from operators.mlmodel import monitoring
 from operators.mlmodel import reconcile as core
-from operators.mlmodel.rollout import Event, EventType, Inputs, RolloutState, TickResult, tick
-from operators.status import invalid_spec, observed
-from operators.validation import check_spec
+from operators.mlmodel.backends import MLModel, ServingBackends, owner_of
+from operators.mlmodel.rollout import Inputs, RolloutState, TickResult, tick
+from operators.status import observed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ServingBackends:
-    registry: ModelRegistry
-    objects: KubeObjects
-    traffic: TrafficBackend
-    monitor: MonitorClient | None = None
-    monitor_url: str | None = None
-
-
-@dataclass(frozen=True)
-class MLModelObject:
-    """The parts of an MLModel body the service reads."""
-
-    owner: Owner
-    generation: int | None
-    annotations: dict[str, str]
-    spec: dict[str, Any]
-    status: MLModelStatus
-
-    @classmethod
-    def from_body(cls, body: Any) -> MLModelObject:
-        meta = body["metadata"]
-        return cls(
-            owner=Owner(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"]),
-            generation=meta.get("generation"),
-            annotations=dict(meta.get("annotations") or {}),
-            spec=dict(body.get("spec") or {}),
-            status=MLModelStatus.model_validate(dict(body.get("status") or {})),
-        )
-
-
-@dataclass
-class Outcome:
-    status: MLModelStatus | None
-    events: list[Event] = field(default_factory=list)
 
 
 def _warning(reason: str, message: str) -> Event:
@@ -94,7 +42,7 @@ def _ready_reason(status: MLModelStatus) -> str | None:
 
 
 def _resolve(
-    backends: ServingBackends, obj: MLModelObject, spec: MLModelSpec, events: list[Event]
+    backends: ServingBackends, obj: MLModel, spec: MLModelSpec, events: list[Event]
 ) -> tuple[ResolvedVersion | None, str | None]:
     """The desired version, or the not-found message (a Warning the first time only)."""
     try:
@@ -107,19 +55,19 @@ def _resolve(
 
 def _ensure_isvc(
     backends: ServingBackends,
-    obj: MLModelObject,
+    obj: MLModel,
     spec: MLModelSpec,
     version: str,
     resolved: ResolvedVersion | None,
 ) -> dict[str, Any] | None:
     """Read the version's InferenceService, creating it first if it is missing."""
-    found = backends.objects.read_isvc(obj.owner.namespace, isvc_name(obj.owner.name, version))
+    found = backends.objects.read_isvc(obj.namespace, isvc_name(obj.name, version))
     if found is not None:
         return found
     if resolved is None or resolved.version != version:
         resolved = backends.registry.resolve(ModelRef(name=spec.model.name, version=version))
     body = inference_service(
-        obj.owner, version, resolved.storage_uri, spec.serving, backends.monitor_url
+        owner_of(obj), version, resolved.storage_uri, spec.serving, backends.monitor_url
     )
     backends.objects.ensure_isvc(body)
     return body
@@ -127,7 +75,7 @@ def _ensure_isvc(
 
 def _ensure_isvcs(
     backends: ServingBackends,
-    obj: MLModelObject,
+    obj: MLModel,
     spec: MLModelSpec,
     versions: set[str],
     resolved: ResolvedVersion | None,
@@ -135,31 +83,19 @@ def _ensure_isvcs(
     return {v: _ensure_isvc(backends, obj, spec, v, resolved) for v in sorted(versions)}
 
 
-def _parse(obj: MLModelObject) -> tuple[MLModelSpec | None, str | None]:
-    check = check_spec(MLMODEL, obj.spec)
-    if not check.valid:
-        return None, check.message
-    assert isinstance(check.spec, MLModelSpec)
-    return check.spec, None
-
-
-def reconcile(obj: MLModelObject) -> Outcome:
-    """On create/update/resume: validate and acknowledge the spec, at once.
+def reconcile(backends: ServingBackends, obj: MLModel, now: datetime) -> Outcome[MLModelStatus]:
+    """On create/update/resume: acknowledge the (valid) spec, at once.
 
     Everything that talks to MLflow, KServe and the monitor — and the rollout — belongs to the
-    timer, so the two handlers never write the same status fields concurrently and a slow
-    registry never delays the acknowledgement.
+    timer (`observe_and_step`), so the two handlers never write the same status fields
+    concurrently and a slow registry never delays the acknowledgement.
     """
-    spec, problem = _parse(obj)
-    if spec is None:
-        status = invalid_spec(obj.status, obj.generation, problem or "invalid spec")
-        return Outcome(status, [_warning("InvalidSpec", problem or "invalid spec")])
-    return Outcome(core.plan_status(spec, obj.status, obj.generation))
+    return Outcome(core.plan_status(obj.spec, obj.status, obj.generation))
 
 
 def _observe_figures(
     backends: ServingBackends,
-    obj: MLModelObject,
+    obj: MLModel,
     state: RolloutState,
     since: datetime | None,
     now: datetime,
@@ -168,15 +104,15 @@ def _observe_figures(
         return ModelFigures()
     try:
         return backends.monitor.figures(
-            obj.owner.namespace, obj.owner.name, since or state.phase_started_at or now, now
+            obj.namespace, obj.name, since or state.phase_started_at or now, now
         )
     except MonitorUnavailable as error:
-        log.warning("%s/%s: %s", obj.owner.namespace, obj.owner.name, error)
+        log.warning("%s/%s: %s", obj.namespace, obj.name, error)
         return None
 
 
 def _inputs(
-    obj: MLModelObject,
+    obj: MLModel,
     state: RolloutState,
     desired: str | None,
     isvcs: dict[str, dict[str, Any] | None],
@@ -199,13 +135,11 @@ def _inputs(
     )
 
 
-def _apply_traffic(
-    backends: ServingBackends, obj: MLModelObject, state: RolloutState
-) -> str | None:
+def _apply_traffic(backends: ServingBackends, obj: MLModel, state: RolloutState) -> str | None:
     if state.stable_version is None:
         return None
     target = TrafficTarget(
-        owner=obj.owner,
+        owner=owner_of(obj),
         stable_version=state.stable_version,
         candidate_version=state.candidate_version,
         traffic=state.traffic,
@@ -215,7 +149,7 @@ def _apply_traffic(
 
 def _tick_if_due(
     backends: ServingBackends,
-    obj: MLModelObject,
+    obj: MLModel,
     spec: MLModelSpec,
     desired: str | None,
     isvcs: dict[str, dict[str, Any] | None],
@@ -235,23 +169,23 @@ def _tick_if_due(
 
 def _stable_ready(
     backends: ServingBackends,
-    obj: MLModelObject,
+    obj: MLModel,
     stable: str | None,
     isvcs: dict[str, dict[str, Any] | None],
 ) -> bool:
     if stable is None:
         return False
     found = isvcs.get(stable) or backends.objects.read_isvc(
-        obj.owner.namespace, isvc_name(obj.owner.name, stable)
+        obj.namespace, isvc_name(obj.name, stable)
     )
     return isvc_ready(found)
 
 
-def observe_and_step(backends: ServingBackends, obj: MLModelObject, now: datetime) -> Outcome:
+def observe_and_step(
+    backends: ServingBackends, obj: MLModel, now: datetime
+) -> Outcome[MLModelStatus]:
     """One timer pass: observe, tick when due, apply traffic, clean up, compose status."""
-    spec, _ = _parse(obj)
-    if spec is None:
-        return Outcome(None)  # the change handler reported it; nothing to drive
+    spec = obj.spec
     events: list[Event] = []
     resolved, missing = _resolve(backends, obj, spec, events)
     desired = resolved.version if resolved else None
@@ -261,7 +195,7 @@ def observe_and_step(backends: ServingBackends, obj: MLModelObject, now: datetim
     after = result.state
     url = _apply_traffic(backends, obj, after)
     if after.stable_version is not None:
-        backends.objects.delete_isvcs_except(obj.owner, core.versions_needed(after, desired))
+        backends.objects.delete_isvcs_except(owner_of(obj), core.versions_needed(after, desired))
     monitoring.push_monitor_config(backends, obj, spec, after)
 
     closed = core.window_closed(before, after)
@@ -279,32 +213,3 @@ def observe_and_step(backends: ServingBackends, obj: MLModelObject, now: datetim
     elif resolved is not None and resolved.version == after.stable_version:
         status = core.with_lineage(status, resolved.version, resolved.run_id, resolved.tags)
     return Outcome(observed(status, obj.generation), events + result.events + drift_events)
-
-
-def build_backends(config: OperatorConfig) -> ServingBackends:
-    """The serving backends for this process, from the operator's configuration (startup)."""
-    from kubernetes import client as k8s
-    from kubernetes import config as k8s_config
-
-    from operators.backends.monitor import HttpMonitor
-    from operators.backends.registry import MlflowRegistry
-    from operators.backends.serving import IstioTraffic
-
-    kubeconfig = os.environ.get("KUBECONFIG")
-    if kubeconfig:
-        api = k8s_config.new_client_from_config(config_file=kubeconfig)
-    else:
-        k8s_config.load_incluster_config()
-        api = k8s.ApiClient()
-    objects = KubeObjects(api)
-    tracking_uri = config.effective_mlflow_tracking_uri
-    if tracking_uri.startswith("sqlite:///"):
-        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    monitor = HttpMonitor(config.monitor_url) if config.monitor_url else None
-    return ServingBackends(
-        registry=MlflowRegistry.from_uri(tracking_uri),
-        objects=objects,
-        traffic=IstioTraffic(objects),
-        monitor=monitor,
-        monitor_url=config.monitor_url,
-    )

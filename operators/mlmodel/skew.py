@@ -7,14 +7,16 @@ built here and turns the monitor's verdict into `status.skew` and events. No I/O
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.spark_feature_backfill.definition import training_column
 from contracts.monitor_config import SkewConfig
 from operators.api.common import parse_duration
 from operators.api.mlmodel import MLModelStatus, Skew, SkewStatus
-from operators.backends.monitor import VersionSkew
 from operators.mlmodel.rollout import Event, EventType
+
+if TYPE_CHECKING:  # the monitor client's parsed answer; read here, never fetched
+    from operators.backends.monitor import VersionSkew
 
 REASON_SKEW_DETECTED = "SkewDetected"
 REASON_SKEW_CLEARED = "SkewCleared"

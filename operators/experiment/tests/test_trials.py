@@ -1,4 +1,4 @@
-"""Pure planning for Experiments (trials, splits) and FeatureViews (backfill windows)."""
+"""Pure planning for Experiments: trials, search, the registration gate, split windows."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from operators.api.experiment import Objective, Search, Split, Trial, TrialState
-from operators.api.featureview import Backfill, BackfillWindow
 from operators.experiment import trials as t
-from operators.featureview.backfill import initial_window, next_incremental_window, run_name
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 
@@ -100,24 +98,4 @@ def test_split_windows_are_time_ordered() -> None:
     assert windows["train_until"] == windows["validation_start"] == NOW - timedelta(days=3)
     assert windows["test_start"] == NOW - timedelta(days=1)
     with pytest.raises(ValueError, match="trainUntil"):
-        t.split_windows(Split(validation="2d", test="1d", trainUntil=NOW), NOW)
-
-
-def test_backfill_run_names_depend_on_version_and_window() -> None:
-    window = initial_window(Backfill(start=NOW - timedelta(days=5)), NOW)
-    assert window == BackfillWindow(start=NOW - timedelta(days=5), end=NOW)
-    a = run_name("fv", "abcdef012345", window)
-    assert a == run_name("fv", "abcdef012345", window)
-    assert a != run_name("fv", "ffffff012345", window)
-    assert a != run_name(
-        "fv", "abcdef012345", BackfillWindow(start=window.start, end=NOW + timedelta(hours=1))
-    )
-
-
-def test_incremental_windows_follow_the_cron_schedule() -> None:
-    daily = Backfill(start=NOW - timedelta(days=5), schedule="0 0 * * *")
-    last_end = datetime(2026, 3, 8, 0, 0, tzinfo=UTC)
-    window = next_incremental_window(daily, last_end, NOW)
-    assert window == BackfillWindow(start=last_end, end=datetime(2026, 3, 10, tzinfo=UTC))
-    assert next_incremental_window(daily, datetime(2026, 3, 10, tzinfo=UTC), NOW) is None
-    assert next_incremental_window(Backfill(start=NOW), last_end, NOW) is None
+        t.split_windows(Split(validation="2d", test="1d", trainUntil=NOW), NOW)  # type: ignore[call-arg]

@@ -30,6 +30,7 @@ from operators.backends.serving import (
 from operators.mlmodel import drift as drifting
 from operators.mlmodel import reconcile as core
 from operators.mlmodel.rollout import Inputs, RolloutState, tick
+from operators.status import merge_patch
 
 OWNER = Owner(namespace="team", name="churn", uid="u-1")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -146,10 +147,12 @@ def test_versions_needed_drop_a_rolled_back_candidate() -> None:
 
 
 def test_status_patch_clears_a_finished_candidate() -> None:
-    status = core.with_state(
-        MLModelStatus(), RolloutState(phase=RolloutPhase.PROMOTED, stable_version="2")
+    canary = RolloutState(
+        phase=RolloutPhase.CANARY, stable_version="1", candidate_version="2", step_index=1
     )
-    patch = core.status_patch(status)
+    before = core.with_state(MLModelStatus(), canary)
+    status = core.with_state(before, RolloutState(phase=RolloutPhase.PROMOTED, stable_version="2"))
+    patch = merge_patch(before.to_k8s(), status.to_k8s())
     assert patch["candidateVersion"] is None and patch["stepIndex"] is None
     assert patch["stableVersion"] == "2" and patch["phase"] == "Promoted"
 
@@ -298,8 +301,10 @@ def test_lineage_drift_report_falls_back_to_the_retrain_request() -> None:
 
 
 def test_status_patch_removes_lineage_fields_of_the_previous_version() -> None:
+    tags = {"kubeloop.io/drift-report": "http://monitor/r", "kubeloop.io/trial": "t-1"}
+    before = MLModelStatus(lineage=core.lineage_of("2", "run-2", tags, None))
     status = MLModelStatus(lineage=core.lineage_of("3", "run-3", {}, None))
-    lineage = core.status_patch(status)["lineage"]
+    lineage = merge_patch(before.to_k8s(), status.to_k8s())["lineage"]
     assert lineage["modelVersion"] == "3" and lineage["driftReport"] is None
     assert lineage["trial"] is None
 

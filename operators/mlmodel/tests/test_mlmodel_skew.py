@@ -48,7 +48,7 @@ def test_settings_say_why_not_yet() -> None:
     assert "not found" in str(core.skew_settings(skew, None))
     unbackfilled = {**VIEW, "status": {}}
     assert "not backfilled" in str(core.skew_settings(skew, unbackfilled))
-    two_keys = {**VIEW, "spec": {**VIEW["spec"], "entities": [{"joinKey": "a"}, {"joinKey": "b"}]}}
+    two_keys = {**VIEW, "spec": {**VIEW["spec"], "entities": [{"joinKey": "a"}, {"joinKey": "b"}]}}  # type: ignore[dict-item]
     assert "one join key" in str(core.skew_settings(skew, two_keys))
 
 

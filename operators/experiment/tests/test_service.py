@@ -1,0 +1,172 @@
+"""The Experiment service on in-memory backends: each failure path gives its documented
+condition and reason, and no trial run is launched twice."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from operators.api.experiment import EXPERIMENT
+from operators.api.featureview import FeatureViewSpec
+from operators.config import OperatorConfig
+from operators.experiment import service
+from operators.featureview.reconcile import definition_version
+from tests.support.fakes import FakeFeatureViews, FakeObject, FakePipelines
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+FV_SPEC = {
+    "entities": [{"name": "user", "joinKey": "user_id"}],
+    "source": {"path": "/data/events", "timestampField": "ts"},
+    "features": [{"name": "x", "dtype": "float64"}],
+    "backfill": {"start": "2026-01-01T00:00:00Z"},
+}
+REPORT = {"objective": {"value": 0.8, "baseline_value": 0.5}, "feature_columns": ["fv__x"]}
+
+
+def feature_view(backfilled: bool = True) -> dict[str, Any]:
+    version = definition_version(FeatureViewSpec.model_validate(FV_SPEC))
+    condition = {"type": "Backfilled", "status": "True" if backfilled else "Unknown"}
+    return {
+        "metadata": {"name": "fv", "namespace": "team-a"},
+        "spec": FV_SPEC,
+        "status": {"version": version, "offlinePath": "/offline/fv", "conditions": [condition]},
+    }
+
+
+def experiment(labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "churn", "namespace": "team-a", "generation": 1, "uid": "u2"},
+        "spec": {
+            "features": [{"featureView": "fv"}],
+            "labels": {
+                "source": labels,
+                "timestampField": "t",
+                "labelField": "y",
+                "entityKeys": ["user_id"],
+            },
+            "split": {"validation": "1d", "test": "1d"},
+            "search": {"parameters": [{"name": "lr", "values": [0.1]}], "maxTrials": 1},
+            "register": {"model": "churn"},
+        },
+    }
+
+
+class Registrar:
+    """The MLflow registration, unavailable `down` times before it answers."""
+
+    def __init__(self, down: int = 0) -> None:
+        self.down = down
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> service.Registration:
+        self.calls += 1
+        if self.down:
+            self.down -= 1
+            raise ConnectionError("MLflow at fake:// is unavailable")
+        return service.Registration(version="1")
+
+
+@pytest.fixture
+def labels(tmp_path: Path) -> str:
+    path = tmp_path / "labels.parquet"
+    table = pa.table(
+        {
+            "t": pa.array([datetime(2026, 2, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
+            "y": pa.array([1], pa.int64()),
+            "user_id": pa.array([7], pa.int64()),
+        }
+    )
+    pq.write_table(table, path)
+    return str(path)
+
+
+def make(
+    tmp_path: Path, views: FakeFeatureViews, registrar: Registrar
+) -> tuple[service.ExperimentBackends, FakePipelines]:
+    pipelines = FakePipelines()
+    config = OperatorConfig(state_dir=tmp_path / "state", mlflow_tracking_uri="http://fake")
+    backends = service.ExperimentBackends.from_config(config, views, pipelines)
+    backends.registrar = registrar
+    return backends, pipelines
+
+
+def finish_all(pipelines: FakePipelines) -> None:
+    for name in pipelines.states:
+        pipelines.finish(name, {"metrics_json": json.dumps(REPORT), "mlflow_run_id": "r1"})
+
+
+def passes(obj: FakeObject, backends: service.ExperimentBackends, count: int) -> None:
+    for _ in range(count):
+        obj.run(service.reconcile, backends, NOW)
+
+
+def test_featureview_missing_waits_and_launches_nothing(tmp_path: Path, labels: str) -> None:
+    backends, pipelines = make(tmp_path, FakeFeatureViews(), Registrar())
+    obj = FakeObject(EXPERIMENT, experiment(labels))
+    passes(obj, backends, 2)
+    assert obj.condition("Ready") == ("False", "FeatureViewNotFound")
+    assert obj.condition("Trained") == ("Unknown", "FeatureViewNotFound")
+    assert pipelines.submits == {}
+
+
+def test_featureview_not_backfilled_waits(tmp_path: Path, labels: str) -> None:
+    views = FakeFeatureViews({("team-a", "fv"): feature_view(backfilled=False)})
+    backends, pipelines = make(tmp_path, views, Registrar())
+    obj = FakeObject(EXPERIMENT, experiment(labels))
+    passes(obj, backends, 2)
+    assert obj.condition("Ready") == ("False", "FeaturesNotReady")
+    assert pipelines.submits == {}
+
+
+@pytest.mark.parametrize(
+    "down,registered,reason",
+    [(0, "True", "Registered"), (1, "True", "Registered"), (5, "False", "RegistrationFailed")],
+    ids=["registry up", "registry unavailable then back", "registry down"],
+)
+def test_registration(tmp_path: Path, labels: str, down: int, registered: str, reason: str) -> None:
+    views = FakeFeatureViews({("team-a", "fv"): feature_view()})
+    registrar = Registrar(down)
+    backends, pipelines = make(tmp_path, views, registrar)
+    obj = FakeObject(EXPERIMENT, experiment(labels))
+    passes(obj, backends, 1)
+    assert obj.condition("Trained") == ("Unknown", "TrialsRunning")
+    finish_all(pipelines)
+    passes(obj, backends, 1)
+    if down:
+        assert obj.condition("Registered") == ("False", "RegistrationFailed")
+        assert "MLflow at fake://" in obj.status.conditions[-1].message
+    passes(obj, backends, 2)
+    assert obj.condition("Registered") == (registered, reason)
+    assert list(pipelines.launches.values()) == [1]
+
+
+def test_launch_fails_the_trial(tmp_path: Path, labels: str) -> None:
+    views = FakeFeatureViews({("team-a", "fv"): feature_view()})
+    backends, pipelines = make(tmp_path, views, Registrar())
+    pipelines.submit_error = ConnectionError("KFP at fake:// refused the connection")
+    obj = FakeObject(EXPERIMENT, experiment(labels))
+    passes(obj, backends, 3)
+    assert obj.condition("Ready") == ("False", "AllTrialsFailed")
+    assert obj.condition("Trained") == ("False", "AllTrialsFailed")
+    assert "KFP at fake://" in (obj.status.trials[0].message or "")
+    assert sum(pipelines.submits.values()) == 1  # a failed trial is not retried
+    assert pipelines.launches == {}
+
+
+def test_lost_trial_run_fails_it_once(tmp_path: Path, labels: str) -> None:
+    views = FakeFeatureViews({("team-a", "fv"): feature_view()})
+    backends, pipelines = make(tmp_path, views, Registrar())
+    obj = FakeObject(EXPERIMENT, experiment(labels))
+    passes(obj, backends, 1)
+    (run,) = pipelines.states
+    pipelines.fail(run, "the worker process 4242 exited without recording a result")
+    passes(obj, backends, 3)
+    assert obj.condition("Trained") == ("False", "AllTrialsFailed")
+    assert "4242" in (obj.status.trials[0].message or "")
+    assert list(pipelines.launches.values()) == [1]

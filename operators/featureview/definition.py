@@ -1,0 +1,53 @@
+"""A FeatureView as the pipeline components take it, and how its local paths are resolved.
+
+Shared by the FeatureView service (backfill runs) and the Experiment service (training runs,
+which rebuild each FeatureView's definition); no I/O beyond resolving a relative path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from operators.api.featureview import FeatureViewSpec
+
+DEFAULT_SQL = "SELECT * FROM source"
+
+
+def is_local(path: str) -> bool:
+    return urlparse(path).scheme in ("", "file")
+
+
+def local(path: str) -> str:
+    return urlparse(path).path if path.startswith("file:") else path
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    """On the embedded default runs execute in their own working directory, so relative paths
+    in a spec are resolved against the operator's; on a cluster they mean the pod's."""
+
+    resolve_relative: bool
+
+    def local_path(self, path: str) -> str:
+        if self.resolve_relative and is_local(path) and not os.path.isabs(local(path)):
+            return str(Path(local(path)).resolve())
+        return path
+
+
+def component_definition(paths: LocalPaths, name: str, spec: FeatureViewSpec) -> dict[str, Any]:
+    """The FeatureView as the backfill and Feast components take it."""
+    wire = spec.to_k8s()
+    source = dict(wire["source"])
+    source["path"] = paths.local_path(spec.source.path)
+    return {
+        "name": name,
+        "entities": wire["entities"],
+        "source": source,
+        "transformation": {"sql": spec.transformation.sql if spec.transformation else DEFAULT_SQL},
+        "features": wire["features"],
+        "ttl": spec.ttl,
+    }

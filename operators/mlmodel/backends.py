@@ -1,0 +1,53 @@
+"""What the MLModel service talks to: the registry, the Kubernetes objects, traffic, the monitor.
+
+Built once at startup (`build_backends`) from the configuration and the process's Kubernetes
+API client; the service and `monitoring.py` receive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from operators.api.mlmodel import MLModelSpec, MLModelStatus
+from operators.backends.monitor import MonitorClient
+from operators.backends.registry import ModelRegistry
+from operators.backends.serving import KubeObjects, Owner, TrafficBackend
+from operators.config import OperatorConfig
+from operators.kind import KindObject
+
+MLModel = KindObject[MLModelSpec, MLModelStatus]
+
+
+@dataclass
+class ServingBackends:
+    registry: ModelRegistry
+    objects: KubeObjects
+    traffic: TrafficBackend
+    monitor: MonitorClient | None = None
+    monitor_url: str | None = None
+
+
+def owner_of(obj: MLModel) -> Owner:
+    """The MLModel as the owner of its InferenceServices and VirtualService."""
+    return Owner(namespace=obj.namespace, name=obj.name, uid=obj.uid)
+
+
+def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
+    """The serving backends for this process, from the operator's configuration (startup)."""
+    from operators.backends.monitor import HttpMonitor
+    from operators.backends.registry import MlflowRegistry
+    from operators.backends.serving import IstioTraffic
+
+    objects = KubeObjects(api_client)
+    tracking_uri = config.effective_mlflow_tracking_uri
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return ServingBackends(
+        registry=MlflowRegistry.from_uri(tracking_uri),
+        objects=objects,
+        traffic=IstioTraffic(objects),
+        monitor=HttpMonitor(config.monitor_url) if config.monitor_url else None,
+        monitor_url=config.monitor_url,
+    )
