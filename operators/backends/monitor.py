@@ -13,22 +13,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 
 from contracts.monitor_config import ModelConfig
-
-if TYPE_CHECKING:
-    from operators.mlmodel.analysis import VersionFigures
-
-
-def _figures_type() -> type[VersionFigures]:
-    # Imported late: `operators.mlmodel`'s __init__ registers the Kopf handlers, which import
-    # this module, so a top-level import would be circular when this module comes first.
-    from operators.mlmodel.analysis import VersionFigures
-
-    return VersionFigures
+from operators.mlmodel.analysis import VersionFigures
 
 
 class MonitorUnavailable(RuntimeError):
@@ -44,7 +34,7 @@ class ModelFigures:
     disagreements: dict[str, int] = field(default_factory=dict)
 
     def of(self, version: str | None) -> VersionFigures:
-        return self.versions.get(version or "") or _figures_type()()
+        return self.versions.get(version or "") or VersionFigures()
 
 
 @dataclass(frozen=True)
@@ -177,7 +167,7 @@ def _version_figures(entry: dict[str, Any]) -> VersionFigures:
     latency = entry.get("latencyMs") or {}
     # A call whose response never arrived has no status; it says nothing for or against.
     answered = int(entry.get("requests", 0)) - int(entry.get("unanswered", 0))
-    return _figures_type()(
+    return VersionFigures(
         requests=max(answered, 0),
         server_errors=int(entry.get("serverErrors", 0)),
         client_errors=int(entry.get("clientErrors", 0)),
