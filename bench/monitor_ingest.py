@@ -26,7 +26,7 @@ from typing import Any
 
 import psutil
 
-from operators.embedded import free_port
+from kubeloop.embedded.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "monitor_ingest.json"

@@ -42,9 +42,9 @@ from typing import Any
 import psutil
 from kubernetes import client, config
 
+from kubeloop.embedded.launcher import free_port
+from kubeloop.embedded.services import apply_crds, crd_documents
 from localcluster.testing import start_cluster
-from operators.cli import apply_crds, crd_documents
-from operators.embedded import free_port
 from operators.mlmodel.testing import (
     FailingModel,
     LogisticModel,

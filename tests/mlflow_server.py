@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from operators.embedded import free_port as _free_port
+from kubeloop.embedded.launcher import free_port as _free_port
 
 POSTGRES_HOST = os.environ.get("KUBELOOP_TEST_PG_HOST", "127.0.0.1")
 POSTGRES_PORT = int(os.environ.get("KUBELOOP_TEST_PG_PORT", "5432"))

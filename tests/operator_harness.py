@@ -1,7 +1,7 @@
 """Shared support for operator integration tests: the real operator process against the
 embedded control plane, custom-object helpers, and cleanup of the pipeline workers it started.
 
-The operator runs as `python -m operators.cli operator --standalone` (as `kubeloop up` runs it)
+The operator runs as `python -m kubeloop.cli operator --standalone` (as `kubeloop up` runs it)
 with a short poll interval, its state (pipeline runs, offline store, Feast, training sets)
 under one directory, and MLflow on a SQLite file there.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from operators.cli import apply_crds, crd_documents
+from kubeloop.embedded.services import apply_crds, crd_documents
 from operators.mlmodel.testing import Process, start_process, wait_for
 
 GROUP, VERSION, NS = "kubeloop.io", "v1alpha1", "default"
@@ -52,7 +52,7 @@ class OperatorHarness:
             "KUBELOOP_MLFLOW_TRACKING_URI": self.tracking_uri,
             "KUBELOOP_POLL_INTERVAL_S": str(self.poll_s),
         }
-        argv = [sys.executable, "-m", "operators.cli", "operator", "--standalone"]
+        argv = [sys.executable, "-m", "kubeloop.cli", "operator", "--standalone"]
         self.process = start_process(f"operator-{self.starts}", argv, self.workdir / "logs", env)
 
     def stop(self) -> None:

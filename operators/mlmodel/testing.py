@@ -192,7 +192,7 @@ class ServingStack:
         }
 
     def start_operator(self) -> None:
-        argv = [sys.executable, "-m", "operators.cli", "operator", "--standalone"]
+        argv = [sys.executable, "-m", "kubeloop.cli", "operator", "--standalone"]
         self.processes["operator"] = start_process(
             "operator", argv, self.workdir / "logs", self.operator_env()
         )

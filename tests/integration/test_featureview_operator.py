@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from examples.data.generate import GeneratorConfig, write_dataset
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from localcluster.testing import RunningCluster
 from operators.api.featureview import BackfillWindow
 from operators.featureview.backfill import run_name

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from operators.embedded import free_port as _free_port
+from kubeloop.embedded.launcher import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBELOOP = [sys.executable, "-m", "operators.cli"]
+KUBELOOP = [sys.executable, "-m", "kubeloop.cli"]
 
 
 def _kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

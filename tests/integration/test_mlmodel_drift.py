@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 from kubernetes import client, config
 
-from examples.data.generate import GeneratorConfig, write_dataset
+from kubeloop.embedded.launcher import free_port as _free_port
+from kubeloop.embedded.services import apply_crds, crd_documents
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from localcluster.testing import RunningCluster
-from operators.cli import apply_crds, crd_documents
-from operators.embedded import free_port as _free_port
 from operators.mlmodel.testing import (
     FEATURES,
     LogisticModel,

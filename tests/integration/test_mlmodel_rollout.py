@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from kubeloop.embedded.launcher import free_port as _free_port
+from kubeloop.embedded.services import apply_crds, crd_documents
 from localcluster.testing import RunningCluster
-from operators.cli import apply_crds, crd_documents
-from operators.embedded import free_port as _free_port
 from operators.mlmodel.testing import (
     LogisticModel,
     ServingStack,

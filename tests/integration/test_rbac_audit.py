@@ -4,7 +4,7 @@ The embedded control plane records each request in RBAC terms (verb, API group, 
 subresource) with the user of its bearer token. The operator gets a kubeconfig with a token of
 its own (user `kubeloop-operator`), so its calls are told apart from this test's (kubectl and
 the Python client, with the admin token) by identity, not by guesswork. The test runs the real
-operator process (`python -m operators.cli operator --standalone`, as `kubeloop up` runs it)
+operator process (`python -m kubeloop.cli operator --standalone`, as `kubeloop up` runs it)
 through a real lifecycle: the example resources and an invalid MLModel are applied, reconciled
 until their status shows it, deleted through the finalizer, and the operator is stopped. Then
 every (group, resource[/subresource], verb) the operator used must be granted by
@@ -81,7 +81,7 @@ class OperatorProcess:
             "KUBELOOP_POLL_INTERVAL_S": "1",
             "PYTHONUNBUFFERED": "1",
         }
-        argv = [sys.executable, "-m", "operators.cli", "operator", "--standalone"]
+        argv = [sys.executable, "-m", "kubeloop.cli", "operator", "--standalone"]
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
 

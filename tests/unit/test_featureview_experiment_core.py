@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.build_training_set.split import parse_split, resolve_windows, split_by_time
-from examples.data.generate import GeneratorConfig, write_dataset
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from operators.api.experiment import ExperimentPhase, ExperimentSpec, ExperimentStatus, TrialState
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
 from operators.backends.pipelines import RunRef, RunState, RunStatus

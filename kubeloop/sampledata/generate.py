@@ -13,7 +13,7 @@ Output is produced in fixed-size chunks, each from its own RNG stream derived fr
 A distribution shift can be injected from ``shift_at``: numeric raw columns move by
 ``shift_sigma`` standard deviations from then on (covariate shift; the label mechanism stays).
 
-CLI: ``python -m examples.data.generate --rows N --seed S --out DIR [--shift-at ISO --shift-sigma X]``
+CLI: ``python -m kubeloop.sampledata.generate --rows N --seed S --out DIR [--shift-at ISO --shift-sigma X]``
 writes ``DIR/events/part-NNNNN.parquet`` and ``DIR/labels/part-NNNNN.parquet``.
 """
 

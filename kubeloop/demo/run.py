@@ -3,7 +3,7 @@
 synthetic data → `kubeloop up` → FeatureView backfill → Experiment (v1) → MLModel serves v1 →
 traffic → shift → drift alarm → retrain (v2) → shadow → 1 → 10 → 50 → 100% → Promoted,
 with a live progress view and a report in `<state_dir>/report/`. The stages live in
-`operators/demo_parts/`.
+`kubeloop/demo/`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import signal
 from pathlib import Path
 from types import FrameType
 
-from operators.demo_parts.config import DemoConfig
-from operators.demo_parts.runner import run
+from kubeloop.demo.config import DemoConfig
+from kubeloop.demo.runner import run
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from examples.data import generate
-from examples.data.generate import GeneratorConfig, generate_events, generate_labels, write_dataset
+from kubeloop.sampledata import generate
+from kubeloop.sampledata.generate import (
+    GeneratorConfig,
+    generate_events,
+    generate_labels,
+    write_dataset,
+)
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:

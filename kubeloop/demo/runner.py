@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from operators import embedded
-from operators.demo_parts.config import DemoConfig
-from operators.demo_parts.context import DemoContext, StageFailed
-from operators.demo_parts.progress import ProgressView
-from operators.demo_parts.report import DemoRecord, StageRecord, write_report
-from operators.demo_parts.stages import STAGE_NAMES, STAGES
-from operators.embedded import EmbeddedError, EmbeddedLayout
+from kubeloop.demo.config import DemoConfig
+from kubeloop.demo.context import DemoContext, StageFailed
+from kubeloop.demo.progress import ProgressView
+from kubeloop.demo.report import DemoRecord, StageRecord, write_report
+from kubeloop.demo.stages import STAGE_NAMES, STAGES
+from kubeloop.embedded import launcher
+from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout
 
 
 class DemoOutcome:
@@ -88,7 +88,7 @@ def _shutdown(ctx: DemoContext) -> None:
             f"still running; stop with: kubeloop down --state-dir {ctx.config.state_dir}"
         )
         return
-    stopped = embedded.stop_all(ctx.layout)
+    stopped = launcher.stop_all(ctx.layout)
     ctx.view.message(f"stopped: {', '.join(stopped) or 'nothing'}")
 
 

@@ -18,8 +18,8 @@ import httpx
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from examples.data.generate import GeneratorConfig, generate_events
-from examples.traffic.requests import (
+from kubeloop.sampledata.generate import GeneratorConfig, generate_events
+from kubeloop.sampledata.requests import (
     Outcome,
     TrafficInputError,
     accuracy_series,

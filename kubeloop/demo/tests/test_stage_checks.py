@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from operators.demo_parts import stages
-from operators.demo_parts.context import StageFailed
-from operators.demo_parts.stages import _backfilled, _drift_detected, _registered, _serves
+from kubeloop.demo import stages
+from kubeloop.demo.context import StageFailed
+from kubeloop.demo.stages import _backfilled, _drift_detected, _registered, _serves
 
 
 def _obj(kind: str, **status: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display: the report is written on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from operators.demo_parts.progress import Sample  # noqa: E402
+from kubeloop.demo.progress import Sample  # noqa: E402
 
 TIMELINE_PNG = "timeline.png"
 INDEX_HTML = "index.html"

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from examples.traffic.generator import TrafficConfig, TrafficGenerator, make_streams
+from kubeloop.sampledata.traffic import TrafficConfig, TrafficGenerator, make_streams
 
 COLUMNS = {"user_activity__dwell_seconds": "dwell_seconds", "user_activity__price": "price"}
 

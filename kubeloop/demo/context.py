@@ -10,14 +10,14 @@ from typing import Any
 
 import httpx
 
-from examples.data.generate import GeneratorConfig
-from examples.traffic.generator import TrafficGenerator
-from operators.demo_parts.config import DemoConfig
-from operators.demo_parts.kube import DemoKube
-from operators.demo_parts.progress import ProgressView, Sample, sample_from_objects
-from operators.demo_parts.report import StageRecord
-from operators.demo_parts.resources import name_of, namespace_of
-from operators.embedded import EmbeddedLayout
+from kubeloop.demo.config import DemoConfig
+from kubeloop.demo.kube import DemoKube
+from kubeloop.demo.progress import ProgressView, Sample, sample_from_objects
+from kubeloop.demo.report import StageRecord
+from kubeloop.demo.resources import name_of, namespace_of
+from kubeloop.embedded.launcher import EmbeddedLayout
+from kubeloop.sampledata.generate import GeneratorConfig
+from kubeloop.sampledata.traffic import TrafficGenerator
 
 Objects = tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]
 # Returns True when what the stage awaits is there; raises StageFailed when it never will be.

@@ -10,16 +10,16 @@ import pytest
 from PIL import Image
 from pydantic import BaseModel
 
-from operators.demo_parts.progress import ProgressView, Sample, render_line, sample_from_objects
-from operators.demo_parts.report import (
+from kubeloop.demo.progress import ProgressView, Sample, render_line, sample_from_objects
+from kubeloop.demo.report import (
     DemoRecord,
     StageRecord,
     p_value_series,
     traffic_per_version,
     write_report,
 )
-from operators.demo_parts.resources import ResourceTemplateError, render
-from operators.demo_parts.runner import stages_up_to
+from kubeloop.demo.resources import ResourceTemplateError, render
+from kubeloop.demo.runner import stages_up_to
 
 FEATUREVIEW = {
     "kind": "FeatureView",
@@ -184,7 +184,7 @@ def test_templates_are_filled_and_unknown_placeholders_named(tmp_path: Path) -> 
 
 
 def test_demo_templates_render() -> None:
-    from operators.demo_parts.config import DEMO_RESOURCES
+    from kubeloop.demo.config import DEMO_RESOURCES
 
     values = {"DATA_DIR": "/data", "BACKFILL_START": "2026-11-01T00:00:00Z"}
     kinds = {render(p, values)["kind"] for p in DEMO_RESOURCES.glob("*.yaml")}
@@ -200,10 +200,10 @@ def test_stages_up_to() -> None:
 
 @pytest.mark.parametrize("kind", ["featureview", "experiment", "mlmodel"])
 def test_demo_templates_pass_the_api_models(kind: str) -> None:
+    from kubeloop.demo.config import DEMO_RESOURCES
     from operators.api.experiment import ExperimentSpec
     from operators.api.featureview import FeatureViewSpec
     from operators.api.mlmodel import MLModelSpec
-    from operators.demo_parts.config import DEMO_RESOURCES
 
     models: dict[str, type[BaseModel]] = {
         "featureview": FeatureViewSpec,
@@ -218,7 +218,7 @@ def test_demo_templates_pass_the_api_models(kind: str) -> None:
 def test_history_ends_at_the_current_hour() -> None:
     from datetime import UTC, datetime
 
-    from operators.demo_parts.stages import data_start
+    from kubeloop.demo.stages import data_start
 
     now = datetime(2026, 11, 21, 17, 42, 13, tzinfo=UTC)
     assert data_start(now, 21) == datetime(2026, 10, 31, 17, 0, tzinfo=UTC)

@@ -7,28 +7,27 @@ operator internals. Where an upstream piece is missing, the stage fails at that 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import io
 import os
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from examples.data.generate import GeneratorConfig, write_dataset
-from examples.traffic.generator import TrafficConfig, TrafficGenerator, make_streams
-from examples.traffic.requests import feature_columns
-from operators import cli, embedded
-from operators.demo_parts.context import DemoContext, Objects, StageFailed
-from operators.demo_parts.kube import DemoKube
-from operators.demo_parts.resources import (
+from kubeloop.demo.context import DemoContext, Objects, StageFailed
+from kubeloop.demo.kube import DemoKube
+from kubeloop.demo.resources import (
     EXPERIMENT_FILE,
     FEATUREVIEW_FILE,
     MLMODEL_FILE,
     render,
 )
+from kubeloop.embedded import launcher, services
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
+from kubeloop.sampledata.requests import feature_columns
+from kubeloop.sampledata.traffic import TrafficConfig, TrafficGenerator, make_streams
 
 TERMINAL_MLMODEL_PHASES = ("RolledBack", "Failed")
 
@@ -85,21 +84,19 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def stage_up(ctx: DemoContext) -> str:
-    port = ctx.config.port or embedded.free_port(ctx.config.host)
-    args = argparse.Namespace(
-        state_dir=str(ctx.config.state_dir),
-        host=ctx.config.host,
-        port=port,
-        timeout=ctx.config.timeouts.up,
-    )
+    port = ctx.config.port or launcher.free_port(ctx.config.host)
     ctx.started_up = True
-    # `kubeloop up`'s own hints (apply examples/resources/ …) do not fit the demo: keep its log.
-    with (
-        contextlib.redirect_stdout(io.StringIO()) as up_output,
-        _environment(ctx.config.operator_env()),
-    ):
-        cli.cmd_up(args)
-    (ctx.layout.logs_dir / "up.log").write_text(up_output.getvalue())
+    with _environment(ctx.config.operator_env()):
+        started = services.up(
+            ctx.config.state_dir,
+            ctx.config.host,
+            port,
+            ctx.config.timeouts.up,
+            warn=lambda text: print(text, file=sys.stderr),
+        )
+    (ctx.layout.logs_dir / "up.log").write_text(
+        f"kubeloop is up: API server {started.server}, state in {started.layout.state_dir}\n"
+    )
     ctx.kube = DemoKube.from_kubeconfig(ctx.layout.kubeconfig)
     ctx.view.message("  To watch with kubectl meanwhile, in another terminal:")
     ctx.view.message(f"  export KUBECONFIG={ctx.layout.kubeconfig.resolve()}")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from scipy.stats import ks_2samp
 
-from examples.data.generate import GeneratorConfig, generate_events
-from examples.traffic.generator import TrafficConfig, make_streams
-from examples.traffic.requests import (
+from kubeloop.sampledata.generate import GeneratorConfig, generate_events
+from kubeloop.sampledata.requests import (
     Outcome,
     TrafficInputError,
     accuracy_series,
@@ -17,6 +16,7 @@ from examples.traffic.requests import (
     predictions_of,
     score_of,
 )
+from kubeloop.sampledata.traffic import TrafficConfig, make_streams
 
 SPEC = {"features": [{"featureView": "user-activity", "names": ["dwell_seconds", "clicks"]}]}
 
