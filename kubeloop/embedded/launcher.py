@@ -39,6 +39,8 @@ class ProcessSpec:
 @dataclass
 class EmbeddedLayout:
     state_dir: Path
+    # A control plane started elsewhere (the test harness): its kubeconfig, not cluster/'s.
+    cluster_kubeconfig: Path | None = None
 
     @property
     def cluster_dir(self) -> Path:
@@ -46,7 +48,7 @@ class EmbeddedLayout:
 
     @property
     def kubeconfig(self) -> Path:
-        return self.cluster_dir / "kubeconfig"
+        return self.cluster_kubeconfig or self.cluster_dir / "kubeconfig"
 
     @property
     def logs_dir(self) -> Path:

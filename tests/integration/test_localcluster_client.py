@@ -11,9 +11,8 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from localcluster.testing import RunningCluster
-
-from .localcluster_fixtures import GROUP, crds, widget
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import GROUP, crds, widget
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 

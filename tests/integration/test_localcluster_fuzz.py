@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from localcluster.testing import RunningCluster
-
-from .localcluster_fixtures import GROUP, crds
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import GROUP, crds
 
 SEGMENTS = st.sampled_from(
     [

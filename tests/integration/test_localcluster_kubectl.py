@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from localcluster.testing import RunningCluster
-
-from .localcluster_fixtures import GROUP, crds, widget
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import GROUP, crds, widget
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -1,4 +1,4 @@
-"""Manifests and helpers shared by the localcluster integration tests."""
+"""Manifests shared by the localcluster tests: the Widget (namespaced, validated) and Gadget (cluster-scoped) CRDs."""
 
 from __future__ import annotations
 
@@ -72,29 +72,38 @@ WIDGET_CRD: dict[str, Any] = {
     },
 }
 
-GADGET_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"gadgets.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Cluster",
-        "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
+
+def crd(
+    group: str,
+    kind: str,
+    plural: str,
+    scope: str,
+    schema: dict[str, Any],
+    names: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A one-version (v1) CustomResourceDefinition with `schema` as its openAPIV3Schema."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": scope,
+            "names": {"plural": plural, "kind": kind, **(names or {})},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+
+
+PRESERVE_UNKNOWN: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+GADGET_CRD = crd(GROUP, "Gadget", "gadgets", "Cluster", PRESERVE_UNKNOWN, {"singular": "gadget"})
 
 
 def widget(name: str, namespace: str, size: int = 3, **spec: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Pytest fixtures for the embedded control plane.
 
-Loaded by `tests/conftest.py` (`pytest_plugins = ["localcluster.testing"]`).
+Loaded by the root `conftest.py` (`pytest_plugins = ["tests.support.localcluster", ...]`).
 
 - `localcluster`: a fresh server per test (function scope) on a free loopback port with a
   temporary data dir. Yields a `RunningCluster` (`.url`, `.token`, `.kubeconfig`, `.data_dir`,
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from .audit import AuditRecord
-from .server import BackgroundCluster
+from localcluster.audit import AuditRecord
+from localcluster.server import BackgroundCluster
 
 
 @dataclass

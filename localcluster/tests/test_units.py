@@ -11,8 +11,7 @@ from localcluster.registry import ResourceType
 from localcluster.schema import apply_defaults, check_crd, prune, validate_custom
 from localcluster.selection import labels_match, parse_field_selector, parse_label_selector
 from localcluster.tables import human_duration, json_path, row
-
-from .localcluster_fixtures import crds
+from tests.support.widgets import crds
 
 
 def test_merge_patch_follows_rfc_7386() -> None:

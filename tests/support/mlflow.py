@@ -9,8 +9,8 @@ Fixtures:
   tmp_path (copied from a once-migrated template). Yields the tracking URI; create experiments
   with ``artifact_location=sqlite_artifact_location(uri, name)`` so artifacts stay in tmp_path.
 
-Enable for the whole run (component tests live outside tests/): ``-p tests.mlflow_server`` in
-pytest's addopts, or ``pytest_plugins = [..., "tests.mlflow_server"]`` in a root conftest.py.
+Enable for the whole run (component tests live outside tests/): ``-p tests.support.mlflow`` in
+pytest's addopts, or ``pytest_plugins = [..., "tests.support.mlflow"]`` in a root conftest.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeloop.embedded.launcher import free_port as _free_port
+from tests.support.processes import free_port as _free_port
 
 POSTGRES_HOST = os.environ.get("KUBELOOP_TEST_PG_HOST", "127.0.0.1")
 POSTGRES_PORT = int(os.environ.get("KUBELOOP_TEST_PG_PORT", "5432"))
