@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from localcluster.errors import ApiError
@@ -97,7 +99,7 @@ def schema() -> dict:
 
 
 def test_custom_resource_schema_validation() -> None:
-    obj = {
+    obj: dict[str, Any] = {
         "apiVersion": "x/v1",
         "kind": "Widget",
         "metadata": {"name": "w"},

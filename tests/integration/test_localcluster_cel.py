@@ -158,7 +158,9 @@ def test_list_library_functions(kubectl: Kubectl):
         },
     ]
     definition = small_crd("Pair", [])
-    spec_schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec_schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]
     spec_schema["x-kubernetes-validations"] = rules
     kubectl.ok("apply", "-f", "-", stdin=yaml.safe_dump(definition))
     kubectl.ok("wait", "--for=condition=Established", f"crd/pairs.{GROUP}", "--timeout=30s")
