@@ -24,9 +24,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import _repo  # noqa: F401  (the test harness on the path)
 import psutil
 
-from kubeloop.embedded.launcher import free_port
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "monitor_ingest.json"
@@ -98,15 +100,24 @@ async def drive(port: int, payloads: list[bytes], seconds: float, connections: i
 
 
 def wait_ready(port: int, timeout_s: float = 60.0) -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
+    def healthy() -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
+                return bool(r.status == 200)
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server on port {port} did not come up")
+            return False
+
+    wait_for(healthy, timeout_s, f"the server on port {port}", interval_s=0.1)
+
+
+def monitor_command(data_dir: str) -> tuple[int, int, list[str]]:
+    """The monitor on two free ports (API, fast ingest): (port, ingest port, argv)."""
+    port, ingest_port = free_port(), free_port()
+    command = [
+        sys.executable, "-m", "services.monitor", "--port", str(port),
+        "--ingest-port", str(ingest_port), "--data-dir", data_dir,
+    ]  # fmt: skip
+    return port, ingest_port, command
 
 
 def get_json(port: int, path: str) -> Any:
@@ -235,11 +246,7 @@ def put_config(port: int, window_size: int) -> None:
 
 def run_monitor(payloads: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as data_dir:
-        port, ingest_port = free_port(), free_port()
-        command = [
-            sys.executable, "-m", "services.monitor", "--port", str(port),
-            "--ingest-port", str(ingest_port), "--data-dir", data_dir,
-        ]  # fmt: skip
+        port, ingest_port, command = monitor_command(data_dir)
         server = start_server(command, port)
         try:
             put_config(port, args.window_size)
@@ -290,11 +297,7 @@ def core_cost(calls: int, shadow_every: int) -> dict[str, Any]:
 def run_long(args: argparse.Namespace) -> None:
     payloads = [event for i in range(args.calls) for event in call_events(i, args.shadow_every)]
     with tempfile.TemporaryDirectory() as data_dir:
-        port, ingest_port = free_port(), free_port()
-        command = [
-            sys.executable, "-m", "services.monitor", "--port", str(port),
-            "--ingest-port", str(ingest_port), "--data-dir", data_dir,
-        ]  # fmt: skip
+        port, ingest_port, command = monitor_command(data_dir)
         server = start_server(command, port)
         try:
             put_config(port, args.window_size)
