@@ -53,7 +53,7 @@ def find(docs: Any, kind: str, name: str) -> dict[str, Any]:
 def assert_pod_hardened(deployment: dict[str, Any]) -> None:
     """The pod meets the `restricted` Pod Security Standard and has resource bounds.
 
-    Shared with tests/integration/test_manifests.py, which checks the kustomize rendering.
+    Shared with tests/deploy/test_manifests.py, which checks the kustomize rendering.
     """
     name = deployment["metadata"]["name"]
     pod = deployment["spec"]["template"]["spec"]

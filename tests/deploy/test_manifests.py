@@ -20,7 +20,7 @@ import yaml
 from kubernetes.client import ApiClient
 
 from operators.api import KINDS_BY_NAME
-from tests.unit.test_helm_chart import assert_operator_liveness_wired, assert_pod_hardened
+from tests.deploy.test_helm_chart import assert_operator_liveness_wired, assert_pod_hardened
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
