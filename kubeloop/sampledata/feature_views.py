@@ -4,61 +4,63 @@ from __future__ import annotations
 
 from typing import Any
 
+WEEK_S = 7 * 24 * 3600
 
-def user_activity_view(source_path: str, ttl_seconds: int = 7 * 24 * 3600) -> dict[str, Any]:
+
+def _view(
+    name: str,
+    entity: str,
+    source_path: str,
+    sql: str,
+    features: dict[str, str],
+    ttl_seconds: int,
+) -> dict[str, Any]:
+    """One view over the generated events (parquet, event and created timestamps)."""
+    return {
+        "name": name,
+        "entities": [{"name": entity, "joinKey": f"{entity}_id", "valueType": "INT64"}],
+        "source": {
+            "path": source_path,
+            "format": "parquet",
+            "timestampField": "event_timestamp",
+            "createdTimestampField": "created_timestamp",
+        },
+        "transformation": {"sql": sql},
+        "features": [{"name": n, "dtype": dtype} for n, dtype in features.items()],
+        "ttl": ttl_seconds,
+    }
+
+
+def user_activity_view(source_path: str, ttl_seconds: int = WEEK_S) -> dict[str, Any]:
     """Per-user features from each event: engagement signals that reveal the user's affinity."""
-    return {
-        "name": "user_activity",
-        "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
-        "source": {
-            "path": source_path,
-            "format": "parquet",
-            "timestampField": "event_timestamp",
-            "createdTimestampField": "created_timestamp",
-        },
-        "transformation": {
-            "sql": (
-                "SELECT user_id, event_timestamp, created_timestamp, "
-                "dwell_seconds, CAST(clicks AS BIGINT) AS clicks, "
-                "LN(1 + dwell_seconds) AS log_dwell, "
-                "CAST(clicks > 0 AS BOOLEAN) AS clicked, device "
-                "FROM source"
-            )
-        },
-        "features": [
-            {"name": "dwell_seconds", "dtype": "float64"},
-            {"name": "clicks", "dtype": "int64"},
-            {"name": "log_dwell", "dtype": "float64"},
-            {"name": "clicked", "dtype": "bool"},
-            {"name": "device", "dtype": "string"},
-        ],
-        "ttl": ttl_seconds,
+    sql = (
+        "SELECT user_id, event_timestamp, created_timestamp, "
+        "dwell_seconds, CAST(clicks AS BIGINT) AS clicks, "
+        "LN(1 + dwell_seconds) AS log_dwell, "
+        "CAST(clicks > 0 AS BOOLEAN) AS clicked, device "
+        "FROM source"
+    )
+    features = {
+        "dwell_seconds": "float64",
+        "clicks": "int64",
+        "log_dwell": "float64",
+        "clicked": "bool",
+        "device": "string",
     }
+    return _view("user_activity", "user", source_path, sql, features, ttl_seconds)
 
 
-def item_pricing_view(source_path: str, ttl_seconds: int = 7 * 24 * 3600) -> dict[str, Any]:
+def item_pricing_view(source_path: str, ttl_seconds: int = WEEK_S) -> dict[str, Any]:
     """Per-item pricing features from each event."""
-    return {
-        "name": "item_pricing",
-        "entities": [{"name": "item", "joinKey": "item_id", "valueType": "INT64"}],
-        "source": {
-            "path": source_path,
-            "format": "parquet",
-            "timestampField": "event_timestamp",
-            "createdTimestampField": "created_timestamp",
-        },
-        "transformation": {
-            "sql": (
-                "SELECT item_id, event_timestamp, created_timestamp, price, discount, "
-                "price * (1 - discount) AS net_price, CAST(quantity AS BIGINT) AS quantity "
-                "FROM source"
-            )
-        },
-        "features": [
-            {"name": "price", "dtype": "float64"},
-            {"name": "discount", "dtype": "float64"},
-            {"name": "net_price", "dtype": "float64"},
-            {"name": "quantity", "dtype": "int64"},
-        ],
-        "ttl": ttl_seconds,
+    sql = (
+        "SELECT item_id, event_timestamp, created_timestamp, price, discount, "
+        "price * (1 - discount) AS net_price, CAST(quantity AS BIGINT) AS quantity "
+        "FROM source"
+    )
+    features = {
+        "price": "float64",
+        "discount": "float64",
+        "net_price": "float64",
+        "quantity": "int64",
     }
+    return _view("item_pricing", "item", source_path, sql, features, ttl_seconds)

@@ -174,19 +174,20 @@ def serving(
     versions = {
         key: register_model(stack.tracking_uri, root, MODEL, m) for key, m in models.items()
     }
-    stack.start(MONITOR, SERVING, OPERATORS)
-    serving = Serving(stack, versions)
-    try:
-        serving.create("mlmodels", "MLModel", MODEL, _mlmodel_spec(versions["v1"]))
-        status = serving.wait_phase("Promoted", versions["v1"], 240)
-        url = wait_for(lambda: serving.model_status().get("url"), 60, "the router URL in status")
-        assert status["traffic"]["stable"] == 100
-        _assert_router_serves_the_mlmodel_name(url)
-        serving.start_threads(url)
-        yield serving
-    finally:
-        serving.stop_threads()
-        stack.stop_all()
+    with stack.running(MONITOR, SERVING, OPERATORS):
+        serving = Serving(stack, versions)
+        try:
+            serving.create("mlmodels", "MLModel", MODEL, _mlmodel_spec(versions["v1"]))
+            status = serving.wait_phase("Promoted", versions["v1"], 240)
+            url = wait_for(
+                lambda: serving.model_status().get("url"), 60, "the router URL in status"
+            )
+            assert status["traffic"]["stable"] == 100
+            _assert_router_serves_the_mlmodel_name(url)
+            serving.start_threads(url)
+            yield serving
+        finally:
+            serving.stop_threads()
 
 
 def _assert_router_serves_the_mlmodel_name(url: str) -> None:

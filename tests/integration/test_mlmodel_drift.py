@@ -100,11 +100,8 @@ def harness(
     version = register_model(
         stack.tracking_uri, root, REGISTERED, LogisticModel(), reference=_reference(), tags=TAGS
     )
-    stack.start(MONITOR, OPERATORS)
-    try:
+    with stack.running(MONITOR, OPERATORS):
         yield Harness(stack, version)
-    finally:
-        stack.stop_all()
 
 
 def _experiment_spec() -> dict[str, Any]:

@@ -64,11 +64,8 @@ def harness(
     versions = [
         register_model(stack.tracking_uri, root, REGISTERED, LogisticModel()) for _ in range(3)
     ]
-    stack.start(MONITOR, OPERATORS)
-    try:
+    with stack.running(MONITOR, OPERATORS):
         yield Harness(localcluster_module, stack, versions)
-    finally:
-        stack.stop_all()
 
 
 def test_unknown_model_version_is_reported(harness: Harness) -> None:

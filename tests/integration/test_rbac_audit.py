@@ -18,6 +18,7 @@ process-wide registry, which would leak into in-process Kopf tests sharing the w
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from collections.abc import Iterator
@@ -126,26 +127,16 @@ def test_operator_uses_only_granted_permissions(
             kubectl(admin_env, "apply", "-f", str(path))
         for doc in documents:  # the first wait includes the operator's start (imports)
             plural, name = plural_of(doc), doc["metadata"]["name"]
-            wait_for(
-                lambda p=plural, n=name: reconciled(custom_api, p, n),
-                120,
-                f"{plural}/{name} reconciled",
-                interval_s=0.5,
-                context=operator.logs,
-            )
+            done = functools.partial(reconciled, custom_api, plural, name)
+            wait_for(done, 120, f"{plural}/{name} reconciled", 0.5, operator.logs)
         for doc in documents:
             kubectl(admin_env, "delete", plural_of(doc), doc["metadata"]["name"], "--wait=false")
         for doc in documents:  # through the finalizer: gone only once the operator lets go
             plural, name = plural_of(doc), doc["metadata"]["name"]
-            wait_for(
-                lambda p=plural, n=name: gone_after_nudge(custom_api, p, n),
-                60,
-                f"{plural}/{name} deleted",
-                interval_s=0.5,
-                context=lambda p=plural, n=name: (
-                    f"{operator_calls_on(cluster, p, n)}\n" + operator.logs()
-                ),
-            )
+            gone = functools.partial(gone_after_nudge, custom_api, plural, name)
+            calls = functools.partial(operator_calls_on, cluster, plural, name)
+            context = lambda c=calls: f"{c()}\n{operator.logs()}"  # noqa: E731
+            wait_for(gone, 60, f"{plural}/{name} deleted", 0.5, context)
     finally:
         returncode = operator.stop()
         operator.close()

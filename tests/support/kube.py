@@ -28,12 +28,14 @@ class CustomObjects:
         kubeconfig: Path,
         namespace: str = NS,
         context: Callable[[], str] | None = None,
+        interval_s: float = 0.3,
     ) -> None:
         self.api_client = config.new_client_from_config(config_file=str(kubeconfig))
         self.custom = client.CustomObjectsApi(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.namespace = namespace
         self.context = context  # what a timed-out wait prints (process logs)
+        self.interval_s = interval_s  # how often wait_status polls
 
     def body(self, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -73,7 +75,6 @@ class CustomObjects:
         check: Callable[[dict[str, Any]], bool],
         what: str,
         timeout_s: float = 90,
-        interval_s: float = 0.3,
     ) -> dict[str, Any]:
         """Poll the object's status until `check(status)`; returns that status."""
 
@@ -81,7 +82,7 @@ class CustomObjects:
             status = self.status(plural, name)
             return status if check(status) else None
 
-        return wait_for(probe, timeout_s, f"{name}: {what}", interval_s, self.context)
+        return wait_for(probe, timeout_s, f"{name}: {what}", self.interval_s, self.context)
 
     # --- the serving kinds (KServe, Istio) and events ----------------------------------------
     def read(self, group: str, version: str, plural: str, name: str) -> dict[str, Any] | None:

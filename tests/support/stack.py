@@ -12,6 +12,8 @@ directory, laid out as `kubeloop up` lays out `.kubeloop/`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from kubeloop.embedded import services
@@ -61,6 +63,15 @@ class Stack:
             spec = self.specs[name]
             self.processes[name] = start_process(name, spec.argv, self.layout.logs_dir, spec.env)
 
+    @contextlib.contextmanager
+    def running(self, *names: str) -> Iterator[Stack]:
+        """Start `names`; stop everything on the way out."""
+        try:
+            self.start(*names)
+            yield self
+        finally:
+            self.stop_all()
+
     def stop(self, name: str) -> int | None:
         """Stop one (its log stays readable); returns its exit code."""
         process = self.processes.get(name)
@@ -86,7 +97,7 @@ class OperatorHarness(CustomObjects):
     def __init__(
         self, kubeconfig: Path, workdir: Path, poll_s: float = 1.0, install_crds: bool = True
     ) -> None:
-        super().__init__(kubeconfig, context=self.logs)
+        super().__init__(kubeconfig, context=self.logs, interval_s=1.0)
         self.workdir = workdir
         self.poll_s = poll_s
         env = {"KUBELOOP_POLL_INTERVAL_S": str(poll_s)}
