@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,19 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
     server.wait(timeout=60)
 
 
+@contextlib.contextmanager
+def configured_monitor(
+    command: list[str], port: int, window_size: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The monitor started, its bench model configured; stopped on the way out."""
+    server = start_server(command, port)
+    try:
+        put_config(port, window_size)
+        yield server
+    finally:
+        stop_server(server)
+
+
 def measure(
     server: subprocess.Popen[bytes], port: int, payloads: list[bytes], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -247,13 +262,9 @@ def put_config(port: int, window_size: int) -> None:
 def run_monitor(payloads: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as data_dir:
         port, ingest_port, command = monitor_command(data_dir)
-        server = start_server(command, port)
-        try:
-            put_config(port, args.window_size)
+        with configured_monitor(command, port, args.window_size) as server:
             fast = measure(server, ingest_port, payloads, args)
             aiohttp_route = measure(server, port, payloads, args)
-        finally:
-            stop_server(server)
         # kill -9 recovery is tested; here a clean restart shows what the journal brings back.
         server = start_server(command, port)
         try:
@@ -298,13 +309,9 @@ def run_long(args: argparse.Namespace) -> None:
     payloads = [event for i in range(args.calls) for event in call_events(i, args.shadow_every)]
     with tempfile.TemporaryDirectory() as data_dir:
         port, ingest_port, command = monitor_command(data_dir)
-        server = start_server(command, port)
-        try:
-            put_config(port, args.window_size)
+        with configured_monitor(command, port, args.window_size) as server:
             fast = measure(server, ingest_port, payloads, args)
             health = get_json(port, "/healthz")
-        finally:
-            stop_server(server)
     result = {
         "benchmark": "monitor_ingest_long",
         "machine": {"cpus": os.cpu_count(), "loadAverage1mAtEnd": round(os.getloadavg()[0], 2)},
