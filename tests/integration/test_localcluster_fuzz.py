@@ -119,13 +119,7 @@ QUERIES = st.dictionaries(
 
 @pytest.fixture(scope="module")
 def http(localcluster_module: RunningCluster) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {localcluster_module.token}"}
-    with httpx.Client(
-        base_url=localcluster_module.url,
-        headers=headers,
-        verify=str(localcluster_module.ca_path),
-        timeout=10,
-    ) as session:
+    with localcluster_module.http_client(timeout=10) as session:
         for crd in crds():
             session.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
         session.post(

@@ -12,7 +12,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client, config, watch
 
 from tests.support.localcluster import RunningCluster
-from tests.support.widgets import GROUP, PRESERVE_UNKNOWN, crd, crds, widget
+from tests.support.widgets import GROUP, PRESERVE_UNKNOWN, crd, install_crds, widget
 
 OPERATOR = Path(__file__).resolve().parents[1] / "support" / "kopf_widget_operator.py"
 
@@ -29,9 +29,7 @@ def cluster_api(
 ) -> Iterator[client.ApiClient]:
     monkeypatch.setenv("KUBECONFIG", str(localcluster.kubeconfig))
     api = config.new_client_from_config(config_file=str(localcluster.kubeconfig))
-    ext = client.ApiextensionsV1Api(api)
-    for definition in crds():
-        ext.create_custom_resource_definition(definition)
+    install_crds(api)
     yield api
     api.close()
 

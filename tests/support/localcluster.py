@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from localcluster.audit import AuditRecord
@@ -67,6 +68,15 @@ class RunningCluster:
 
     def clear_audit(self) -> None:
         self.background.clear_audit()
+
+    def http_client(self, timeout: float = 30) -> httpx.Client:
+        """An HTTP client for the API server: its URL, its bearer token, its CA."""
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            verify=str(self.ca_path),
+            timeout=timeout,
+        )
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

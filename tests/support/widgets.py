@@ -117,3 +117,12 @@ def widget(name: str, namespace: str, size: int = 3, **spec: Any) -> dict[str, A
 
 def crds() -> list[dict[str, Any]]:
     return [copy.deepcopy(WIDGET_CRD), copy.deepcopy(GADGET_CRD)]
+
+
+def install_crds(api_client: Any) -> None:
+    """Create the Widget and Gadget CRDs through a kubernetes `ApiClient`."""
+    from kubernetes import client
+
+    extensions = client.ApiextensionsV1Api(api_client)
+    for definition in crds():
+        extensions.create_custom_resource_definition(definition)
