@@ -27,7 +27,6 @@ each pass ends, so a pass's own time adds to each tick as well.) The report give
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
@@ -37,8 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import _repo  # noqa: F401  (the test harness on the path)
 import psutil
+from _repo import write_json  # first: puts the test harness on the path
 
 from tests.support.kube import NS, CustomObjects
 from tests.support.localcluster import start_cluster
@@ -299,9 +298,7 @@ def main() -> None:
     args = parser.parse_args()
     report = run(args)
     print_report(report)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import _repo  # noqa: F401  (the test harness on the path)
 import aiohttp
 import psutil
+from _repo import write_json  # first: puts the test harness on the path
 
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
@@ -354,9 +354,7 @@ def main() -> None:
         return
     report = run(args)
     print_report(report)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":
