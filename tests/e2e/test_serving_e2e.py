@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from tests.support.kube import CustomObjects
-from tests.support.localcluster import RunningCluster
 from tests.support.models import (
     FailingModel,
     FlippedModel,
@@ -159,11 +158,8 @@ def _mlmodel_spec(version: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def serving(
-    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Serving]:
-    root = tmp_path_factory.mktemp("serving-e2e")
-    stack = Stack(localcluster_module.kubeconfig, root, {"KUBELOOP_ANALYSIS_TICK_S": "0.5"})
+def serving(model_stack: Stack) -> Iterator[Serving]:
+    stack = model_stack
     models = {
         "v1": LogisticModel(),
         "v2": LogisticModel(b=0.52),  # retrained: same answers within the tolerance
@@ -172,7 +168,8 @@ def serving(
         "flipped": FlippedModel(),
     }
     versions = {
-        key: register_model(stack.tracking_uri, root, MODEL, m) for key, m in models.items()
+        key: register_model(stack.tracking_uri, stack.state_dir, MODEL, m)
+        for key, m in models.items()
     }
     with stack.running(MONITOR, SERVING, OPERATORS):
         serving = Serving(stack, versions)

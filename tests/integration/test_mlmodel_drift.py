@@ -23,7 +23,6 @@ import pytest
 
 from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from tests.support.kube import NS, CustomObjects
-from tests.support.localcluster import RunningCluster
 from tests.support.models import FEATURES, LogisticModel, register_model
 from tests.support.monitor import exchange_events, post_events
 from tests.support.stack import MONITOR, OPERATORS, Stack
@@ -92,13 +91,15 @@ class Harness(CustomObjects):
 
 
 @pytest.fixture(scope="module")
-def harness(
-    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Harness]:
-    root = tmp_path_factory.mktemp("mlmodel-drift")
-    stack = Stack(localcluster_module.kubeconfig, root, {"KUBELOOP_ANALYSIS_TICK_S": "0.5"})
+def harness(model_stack: Stack) -> Iterator[Harness]:
+    stack = model_stack
     version = register_model(
-        stack.tracking_uri, root, REGISTERED, LogisticModel(), reference=_reference(), tags=TAGS
+        stack.tracking_uri,
+        stack.state_dir,
+        REGISTERED,
+        LogisticModel(),
+        reference=_reference(),
+        tags=TAGS,
     )
     with stack.running(MONITOR, OPERATORS):
         yield Harness(stack, version)

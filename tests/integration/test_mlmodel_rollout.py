@@ -56,13 +56,11 @@ class Harness(CustomObjects):
 
 
 @pytest.fixture(scope="module")
-def harness(
-    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Harness]:
-    root = tmp_path_factory.mktemp("mlmodel")
-    stack = Stack(localcluster_module.kubeconfig, root, {"KUBELOOP_ANALYSIS_TICK_S": "0.5"})
+def harness(localcluster_module: RunningCluster, model_stack: Stack) -> Iterator[Harness]:
+    stack = model_stack
     versions = [
-        register_model(stack.tracking_uri, root, REGISTERED, LogisticModel()) for _ in range(3)
+        register_model(stack.tracking_uri, stack.state_dir, REGISTERED, LogisticModel())
+        for _ in range(3)
     ]
     with stack.running(MONITOR, OPERATORS):
         yield Harness(localcluster_module, stack, versions)

@@ -3,6 +3,7 @@ starts beside the control plane (`kubeloop.embedded.services.service_processes`:
 serving controller, operators), run against a test's cluster, each with a log file.
 
 - `Stack`: start any of them by name (`MONITOR`, `SERVING`, `OPERATORS`), stop, restart, logs.
+- `model_stack`: a pytest fixture (module scope), a `Stack` for the MLModel tests.
 - `OperatorHarness`: the operator process alone (poll interval 1 s) and the custom-object
   helper, for the FeatureView and Experiment operator tests.
 
@@ -16,10 +17,13 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from kubeloop.embedded import services
 from kubeloop.embedded.launcher import EmbeddedLayout, ProcessSpec
 from kubeloop.embedded.services import apply_crds, crd_documents
 from tests.support.kube import CustomObjects
+from tests.support.localcluster import RunningCluster
 from tests.support.processes import Process, free_port, kill_pipeline_workers, start_process
 
 MONITOR, SERVING, OPERATORS = "monitor", "serving", "operators"
@@ -89,6 +93,19 @@ class Stack:
 
     def logs(self, chars: int = 3000) -> str:
         return "\n".join(f"--- {n} ---\n{p.log_tail(chars)}" for n, p in self.processes.items())
+
+
+@pytest.fixture(scope="module")
+def model_stack(
+    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Stack:
+    """A module's Stack (not started) on the module's cluster, analysis tick 0.5 s; its
+    `state_dir` also holds the MLflow store the test registers versions in."""
+    return Stack(
+        localcluster_module.kubeconfig,
+        tmp_path_factory.mktemp("stack"),
+        {"KUBELOOP_ANALYSIS_TICK_S": "0.5"},
+    )
 
 
 class OperatorHarness(CustomObjects):
