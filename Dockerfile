@@ -20,12 +20,12 @@ COPY requirements.lock ./
 RUN pip install --no-deps --extra-index-url "${TORCH_INDEX}" -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
+COPY kubeloop ./kubeloop
 COPY operators ./operators
 COPY components ./components
 COPY pipelines ./pipelines
 COPY services ./services
 COPY localcluster ./localcluster
-COPY examples ./examples
 # setuptools comes from the lock, so the build needs nothing from the network.
 RUN pip install --no-deps --no-build-isolation . && pip check
 

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 # lock's torch pin must come from an index the user configures.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 UV := $(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS)
-PY_PACKAGES := contracts operators components pipelines services localcluster examples bench tests
+PY_PACKAGES := contracts kubeloop operators components pipelines services localcluster bench tests
 
 .PHONY: install demo test test-fast lint fmt crds lock services kind-up clean
 
@@ -33,7 +33,7 @@ services:
 lint: install
 	$(BIN)/ruff check $(PY_PACKAGES)
 	$(BIN)/ruff format --check $(PY_PACKAGES)
-	$(BIN)/mypy contracts operators localcluster services components pipelines
+	$(BIN)/mypy contracts kubeloop operators localcluster services components pipelines
 
 fmt: install
 	$(BIN)/ruff check --fix $(PY_PACKAGES)

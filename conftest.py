@@ -1,3 +1,4 @@
-"""Fixtures for every test folder (tests/, components/, pipelines/, services/, localcluster/)."""
+"""Fixtures for every test folder (tests/, kubeloop/, components/, pipelines/, services/,
+localcluster/): the harness's pytest plugins (tests/support/)."""
 
-pytest_plugins = ["localcluster.testing", "tests.mlflow_server"]
+pytest_plugins = ["tests.support.localcluster", "tests.support.mlflow", "tests.support.stack"]

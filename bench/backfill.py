@@ -1,6 +1,6 @@
 """Backfill benchmark: rows/s and peak memory of the Spark FeatureView backfill.
 
-Generates ``--rows`` events with ``examples.data.generate`` (chunked), then backfills the
+Generates ``--rows`` events with ``kubeloop.sampledata.generate`` (chunked), then backfills the
 example ``user_activity`` FeatureView over the whole period into a fresh offline store.
 Peak memory is the largest resident set of this process plus its children (the Spark JVM),
 sampled every 100 ms; the generator's own peak is reported separately.
@@ -22,8 +22,8 @@ import psutil
 
 from components.spark_feature_backfill.impl import backfill
 from components.spark_feature_backfill.session import spark_session
-from examples.data.feature_views import user_activity_view
-from examples.data.generate import GeneratorConfig, write_dataset
+from kubeloop.sampledata.feature_views import user_activity_view
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 
 
 class PeakRss:

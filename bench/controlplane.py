@@ -51,34 +51,39 @@ class Target:
 
 
 @contextlib.contextmanager
+def spawn_localcluster(
+    data_dir: str,
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], ssl.SSLContext]]:
+    """`python -m localcluster` on a free port over `data_dir`, until ready: (process, its
+    kubeconfig, an SSL context trusting its CA)."""
+    command = [
+        sys.executable, "-m", "localcluster", "--data-dir", data_dir, "--port", "0",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and "ready" in process.stdout.readline()
+        config = yaml.safe_load(Path(data_dir, "kubeconfig").read_text())
+        context = ssl.create_default_context(cafile=str(Path(data_dir, "serving.crt")))
+        yield process, config, context
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@contextlib.contextmanager
 def start_localcluster() -> Iterator[Target]:
-    with tempfile.TemporaryDirectory(prefix="bench-localcluster-") as data_dir:
-        command = [
-            sys.executable,
-            "-m",
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-localcluster-") as data_dir,
+        spawn_localcluster(data_dir) as (process, config, context),
+    ):
+        yield Target(
             "localcluster",
-            "--data-dir",
-            data_dir,
-            "--port",
-            "0",
-            "--log-level",
-            "WARNING",
-        ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        try:
-            assert process.stdout is not None and "ready" in process.stdout.readline()
-            config = yaml.safe_load(Path(data_dir, "kubeconfig").read_text())
-            context = ssl.create_default_context(cafile=str(Path(data_dir, "serving.crt")))
-            yield Target(
-                "localcluster",
-                config["clusters"][0]["cluster"]["server"],
-                {"Authorization": f"Bearer {config['users'][0]['user']['token']}"},
-                context,
-                process.pid,
-            )
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+            config["clusters"][0]["cluster"]["server"],
+            {"Authorization": f"Bearer {config['users'][0]['user']['token']}"},
+            context,
+            process.pid,
+        )
 
 
 @contextlib.contextmanager
@@ -341,22 +346,7 @@ def localcluster_rss_at(total: int) -> dict[str, float]:
     """Peak RSS of a localcluster serving `total` objects: start on a prefilled dir, list all."""
     with tempfile.TemporaryDirectory(prefix="bench-rss-") as data_dir:
         asyncio.run(prefill(Path(data_dir), total))
-        command = [
-            sys.executable,
-            "-m",
-            "localcluster",
-            "--data-dir",
-            data_dir,
-            "--port",
-            "0",
-            "--log-level",
-            "WARNING",
-        ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        try:
-            assert process.stdout is not None and "ready" in process.stdout.readline()
-            config = yaml.safe_load(Path(data_dir, "kubeconfig").read_text())
-            context = ssl.create_default_context(cafile=str(Path(data_dir, "serving.crt")))
+        with spawn_localcluster(data_dir) as (process, config, context):
             headers = {"Authorization": f"Bearer {config['users'][0]['user']['token']}"}
             url = (
                 config["clusters"][0]["cluster"]["server"]
@@ -383,9 +373,6 @@ def localcluster_rss_at(total: int) -> dict[str, float]:
                 "prefilled_objects": listed,
                 **{f"prefilled_{k}": v for k, v in rss_mb(process.pid).items()},
             }
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
 
 
 def report(results: dict[str, dict[str, float]]) -> list[str]:

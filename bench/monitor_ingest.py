@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -21,12 +22,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import _repo  # noqa: F401  (the test harness on the path)
 import psutil
 
-from operators.embedded import free_port
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "monitor_ingest.json"
@@ -98,15 +102,24 @@ async def drive(port: int, payloads: list[bytes], seconds: float, connections: i
 
 
 def wait_ready(port: int, timeout_s: float = 60.0) -> None:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
+    def healthy() -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
+                return bool(r.status == 200)
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server on port {port} did not come up")
+            return False
+
+    wait_for(healthy, timeout_s, f"the server on port {port}", interval_s=0.1)
+
+
+def monitor_command(data_dir: str) -> tuple[int, int, list[str]]:
+    """The monitor on two free ports (API, fast ingest): (port, ingest port, argv)."""
+    port, ingest_port = free_port(), free_port()
+    command = [
+        sys.executable, "-m", "services.monitor", "--port", str(port),
+        "--ingest-port", str(ingest_port), "--data-dir", data_dir,
+    ]  # fmt: skip
+    return port, ingest_port, command
 
 
 def get_json(port: int, path: str) -> Any:
@@ -127,6 +140,19 @@ def start_server(command: list[str], ready_port: int) -> subprocess.Popen[bytes]
 def stop_server(server: subprocess.Popen[bytes]) -> None:
     server.terminate()
     server.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def configured_monitor(
+    command: list[str], port: int, window_size: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The monitor started, its bench model configured; stopped on the way out."""
+    server = start_server(command, port)
+    try:
+        put_config(port, window_size)
+        yield server
+    finally:
+        stop_server(server)
 
 
 def measure(
@@ -235,18 +261,10 @@ def put_config(port: int, window_size: int) -> None:
 
 def run_monitor(payloads: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as data_dir:
-        port, ingest_port = free_port(), free_port()
-        command = [
-            sys.executable, "-m", "services.monitor", "--port", str(port),
-            "--ingest-port", str(ingest_port), "--data-dir", data_dir,
-        ]  # fmt: skip
-        server = start_server(command, port)
-        try:
-            put_config(port, args.window_size)
+        port, ingest_port, command = monitor_command(data_dir)
+        with configured_monitor(command, port, args.window_size) as server:
             fast = measure(server, ingest_port, payloads, args)
             aiohttp_route = measure(server, port, payloads, args)
-        finally:
-            stop_server(server)
         # kill -9 recovery is tested; here a clean restart shows what the journal brings back.
         server = start_server(command, port)
         try:
@@ -290,18 +308,10 @@ def core_cost(calls: int, shadow_every: int) -> dict[str, Any]:
 def run_long(args: argparse.Namespace) -> None:
     payloads = [event for i in range(args.calls) for event in call_events(i, args.shadow_every)]
     with tempfile.TemporaryDirectory() as data_dir:
-        port, ingest_port = free_port(), free_port()
-        command = [
-            sys.executable, "-m", "services.monitor", "--port", str(port),
-            "--ingest-port", str(ingest_port), "--data-dir", data_dir,
-        ]  # fmt: skip
-        server = start_server(command, port)
-        try:
-            put_config(port, args.window_size)
+        port, ingest_port, command = monitor_command(data_dir)
+        with configured_monitor(command, port, args.window_size) as server:
             fast = measure(server, ingest_port, payloads, args)
             health = get_json(port, "/healthz")
-        finally:
-            stop_server(server)
     result = {
         "benchmark": "monitor_ingest_long",
         "machine": {"cpus": os.cpu_count(), "loadAverage1mAtEnd": round(os.getloadavg()[0], 2)},

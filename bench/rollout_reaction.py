@@ -27,48 +27,28 @@ each pass ends, so a pass's own time adds to each tick as well.) The report give
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import platform
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-from kubernetes import client, config
+from _repo import write_json  # first: puts the test harness on the path
 
-from contracts.kube import (
-    GROUP,
-    ISVC_GROUP,
-    ISVC_PLURAL,
-    ISVC_VERSION,
-    VERSION,
-    VS_GROUP,
-    VS_PLURAL,
-    VS_VERSION,
-)
-from localcluster.testing import start_cluster
-from operators.cli import apply_crds, crd_documents
-from operators.embedded import free_port
-from operators.mlmodel.testing import (
-    FailingModel,
-    LogisticModel,
-    ServingStack,
-    exchange_events,
-    post_events,
-    register_model,
-    sqlite_tracking_uri,
-    wait_for,
-)
+from contracts.kube import GROUP, VERSION
+from tests.support.kube import NS, CustomObjects
+from tests.support.localcluster import start_cluster
+from tests.support.models import FailingModel, LogisticModel, register_model
+from tests.support.monitor import PredictorLogs
+from tests.support.stack import MONITOR, OPERATORS, Stack
+from tests.support.waiting import wait_for
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rollout_reaction.json"
 PLURAL = "mlmodels"
-NS = "default"
 REGISTERED = "reaction"
 # Candidate (and stable) events per burst while the canary fails, and the pause between
 # bursts: ~40 candidate requests a second, far above minRequests in every window.
@@ -83,16 +63,15 @@ def parse_time(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-class Cluster:
-    """The few API calls the scenario needs: MLModels, and KServe's part for InferenceServices."""
+class Cluster(CustomObjects):
+    """The few API calls the scenario needs: MLModels, KServe's part for InferenceServices,
+    and the predictors' loggers (`.predictors`)."""
 
     def __init__(self, kubeconfig: Path, monitor_url: str) -> None:
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-        self.custom = client.CustomObjectsApi(api)
-        self.monitor_url = monitor_url
-        self._ids = itertools.count()
+        super().__init__(kubeconfig)
+        self.predictors = PredictorLogs(monitor_url)
 
-    def create(self, name: str, version: str, interval_s: float, threshold: int) -> None:
+    def create_model(self, name: str, version: str, interval_s: float, threshold: int) -> None:
         spec = {
             "model": {"name": REGISTERED, "version": version},
             "rollout": {
@@ -104,65 +83,20 @@ class Cluster:
                 },
             },
         }
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "MLModel",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": spec,
-        }
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
+        self.create(PLURAL, "MLModel", name, spec)
 
     def delete(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
-    def status(self, name: str) -> dict[str, Any]:
-        found = self.custom.get_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name)
-        return dict(found.get("status") or {})
+    def model_status(self, name: str) -> dict[str, Any]:
+        return self.status(PLURAL, name)
 
     def set_version(self, name: str, version: str) -> None:
-        patch = {"spec": {"model": {"version": version}}}
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, patch)
-
-    def isvc(self, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                ISVC_GROUP, ISVC_VERSION, NS, ISVC_PLURAL, name
-            )
-        except client.ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found
-
-    def mark_ready(self, isvc_name: str, logs: Callable[[], str]) -> None:
-        found = wait_for(lambda: self.isvc(isvc_name), 60, isvc_name, context=logs)
-        status = {
-            "observedGeneration": found["metadata"]["generation"],
-            "url": f"http://{isvc_name}.{NS}.example.com",
-            "conditions": [{"type": "Ready", "status": "True"}],
-        }
-        self.custom.patch_namespaced_custom_object_status(
-            ISVC_GROUP, ISVC_VERSION, NS, ISVC_PLURAL, isvc_name, {"status": status}
-        )
+        self.patch(PLURAL, name, {"spec": {"model": {"version": version}}})
 
     def route_weights(self, name: str) -> list[int]:
-        found = self.custom.get_namespaced_custom_object(VS_GROUP, VS_VERSION, NS, VS_PLURAL, name)
+        found = self.virtual_service(name)
         return [int(r["weight"]) for r in found["spec"]["http"][0]["route"]]
-
-    # --- what the predictors' loggers would send ------------------------------------------
-    def send(self, model: str, version: str, role: str, count: int, status: int = 200) -> None:
-        events = []
-        for _ in range(count):
-            events += exchange_events(NS, model, version, role, f"r{next(self._ids)}", status)
-        post_events(self.monitor_url, events)
-
-    def send_paired(self, model: str, stable: str, shadow: str, count: int) -> None:
-        events = []
-        for _ in range(count):
-            request_id = f"p{next(self._ids)}"
-            events += exchange_events(NS, model, stable, "stable", request_id, score=0.8)
-            events += exchange_events(NS, model, shadow, "shadow", request_id, score=0.8)
-        post_events(self.monitor_url, events)
 
 
 class FailingTraffic:
@@ -186,38 +120,39 @@ class FailingTraffic:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.cluster.send(self.model, self.candidate, "candidate", BURST, status=500)
-            self.cluster.send(self.model, self.stable, "stable", BURST)
+            self.cluster.predictors.send(self.model, self.candidate, "candidate", BURST, status=500)
+            self.cluster.predictors.send(self.model, self.stable, "stable", BURST)
             self._stop.wait(BURST_PAUSE_S)
 
 
-def reach_canary(cluster: Cluster, stack: ServingStack, name: str, v1: str, v2: str) -> None:
+def reach_canary(cluster: Cluster, stack: Stack, name: str, v1: str, v2: str) -> None:
     """v1 Promoted, then v2 through shadow (good paired events) into the first canary step."""
-    cluster.mark_ready(f"{name}-v{v1}", stack.logs)
+    cluster.context = stack.logs
+    cluster.mark_ready(f"{name}-v{v1}", url=f"http://{name}-v{v1}.{NS}.example.com")
     wait_for(
-        lambda: cluster.status(name).get("phase") == "Promoted", 90, "v1 Promoted", POLL_S,
+        lambda: cluster.model_status(name).get("phase") == "Promoted", 90, "v1 Promoted", POLL_S,
         stack.logs,
     )  # fmt: skip
     cluster.set_version(name, v2)
-    cluster.mark_ready(f"{name}-v{v2}", stack.logs)
+    cluster.mark_ready(f"{name}-v{v2}", url=f"http://{name}-v{v2}.{NS}.example.com")
 
     def paired_until_canary() -> bool:
-        if cluster.status(name).get("phase") == "Canary":
+        if cluster.model_status(name).get("phase") == "Canary":
             return True
-        cluster.send_paired(name, v1, v2, 12)
+        cluster.predictors.send_paired(name, v1, v2, 12)
         return False
 
     wait_for(paired_until_canary, 120, "Canary", POLL_S, stack.logs)
 
 
 def measure_once(
-    cluster: Cluster, stack: ServingStack, name: str, versions: tuple[str, str], interval_s: float,
+    cluster: Cluster, stack: Stack, name: str, versions: tuple[str, str], interval_s: float,
     threshold: int,
 ) -> dict[str, Any]:  # fmt: skip
     v1, v2 = versions
-    cluster.create(name, v1, interval_s, threshold)
+    cluster.create_model(name, v1, interval_s, threshold)
     reach_canary(cluster, stack, name, v1, v2)
-    canary = cluster.status(name)
+    canary = cluster.model_status(name)
     traffic = FailingTraffic(cluster, name, v1, v2)
     failing_from = traffic.start()
     first_fail_at: float | None = None
@@ -226,7 +161,7 @@ def measure_once(
     try:
         deadline = failing_from + threshold * interval_s * 4 + 60
         while time.time() < deadline:
-            status = cluster.status(name)
+            status = cluster.model_status(name)
             analysis = status.get("analysis") or {}
             if first_fail_at is None and analysis.get("outcome") == "Fail":
                 first_fail_at = parse_time(analysis.get("at"))
@@ -285,17 +220,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-reaction-") as tmp_name:
         root = Path(tmp_name)
         cluster_handle = start_cluster(root / "localcluster")
-        stack: ServingStack | None = None
+        stack: Stack | None = None
         try:
-            apply_crds(cluster_handle.kubeconfig, crd_documents())
-            tracking_uri = sqlite_tracking_uri(root / "mlflow")
-            v1 = register_model(tracking_uri, root, REGISTERED, LogisticModel())
-            v2 = register_model(tracking_uri, root, REGISTERED, FailingModel())
-            stack = ServingStack(
-                cluster_handle.kubeconfig, root, tracking_uri, free_port(), tick_s=args.tick
+            stack = Stack(
+                cluster_handle.kubeconfig, root, {"KUBELOOP_ANALYSIS_TICK_S": str(args.tick)}
             )
-            stack.start_monitor()
-            stack.start_operator()
+            v1 = register_model(stack.tracking_uri, root, REGISTERED, LogisticModel())
+            v2 = register_model(stack.tracking_uri, root, REGISTERED, FailingModel())
+            stack.start(MONITOR, OPERATORS)
             cluster = Cluster(cluster_handle.kubeconfig, stack.monitor_url)
             series = []
             for interval_s in intervals:
@@ -365,9 +297,7 @@ def main() -> None:
     args = parser.parse_args()
     report = run(args)
     print_report(report)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

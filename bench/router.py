@@ -32,8 +32,10 @@ from typing import Any
 
 import aiohttp
 import psutil
+from _repo import write_json  # first: puts the test harness on the path
 
-from operators.embedded import free_port
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "router.json"
@@ -64,15 +66,15 @@ async def serve_upstream(ports: list[int]) -> None:
 
 
 def wait_http(port: int, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         try:
             request = urllib.request.Request(f"http://127.0.0.1:{port}{PATH}", data=b"{}")
             urllib.request.urlopen(request, timeout=2).read()
-            return
         except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing answers on port {port}")
+            return False
+        return True
+
+    wait_for(answers, timeout_s, f"an answer on port {port}", interval_s=0.2)
 
 
 def start(command: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -80,7 +82,7 @@ def start(command: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
     try:
         wait_http(port)
-    except RuntimeError:
+    except AssertionError:
         proc.kill()
         raise RuntimeError(f"{command[:3]} did not start: {log.read_text()[-2000:]}") from None
     return proc
@@ -352,9 +354,7 @@ def main() -> None:
         return
     report = run(args)
     print_report(report)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

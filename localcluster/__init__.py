@@ -17,7 +17,7 @@ Public API
   name); read with ``audit_records()``, reset with ``clear_audit()``. ``add_user(name)`` mints
   another bearer token (kept in memory only) and writes ``DIR/kubeconfig-<name>`` so one
   client's requests can be told from another's. Off by default.
-- ``localcluster.testing``: pytest fixtures ``localcluster``, ``localcluster_audited``,
+- ``tests/support/localcluster.py`` (test support, not shipped): pytest fixtures ``localcluster``, ``localcluster_audited``,
   ``localcluster_module``, ``localcluster_session``, ``kube_env``, ``kube_env_module``.
 
 CEL: ``x-kubernetes-validations`` rules are compiled when a CRD is written (a rule that does

@@ -1,6 +1,6 @@
 """`kubeloop demo` end to end on the embedded default, small data and shortened intervals.
 
-The demo is structured as stages (operators/demo_parts/stages.py); `stop_after` runs a
+The demo is structured as stages (kubeloop/demo/stages.py); `stop_after` runs a
 prefix of them. The full loop must end with v2 at 100% and a lineage that links v2 to its
 FeatureView version, data window, MLflow run and the drift report that caused it.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from operators import embedded
-from operators.demo_parts.config import DemoConfig
-from operators.demo_parts.context import DemoContext
-from operators.demo_parts.progress import ProgressView
-from operators.demo_parts.runner import DemoOutcome, run
+from kubeloop.demo.config import DemoConfig
+from kubeloop.demo.context import DemoContext
+from kubeloop.demo.progress import ProgressView
+from kubeloop.demo.runner import DemoOutcome, run
+from kubeloop.embedded import launcher as embedded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

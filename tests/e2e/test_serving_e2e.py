@@ -17,25 +17,20 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes import client, config
 
-from localcluster.testing import RunningCluster
-from operators.cli import apply_crds, crd_documents
-from operators.embedded import free_port as _free_port
-from operators.mlmodel.testing import (
+from tests.support.kube import CustomObjects
+from tests.support.models import (
     FailingModel,
     FlippedModel,
     LogisticModel,
-    ServingStack,
     SlowModel,
     register_model,
-    sqlite_tracking_uri,
-    wait_for,
 )
+from tests.support.stack import MONITOR, OPERATORS, SERVING, Stack
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-GROUP, VERSION, NS = "kubeloop.io", "v1alpha1", "default"
 MODEL = "churn"
 STEPS = [1, 10, 50, 100]
 RPS = 20.0  # user traffic through the router
@@ -93,40 +88,36 @@ class Observer:
         return [row for row in self.seen if row[1] == version]
 
 
-class Serving:
-    def __init__(self, cluster: RunningCluster, stack: ServingStack, versions: dict[str, str]):
-        self.cluster = cluster
+class Serving(CustomObjects):
+    def __init__(self, stack: Stack, versions: dict[str, str]):
+        super().__init__(stack.kubeconfig, context=self.context)
         self.stack = stack
         self.versions = versions
-        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        self.custom = client.CustomObjectsApi(api)
-        self.observer = Observer(self.get)
+        self.observer = Observer(self.mlmodel)
         self.traffic: Traffic | None = None
         self.threads: list[threading.Thread] = []
 
-    def get(self) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NS, "mlmodels", MODEL
-        )
-        return found
+    def mlmodel(self) -> dict[str, Any]:
+        return self.get("mlmodels", MODEL)
 
-    def status(self) -> dict[str, Any]:
-        return dict(self.get().get("status") or {})
+    def model_status(self) -> dict[str, Any]:
+        return self.status("mlmodels", MODEL)
 
     def set_version(self, version: str) -> None:
-        patch = {"spec": {"model": {"version": version}}}
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, "mlmodels", MODEL, patch)
+        self.patch("mlmodels", MODEL, {"spec": {"model": {"version": version}}})
 
     def wait_phase(self, phase: str, version: str, timeout_s: float) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
-            status = self.status()
+            status = self.model_status()
             key = "stableVersion" if phase == "Promoted" else "candidateVersion"
             return status if status.get("phase") == phase and status.get(key) == version else None
 
         return wait_for(probe, timeout_s, f"{phase} of version {version}", context=self.context)
 
     def context(self) -> str:
-        return f"status: {self.status()}\nseen: {self.observer.seen[-12:]}\n{self.stack.logs()}"
+        return (
+            f"status: {self.model_status()}\nseen: {self.observer.seen[-12:]}\n{self.stack.logs()}"
+        )
 
     def start_threads(self, url: str) -> None:
         self.traffic = Traffic(url, f"/v1/models/{MODEL}:predict")
@@ -143,41 +134,32 @@ class Serving:
             thread.join(15)
 
 
-def _mlmodel(version: str) -> dict[str, Any]:
+def _mlmodel_spec(version: str) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "MLModel",
-        "metadata": {"name": MODEL, "namespace": NS},
-        "spec": {
-            "model": {"name": MODEL, "version": version},
-            "rollout": {
-                "steps": STEPS,
-                # 5% of 20 rps mirrored: a 0.4 s shadow keeps up, and answers its probes.
-                "shadow": {
-                    "duration": "2s",
-                    "mirrorPercent": 5,
-                    "minRequests": 10,
-                    "maxDisagreement": 0.05,
-                },
-                "analysis": {
-                    "interval": "2s",
-                    "minRequests": 3,
-                    "maxErrorRate": 0.05,
-                    "maxLatencyP99Ms": 250,
-                    "threshold": 1,
-                },
+        "model": {"name": MODEL, "version": version},
+        "rollout": {
+            "steps": STEPS,
+            # 5% of 20 rps mirrored: a 0.4 s shadow keeps up, and answers its probes.
+            "shadow": {
+                "duration": "2s",
+                "mirrorPercent": 5,
+                "minRequests": 10,
+                "maxDisagreement": 0.05,
+            },
+            "analysis": {
+                "interval": "2s",
+                "minRequests": 3,
+                "maxErrorRate": 0.05,
+                "maxLatencyP99Ms": 250,
+                "threshold": 1,
             },
         },
     }
 
 
 @pytest.fixture(scope="module")
-def serving(
-    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Serving]:
-    apply_crds(localcluster_module.kubeconfig, crd_documents())
-    root = tmp_path_factory.mktemp("serving-e2e")
-    tracking_uri = sqlite_tracking_uri(root / "mlflow")
+def serving(model_stack: Stack) -> Iterator[Serving]:
+    stack = model_stack
     models = {
         "v1": LogisticModel(),
         "v2": LogisticModel(b=0.52),  # retrained: same answers within the tolerance
@@ -185,25 +167,24 @@ def serving(
         "slow": SlowModel(delay_s=0.4),
         "flipped": FlippedModel(),
     }
-    versions = {key: register_model(tracking_uri, root, MODEL, m) for key, m in models.items()}
-    stack = ServingStack(localcluster_module.kubeconfig, root, tracking_uri, _free_port(), 0.5)
-    stack.start_monitor()
-    stack.start_controller()
-    stack.start_operator()
-    serving = Serving(localcluster_module, stack, versions)
-    try:
-        serving.custom.create_namespaced_custom_object(
-            GROUP, VERSION, NS, "mlmodels", _mlmodel(versions["v1"])
-        )
-        status = serving.wait_phase("Promoted", versions["v1"], 240)
-        url = wait_for(lambda: serving.status().get("url"), 60, "the router URL in status")
-        assert status["traffic"]["stable"] == 100
-        _assert_router_serves_the_mlmodel_name(url)
-        serving.start_threads(url)
-        yield serving
-    finally:
-        serving.stop_threads()
-        stack.stop_all()
+    versions = {
+        key: register_model(stack.tracking_uri, stack.state_dir, MODEL, m)
+        for key, m in models.items()
+    }
+    with stack.running(MONITOR, SERVING, OPERATORS):
+        serving = Serving(stack, versions)
+        try:
+            serving.create("mlmodels", "MLModel", MODEL, _mlmodel_spec(versions["v1"]))
+            status = serving.wait_phase("Promoted", versions["v1"], 240)
+            url = wait_for(
+                lambda: serving.model_status().get("url"), 60, "the router URL in status"
+            )
+            assert status["traffic"]["stable"] == 100
+            _assert_router_serves_the_mlmodel_name(url)
+            serving.start_threads(url)
+            yield serving
+        finally:
+            serving.stop_threads()
 
 
 def _assert_router_serves_the_mlmodel_name(url: str) -> None:
@@ -233,7 +214,7 @@ def test_v2_is_promoted_through_shadow_and_every_step(serving: Serving) -> None:
 
 def _rolled_back(serving: Serving, key: str) -> dict[str, Any]:
     stable, faulty = serving.versions["v2"], serving.versions[key]
-    assert serving.status()["stableVersion"] == stable
+    assert serving.model_status()["stableVersion"] == stable
     serving.set_version(faulty)
     status = serving.wait_phase("RolledBack", faulty, 240)
     assert status["stableVersion"] == stable

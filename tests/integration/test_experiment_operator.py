@@ -21,8 +21,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from localcluster.testing import RunningCluster
-from tests.operator_harness import GROUP, NS, VERSION, OperatorHarness, condition
+from tests.support.kube import GROUP, NS, VERSION, condition
+from tests.support.localcluster import RunningCluster
+from tests.support.stack import OperatorHarness
 
 # Generous: Spark, torchrun and kfp.local processes on a loaded 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]

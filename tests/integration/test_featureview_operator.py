@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from examples.data.generate import GeneratorConfig, write_dataset
-from localcluster.testing import RunningCluster
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from operators.api.featureview import BackfillWindow
 from operators.featureview.backfill import run_name
-from tests.operator_harness import OperatorHarness, condition
+from tests.support.kube import condition
+from tests.support.localcluster import RunningCluster
+from tests.support.stack import OperatorHarness
 
 # Generous: Spark and kfp.local processes on a loaded 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

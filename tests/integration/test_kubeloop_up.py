@@ -7,16 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from operators.embedded import free_port as _free_port
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBELOOP = [sys.executable, "-m", "operators.cli"]
+KUBELOOP = [sys.executable, "-m", "kubeloop.cli"]
 
 
 def _kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -28,23 +28,12 @@ def _kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.
     return result
 
 
-def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
 @pytest.fixture(scope="module")
 def kubeloop_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is not on PATH; these machines have it, install kubectl v1.32")
     state = tmp_path_factory.mktemp("kubeloop-state")
-    port = _free_port()
+    port = free_port()
     up = subprocess.run(
         [*KUBELOOP, "up", "--state-dir", str(state), "--port", str(port)],
         capture_output=True,
@@ -91,7 +80,10 @@ def test_examples_apply_and_show_printer_columns(kubeloop_up: dict[str, str]) ->
         out = _kubectl(env, "get", "mlmodel", "churn", "-o", "jsonpath={.status.phase}")
         return out.stdout.strip()
 
-    assert _wait_for(mlmodel_phase, what="the operator to write MLModel status") == "Pending"
+    assert (
+        wait_for(mlmodel_phase, 60, "the operator to write MLModel status", interval_s=0.5)
+        == "Pending"
+    )
     table = _kubectl(env, "get", "mlmodels,experiments,featureviews").stdout
     for header in (
         "PHASE",
@@ -123,12 +115,14 @@ def test_invalid_resource_gets_ready_false_naming_the_field(kubeloop_up: dict[st
         conditions = json.loads(out).get("status", {}).get("conditions", [])
         return next((c for c in conditions if c["type"] == "Ready"), None)
 
-    ready = _wait_for(ready_condition, what="Ready condition on the invalid MLModel")
+    ready = wait_for(ready_condition, 60, "Ready condition on the invalid MLModel", interval_s=0.5)
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
     assert "spec.model" in ready["message"]
-    events = _wait_for(
+    events = wait_for(
         lambda: "InvalidSpec" in _kubectl(env, "describe", "mlmodel", "churn-two-selectors").stdout,
-        what="an InvalidSpec event in kubectl describe",
+        60,
+        "an InvalidSpec event in kubectl describe",
+        interval_s=0.5,
     )
     assert events
     rejected = _kubectl(

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from localcluster.testing import RunningCluster
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import crd
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "crds"
@@ -98,29 +99,8 @@ def small_crd(kind: str, validations: list[dict[str, Any]]) -> dict[str, Any]:
             "mode": {"type": "string"},
         },
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {"kind": kind, "plural": plural},
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {"spec": spec_schema},
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    schema = {"type": "object", "properties": {"spec": spec_schema}}
+    return crd(GROUP, kind, plural, "Namespaced", schema)
 
 
 def custom(kind: str, name: str, spec: dict[str, Any]) -> str:
@@ -177,10 +157,12 @@ def test_list_library_functions(kubectl: Kubectl):
             "reason": "FieldValueForbidden",
         },
     ]
-    crd = small_crd("Pair", [])
-    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    definition = small_crd("Pair", [])
+    spec_schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]
     spec_schema["x-kubernetes-validations"] = rules
-    kubectl.ok("apply", "-f", "-", stdin=yaml.safe_dump(crd))
+    kubectl.ok("apply", "-f", "-", stdin=yaml.safe_dump(definition))
     kubectl.ok("wait", "--for=condition=Established", f"crd/pairs.{GROUP}", "--timeout=30s")
     assert "created" in kubectl.ok("apply", "-f", "-", stdin=custom("Pair", "even", {"size": 4}))
     odd = kubectl("apply", "-f", "-", stdin=custom("Pair", "odd", {"size": 3}))

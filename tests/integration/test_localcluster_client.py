@@ -11,32 +11,37 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from localcluster.testing import RunningCluster
-
-from .localcluster_fixtures import GROUP, crds, widget
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import GROUP, crds, install_crds, widget
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+def widget_events(api: client.CustomObjectsApi, ns: str, since: str) -> list[dict[str, Any]]:
+    """The Widget watch events in `ns` after resourceVersion `since` (a 1 s watch)."""
+    stream = watch.Watch().stream(
+        api.list_namespaced_custom_object,
+        GROUP,
+        "v1",
+        ns,
+        "widgets",
+        resource_version=since,
+        timeout_seconds=1,
+    )
+    return list(stream)
 
 
 @pytest.fixture(scope="module")
 def api_client(localcluster_module: RunningCluster) -> Iterator[client.ApiClient]:
     api = config.new_client_from_config(config_file=str(localcluster_module.kubeconfig))
-    ext = client.ApiextensionsV1Api(api)
-    for crd in crds():
-        ext.create_custom_resource_definition(crd)
+    install_crds(api)
     yield api
     api.close()
 
 
 @pytest.fixture(scope="module")
 def http(localcluster_module: RunningCluster) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {localcluster_module.token}"}
-    with httpx.Client(
-        base_url=localcluster_module.url,
-        headers=headers,
-        verify=str(localcluster_module.ca_path),
-        timeout=30,
-    ) as session:
+    with localcluster_module.http_client(timeout=30) as session:
         yield session
 
 
@@ -162,17 +167,7 @@ def test_watch_resumes_exactly(api_client: client.ApiClient, ns: str) -> None:
         GROUP, "v1", ns, "widgets", "w1", {"spec": {"size": 5}}
     )
     api.delete_namespaced_custom_object(GROUP, "v1", ns, "widgets", "w2")
-    events = list(
-        watch.Watch().stream(
-            api.list_namespaced_custom_object,
-            GROUP,
-            "v1",
-            ns,
-            "widgets",
-            resource_version=since,
-            timeout_seconds=1,
-        )
-    )
+    events = widget_events(api, ns, since)
     seen = [
         (e["type"], e["object"]["metadata"]["name"], e["object"]["metadata"]["resourceVersion"])
         for e in events
@@ -565,17 +560,7 @@ def test_finalizers_hold_deletion(api_client: client.ApiClient, ns: str) -> None
     released = api.patch_namespaced_custom_object(
         GROUP, "v1", ns, "widgets", "w1", {"metadata": {"finalizers": None}}
     )
-    events = list(
-        watch.Watch().stream(
-            api.list_namespaced_custom_object,
-            GROUP,
-            "v1",
-            ns,
-            "widgets",
-            resource_version=since,
-            timeout_seconds=1,
-        )
-    )
+    events = widget_events(api, ns, since)
     assert [(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in events] == [
         ("DELETED", released["metadata"]["resourceVersion"])
     ]

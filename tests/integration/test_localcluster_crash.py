@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from localcluster.server import BackgroundCluster
-from localcluster.testing import RunningCluster
+from tests.support.localcluster import RunningCluster
 
-LOAD = Path(__file__).with_name("localcluster_write_load.py")
+LOAD = Path(__file__).resolve().parents[1] / "support" / "write_load.py"
 ACKS_BEFORE_KILL = 150
 
 

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from localcluster.testing import RunningCluster
-
-from .localcluster_fixtures import GROUP, crds
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import GROUP, crds
 
 SEGMENTS = st.sampled_from(
     [
@@ -120,13 +119,7 @@ QUERIES = st.dictionaries(
 
 @pytest.fixture(scope="module")
 def http(localcluster_module: RunningCluster) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {localcluster_module.token}"}
-    with httpx.Client(
-        base_url=localcluster_module.url,
-        headers=headers,
-        verify=str(localcluster_module.ca_path),
-        timeout=10,
-    ) as session:
+    with localcluster_module.http_client(timeout=10) as session:
         for crd in crds():
             session.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd)
         session.post(

@@ -11,43 +11,16 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config, watch
 
-from localcluster.testing import RunningCluster
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import GROUP, PRESERVE_UNKNOWN, crd, install_crds, widget
 
-from .localcluster_fixtures import GROUP, crds, widget
-
-OPERATOR = Path(__file__).with_name("localcluster_kopf_operator.py")
+OPERATOR = Path(__file__).resolve().parents[1] / "support" / "kopf_widget_operator.py"
 
 
 def peering_crd(kind: str, plural: str, scope: str) -> dict[str, Any]:
     """Kopf's peering CRDs, as its documentation publishes them."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev"},
-        "spec": {
-            "scope": scope,
-            "group": "kopf.dev",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    schema = {"type": "object", "properties": {"status": PRESERVE_UNKNOWN}}
+    return crd("kopf.dev", kind, plural, scope, schema, {"singular": kind.lower()})
 
 
 @pytest.fixture
@@ -56,9 +29,7 @@ def cluster_api(
 ) -> Iterator[client.ApiClient]:
     monkeypatch.setenv("KUBECONFIG", str(localcluster.kubeconfig))
     api = config.new_client_from_config(config_file=str(localcluster.kubeconfig))
-    ext = client.ApiextensionsV1Api(api)
-    for crd in crds():
-        ext.create_custom_resource_definition(crd)
+    install_crds(api)
     yield api
     api.close()
 

@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from localcluster.testing import RunningCluster
-
-from .localcluster_fixtures import GROUP, crds, widget
+from tests.support.localcluster import RunningCluster
+from tests.support.widgets import GROUP, crds, widget
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def patch_w1(kubectl: Kubectl, ns: str, json_patch: str, check: bool = True) -> Any:
+    """`kubectl patch wdg w1 --type=json -p PATCH` in `ns`."""
+    return kubectl("patch", "wdg", "w1", "-n", ns, "--type=json", "-p", json_patch, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -141,33 +145,14 @@ def test_patch_merge_json_and_status(kubectl: Kubectl) -> None:
     ns = make_namespace(kubectl, "patching")
     kubectl("apply", "-f", "-", stdin=manifest(widget("w1", ns)))
     kubectl("patch", "wdg", "w1", "-n", ns, "--type=merge", "-p", '{"spec":{"size":6}}')
-    kubectl(
-        "patch",
-        "wdg",
-        "w1",
-        "-n",
-        ns,
-        "--type=json",
-        "-p",
-        '[{"op":"replace","path":"/spec/color","value":"blue"}]',
-    )
+    patch_w1(kubectl, ns, '[{"op":"replace","path":"/spec/color","value":"blue"}]')
     status = '{"status":{"conditions":[{"type":"Ready","status":"True"}]}}'
     kubectl("patch", "wdg", "w1", "-n", ns, "--subresource=status", "--type=merge", "-p", status)
     obj = json.loads(kubectl("get", "wdg", "w1", "-n", ns, "-o", "json").stdout)
     assert obj["spec"]["size"] == 6 and obj["spec"]["color"] == "blue"
     assert obj["status"]["conditions"][0]["status"] == "True"
     assert obj["metadata"]["generation"] == 3  # two spec changes; the status write does not count
-    failed = kubectl(
-        "patch",
-        "wdg",
-        "w1",
-        "-n",
-        ns,
-        "--type=json",
-        "-p",
-        '[{"op":"test","path":"/spec/size","value":1}]',
-        check=False,
-    )
+    failed = patch_w1(kubectl, ns, '[{"op":"test","path":"/spec/size","value":1}]', check=False)
     assert failed.returncode != 0
     smp = kubectl("patch", "wdg", "w1", "-n", ns, "-p", '{"spec":{"size":2}}', check=False)
     assert (
@@ -222,17 +207,7 @@ def test_delete_waits_for_finalizer(kubectl: Kubectl) -> None:
     assert pending["metadata"]["deletionTimestamp"]
     blocked = kubectl("delete", "wdg", "w1", "-n", ns, "--timeout=1s", check=False)
     assert blocked.returncode != 0  # still held by the finalizer
-    kubectl(
-        "patch",
-        "wdg",
-        "w1",
-        "-n",
-        ns,
-        "--type=json",
-        "-p",
-        '[{"op":"remove","path":"/metadata/finalizers"}]',
-        check=False,
-    )
+    patch_w1(kubectl, ns, '[{"op":"remove","path":"/metadata/finalizers"}]', check=False)
     deleted = kubectl(
         "delete", "wdg", "w1", "-n", ns, "--wait=true", "--ignore-not-found", "--timeout=10s"
     )

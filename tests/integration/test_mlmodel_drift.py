@@ -20,27 +20,16 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from kubernetes import client, config
 
-from examples.data.generate import GeneratorConfig, write_dataset
-from localcluster.testing import RunningCluster
-from operators.cli import apply_crds, crd_documents
-from operators.embedded import free_port as _free_port
-from operators.mlmodel.testing import (
-    FEATURES,
-    LogisticModel,
-    ServingStack,
-    exchange_events,
-    post_events,
-    register_model,
-    sqlite_tracking_uri,
-    wait_for,
-)
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
+from tests.support.kube import NS, CustomObjects
+from tests.support.models import FEATURES, LogisticModel, register_model
+from tests.support.monitor import exchange_events, post_events
+from tests.support.stack import MONITOR, OPERATORS, Stack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-GROUP, VERSION = "kubeloop.io", "v1alpha1"
-NS = "default"
 REGISTERED = "churn-drift"
 MODEL = "drifty"
 EXPERIMENT = "churn-retrain"
@@ -60,61 +49,19 @@ def _reference(rows: int = 400) -> pd.DataFrame:
     return pd.DataFrame({name: rng.normal(0.0, 1.0, rows) for name in FEATURES})
 
 
-class Harness:
-    def __init__(self, cluster: RunningCluster, stack: ServingStack, version: str) -> None:
+class Harness(CustomObjects):
+    def __init__(self, stack: Stack, version: str) -> None:
+        super().__init__(stack.kubeconfig, context=stack.logs)
         self.stack = stack
         self.version = version
-        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-        self.custom = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
 
-    def create(self, plural: str, kind: str, name: str, spec: dict[str, Any]) -> None:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": kind,
-            "metadata": {"name": name, "namespace": NS},
-            "spec": spec,
-        }
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, NS, plural, body)
+    def model_status(self) -> dict[str, Any]:
+        return self.status("mlmodels", MODEL)
 
-    def get(self, plural: str, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NS, plural, name
-        )
-        return found
-
-    def status(self) -> dict[str, Any]:
-        return dict(self.get("mlmodels", MODEL).get("status") or {})
-
-    def wait_status(
+    def wait_model(
         self, check: Callable[[dict[str, Any]], bool], what: str, timeout_s: float = 90
     ) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
-            status = self.status()
-            return status if check(status) else None
-
-        return wait_for(probe, timeout_s, f"{MODEL}: {what}", context=self.stack.logs)
-
-    def mark_ready(self, isvc_name: str) -> None:
-        def read() -> dict[str, Any] | None:
-            try:
-                found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                    "serving.kserve.io", "v1beta1", NS, "inferenceservices", isvc_name
-                )
-            except client.ApiException as error:
-                if error.status == 404:
-                    return None
-                raise
-            return found
-
-        found = wait_for(read, 60, f"InferenceService {isvc_name}", context=self.stack.logs)
-        status = {
-            "observedGeneration": found["metadata"]["generation"],
-            "conditions": [{"type": "Ready", "status": "True"}],
-        }
-        self.custom.patch_namespaced_custom_object_status(
-            "serving.kserve.io", "v1beta1", NS, "inferenceservices", isvc_name, {"status": status}
-        )
+        return self.wait_status("mlmodels", MODEL, check, what, timeout_s)
 
     def send_inputs(self, frame: pd.DataFrame) -> None:
         """One logged call per row, as the stable predictor's logger would send them."""
@@ -140,33 +87,22 @@ class Harness:
         assert answer.status_code == 200, answer.text
 
     def events(self, reason: str, name: str = MODEL) -> list[Any]:
-        listed = self.core.list_namespaced_event(NS)
-        return [
-            e
-            for e in listed.items
-            if e.involved_object and e.involved_object.name == name and e.reason == reason
-        ]
+        return [e for e in self.events_for(name) if e.reason == reason]
 
 
 @pytest.fixture(scope="module")
-def harness(
-    localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Harness]:
-    apply_crds(localcluster_module.kubeconfig, crd_documents())
-    root = tmp_path_factory.mktemp("mlmodel-drift")
-    tracking_uri = sqlite_tracking_uri(root / "mlflow")
+def harness(model_stack: Stack) -> Iterator[Harness]:
+    stack = model_stack
     version = register_model(
-        tracking_uri, root, REGISTERED, LogisticModel(), reference=_reference(), tags=TAGS
+        stack.tracking_uri,
+        stack.state_dir,
+        REGISTERED,
+        LogisticModel(),
+        reference=_reference(),
+        tags=TAGS,
     )
-    stack = ServingStack(
-        localcluster_module.kubeconfig, root, tracking_uri, _free_port(), tick_s=0.5
-    )
-    stack.start_monitor()
-    stack.start_operator()
-    try:
-        yield Harness(localcluster_module, stack, version)
-    finally:
-        stack.stop_all()
+    with stack.running(MONITOR, OPERATORS):
+        yield Harness(stack, version)
 
 
 def _experiment_spec() -> dict[str, Any]:
@@ -202,7 +138,7 @@ def test_drift_requests_one_retrain_and_lineage_comes_from_tags(harness: Harness
     harness.create("experiments", "Experiment", EXPERIMENT, _experiment_spec())
     harness.create("mlmodels", "MLModel", MODEL, _mlmodel_spec(harness.version))
     harness.mark_ready(f"{MODEL}-v{harness.version}")
-    promoted = harness.wait_status(lambda s: s.get("phase") == "Promoted", "Promoted")
+    promoted = harness.wait_model(lambda s: s.get("phase") == "Promoted", "Promoted")
 
     # Lineage from the version's MLflow tags.
     lineage = promoted["lineage"]
@@ -222,7 +158,7 @@ def test_drift_requests_one_retrain_and_lineage_comes_from_tags(harness: Harness
 
     def drift_seen() -> dict[str, Any] | None:
         harness.evaluate_drift()
-        status = harness.status()
+        status = harness.model_status()
         return status if (status.get("drift") or {}).get("isDrift") else None
 
     status = wait_for(
@@ -253,7 +189,7 @@ def test_drift_requests_one_retrain_and_lineage_comes_from_tags(harness: Harness
     )
     assert request["requestedAt"].endswith("Z")
     # The next pass already finds it outstanding, so the decision may have moved on.
-    last = harness.wait_status(
+    last = harness.wait_model(
         lambda s: bool((s.get("lastRetrain") or {}).get("requestedAt")), "retrain recorded"
     )["lastRetrain"]
     assert len(last["history"]) == 1 and last["reason"] == request["reason"]
@@ -269,12 +205,12 @@ def test_drift_requests_one_retrain_and_lineage_comes_from_tags(harness: Harness
     assert experiment["reason"] == request["reason"]
 
     # Drift goes on: the alarm repeats, the request is outstanding, nothing is asked again.
-    checked = harness.status()["drift"]["checkedAt"]
+    checked = harness.model_status()["drift"]["checkedAt"]
     harness.send_inputs(drifted)
 
     def rechecked_and_outstanding() -> dict[str, Any] | None:
         harness.evaluate_drift()
-        status = harness.status()
+        status = harness.model_status()
         again = status["drift"]["checkedAt"] != checked and status["drift"]["isDrift"]
         decision = (status.get("lastRetrain") or {}).get("decision") or ""
         return status if again and decision.startswith("outstanding") else None

@@ -4,12 +4,12 @@ The embedded control plane records each request in RBAC terms (verb, API group, 
 subresource) with the user of its bearer token. The operator gets a kubeconfig with a token of
 its own (user `kubeloop-operator`), so its calls are told apart from this test's (kubectl and
 the Python client, with the admin token) by identity, not by guesswork. The test runs the real
-operator process (`python -m operators.cli operator --standalone`, as `kubeloop up` runs it)
+operator process (`python -m operators --standalone`, as `kubeloop up` runs it)
 through a real lifecycle: the example resources and an invalid MLModel are applied, reconciled
 until their status shows it, deleted through the finalizer, and the operator is stopped. Then
 every (group, resource[/subresource], verb) the operator used must be granted by
 `operators/permissions.py`, whose table the RBAC manifests and the Helm chart are proven to
-grant exactly (`tests/unit/test_rbac.py`). Whatever the operators do as they grow, this test
+grant exactly (`operators/tests/test_rbac.py`). Whatever the operators do as they grow, this test
 judges what they really did.
 
 This module imports no operator package: importing one registers its Kopf handlers in Kopf's
@@ -18,14 +18,10 @@ process-wide registry, which would leak into in-process Kopf tests sharing the w
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
+import functools
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +31,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.audit import AuditRecord
-from localcluster.testing import RunningCluster
 from operators.permissions import is_granted
+from tests.support.localcluster import RunningCluster
+from tests.support.stack import OperatorHarness
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
@@ -55,55 +53,6 @@ def kubectl(env: dict[str, str], *args: str, timeout: float = 60) -> str:
     )
     assert result.returncode == 0, f"kubectl {' '.join(args)} failed:\n{result.stderr}"
     return result.stdout
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str, context: Callable[[], str]):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{context()}")
-
-
-class OperatorProcess:
-    """The real operator as a subprocess, its output in a log file."""
-
-    def __init__(self, workdir: Path, kubeconfig: Path) -> None:
-        self.state_dir = workdir / "state"
-        self.log_path = workdir / "operator.log"
-        (workdir / "mlflow").mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "KUBELOOP_STATE_DIR": str(self.state_dir),
-            "KUBELOOP_MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow' / 'mlflow.db'}",
-            "KUBELOOP_POLL_INTERVAL_S": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        argv = [sys.executable, "-m", "operators.cli", "operator", "--standalone"]
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self) -> int:
-        """SIGINT (Kopf's clean exit), then the pipeline workers it left running."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        # Each local pipeline run leads its own process session and records its pid.
-        for state_file in (self.state_dir / "pipeline-runs").glob("*/state.json"):
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                state = json.loads(state_file.read_text())
-                if state.get("state") in ("PENDING", "RUNNING") and state.get("pid"):
-                    os.killpg(int(state["pid"]), signal.SIGKILL)
-        return self.popen.returncode
 
 
 @pytest.fixture
@@ -168,7 +117,9 @@ def test_operator_uses_only_granted_permissions(
     admin_env = cluster.env()
     kubectl(admin_env, "apply", "-f", str(CRDS))
     kubectl(admin_env, "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
-    operator = OperatorProcess(tmp_path, cluster.add_user(OPERATOR_USER))
+    # The CRDs are the admin's (kubectl above): the operator's identity only runs the operator.
+    operator = OperatorHarness(cluster.add_user(OPERATOR_USER), tmp_path, install_crds=False)
+    operator.start()
     paths = [*EXAMPLES, INVALID_MLMODEL]
     documents = [yaml.safe_load(path.read_text()) for path in paths]
     try:
@@ -176,27 +127,20 @@ def test_operator_uses_only_granted_permissions(
             kubectl(admin_env, "apply", "-f", str(path))
         for doc in documents:  # the first wait includes the operator's start (imports)
             plural, name = plural_of(doc), doc["metadata"]["name"]
-            wait_until(
-                lambda p=plural, n=name: reconciled(custom_api, p, n),
-                120,
-                f"{plural}/{name} reconciled",
-                operator.log_tail,
-            )
+            done = functools.partial(reconciled, custom_api, plural, name)
+            wait_for(done, 120, f"{plural}/{name} reconciled", 0.5, operator.logs)
         for doc in documents:
             kubectl(admin_env, "delete", plural_of(doc), doc["metadata"]["name"], "--wait=false")
         for doc in documents:  # through the finalizer: gone only once the operator lets go
             plural, name = plural_of(doc), doc["metadata"]["name"]
-            wait_until(
-                lambda p=plural, n=name: gone_after_nudge(custom_api, p, n),
-                60,
-                f"{plural}/{name} deleted",
-                lambda p=plural, n=name: (
-                    f"{operator_calls_on(cluster, p, n)}\n" + operator.log_tail()
-                ),
-            )
+            gone = functools.partial(gone_after_nudge, custom_api, plural, name)
+            calls = functools.partial(operator_calls_on, cluster, plural, name)
+            context = lambda c=calls: f"{c()}\n{operator.logs()}"  # noqa: E731
+            wait_for(gone, 60, f"{plural}/{name} deleted", 0.5, context)
     finally:
         returncode = operator.stop()
-    assert returncode in (0, 130), operator.log_tail()  # a clean exit on SIGINT, no crash
+        operator.close()
+    assert returncode in (0, 130), operator.logs()  # a clean exit on SIGINT, no crash
 
     records = cluster.audit_records()
     users = {r.user for r in records}
@@ -211,7 +155,7 @@ def test_operator_uses_only_granted_permissions(
         "the operator made calls operators/permissions.py does not grant:\n"
         + "\n".join(ungranted(operator_calls))
         + "\n"
-        + operator.log_tail()
+        + operator.logs()
     )
 
 

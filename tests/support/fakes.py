@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contracts.monitor_config import ModelConfig
 from operators.api.common import ResourceKind, find_condition
 from operators.api.mlmodel import ModelRef
-from contracts.monitor_config import ModelConfig
 from operators.backends.monitor import ModelFigures, MonitorUnavailable, VersionDrift
 from operators.backends.registry import ModelVersionNotFound, ResolvedVersion
 from operators.backends.runs import RunRef, RunState, RunStatus

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from components.build_training_set.impl import join_feast, join_spark, to_canonical_pandas
 from components.build_training_set.spec import FeatureRequest, LabelSpec, canonicalize
 from components.build_training_set.tests.reference import reference_join
-from examples.data.generate import GeneratorConfig, generate_events, labels_from_events
+from kubeloop.sampledata.generate import GeneratorConfig, generate_events, labels_from_events
 
 LABELS = LabelSpec(
     timestamp_field="event_timestamp", label_field="label", entity_keys=["user_id", "item_id"]

@@ -111,7 +111,7 @@ def test_single_class_window_gives_undefined_objective() -> None:
 def test_evaluate_real_mlflow_model_and_logs_to_run(mlflow_sqlite: str, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    from tests.mlflow_server import sqlite_artifact_location
+    from tests.support.mlflow import sqlite_artifact_location
 
     dataset = write_training_set(tmp_path / "training_set")
     run_id, model_uri = log_model_run(

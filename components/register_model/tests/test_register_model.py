@@ -103,7 +103,7 @@ def test_bad_input_is_named(mlflow_server: str) -> None:
 
 
 def test_embedded_default_sqlite_store(mlflow_sqlite: str, tmp_path: Path) -> None:
-    from tests.mlflow_server import sqlite_artifact_location
+    from tests.support.mlflow import sqlite_artifact_location
 
     location = sqlite_artifact_location(mlflow_sqlite, "embedded")
     run_id, _ = log_model_run(mlflow_sqlite, "embedded", TRUE_WEIGHTS, location)

@@ -11,8 +11,8 @@ from pyspark.sql import SparkSession
 
 from components.spark_feature_backfill.definition import DefinitionError
 from components.spark_feature_backfill.impl import BackfillError, backfill, run_backfill
-from examples.data.feature_views import user_activity_view
-from examples.data.generate import GeneratorConfig, write_dataset
+from kubeloop.sampledata.feature_views import user_activity_view
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from components.train_ddp.trainjob import (
     run_trainjob,
     trainjob_manifest,
 )
-from localcluster.testing import start_cluster
+from tests.support.localcluster import start_cluster
 
 TRAINJOB_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",

@@ -19,7 +19,7 @@ import yaml
 
 from localcluster.serving import CRD_DIR
 from localcluster.serving.tests.logistic_model import register_logistic_model
-from localcluster.testing import RunningCluster, start_cluster
+from tests.support.localcluster import RunningCluster, start_cluster
 
 
 class RegisteredModel:

@@ -21,7 +21,7 @@ from localcluster.serving.router import new_client_session
 from localcluster.serving.supervisor import PredictorSupervisor
 from localcluster.serving.tests.conftest import RegisteredModel, kubectl, kubectl_apply
 from localcluster.serving.tests.logistic_model import LogisticModel
-from localcluster.testing import RunningCluster
+from tests.support.localcluster import RunningCluster
 
 pytestmark = pytest.mark.slow  # starts a predictor twice
 

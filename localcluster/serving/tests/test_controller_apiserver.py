@@ -22,7 +22,7 @@ from localcluster.serving.kubeapi import KubeApi
 from localcluster.serving.router import new_client_session
 from localcluster.serving.supervisor import PredictorSupervisor
 from localcluster.serving.tests.conftest import kubectl, kubectl_apply
-from localcluster.testing import RunningCluster
+from tests.support.localcluster import RunningCluster
 
 ISVC = {
     "apiVersion": "serving.kserve.io/v1beta1",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.build_training_set.split import parse_split, resolve_windows, split_by_time
-from examples.data.generate import GeneratorConfig, write_dataset
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from operators.api.experiment import ExperimentPhase, ExperimentSpec, ExperimentStatus, TrialState
 from operators.experiment import reconcile as exp
 

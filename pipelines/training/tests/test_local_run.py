@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from operators.backends.pipelines import KfpLocalBackend, RunState
-from tests.mlflow_server import sqlite_artifact_location
+from tests.support.mlflow import sqlite_artifact_location
 
 USERS = 200
 LABELS_PER_USER = 8

@@ -1,1 +1,0 @@
-"""Traffic generator for the demo: inference requests from the synthetic stream, delayed labels."""

@@ -1,0 +1,138 @@
+"""`kubeloop`: the command line. Thin: parse arguments, call the service, print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kubeloop.embedded import launcher, services
+from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout
+
+REPO_ROOT = services.REPO_ROOT
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    from operators.api.crdgen import stale_files, write_crds
+
+    root = Path(args.root)
+    if args.check:
+        stale = stale_files(root)
+        if stale:
+            print("CRDs differ from the models; run `kubeloop crds`:\n  " + "\n  ".join(stale))
+            return 1
+        print("CRDs match the models.")
+        return 0
+    for path in write_crds(root):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    started = services.up(
+        Path(args.state_dir),
+        args.host,
+        args.port,
+        args.timeout,
+        warn=lambda text: print(text, file=sys.stderr),
+    )
+    layout = started.layout
+    kubeconfig = layout.kubeconfig.resolve()
+    print(
+        f"kubeloop is up: API server https://{args.host}:{args.port}, state in {layout.state_dir}"
+    )
+    print(f"\n  export KUBECONFIG={kubeconfig}\n")
+    print("Then try:")
+    print("  kubectl get crds")
+    print("  kubectl apply -f examples/resources/")
+    print("  kubectl get featureviews,experiments,mlmodels")
+    print("  kubeloop status")
+    print(f"Logs: {layout.logs_dir}/   Stop with: kubeloop down")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    layout = EmbeddedLayout(Path(args.state_dir))
+    stopped = launcher.stop_all(layout)
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kubeloop.status import collect_summary, render_summary
+
+    layout = EmbeddedLayout(Path(args.state_dir))
+    kubeconfig = args.kubeconfig or (layout.kubeconfig if layout.kubeconfig.exists() else None)
+    rows = collect_summary(kubeconfig)
+    print(render_summary(rows))
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    from operators.main import run_operators
+
+    return run_operators(
+        namespaces=list(args.namespace),
+        standalone=args.standalone,
+        liveness=args.liveness,
+        verbose=args.verbose,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kubeloop.demo.run import run_demo
+
+    return run_demo(Path(args.state_dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubeloop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    crds = sub.add_parser("crds", help="generate crds/ from the API models")
+    crds.add_argument("--root", default=str(REPO_ROOT))
+    crds.add_argument("--check", action="store_true", help="fail if the files are stale")
+    crds.set_defaults(func=cmd_crds)
+
+    up = sub.add_parser("up", help="start the embedded control plane, operators, controllers")
+    up.add_argument("--state-dir", default=".kubeloop")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=launcher.DEFAULT_PORT)
+    up.add_argument("--timeout", type=float, default=60.0)
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop what `kubeloop up` started")
+    down.add_argument("--state-dir", default=".kubeloop")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="summary of every kubeloop resource")
+    status.add_argument("--state-dir", default=".kubeloop")
+    status.add_argument("--kubeconfig", default=None)
+    status.set_defaults(func=cmd_status)
+
+    operator = sub.add_parser("operator", help="run all three operators (in-cluster entrypoint)")
+    operator.add_argument("--standalone", action="store_true", help="no peering")
+    operator.add_argument("--namespace", action="append", default=[])
+    operator.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
+    operator.add_argument("--verbose", action="store_true")
+    operator.set_defaults(func=cmd_operator)
+
+    demo = sub.add_parser("demo", help="run the whole loop on the embedded default")
+    demo.add_argument("--state-dir", default=".kubeloop")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EmbeddedError as error:
+        print(f"kubeloop: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The demo's final report: a PNG timeline and an HTML page, from the recorded samples only."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: the report is written on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from kubeloop.demo.progress import Sample  # noqa: E402
+
+TIMELINE_PNG = "timeline.png"
+INDEX_HTML = "index.html"
+SAMPLES_JSON = "samples.json"
+
+
+class StageRecord(BaseModel):
+    name: str
+    started_t: float
+    finished_t: float | None = None
+    outcome: str = "running"  # running | ok | failed
+    message: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.finished_t is None else round(self.finished_t - self.started_t, 1)
+
+
+class DemoRecord(BaseModel):
+    started_at: str
+    outcome: str
+    message: str | None = None
+    stages: list[StageRecord]
+    samples: list[Sample]
+    accuracy: list[tuple[float, float, int]] = []
+    shift_t: float | None = None
+    alarm_t: float | None = None
+    promoted_t: float | None = None
+    drift_report: str | None = None
+    lineage: dict[str, Any] = {}
+
+
+def traffic_per_version(samples: Sequence[Sample]) -> dict[str, list[tuple[float, float]]]:
+    """Version → [(t, percent)] from the stable/candidate split in each sample."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for sample in samples:
+        shares: dict[str, float] = {}
+        if sample.stable_version and sample.stable_percent is not None:
+            shares[sample.stable_version] = float(sample.stable_percent)
+        if sample.candidate_version and sample.candidate_percent is not None:
+            shares[sample.candidate_version] = shares.get(sample.candidate_version, 0.0) + float(
+                sample.candidate_percent
+            )
+        for version, percent in shares.items():
+            series.setdefault(version, []).append((sample.t, percent))
+    return series
+
+
+def p_value_series(samples: Sequence[Sample]) -> dict[str, list[tuple[float, float]]]:
+    series: dict[str, list[tuple[float, float]]] = {}
+    for sample in samples:
+        for feature, value in sample.p_values.items():
+            series.setdefault(feature, []).append((sample.t, value))
+    return series
+
+
+def _mark_events(axes: object, record: DemoRecord) -> None:
+    for t, label, colour in (
+        (record.shift_t, "shift", "tab:red"),
+        (record.alarm_t, "alarm", "tab:orange"),
+        (record.promoted_t, "v2 at 100%", "tab:green"),
+    ):
+        if t is not None:
+            axes.axvline(t, color=colour, linestyle="--", linewidth=1, label=label)  # type: ignore[attr-defined]
+
+
+def write_timeline(record: DemoRecord, path: Path) -> None:
+    figure, (traffic_ax, drift_ax, accuracy_ax) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    for version, points in sorted(traffic_per_version(record.samples).items()):
+        traffic_ax.step(*zip(*points, strict=True), where="post", label=f"v{version}")
+    traffic_ax.set_ylabel("traffic %")
+    traffic_ax.set_ylim(-5, 125)
+    for feature, points in sorted(p_value_series(record.samples).items()):
+        drift_ax.plot(*zip(*points, strict=True), label=feature)
+    drift_ax.set_yscale("symlog", linthresh=1e-3)
+    drift_ax.set_ylabel("drift p-value")
+    if record.accuracy:
+        starts, values, _ = zip(*record.accuracy, strict=True)
+        accuracy_ax.plot(starts, values, marker="o", label="accuracy (delayed labels)")
+    accuracy_ax.set_ylabel("accuracy")
+    accuracy_ax.set_xlabel("seconds since the demo started")
+    end = max([s.t for s in record.samples] + [s.finished_t or 0 for s in record.stages] + [1.0])
+    for index, stage in enumerate(record.stages):
+        # Alternate shading shows where each stage began and ended.
+        if index % 2 == 0:
+            for axes in (traffic_ax, drift_ax, accuracy_ax):
+                axes.axvspan(stage.started_t, stage.finished_t or end, color="0.93", zorder=0)
+        traffic_ax.text(stage.started_t, 102, stage.name, fontsize=7, rotation=30, va="bottom")
+    accuracy_ax.set_xlim(0, end)
+    for axes in (traffic_ax, drift_ax, accuracy_ax):
+        _mark_events(axes, record)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def render_html(record: DemoRecord) -> str:
+    rows = "\n".join(
+        f"<tr><td>{html.escape(s.name)}</td><td>{s.outcome}</td>"
+        f"<td>{'' if s.seconds is None else s.seconds}</td>"
+        f"<td>{html.escape(s.message or '')}</td></tr>"
+        for s in record.stages
+    )
+    figures = []
+    if record.shift_t is not None and record.alarm_t is not None:
+        figures.append(f"shift onset → drift alarm: {record.alarm_t - record.shift_t:.1f} s")
+    if record.alarm_t is not None and record.promoted_t is not None:
+        figures.append(
+            f"drift alarm → new version at 100%: {record.promoted_t - record.alarm_t:.1f} s"
+        )
+    items = "".join(f"<li>{html.escape(f)}</li>" for f in figures)
+    if record.drift_report:
+        link = html.escape(record.drift_report)
+        items += f'<li>drift report that triggered the retrain: <a href="{link}">{link}</a></li>'
+    lineage = "".join(
+        f"<tr><td>{html.escape(key)}</td><td>{html.escape(json.dumps(value))}</td></tr>"
+        for key, value in sorted(record.lineage.items())
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>kubeloop demo report</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}</style>
+</head><body>
+<h1>kubeloop demo — {html.escape(record.outcome)}</h1>
+<p>Started {html.escape(record.started_at)}. {html.escape(record.message or "")}</p>
+<ul>{items}</ul>
+<h2>Stages</h2>
+<table><tr><th>stage</th><th>outcome</th><th>seconds</th><th>message</th></tr>
+{rows}
+</table>
+<h2>Lineage of the version now serving</h2>
+<table>{lineage or "<tr><td>not reached</td></tr>"}</table>
+<h2>Timeline</h2>
+<p>Traffic per version, drift p-values and accuracy on delayed labels over time.</p>
+<img src="{TIMELINE_PNG}" alt="timeline">
+<p>Raw samples: <a href="{SAMPLES_JSON}">{SAMPLES_JSON}</a></p>
+</body></html>
+"""
+
+
+def write_report(record: DemoRecord, report_dir: Path) -> Path:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_timeline(record, report_dir / TIMELINE_PNG)
+    (report_dir / SAMPLES_JSON).write_text(json.dumps(record.model_dump(mode="json"), indent=1))
+    index = report_dir / INDEX_HTML
+    index.write_text(render_html(record))
+    return index

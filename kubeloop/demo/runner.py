@@ -1,0 +1,118 @@
+"""Runs the stages in order with start/finish lines, then always writes the report and
+stops what it started (unless asked to keep it running)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from kubeloop.demo.config import DemoConfig
+from kubeloop.demo.context import DemoContext, StageFailed
+from kubeloop.demo.progress import ProgressView
+from kubeloop.demo.report import DemoRecord, StageRecord, write_report
+from kubeloop.demo.stages import STAGE_NAMES, STAGES
+from kubeloop.embedded import launcher
+from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout
+
+
+class DemoOutcome:
+    def __init__(self, ok: bool, message: str, report: Path | None) -> None:
+        self.ok = ok
+        self.message = message
+        self.report = report
+
+
+def stages_up_to(stop_after: str | None) -> list[str]:
+    if stop_after is None:
+        return list(STAGE_NAMES)
+    if stop_after not in STAGE_NAMES:
+        raise ValueError(f"stop_after: unknown stage {stop_after!r}; stages are {STAGE_NAMES}")
+    return STAGE_NAMES[: STAGE_NAMES.index(stop_after) + 1]
+
+
+def _run_stage(ctx: DemoContext, name: str, title: str, run: object) -> None:
+    record = StageRecord(name=name, started_t=round(ctx.now(), 2))
+    ctx.stages.append(record)
+    ctx.stage = name
+    ctx.view.message(f"▶ {name}: {title}")
+    try:
+        message = run(ctx)  # type: ignore[operator]
+    except Exception as error:
+        record.finished_t = round(ctx.now(), 2)
+        record.outcome = "failed"
+        record.message = (
+            str(error) if isinstance(error, (StageFailed, EmbeddedError)) else repr(error)
+        )
+        ctx.view.message(f"✘ {name} failed after {record.seconds}s: {record.message}")
+        raise
+    record.finished_t = round(ctx.now(), 2)
+    record.outcome = "ok"
+    record.message = message
+    ctx.view.message(f"✔ {name} ({record.seconds}s): {message}")
+
+
+def _relative(
+    ctx: DemoContext, series: list[tuple[float, float, int]]
+) -> list[tuple[float, float, int]]:
+    """Accuracy buckets carry wall-clock starts; the report's axis is seconds since the start."""
+    origin = ctx.started_at.timestamp()
+    return [(round(start - origin, 2), value, count) for start, value, count in series]
+
+
+def _record(ctx: DemoContext, ok: bool, message: str) -> DemoRecord:
+    return DemoRecord(
+        started_at=ctx.started_at.isoformat(),
+        outcome="succeeded" if ok else "failed",
+        message=message,
+        stages=ctx.stages,
+        samples=ctx.samples,
+        accuracy=_relative(ctx, ctx.traffic.accuracy_over_time()) if ctx.traffic else [],
+        shift_t=ctx.shift_t,
+        alarm_t=ctx.alarm_t,
+        promoted_t=ctx.promoted_t,
+        drift_report=ctx.drift_report,
+        lineage=ctx.lineage,
+    )
+
+
+def _shutdown(ctx: DemoContext) -> None:
+    if ctx.traffic is not None:
+        ctx.traffic.stop()
+    if ctx.http is not None:
+        ctx.http.close()
+    if not ctx.started_up:
+        return
+    if ctx.config.keep_running:
+        # Kept up, success or not, so a person can look around (and a failure be debugged).
+        ctx.view.message(
+            f"still running; stop with: kubeloop down --state-dir {ctx.config.state_dir}"
+        )
+        return
+    stopped = launcher.stop_all(ctx.layout)
+    ctx.view.message(f"stopped: {', '.join(stopped) or 'nothing'}")
+
+
+def run(config: DemoConfig, view: ProgressView | None = None) -> tuple[DemoOutcome, DemoContext]:
+    wanted = stages_up_to(config.stop_after)
+    ctx = DemoContext(
+        config=config, layout=EmbeddedLayout(config.state_dir), view=view or ProgressView()
+    )
+    ok, message = True, "the loop closed: v2 serves 100% of traffic"
+    if config.stop_after:
+        message = f"ran the stages up to {config.stop_after!r}"
+    try:
+        for name, title, stage in STAGES:
+            if name in wanted:
+                _run_stage(ctx, name, title, stage)
+    except KeyboardInterrupt:
+        ok, message = False, f"interrupted during stage {ctx.stage!r}"
+    except Exception as error:  # every failure still gets its report
+        ok, message = False, (ctx.stages[-1].message if ctx.stages else None) or repr(error)
+    finally:
+        with contextlib.suppress(Exception):
+            ctx.observe()
+        report = write_report(_record(ctx, ok, message), config.state_dir / "report")
+        _shutdown(ctx)
+    ctx.view.message(f"{'✔' if ok else '✘'} {message}")
+    ctx.view.message(f"report: {report.resolve()}")
+    return DemoOutcome(ok, message, report), ctx

@@ -1,0 +1,371 @@
+"""The demo's stages, in order. Each is a function of the context that returns when its
+outcome is visible in the resources' status, or raises StageFailed naming what it awaited.
+
+The demo is a client like kubectl: it applies resources and reads status, and never calls
+operator internals. Where an upstream piece is missing, the stage fails at that point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from kubeloop.demo.context import DemoContext, Objects, StageFailed
+from kubeloop.demo.kube import DemoKube
+from kubeloop.demo.resources import (
+    EXPERIMENT_FILE,
+    FEATUREVIEW_FILE,
+    MLMODEL_FILE,
+    render,
+)
+from kubeloop.embedded import launcher, services
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
+from kubeloop.sampledata.requests import feature_columns
+from kubeloop.sampledata.traffic import TrafficConfig, TrafficGenerator, make_streams
+
+TERMINAL_MLMODEL_PHASES = ("RolledBack", "Failed")
+
+
+def _status(obj: dict[str, Any] | None) -> dict[str, Any]:
+    return dict((obj or {}).get("status") or {})
+
+
+def _condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    for condition in _status(obj).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return {}
+
+
+def data_start(now: datetime, days: int) -> datetime:
+    """History ends at the current hour, so a retrain window that `ends now` holds data."""
+    return now.replace(minute=0, second=0, microsecond=0, tzinfo=UTC) - timedelta(days=days)
+
+
+def _iso_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stage_data(ctx: DemoContext) -> str:
+    start = data_start(datetime.now(UTC), ctx.config.days)
+    config = GeneratorConfig(
+        rows=ctx.config.rows,
+        seed=ctx.config.seed,
+        start=start,
+        days=ctx.config.days,
+        label_fraction=ctx.config.label_fraction,
+    )
+    totals = write_dataset(config, ctx.data_dir)
+    ctx.world = config
+    ctx.template_values = {"DATA_DIR": ctx.data_dir, "BACKFILL_START": _iso_z(start)}
+    return f"{totals['events']} events, {totals['labels']} labels in {ctx.data_dir}"
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """The children `kubeloop up` starts inherit these (the shortened operator intervals);
+    the demo's own environment is restored afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def stage_up(ctx: DemoContext) -> str:
+    port = ctx.config.port or launcher.free_port(ctx.config.host)
+    ctx.started_up = True
+    with _environment(ctx.config.operator_env()):
+        started = services.up(
+            ctx.config.state_dir,
+            ctx.config.host,
+            port,
+            ctx.config.timeouts.up,
+            warn=lambda text: print(text, file=sys.stderr),
+        )
+    (ctx.layout.logs_dir / "up.log").write_text(
+        f"kubeloop is up: API server {started.server}, state in {started.layout.state_dir}\n"
+    )
+    ctx.kube = DemoKube.from_kubeconfig(ctx.layout.kubeconfig)
+    ctx.view.message("  To watch with kubectl meanwhile, in another terminal:")
+    ctx.view.message(f"  export KUBECONFIG={ctx.layout.kubeconfig.resolve()}")
+    ctx.view.message("  kubectl get featureviews,experiments,mlmodels -w")
+    return f"API server on port {port}"
+
+
+def _apply(ctx: DemoContext, kind: str, file_name: str) -> dict[str, Any]:
+    values = {"DATA_DIR": ctx.data_dir, **ctx.template_values}
+    document = render(ctx.config.resources_dir / file_name, values)
+    ctx.documents[kind] = document
+    assert ctx.kube is not None
+    ctx.kube.apply(document)
+    return document
+
+
+def _backfilled(objects: Objects) -> bool:
+    featureview = objects[0]
+    backfilled = _condition(featureview, "Backfilled")
+    if backfilled.get("status") == "False" and "Fail" in str(backfilled.get("reason")):
+        raise StageFailed(f"the backfill failed: {backfilled.get('message')}")
+    ready = _condition(featureview, "Ready").get("status") == "True"
+    return backfilled.get("status") == "True" and ready
+
+
+def stage_featureview(ctx: DemoContext) -> str:
+    _apply(ctx, "FeatureView", FEATUREVIEW_FILE)
+    objects = ctx.wait_for(
+        "FeatureView conditions Backfilled=True and Ready=True",
+        ctx.config.timeouts.featureview,
+        _backfilled,
+    )
+    status = _status(objects[0])
+    return f"version {status.get('version')}, rows {(status.get('lastBackfill') or {}).get('rows')}"
+
+
+def _experiment_failed(experiment: dict[str, Any] | None) -> None:
+    status = _status(experiment)
+    if status.get("phase") == "Failed":
+        messages = [t.get("message") for t in status.get("trials") or [] if t.get("message")]
+        raise StageFailed(f"the Experiment failed: {status.get('message') or messages}")
+
+
+def _registered(objects: Objects) -> bool:
+    experiment = objects[1]
+    _experiment_failed(experiment)
+    if _status(experiment).get("registeredVersion"):
+        return True
+    registered = _condition(experiment, "Registered")
+    if _status(experiment).get("phase") == "Succeeded" and registered.get("status") == "False":
+        raise StageFailed(
+            f"the trials finished but no version was registered: {registered.get('reason')}: "
+            f"{registered.get('message')}"
+        )
+    return False
+
+
+def stage_experiment(ctx: DemoContext) -> str:
+    _apply(ctx, "Experiment", EXPERIMENT_FILE)
+    objects = ctx.wait_for(
+        "Experiment status.registeredVersion (v1)", ctx.config.timeouts.experiment, _registered
+    )
+    ctx.v1 = str(_status(objects[1])["registeredVersion"])
+    ctx.v1_round = int(_status(objects[1]).get("round") or 1)
+    best = _status(objects[1]).get("best") or {}
+    return (
+        f"registered v{ctx.v1} (best {best.get('trial')} {best.get('metric')}={best.get('value')})"
+    )
+
+
+def _mlmodel_failed(mlmodel: dict[str, Any] | None) -> None:
+    status = _status(mlmodel)
+    if status.get("phase") in TERMINAL_MLMODEL_PHASES:
+        raise StageFailed(
+            f"the MLModel is {status.get('phase')}: {status.get('message')} "
+            f"(analysis {status.get('analysis')})"
+        )
+
+
+def _serves(version: str | None) -> Callable[[Objects], bool]:
+    def check(objects: Objects) -> bool:
+        _mlmodel_failed(objects[2])
+        status = _status(objects[2])
+        traffic = status.get("traffic") or {}
+        return (
+            status.get("stableVersion") == version
+            and traffic.get("stable") == 100
+            and bool(status.get("url"))
+        )
+
+    return check
+
+
+def stage_serve_v1(ctx: DemoContext) -> str:
+    _apply(ctx, "MLModel", MLMODEL_FILE)
+    objects = ctx.wait_for(
+        f"MLModel stableVersion={ctx.v1} at 100% with status.url",
+        ctx.config.timeouts.serve_v1,
+        _serves(ctx.v1),
+    )
+    return f"v{ctx.v1} at 100% behind {_status(objects[2]).get('url')}"
+
+
+def stage_traffic(ctx: DemoContext) -> str:
+    mlmodel = ctx.read("MLModel")
+    url = _status(mlmodel).get("url")
+    if not url:
+        raise StageFailed("MLModel status.url is empty: no router to send traffic to")
+    config = TrafficConfig(
+        url=str(url),
+        model=str(ctx.documents["MLModel"]["metadata"]["name"]),
+        path=ctx.config.traffic_path,
+        protocol=ctx.config.traffic_protocol,
+        requests_per_s=ctx.config.requests_per_s,
+        label_delay_s=ctx.config.label_delay_s,
+        shift_sigma=ctx.config.shift_sigma,
+        seed=ctx.config.seed + 1,
+    )
+    columns = feature_columns(ctx.documents["Experiment"]["spec"])
+    ctx.http = httpx.Client()
+    ctx.traffic = TrafficGenerator(
+        config, columns, ctx.http, streams=make_streams(config, world=ctx.world)
+    )
+    ctx.traffic.start()
+    traffic = ctx.traffic
+
+    def answered(_: Objects) -> bool:
+        stats = traffic.snapshot()
+        if stats.ok == 0 and stats.errors >= 20:
+            raise StageFailed(f"every request failed; last error: {stats.last_error}")
+        return stats.ok >= 20
+
+    ctx.wait_for("20 answered inference requests", ctx.config.timeouts.traffic, answered)
+    objects = ctx.wait_for(
+        "a drift check of the unshifted traffic (MLModel status.drift.checkedAt)",
+        ctx.config.timeouts.traffic,
+        _checked_without_drift,
+    )
+    lowest = _lowest_p_value(_status(objects[2]).get("drift") or {})
+    return f"{config.requests_per_s:g} requests/s to {url}; no drift yet (lowest p {lowest})"
+
+
+def _lowest_p_value(drift: dict[str, Any]) -> str:
+    name, value = min((drift.get("pValues") or {"-": 1.0}).items(), key=lambda item: item[1])
+    return f"{name}={value:.3g}"
+
+
+def _checked_without_drift(objects: Objects) -> bool:
+    """Before the shift the monitor must have judged the live window and found no drift: a
+    drift alarm here would be a false alarm, and the demo would prove nothing."""
+    drift = _status(objects[2]).get("drift") or {}
+    if drift.get("isDrift"):
+        raise StageFailed(
+            f"drift alarm before the shift (false alarm): lowest p {_lowest_p_value(drift)}"
+        )
+    return bool(drift.get("checkedAt")) and bool(drift.get("pValues"))
+
+
+def stage_shift(ctx: DemoContext) -> str:
+    assert ctx.traffic is not None
+    ctx.traffic.switch_to_shifted()
+    ctx.shift_t = ctx.now()
+    return f"requests now drawn from the stream shifted by {ctx.config.shift_sigma:g} sigma"
+
+
+def _drift_detected(objects: Objects) -> bool:
+    return bool((_status(objects[2]).get("drift") or {}).get("isDrift"))
+
+
+def stage_drift(ctx: DemoContext) -> str:
+    objects = ctx.wait_for(
+        "MLModel status.drift.isDrift=true", ctx.config.timeouts.drift, _drift_detected
+    )
+    ctx.alarm_t = ctx.now()
+    drift = _status(objects[2]).get("drift") or {}
+    ctx.drift_report = drift.get("reportUrl")
+    return f"drift detected ({drift.get('detector')}; lowest p {_lowest_p_value(drift)})"
+
+
+def stage_retrain(ctx: DemoContext) -> str:
+    v1, v1_round = ctx.v1, ctx.v1_round
+
+    def new_version(objects: Objects) -> bool:
+        _experiment_failed(objects[1])
+        status = _status(objects[1])
+        if status.get("registeredVersion") not in (None, v1):
+            return bool(status.get("lastRetrain"))
+        registered = _condition(objects[1], "Registered")
+        retrain_round_over = (status.get("round") or 0) > v1_round and status.get("phase") == (
+            "Succeeded"
+        )
+        if retrain_round_over and registered.get("status") == "False":
+            raise StageFailed(
+                f"the retrain round {status.get('round')} registered no new version: "
+                f"{registered.get('reason')}: {registered.get('message')}"
+            )
+        return False
+
+    objects = ctx.wait_for(
+        "a retrain requested on the Experiment (status.lastRetrain) and a new registeredVersion",
+        ctx.config.timeouts.retrain,
+        new_version,
+    )
+    status = _status(objects[1])
+    ctx.v2 = str(status["registeredVersion"])
+    return f"v{ctx.v2} registered after retrain ({(status.get('lastRetrain') or {}).get('reason')})"
+
+
+def stage_rollout(ctx: DemoContext) -> str:
+    v2 = ctx.v2
+
+    def promoted(objects: Objects) -> bool:
+        _mlmodel_failed(objects[2])
+        status = _status(objects[2])
+        return status.get("phase") == "Promoted" and _serves(v2)(objects)
+
+    ctx.wait_for(
+        f"MLModel phase Promoted with stableVersion={v2} at 100%",
+        ctx.config.timeouts.rollout,
+        promoted,
+    )
+    ctx.promoted_t = ctx.now()
+    return "phases: " + " → ".join(ctx.phases_seen)
+
+
+# What v2's lineage must name: the issue's "FeatureView version, data window, MLflow run and
+# the drift report that caused it".
+LINEAGE_FIELDS = ("featureViewVersions", "dataWindow", "mlflowRunId", "driftReport")
+
+
+def missing_lineage(lineage: dict[str, Any], version: str | None) -> list[str]:
+    missing = [name for name in LINEAGE_FIELDS if not lineage.get(name)]
+    if lineage.get("modelVersion") != version:
+        missing.insert(0, f"modelVersion={version} (is {lineage.get('modelVersion')})")
+    return missing
+
+
+def stage_lineage(ctx: DemoContext) -> str:
+    """The lineage is written on the operator's next pass after the promotion: wait a little."""
+
+    def complete(objects: Objects) -> bool:
+        ctx.lineage = dict(_status(objects[2]).get("lineage") or {})
+        return not missing_lineage(ctx.lineage, ctx.v2)
+
+    try:
+        ctx.wait_for(
+            "v2's lineage in MLModel status.lineage", ctx.config.timeouts.lineage, complete
+        )
+    except StageFailed:
+        missing = ", ".join(missing_lineage(ctx.lineage, ctx.v2))
+        raise StageFailed(f"MLModel status.lineage lacks {missing}: {ctx.lineage}") from None
+    lineage = ctx.lineage
+    views = ", ".join(f"{k}@{v[:8]}" for k, v in lineage["featureViewVersions"].items())
+    return f"v{ctx.v2} ← {views}, run {lineage['mlflowRunId'][:8]}, {lineage['driftReport']}"
+
+
+Stage = tuple[str, str, Callable[[DemoContext], str]]
+
+STAGES: list[Stage] = [
+    ("data", "generate synthetic data", stage_data),
+    ("up", "start the embedded control plane (kubeloop up)", stage_up),
+    ("featureview", "apply the FeatureView, wait for the backfill", stage_featureview),
+    ("experiment", "apply the Experiment (2 trials, DDP x2), wait for v1", stage_experiment),
+    ("serve_v1", "apply the MLModel, wait for v1 at 100%", stage_serve_v1),
+    ("traffic", "start the traffic generator", stage_traffic),
+    ("shift", "inject the distribution shift", stage_shift),
+    ("drift", "wait for the drift alarm", stage_drift),
+    ("retrain", "wait for the retrain and v2", stage_retrain),
+    ("rollout", "wait for v2: shadow → 1 → 10 → 50 → 100%", stage_rollout),
+    ("lineage", "check v2's lineage in the MLModel status", stage_lineage),
+]
+STAGE_NAMES = [name for name, _, _ in STAGES]

@@ -1,0 +1,224 @@
+"""Progress samples and lines from status dicts; the report from recorded samples."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pydantic import BaseModel
+
+from kubeloop.demo.progress import ProgressView, Sample, render_line, sample_from_objects
+from kubeloop.demo.report import (
+    DemoRecord,
+    StageRecord,
+    p_value_series,
+    traffic_per_version,
+    write_report,
+)
+from kubeloop.demo.resources import ResourceTemplateError, render
+from kubeloop.demo.runner import stages_up_to
+
+FEATUREVIEW = {
+    "kind": "FeatureView",
+    "status": {
+        "version": "732b945b6c8b",
+        "conditions": [
+            {"type": "Backfilled", "status": "True"},
+            {"type": "Ready", "status": "True"},
+        ],
+    },
+}
+EXPERIMENT = {
+    "kind": "Experiment",
+    "status": {
+        "phase": "Succeeded",
+        "round": 2,
+        "registeredVersion": "2",
+        "trials": [{"state": "Succeeded"}, {"state": "Failed"}, {"state": "Running"}],
+    },
+}
+MLMODEL = {
+    "kind": "MLModel",
+    "status": {
+        "phase": "Canary",
+        "stableVersion": "1",
+        "candidateVersion": "2",
+        "traffic": {"stable": 90, "candidate": 10, "mirror": 0},
+        "drift": {
+            "pValues": {"price": 1e-6, "clicks": 0.4, "dwell_seconds": 0.002},
+            "isDrift": True,
+        },
+    },
+}
+
+
+def test_sample_reads_every_resource() -> None:
+    sample = sample_from_objects(
+        12.345,
+        "rollout",
+        FEATUREVIEW,
+        EXPERIMENT,
+        MLMODEL,
+        {"sent": 40, "errors": 1, "accuracy": 0.7},
+    )
+    assert sample.t == 12.35
+    assert (
+        sample.backfilled,
+        sample.experiment_round,
+        sample.trials_done,
+        sample.trials_total,
+    ) == (
+        "True",
+        2,
+        2,
+        3,
+    )
+    assert (sample.stable_percent, sample.candidate_percent, sample.candidate_version) == (
+        90,
+        10,
+        "2",
+    )
+    assert sample.p_values["price"] == 1e-6 and sample.is_drift is True
+    assert (sample.requests_sent, sample.request_errors, sample.accuracy) == (40, 1, 0.7)
+
+
+def test_sample_of_nothing_yet() -> None:
+    sample = sample_from_objects(0.0, "up", None, None, None)
+    assert sample.phase is None and sample.p_values == {} and sample.trials_total == 0
+    assert render_line(sample) == "[    0.0s] up          "
+
+
+def test_render_line_shows_split_versions_and_lowest_p_values() -> None:
+    line = render_line(sample_from_objects(5.0, "rollout", FEATUREVIEW, EXPERIMENT, MLMODEL))
+    assert "fv 732b945b backfilled=True" in line
+    assert "exp Succeeded r2 trials 2/3 reg=2" in line
+    assert "mlm Canary v1:90% v2:10% mirror 0%" in line
+    assert "drift=YES p[price=1e-06 dwell_seconds=0.002 clicks=0.4]" in line
+
+
+def test_plain_view_prints_only_changes() -> None:
+    stream = io.StringIO()
+    view = ProgressView(stream, plain_every_s=30)
+    first = sample_from_objects(1.0, "drift", None, None, MLMODEL, {"sent": 1})
+    view.show(first)
+    view.show(first.model_copy(update={"t": 2.0, "requests_sent": 9}))  # counters only: quiet
+    view.show(first.model_copy(update={"t": 3.0, "phase": "Promoted"}))
+    view.message("✔ stage done")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and "Promoted" in lines[1] and lines[2] == "✔ stage done"
+    assert "\r" not in stream.getvalue()
+
+
+def _samples() -> list[Sample]:
+    samples = []
+    for t, (stable, candidate, cand_pct, p) in enumerate(
+        [("1", None, None, 0.5), ("1", "2", 0, 0.001), ("1", "2", 10, 1e-5), ("2", None, None, 0.3)]
+    ):
+        samples.append(
+            Sample(
+                t=float(t),
+                stage="rollout",
+                stable_version=stable,
+                stable_percent=100 - (cand_pct or 0),
+                candidate_version=candidate,
+                candidate_percent=cand_pct,
+                p_values={"price": p},
+            )
+        )
+    return samples
+
+
+def test_traffic_and_p_value_series_from_samples() -> None:
+    samples = _samples()
+    assert traffic_per_version(samples) == {
+        "1": [(0.0, 100.0), (1.0, 100.0), (2.0, 90.0)],
+        "2": [(1.0, 0.0), (2.0, 10.0), (3.0, 100.0)],
+    }
+    assert p_value_series(samples)["price"][2] == (2.0, 1e-5)
+
+
+def test_report_writes_html_png_and_samples(tmp_path: Path) -> None:
+    record = DemoRecord(
+        started_at="2026-11-21T17:00:00+00:00",
+        outcome="failed",
+        message="stage 'drift' timed out <waiting>",
+        stages=[
+            StageRecord(
+                name="data", started_t=0, finished_t=3.5, outcome="ok", message="20000 events"
+            ),
+            StageRecord(
+                name="drift", started_t=3.5, finished_t=9, outcome="failed", message="timeout"
+            ),
+        ],
+        samples=_samples(),
+        accuracy=[(0.0, 0.8, 10), (10.0, 0.6, 12)],
+        shift_t=1.0,
+        alarm_t=2.0,
+        promoted_t=3.0,
+    )
+    index = write_report(record, tmp_path / "report")
+    page = index.read_text()
+    assert "<td>data</td><td>ok</td><td>3.5</td>" in page
+    assert "shift onset → drift alarm: 1.0 s" in page
+    assert "&lt;waiting&gt;" in page  # messages are escaped
+    with Image.open(tmp_path / "report" / "timeline.png") as image:
+        assert image.size[0] > 500 and image.size[1] > 500
+    saved = json.loads((tmp_path / "report" / "samples.json").read_text())
+    assert len(saved["samples"]) == 4 and saved["stages"][1]["outcome"] == "failed"
+
+
+def test_report_of_a_run_that_failed_before_any_sample(tmp_path: Path) -> None:
+    record = DemoRecord(started_at="now", outcome="failed", stages=[], samples=[])
+    assert write_report(record, tmp_path).exists()
+
+
+def test_templates_are_filled_and_unknown_placeholders_named(tmp_path: Path) -> None:
+    template = tmp_path / "fv.yaml"
+    template.write_text("kind: FeatureView\nmetadata: {name: a}\nspec: {path: ${DATA_DIR}/x}\n")
+    assert render(template, {"DATA_DIR": "/d"})["spec"]["path"] == "/d/x"
+    with pytest.raises(ResourceTemplateError, match=r"\$\{DATA_DIR\}"):
+        render(template, {})
+
+
+def test_demo_templates_render() -> None:
+    from kubeloop.demo.config import DEMO_RESOURCES
+
+    values = {"DATA_DIR": "/data", "BACKFILL_START": "2026-11-01T00:00:00Z"}
+    kinds = {render(p, values)["kind"] for p in DEMO_RESOURCES.glob("*.yaml")}
+    assert kinds == {"FeatureView", "Experiment", "MLModel"}
+
+
+def test_stages_up_to() -> None:
+    assert stages_up_to("up") == ["data", "up"]
+    assert stages_up_to(None)[-2:] == ["rollout", "lineage"]
+    with pytest.raises(ValueError, match="unknown stage 'nope'"):
+        stages_up_to("nope")
+
+
+@pytest.mark.parametrize("kind", ["featureview", "experiment", "mlmodel"])
+def test_demo_templates_pass_the_api_models(kind: str) -> None:
+    from kubeloop.demo.config import DEMO_RESOURCES
+    from operators.api.experiment import ExperimentSpec
+    from operators.api.featureview import FeatureViewSpec
+    from operators.api.mlmodel import MLModelSpec
+
+    models: dict[str, type[BaseModel]] = {
+        "featureview": FeatureViewSpec,
+        "experiment": ExperimentSpec,
+        "mlmodel": MLModelSpec,
+    }
+    values = {"DATA_DIR": "/data", "BACKFILL_START": "2026-11-01T00:00:00Z"}
+    document = render(DEMO_RESOURCES / f"{kind}.yaml", values)
+    models[kind].model_validate(document["spec"])
+
+
+def test_history_ends_at_the_current_hour() -> None:
+    from datetime import UTC, datetime
+
+    from kubeloop.demo.stages import data_start
+
+    now = datetime(2026, 11, 21, 17, 42, 13, tzinfo=UTC)
+    assert data_start(now, 21) == datetime(2026, 10, 31, 17, 0, tzinfo=UTC)

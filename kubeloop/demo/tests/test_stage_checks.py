@@ -1,0 +1,88 @@
+"""The stages' checks over status dicts: done, not yet, or failed with the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubeloop.demo import stages
+from kubeloop.demo.context import StageFailed
+from kubeloop.demo.stages import _backfilled, _drift_detected, _registered, _serves
+
+
+def _obj(kind: str, **status: Any) -> dict[str, Any]:
+    return {"kind": kind, "status": status}
+
+
+def _cond(kind: str, status: str, reason: str = "", message: str = "") -> dict[str, str]:
+    return {"type": kind, "status": status, "reason": reason, "message": message}
+
+
+def test_backfilled_waits_then_passes_then_fails_with_the_message() -> None:
+    running = _obj("FeatureView", conditions=[_cond("Backfilled", "Unknown", "BackfillRunning")])
+    assert _backfilled((running, None, None)) is False
+    done = _obj("FeatureView", conditions=[_cond("Backfilled", "True"), _cond("Ready", "True")])
+    assert _backfilled((done, None, None)) is True
+    failed = _obj(
+        "FeatureView", conditions=[_cond("Backfilled", "False", "BackfillFailed", "SQL error")]
+    )
+    with pytest.raises(StageFailed, match="backfill failed: SQL error"):
+        _backfilled((failed, None, None))
+
+
+def test_registered_names_an_objective_not_met() -> None:
+    assert _registered((None, _obj("Experiment", phase="Running"), None)) is False
+    assert _registered((None, _obj("Experiment", registeredVersion="1"), None)) is True
+    unmet = _obj(
+        "Experiment",
+        phase="Succeeded",
+        conditions=[_cond("Registered", "False", "ObjectiveNotMet", "auc 0.59 < baseline 0.61")],
+    )
+    with pytest.raises(StageFailed, match="ObjectiveNotMet: auc 0.59 < baseline 0.61"):
+        _registered((None, unmet, None))
+    with pytest.raises(StageFailed, match="Experiment failed"):
+        _registered((None, _obj("Experiment", phase="Failed", message="boom"), None))
+
+
+def test_serves_needs_version_full_traffic_and_url() -> None:
+    check = _serves("1")
+    partial = _obj("MLModel", stableVersion="1", traffic={"stable": 100})
+    assert check((None, None, partial)) is False
+    serving = _obj("MLModel", stableVersion="1", traffic={"stable": 100}, url="http://r")
+    assert check((None, None, serving)) is True
+    assert _serves("2")((None, None, serving)) is False
+    rolled_back = _obj("MLModel", phase="RolledBack", message="error rate 0.2")
+    with pytest.raises(StageFailed, match="RolledBack: error rate 0.2"):
+        check((None, None, rolled_back))
+
+
+def test_drift_detected_reads_is_drift() -> None:
+    assert _drift_detected((None, None, _obj("MLModel"))) is False
+    assert _drift_detected((None, None, _obj("MLModel", drift={"isDrift": True}))) is True
+
+
+def test_unshifted_traffic_must_be_checked_and_not_drift() -> None:
+    check = stages._checked_without_drift
+    assert check((None, None, _obj("MLModel"))) is False  # no check yet
+    skipped = {"checkedAt": "2026-11-21T19:00:00Z", "pValues": {}}  # window still too small
+    assert check((None, None, _obj("MLModel", drift=skipped))) is False
+    calm = {"checkedAt": "2026-11-21T19:00:05Z", "pValues": {"price": 0.4}, "isDrift": False}
+    assert check((None, None, _obj("MLModel", drift=calm))) is True
+    alarm = {**calm, "pValues": {"price": 1e-9}, "isDrift": True}
+    with pytest.raises(StageFailed, match="false alarm.*price=1e-09"):
+        check((None, None, _obj("MLModel", drift=alarm)))
+
+
+def test_missing_lineage_names_each_absent_link() -> None:
+    complete = {
+        "modelVersion": "2",
+        "featureViewVersions": {"user-activity": "0ea9c0aee9bf"},
+        "dataWindow": '{"train": {"end": "2026-11-21T00:00:00+00:00"}}',
+        "mlflowRunId": "abc123",
+        "driftReport": "http://127.0.0.1:1/v1/reports/7",
+    }
+    assert stages.missing_lineage(complete, "2") == []
+    partial = {**complete, "driftReport": None, "featureViewVersions": {}}
+    assert stages.missing_lineage(partial, "2") == ["featureViewVersions", "driftReport"]
+    assert stages.missing_lineage(complete, "3")[0] == "modelVersion=3 (is 2)"

@@ -1,0 +1,116 @@
+"""The generator against a real local HTTP server: answers, errors, delayed labels, the switch."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from kubeloop.sampledata.traffic import TrafficConfig, TrafficGenerator, make_streams
+
+COLUMNS = {"user_activity__dwell_seconds": "dwell_seconds", "user_activity__price": "price"}
+
+
+class _Predictor(BaseHTTPRequestHandler):
+    bodies: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Predictor.bodies.append(body)
+        if not self.path.startswith(("/v1/models/churn:", "/v2/models/churn/")):
+            self._answer(404, {"error": "Model with name other does not exist."})
+            return
+        # Scores every row 1.0: correct exactly when the row's label is 1.
+        if self.path.startswith("/v2/"):
+            rows = body["inputs"][0]["shape"][0]
+            self._answer(200, {"outputs": [{"name": "predict", "data": [1.0] * rows}]})
+            return
+        self._answer(200, {"predictions": [1.0] * len(body["instances"])})
+
+    def _answer(self, code: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def predictor_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Predictor)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _generator(
+    url: str, model: str, label_delay_s: float, protocol: str = "v1"
+) -> TrafficGenerator:
+    config = TrafficConfig(
+        url=url,
+        model=model,
+        protocol=protocol,  # type: ignore[arg-type]
+        rows_per_request=5,
+        label_delay_s=label_delay_s,
+        stream_rows=200,
+    )
+    return TrafficGenerator(config, COLUMNS, httpx.Client(), make_streams(config))
+
+
+def test_answers_count_and_labels_arrive_late(predictor_url: str) -> None:
+    generator = _generator(predictor_url, "churn", label_delay_s=3600)
+    for _ in range(4):
+        generator.send_once()
+    stats = generator.snapshot()
+    assert (stats.sent, stats.ok, stats.errors, stats.labelled) == (4, 4, 0, 0)
+    assert stats.accuracy is None  # the labels are not there yet
+    body = _Predictor.bodies[-1]
+    assert set(body["instances"][0]) == set(COLUMNS)
+
+    now_generator = _generator(predictor_url, "churn", label_delay_s=0)
+    now_generator.send_once()
+    reference = make_streams(now_generator.config)[0]
+    expected = reference["label"].head(5).mean()
+    assert now_generator.snapshot().accuracy == pytest.approx(expected)
+
+
+def test_errors_are_counted_with_the_answer(predictor_url: str) -> None:
+    generator = _generator(predictor_url, "other", label_delay_s=0)
+    generator.send_once()
+    stats = generator.snapshot()
+    assert (stats.ok, stats.errors) == (0, 1)
+    assert stats.last_error is not None and "HTTP 404" in stats.last_error
+
+
+def test_switch_draws_from_the_shifted_stream(predictor_url: str) -> None:
+    generator = _generator(predictor_url, "churn", label_delay_s=0)
+    generator.send_once()
+    before = _Predictor.bodies[-1]["instances"][0]["user_activity__price"]
+    generator.switch_to_shifted()
+    generator._cursor = 0  # same rows, other stream: only the shift differs
+    generator.send_once()
+    after = _Predictor.bodies[-1]["instances"][0]["user_activity__price"]
+    assert after == pytest.approx(before + 25.0)
+    assert generator.snapshot().shifted is True
+
+
+def test_v2_sends_typed_tensors_and_reads_outputs(predictor_url: str) -> None:
+    generator = _generator(predictor_url, "churn", label_delay_s=0, protocol="v2")
+    generator.send_once()
+    body = _Predictor.bodies[-1]
+    assert [(t["name"], t["datatype"], t["shape"]) for t in body["inputs"]] == [
+        ("user_activity__dwell_seconds", "FP32", [5]),
+        ("user_activity__price", "FP32", [5]),
+    ]
+    stats = generator.snapshot()
+    assert (stats.ok, stats.errors, stats.labelled) == (1, 0, 5)

@@ -1,0 +1,67 @@
+"""Child processes of a test: free ports, start with a log file, stop cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeloop.embedded.launcher import free_port, port_is_free
+
+__all__ = ["Process", "free_port", "kill_pipeline_workers", "port_is_free", "start_process"]
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        """SIGINT first: the serving controller stops its predictors only on a clean exit."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+def start_process(name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> Process:
+    """Start `argv` with `os.environ` plus `env`, its output appended to `<log_dir>/<name>.log`."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        )
+    return Process(name, popen, log_path)
+
+
+def kill_pipeline_workers(state_dir: Path) -> None:
+    """Kill the local pipeline runs an operator left running (each leads its own session and
+    records its pid in `<state_dir>/pipeline-runs/<run>/state.json`)."""
+    for state_file in (state_dir / "pipeline-runs").glob("*/state.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            state = json.loads(state_file.read_text())
+            if state.get("state") in ("PENDING", "RUNNING") and state.get("pid"):
+                os.killpg(int(state["pid"]), signal.SIGKILL)
