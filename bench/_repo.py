@@ -3,6 +3,7 @@ import the test harness (`tests/support/`, which is not installed). Import it fi
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,3 +20,11 @@ def write_json(path: str | Path, report: object) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     return out
+
+
+def add_spark_run_arguments(parser: argparse.ArgumentParser, small: str) -> None:
+    """The options every Spark benchmark takes: a small run, the master, a seed, a work dir."""
+    parser.add_argument("--small", action="store_true", help=small)
+    parser.add_argument("--spark-master", default="local[*]")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", default=None)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import psutil
+from _repo import add_spark_run_arguments
 
 from components.spark_feature_backfill.impl import backfill
 from components.spark_feature_backfill.session import spark_session
@@ -59,11 +60,8 @@ class PeakRss:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Spark backfill rows/s and peak memory")
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--small", action="store_true", help="200k rows")
-    parser.add_argument("--spark-master", default="local[*]")
+    add_spark_run_arguments(parser, small="200k rows")
     parser.add_argument("--driver-memory", default="4g")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", default=None)
     args = parser.parse_args(argv)
     rows = 200_000 if args.small else args.rows
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="kubeloop-bench-backfill-"))

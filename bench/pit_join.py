@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _repo import add_spark_run_arguments
 
 from components.build_training_set.impl import join_feast, join_spark, to_canonical_pandas
 from components.build_training_set.spec import FeatureRequest, LabelSpec
@@ -130,11 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--users", type=int, default=None, help="default: feature rows / 100")
     parser.add_argument("--ttl", default="7d")
-    parser.add_argument("--small", action="store_true", help="20k labels over 200k rows")
-    parser.add_argument("--spark-master", default="local[*]")
+    add_spark_run_arguments(parser, small="20k labels over 200k rows")
     parser.add_argument("--skip-feast-raw", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", default=None)
     args = parser.parse_args(argv)
     if args.small:
         args.labels, args.feature_rows = 20_000, 200_000

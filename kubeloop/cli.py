@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kubeloop.embedded import launcher, services
 from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout
+from operators import __main__ as operators_entry
 
 REPO_ROOT = services.REPO_ROOT
 
@@ -69,14 +70,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    from operators.main import run_operators
-
-    return run_operators(
-        namespaces=list(args.namespace),
-        standalone=args.standalone,
-        liveness=args.liveness,
-        verbose=args.verbose,
-    )
+    return operators_entry.run(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -111,10 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     operator = sub.add_parser("operator", help="run all three operators (in-cluster entrypoint)")
-    operator.add_argument("--standalone", action="store_true", help="no peering")
-    operator.add_argument("--namespace", action="append", default=[])
-    operator.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
-    operator.add_argument("--verbose", action="store_true")
+    operators_entry.add_arguments(operator)
     operator.set_defaults(func=cmd_operator)
 
     demo = sub.add_parser("demo", help="run the whole loop on the embedded default")

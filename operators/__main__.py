@@ -1,6 +1,7 @@
 """Run the three kubeloop operators (FeatureView, Experiment, MLModel) in one Kopf process.
 
-`python -m operators [--standalone] [--namespace NS]... [--liveness URL] [--verbose]`
+`python -m operators [--standalone] [--namespace NS]... [--liveness URL] [--verbose]`;
+`kubeloop operator` takes the same options through `add_arguments` and `run`.
 """
 
 from __future__ import annotations
@@ -8,24 +9,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from operators.main import run_operators
+OPTIONS = ("namespaces", "standalone", "liveness", "verbose")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--standalone", action="store_true", help="no peering")
+    parser.add_argument("--namespace", dest="namespaces", metavar="NS", action="append", default=[])
+    parser.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--verbose", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: building the parser (for `kubeloop --help` too) loads no Kopf.
+    from operators.main import run_operators
+
+    return run_operators(**{name: getattr(args, name) for name in OPTIONS})
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m operators", description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    parser.add_argument("--standalone", action="store_true", help="no peering")
-    parser.add_argument("--namespace", action="append", default=[])
-    parser.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    return run_operators(
-        namespaces=args.namespace,
-        standalone=args.standalone,
-        liveness=args.liveness,
-        verbose=args.verbose,
-    )
+    parser = argparse.ArgumentParser(prog="python -m operators", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

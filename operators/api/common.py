@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 # The group, finalizer and annotations are wire contracts (contracts/kube.py), re-exported.
@@ -108,13 +108,20 @@ class ResourceKind(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     kind: str
-    plural: str
-    singular: str
     short_names: list[str]
     spec_model: type[ApiModel]
     status_model: type[ApiModel]
     printer_columns: list[PrinterColumn]
     namespaced: bool = True
+    singular: str = ""
+    plural: str = ""
+
+    @model_validator(mode="after")
+    def _names(self) -> ResourceKind:
+        # Kubernetes' convention, which every kubeloop kind follows: the lowercased kind, +s.
+        self.singular = self.singular or self.kind.lower()
+        self.plural = self.plural or f"{self.singular}s"
+        return self
 
     @property
     def crd_name(self) -> str:

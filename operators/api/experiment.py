@@ -229,8 +229,6 @@ class ExperimentStatus(StatusBase):
 
 EXPERIMENT = ResourceKind(
     kind="Experiment",
-    plural="experiments",
-    singular="experiment",
     short_names=["exp"],
     spec_model=ExperimentSpec,
     status_model=ExperimentStatus,

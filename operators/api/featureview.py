@@ -166,8 +166,6 @@ class FeatureViewStatus(StatusBase):
 
 FEATUREVIEW = ResourceKind(
     kind="FeatureView",
-    plural="featureviews",
-    singular="featureview",
     short_names=["fv"],
     spec_model=FeatureViewSpec,
     status_model=FeatureViewStatus,

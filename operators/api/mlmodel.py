@@ -312,8 +312,6 @@ class MLModelStatus(StatusBase):
 
 MLMODEL = ResourceKind(
     kind="MLModel",
-    plural="mlmodels",
-    singular="mlmodel",
     short_names=["mlm"],
     spec_model=MLModelSpec,
     status_model=MLModelStatus,

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from tests.support.kube import GROUP, NS, VERSION, condition
 from tests.support.localcluster import RunningCluster
+from tests.support.specs import feature_view_spec
 from tests.support.stack import OperatorHarness
 
 # Generous: Spark, torchrun and kfp.local processes on a loaded 2-core machine.
@@ -71,17 +72,12 @@ def _iso(moment: pd.Timestamp) -> str:
 
 
 def view_spec(events: str) -> dict:
-    return {
-        "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
-        "source": {"path": events, "timestampField": "event_timestamp"},
-        "transformation": {"sql": "SELECT user_id, event_timestamp, x1, x2 FROM source"},
-        "features": [{"name": "x1", "dtype": "float64"}, {"name": "x2", "dtype": "float64"}],
-        "ttl": "30d",
-        "backfill": {
-            "start": _iso(START - pd.Timedelta(days=1)),
-            "end": _iso(START + pd.Timedelta(days=1)),
-        },
+    window = {
+        "start": _iso(START - pd.Timedelta(days=1)),
+        "end": _iso(START + pd.Timedelta(days=1)),
     }
+    sql = "SELECT user_id, event_timestamp, x1, x2 FROM source"
+    return feature_view_spec(events, sql, ["x1", "x2"], window, created_field=False, ttl="30d")
 
 
 def experiment_spec(labels: str, names: list[str] | None = None) -> dict:

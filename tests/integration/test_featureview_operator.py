@@ -19,6 +19,7 @@ from operators.api.featureview import BackfillWindow
 from operators.featureview.backfill import run_name
 from tests.support.kube import condition
 from tests.support.localcluster import RunningCluster
+from tests.support.specs import feature_view_spec
 from tests.support.stack import OperatorHarness
 
 # Generous: Spark and kfp.local processes on a loaded 2-core machine.
@@ -30,18 +31,7 @@ START, END = "2026-01-05T00:00:00Z", "2026-01-08T00:00:00Z"
 
 
 def view_spec(source: str, sql: str, features: list[dict[str, str]]) -> dict:
-    return {
-        "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
-        "source": {
-            "path": source,
-            "timestampField": "event_timestamp",
-            "createdTimestampField": "created_timestamp",
-        },
-        "transformation": {"sql": sql},
-        "features": features,
-        "ttl": "7d",
-        "backfill": {"start": START, "end": END},
-    }
+    return feature_view_spec(source, sql, features, {"start": START, "end": END})
 
 
 GOOD_SQL = (

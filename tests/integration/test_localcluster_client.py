@@ -238,24 +238,10 @@ def test_label_and_field_selectors(api_client: client.ApiClient, ns: str) -> Non
     with pytest.raises(ApiException) as caught:
         names(field_selector="spec.nothing=1")
     assert caught.value.status == 400
-    core.create_namespaced_event(
-        ns,
-        {
-            "metadata": {"name": "e1"},
-            "involvedObject": {"kind": "ConfigMap", "name": "a", "namespace": ns},
-            "reason": "R",
-            "message": "m",
-        },
-    )
-    core.create_namespaced_event(
-        ns,
-        {
-            "metadata": {"name": "e2"},
-            "involvedObject": {"kind": "ConfigMap", "name": "b", "namespace": ns},
-            "reason": "R",
-            "message": "m",
-        },
-    )
+    for event, about in (("e1", "a"), ("e2", "b")):
+        involved = {"kind": "ConfigMap", "name": about, "namespace": ns}
+        body = {"metadata": {"name": event}, "involvedObject": involved, "reason": "R"}
+        core.create_namespaced_event(ns, {**body, "message": "m"})
     events = core.list_namespaced_event(
         ns, field_selector="involvedObject.name=a,involvedObject.kind=ConfigMap"
     )

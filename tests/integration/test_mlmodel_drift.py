@@ -25,6 +25,7 @@ from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from tests.support.kube import NS, CustomObjects
 from tests.support.models import FEATURES, LogisticModel, register_model
 from tests.support.monitor import exchange_events, post_events
+from tests.support.specs import feature_view_spec
 from tests.support.stack import MONITOR, OPERATORS, Stack
 from tests.support.waiting import wait_for
 
@@ -229,24 +230,12 @@ SKEW_VIEW = "skew-view"
 
 
 def _skew_view_spec(events: str, start: datetime) -> dict[str, Any]:
-    return {
-        "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
-        "source": {
-            "path": events,
-            "timestampField": "event_timestamp",
-            "createdTimestampField": "created_timestamp",
-        },
-        "transformation": {
-            "sql": "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds, "
-            "CAST(clicks AS DOUBLE) AS clicks FROM source"
-        },
-        "features": [
-            {"name": "dwell_seconds", "dtype": "float64"},
-            {"name": "clicks", "dtype": "float64"},
-        ],
-        "ttl": "7d",
-        "backfill": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ")},
-    }
+    sql = (
+        "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds, "
+        "CAST(clicks AS DOUBLE) AS clicks FROM source"
+    )
+    window = {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return feature_view_spec(events, sql, ["dwell_seconds", "clicks"], window)
 
 
 def test_skew_compares_served_features_with_the_offline_store(

@@ -15,22 +15,24 @@ import pytest
 from kfp import compiler, dsl
 from kfp_server_api import V2beta1PipelineTaskDetail, V2beta1Run, V2beta1RunDetails
 
-from operators.backends.pipelines import (
-    KfpLocalBackend,
+from operators.backends.kfp_cluster import (
+    display_name_filter,
+    kfp_run_url,
+    kfp_status,
+    map_kfp_state,
+    pipeline_version_name,
+)
+from operators.backends.kfp_local import KfpLocalBackend
+from operators.backends.kfp_local_worker import evaluate_cel_condition
+from operators.backends.pipelines import pipeline_backend_from_config
+from operators.backends.runs import (
     PipelineRunError,
     RunRef,
     RunState,
     RunStatus,
     build_arguments,
     default_packages,
-    display_name_filter,
-    evaluate_cel_condition,
-    kfp_run_url,
-    kfp_status,
     load_spec,
-    map_kfp_state,
-    pipeline_backend_from_config,
-    pipeline_version_name,
 )
 
 WAIT_S = 240.0  # generous: a loaded 2-core CI machine; never a timing assertion

@@ -59,14 +59,13 @@ def test_inference_service_is_per_version_with_logger_and_owner() -> None:
 
 
 def test_virtual_service_splits_by_weight_and_mirrors_the_shadow() -> None:
-    canary = virtual_service(
-        TrafficTarget(
-            owner=OWNER,
-            stable_version="1",
-            candidate_version="2",
-            traffic=Traffic(stable=90, candidate=10, mirror=0),
+    def split(traffic: Traffic) -> dict:
+        target = TrafficTarget(
+            owner=OWNER, stable_version="1", candidate_version="2", traffic=traffic
         )
-    )
+        return virtual_service(target)
+
+    canary = split(Traffic(stable=90, candidate=10, mirror=0))
     http = canary["spec"]["http"][0]
     assert [(r["destination"]["host"], r["weight"]) for r in http["route"]] == [
         ("churn-v1-predictor.team.svc.cluster.local", 90),
@@ -74,14 +73,7 @@ def test_virtual_service_splits_by_weight_and_mirrors_the_shadow() -> None:
     ]
     assert "mirror" not in http
     assert canary["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubeloop"
-    shadow = virtual_service(
-        TrafficTarget(
-            owner=OWNER,
-            stable_version="1",
-            candidate_version="2",
-            traffic=Traffic(stable=100, candidate=0, mirror=50),
-        )
-    )
+    shadow = split(Traffic(stable=100, candidate=0, mirror=50))
     http = shadow["spec"]["http"][0]
     assert len(http["route"]) == 1
     assert http["mirror"]["host"] == "churn-v2-predictor.team.svc.cluster.local"

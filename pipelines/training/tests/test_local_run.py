@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from operators.backends.pipelines import KfpLocalBackend, RunState
+from operators.backends.kfp_local import KfpLocalBackend
+from operators.backends.runs import RunState
 from tests.support.mlflow import sqlite_artifact_location
 
 USERS = 200
