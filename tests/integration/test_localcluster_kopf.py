@@ -34,7 +34,7 @@ def cluster_api(
     api.close()
 
 
-def wait_for(
+def watch_until(
     list_fn: Callable[..., Any],
     condition: Callable[[dict[str, Any] | None], bool],
     *args: Any,
@@ -66,7 +66,7 @@ def exercise_operator(api: client.ApiClient) -> None:
         GROUP, "v1", "default", "widgets", widget("w1", "default", size=2)
     )
     selector = {"field_selector": "metadata.name=w1"}
-    wait_for(
+    watch_until(
         custom.list_namespaced_custom_object,
         lambda o: bool(o and (o.get("status") or {}).get("phase") == "Ready"),
         GROUP,
@@ -84,7 +84,7 @@ def exercise_operator(api: client.ApiClient) -> None:
     custom.patch_namespaced_custom_object(
         GROUP, "v1", "default", "widgets", "w1", {"spec": {"size": 5}}
     )
-    wait_for(
+    watch_until(
         custom.list_namespaced_custom_object,
         lambda o: bool(o and (o.get("status") or {}).get("observedSize") == 5),
         GROUP,
@@ -95,7 +95,7 @@ def exercise_operator(api: client.ApiClient) -> None:
     )
     assert core.read_namespaced_config_map("w1-child", "default").data == {"size": "5"}
     custom.delete_namespaced_custom_object(GROUP, "v1", "default", "widgets", "w1")
-    wait_for(
+    watch_until(
         custom.list_namespaced_custom_object,
         lambda o: o is None,
         GROUP,
@@ -104,7 +104,7 @@ def exercise_operator(api: client.ApiClient) -> None:
         "widgets",
         **selector,
     )
-    wait_for(
+    watch_until(
         core.list_namespaced_config_map,
         lambda o: o is None,
         "default",

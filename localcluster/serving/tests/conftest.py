@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import yaml
 from localcluster.serving import CRD_DIR
 from localcluster.serving.tests.logistic_model import register_logistic_model
 from tests.support.localcluster import RunningCluster, start_cluster
+from tests.support.processes import free_port
 
 
 class RegisteredModel:
@@ -36,12 +36,6 @@ def registered_model(tmp_path_factory: pytest.TempPathFactory) -> RegisteredMode
     root = tmp_path_factory.mktemp("mlflow")
     tracking_uri, model_uri = register_logistic_model(root)
     return RegisteredModel(tracking_uri, model_uri)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
-        return int(sock.getsockname()[1])
 
 
 class EventSink:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ import pandas as pd
 import pytest
 
 from services.monitor.tests.events import binary_headers
+from tests.support.processes import free_port
 
 BASE = "/v1/models/team-a/churn"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class MonitorProcess:
