@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from contracts.drift import DEFAULT_DETECTOR, DETECTOR_NAMES
 from operators.api.common import (
     AGE_COLUMN,
     K8S_NAME_PATTERN,
@@ -118,18 +119,10 @@ class Rollout(ApiModel):
         return steps
 
 
-class DetectorName(StrEnum):
-    ALIBI_KS = "alibi-ks"
-    ALIBI_CHI2 = "alibi-chi2"
-    ALIBI_TABULAR = "alibi-tabular"
-    ALIBI_MMD = "alibi-mmd"
-    ALIBI_PREDICTION = "alibi-prediction"
-    KS = "ks"
-    CHI2 = "chi2"
-    TABULAR = "tabular"
-    PSI = "psi"
-    MMD = "mmd"
-    PREDICTION = "prediction"
+# The detector names are the contract's (the monitor's registry provides the same set).
+DetectorName = StrEnum(  # type: ignore[misc]
+    "DetectorName", {name.upper().replace("-", "_"): name for name in DETECTOR_NAMES}
+)
 
 
 class DriftWindow(ApiModel):
@@ -139,7 +132,7 @@ class DriftWindow(ApiModel):
 
 class Drift(ApiModel):
     detector: DetectorName = Field(
-        default=DetectorName.KS,
+        default=DetectorName(DEFAULT_DETECTOR),
         description="ks, chi2, tabular, psi, mmd, prediction are Apache-2.0; alibi-* are BSL.",
     )
     p_value: float = Field(default=0.05, gt=0, lt=1)
