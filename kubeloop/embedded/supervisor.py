@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,6 +160,12 @@ class Supervisor:
         self.phase = "stopped"
         self.save()
 
+    def supervise(self, until: Callable[[], bool]) -> None:
+        """Watch and restart until `until()` (the test harness runs this in a thread)."""
+        while not until():
+            self.tick(time.time())
+            time.sleep(POLL_S)
+
     def run(self, timeout: float) -> int:
         def request_stop(signum: int, frame: object) -> None:
             self.stopping = True
@@ -167,9 +174,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, request_stop)
         try:
             self.start_up(timeout)
-            while not self.stopping:
-                self.tick(time.time())
-                time.sleep(POLL_S)
+            self.supervise(lambda: self.stopping)
         except Exception as error:  # recorded for `kubeloop up`, which prints it
             self.phase, self.error = "failed", str(error)
             print(f"start-up failed: {error}", file=sys.stderr, flush=True)
