@@ -17,31 +17,27 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
-from tests.support.chaos import backfill_under_kill, rollout_under_kill, step_weights
+from tests.support.chaos import (
+    backfill_under_kill,
+    rollout_under_kill,
+    small_feature_view,
+    step_weights,
+)
 from tests.support.kube import CustomObjects
 from tests.support.localcluster import RunningCluster
 from tests.support.models import LogisticModel, register_model
-from tests.support.specs import feature_view_spec
 from tests.support.stack import MONITOR, OPERATORS, OperatorHarness, Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 RUN_TIMEOUT_S = 480.0  # Spark on a loaded 2-core machine; never a timing assertion
-SQL = "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds FROM source"
 
 
 def test_operators_killed_while_a_backfill_runs(
     localcluster_module: RunningCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     root = tmp_path_factory.mktemp("chaos-backfill")
-    write_dataset(GeneratorConfig(rows=2000, days=2, seed=5), root / "data")
-    spec = feature_view_spec(
-        str(root / "data" / "events"),
-        SQL,
-        ["dwell_seconds"],
-        {"start": "2026-01-05T00:00:00Z", "end": "2026-01-07T00:00:00Z"},
-    )
+    spec = small_feature_view(root)
     harness = OperatorHarness(localcluster_module.kubeconfig, root)
     with harness.stack.supervised(OPERATORS) as supervisor:
         outcome = backfill_under_kill(
@@ -68,19 +64,24 @@ def supervised_models(localcluster_module: RunningCluster, model_stack: Stack) -
         }
 
 
+def _roll(models: dict, moment: str, versions: tuple[str, str], name: str, failing: bool) -> dict:
+    return rollout_under_kill(
+        models["objects"],
+        models["supervisor"],
+        MONITOR,
+        moment,
+        models["monitor"],
+        versions,
+        name,
+        failing=failing,
+    )
+
+
 def test_monitor_killed_in_shadow_the_rollout_steps_through_and_promotes(
     supervised_models: dict,
 ) -> None:
     v1, v2, _ = supervised_models["versions"]
-    outcome = rollout_under_kill(
-        supervised_models["objects"],
-        supervised_models["supervisor"],
-        MONITOR,
-        "Shadow",
-        supervised_models["monitor"],
-        (v1, v2),
-        "chaos-shadow",
-    )
+    outcome = _roll(supervised_models, "Shadow", (v1, v2), "chaos-shadow", failing=False)
     assert outcome["lastExit"] == "SIGKILL"
     assert outcome["phase"] == "Promoted" and outcome["stableVersion"] == v2, outcome
     assert step_weights(outcome["stepPassed"]) == [50], outcome  # each step once, in order
@@ -89,16 +90,7 @@ def test_monitor_killed_in_shadow_the_rollout_steps_through_and_promotes(
 
 def test_monitor_killed_in_a_failing_canary_rolls_back(supervised_models: dict) -> None:
     v1, _, v3 = supervised_models["versions"]
-    outcome = rollout_under_kill(
-        supervised_models["objects"],
-        supervised_models["supervisor"],
-        MONITOR,
-        "Canary",
-        supervised_models["monitor"],
-        (v1, v3),
-        "chaos-canary",
-        failing=True,
-    )
+    outcome = _roll(supervised_models, "Canary", (v1, v3), "chaos-canary", failing=True)
     assert outcome["phase"] == "RolledBack" and outcome["stableVersion"] == v1, outcome
     assert outcome["lastExit"] == "SIGKILL"
     assert "Promoted" not in [phase for phase, _, _ in outcome["seen"]], outcome

@@ -14,16 +14,20 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from kubeloop.embedded.supervisor import Supervisor
+from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from tests.support.kube import CustomObjects, condition
 from tests.support.monitor import PredictorLogs
+from tests.support.specs import feature_view_spec
 from tests.support.waiting import wait_for
 
 FEATUREVIEWS, MLMODELS = "featureviews", "mlmodels"
+SQL = "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds FROM source"
 RESTART_TIMEOUT_S = 60.0
 
 
@@ -49,6 +53,14 @@ def kill_9(supervisor: Supervisor, name: str) -> dict[str, Any]:
     }
 
 
+def small_feature_view(root: Path) -> dict[str, Any]:
+    """The smallest FeatureView whose backfill is a real run: 2000 events over two days,
+    written under `root/data`."""
+    write_dataset(GeneratorConfig(rows=2000, days=2, seed=5), root / "data")
+    window = {"start": "2026-01-05T00:00:00Z", "end": "2026-01-07T00:00:00Z"}
+    return feature_view_spec(str(root / "data" / "events"), SQL, ["dwell_seconds"], window)
+
+
 def backfill_under_kill(
     objects: CustomObjects,
     supervisor: Supervisor,
@@ -61,21 +73,16 @@ def backfill_under_kill(
     """Create a FeatureView; kill `victim` while its backfill run is in flight; wait for the
     outcome. `run_names(prefix)` lists the pipeline runs launched (one run directory each)."""
     objects.create(FEATUREVIEWS, "FeatureView", name, spec)
-    launched = objects.wait_status(
-        FEATUREVIEWS,
-        name,
-        lambda s: (s.get("lastBackfill") or {}).get("state") in ("PENDING", "RUNNING"),
-        "the backfill run launched",
-        timeout_s,
-    )
+
+    def backfill_in(*states: str) -> dict[str, Any]:
+        def check(status: dict[str, Any]) -> bool:
+            return (status.get("lastBackfill") or {}).get("state") in states
+
+        return objects.wait_status(FEATUREVIEWS, name, check, f"backfill {states}", timeout_s)
+
+    launched = backfill_in("PENDING", "RUNNING")
     kill = kill_9(supervisor, victim)
-    status = objects.wait_status(
-        FEATUREVIEWS,
-        name,
-        lambda s: (s.get("lastBackfill") or {}).get("state") in ("SUCCEEDED", "FAILED"),
-        "the backfill finished",
-        timeout_s,
-    )
+    status = backfill_in("SUCCEEDED", "FAILED")
     return {
         **kill,
         "moment": "backfill running",

@@ -24,7 +24,7 @@ import pytest
 from kubeloop.embedded import services
 from kubeloop.embedded.launcher import EmbeddedLayout, ProcessSpec
 from kubeloop.embedded.services import apply_crds, crd_documents
-from kubeloop.embedded.supervisor import Component, Supervisor
+from kubeloop.embedded.supervisor import CONTROLPLANE, Component, Supervisor
 from tests.support.kube import CustomObjects
 from tests.support.localcluster import RunningCluster
 from tests.support.processes import Process, free_port, kill_pipeline_workers, start_process
@@ -87,8 +87,11 @@ class Stack:
         done = threading.Event()
         thread = threading.Thread(target=supervisor.supervise, args=(done.is_set,), daemon=True)
         try:
+            if CONTROLPLANE in names:  # the control plane, its CRDs, then the others
+                supervisor.start_up(timeout=120.0)
             for name in names:
-                supervisor.start(name)
+                if supervisor.components[name].proc is None:
+                    supervisor.start(name)
             thread.start()
             yield supervisor
         finally:
@@ -97,6 +100,11 @@ class Stack:
                 thread.join()
             supervisor.stop_all()
             kill_pipeline_workers(self.state_dir)
+
+    def add_control_plane(self, port: int) -> None:
+        """Let `supervised` run the control plane too (its data under the state dir); for
+        a Stack made with `kubeconfig=<state_dir>/cluster/kubeconfig, install_crds=False`."""
+        self.specs[CONTROLPLANE] = services.controlplane_process(self.layout, HOST, port)
 
     def stop(self, name: str) -> int | None:
         """Stop one (its log stays readable); returns its exit code."""
