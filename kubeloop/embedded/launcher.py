@@ -213,6 +213,7 @@ def stop_all(layout: EmbeddedLayout, timeout: float = 40.0) -> list[str]:
     record says is still alive, then the pipeline runs; returns the names stopped."""
     pids = read_pids(layout)
     components = component_pids(layout)
+    alive = {name for name, pid in components.items() if pid_alive(pid)}
     stopped = []
     # The supervisor first: it stops its components, operators first, the control plane last.
     for name in sorted(pids, key=lambda n: (n != "supervisor", n == "controlplane")):
@@ -221,11 +222,11 @@ def stop_all(layout: EmbeddedLayout, timeout: float = 40.0) -> list[str]:
             continue
         _terminate(pid, timeout)
         stopped.append(name)
-    if "supervisor" in stopped:
-        stopped += list(components)
-    for pid in components.values():  # a supervisor killed before it stopped them all
+    for name, pid in components.items():  # a supervisor killed before it stopped them all
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+        if name in alive or "supervisor" in stopped:
+            stopped.append(name)
     kill_pipeline_workers(layout.state_dir)
     layout.pids_file.unlink(missing_ok=True)
     return stopped

@@ -62,7 +62,7 @@ class Component:
         running = self.proc is not None and self.proc.poll() is None
         return {
             "pid": self.proc.pid if running and self.proc else None,
-            "state": "running" if running else "backoff",
+            "state": "running" if running else "backoff" if self.start_at else "stopped",
             "startedAt": _iso(self.started_at) if running else None,
             "startedAtEpoch": self.started_at if running else None,
             "restarts": self.restarts,
