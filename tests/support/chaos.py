@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import urllib3
+from kubernetes.client import ApiException
 
 from kubeloop.embedded.supervisor import Supervisor
 from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
@@ -53,6 +55,14 @@ def kill_9(supervisor: Supervisor, name: str) -> dict[str, Any]:
     }
 
 
+def status_of(objects: CustomObjects, plural: str, name: str) -> dict[str, Any]:
+    """The object's status, or {} while the API server is away (it may be the victim)."""
+    try:
+        return objects.status(plural, name)
+    except (ApiException, urllib3.exceptions.HTTPError):
+        return {}
+
+
 def small_feature_view(root: Path) -> dict[str, Any]:
     """The smallest FeatureView whose backfill is a real run: 2000 events over two days,
     written under `root/data`."""
@@ -75,10 +85,11 @@ def backfill_under_kill(
     objects.create(FEATUREVIEWS, "FeatureView", name, spec)
 
     def backfill_in(*states: str) -> dict[str, Any]:
-        def check(status: dict[str, Any]) -> bool:
-            return (status.get("lastBackfill") or {}).get("state") in states
+        def probe() -> dict[str, Any] | None:
+            status = status_of(objects, FEATUREVIEWS, name)
+            return status if (status.get("lastBackfill") or {}).get("state") in states else None
 
-        return objects.wait_status(FEATUREVIEWS, name, check, f"backfill {states}", timeout_s)
+        return wait_for(probe, timeout_s, f"{name}: backfill {states}", 1.0, objects.context)
 
     launched = backfill_in("PENDING", "RUNNING")
     kill = kill_9(supervisor, victim)
@@ -105,7 +116,9 @@ class RolloutDriver:
         self.seen: list[tuple[str, int | None, int]] = []
 
     def observe(self) -> dict[str, Any]:
-        status = self.objects.status(MLMODELS, self.name)
+        status = status_of(self.objects, MLMODELS, self.name)
+        if not status:
+            return status
         sample = (
             str(status.get("phase")),
             status.get("stepIndex"),
@@ -167,18 +180,18 @@ def rollout_under_kill(
             },
         },
     )
-    objects.mark_ready(f"{name}-v{stable}")
+    objects.mark_ready(f"{name}-v{stable}", url=f"http://{name}-v{stable}.example.com")
     driver = RolloutDriver(objects, monitor_url, name)
     driver.drive_until({"Promoted"}, stable, candidate, False, timeout_s)
     driver.seen.clear()  # from here on: the candidate's rollout
     objects.patch(MLMODELS, name, {"spec": {"model": {"version": candidate}}})
-    objects.mark_ready(f"{name}-v{candidate}")
+    objects.mark_ready(f"{name}-v{candidate}", url=f"http://{name}-v{candidate}.example.com")
     ends = {"Promoted", "RolledBack", "Failed"}
     reached = driver.drive_until({moment} | ends, stable, candidate, failing, timeout_s)
     assert reached.get("phase") == moment, f"{name} passed {moment} before the kill: {reached}"
     kill = kill_9(supervisor, victim)
     final = driver.drive_until(ends, stable, candidate, failing, timeout_s)
-    events = [(e.reason, e.message) for e in objects.events_for(name)]
+    events = wait_for(lambda: _events(objects, name), 30, "the MLModel's events")
     return {
         **kill,
         "moment": moment,
@@ -190,6 +203,13 @@ def rollout_under_kill(
         "stepPassed": [m for r, m in events if r == "StepPassed"],
         "reasons": sorted({r for r, _ in events}),
     }
+
+
+def _events(objects: CustomObjects, name: str) -> list[tuple[str, str]] | None:
+    try:
+        return [(e.reason, e.message) for e in objects.events_for(name)]
+    except (ApiException, urllib3.exceptions.HTTPError):
+        return None
 
 
 def step_weights(step_passed: list[str]) -> list[int]:
