@@ -89,7 +89,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited, waiting for a parent to reap it (an init that reaps nothing keeps it so)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def read_pids(layout: EmbeddedLayout) -> dict[str, int]:
@@ -256,11 +265,11 @@ def wait_gone(pid: int, timeout: float) -> bool:
     """Wait up to `timeout` for `pid` to exit; True when it did."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return True
         # Reap it if it is our child (tests call up and down in one process).
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return True
         time.sleep(0.1)
     return False
 
