@@ -110,7 +110,7 @@ def rollout_cell(root: Path, victim: str, moment: str) -> dict[str, Any]:
     else:
         outcome["invariants"] = {
             "finished": outcome["phase"] == "Promoted",
-            "noStepSkippedOrRepeated": step_weights(outcome["stepPassed"]) == [50],
+            "noStepSkippedOrRepeated": step_weights(outcome["stepPassed"]) == [50, 100],
         }
     return outcome
 

@@ -145,7 +145,7 @@ class Supervisor:
     def stop_all(self) -> None:
         """The services together, then the control plane: SIGTERM, SIGKILL after GRACE_S."""
         services_first = [n for n in self.components if n != CONTROLPLANE]
-        for group in (services_first, [CONTROLPLANE]):
+        for group in (services_first, [n for n in self.components if n == CONTROLPLANE]):
             procs = [p for n in group if (p := self.components[n].proc) is not None]
             for proc in procs:
                 with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -207,9 +207,13 @@ def rollout_under_kill(
 
 def _events(objects: CustomObjects, name: str) -> list[tuple[str, str]] | None:
     try:
-        return [(e.reason, e.message) for e in objects.events_for(name)]
+        listed = objects.events_for(name)
     except (ApiException, urllib3.exceptions.HTTPError):
         return None
+    # In the order they were written: the list is in no particular order, and timestamps
+    # have a resolution of a second.
+    listed.sort(key=lambda e: int(e.metadata.resource_version))
+    return [(e.reason, e.message) for e in listed]
 
 
 def step_weights(step_passed: list[str]) -> list[int]:
