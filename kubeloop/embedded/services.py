@@ -1,5 +1,6 @@
 """What `kubeloop up` runs: the process list of the embedded default, the CRDs it installs,
-and `up()`, which starts them all (the CLI, the demo and the test harness call it)."""
+and `up()`, which starts the supervisor that runs them (the CLI and the demo call it; the
+test harness starts the same list)."""
 
 from __future__ import annotations
 
