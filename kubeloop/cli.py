@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from kubeloop.embedded import launcher, services
@@ -60,12 +61,36 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from kubeloop.status import collect_summary, render_summary
+    from kubeloop.status import collect_summary, render_components, render_summary
 
     layout = EmbeddedLayout(Path(args.state_dir))
+    record = launcher.read_supervisor_state(layout)
+    if record:
+        print(render_components(record, time.time()) + "\n")
     kubeconfig = args.kubeconfig or (layout.kubeconfig if layout.kubeconfig.exists() else None)
-    rows = collect_summary(kubeconfig)
+    try:
+        rows = collect_summary(kubeconfig)
+    except Exception as error:  # the control plane may be restarting: say so, keep the table
+        if not record:
+            raise
+        print(f"the API server did not answer: {type(error).__name__}: {error}"[:300])
+        return 1
     print(render_summary(rows))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    layout = EmbeddedLayout(Path(args.state_dir))
+    path = layout.logs_dir / f"{args.component}.log"
+    if not path.is_file():
+        known = sorted(p.stem for p in layout.logs_dir.glob("*.log"))
+        raise EmbeddedError(
+            f"no log for {args.component!r} in {layout.logs_dir}; there are: {', '.join(known)}"
+        )
+    text = path.read_text(errors="replace")
+    if args.tail is not None:
+        text = "".join(text.splitlines(keepends=True)[-args.tail :]) if args.tail > 0 else ""
+    sys.stdout.write(text)
     return 0
 
 
@@ -107,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     operator = sub.add_parser("operator", help="run all three operators (in-cluster entrypoint)")
     operators_entry.add_arguments(operator)
     operator.set_defaults(func=cmd_operator)
+
+    logs = sub.add_parser("logs", help="print a component's log (supervisor, controlplane, …)")
+    logs.add_argument("component")
+    logs.add_argument("--state-dir", default=".kubeloop")
+    logs.add_argument("--tail", type=int, default=None, metavar="N", help="the last N lines")
+    logs.set_defaults(func=cmd_logs)
 
     demo = sub.add_parser("demo", help="run the whole loop on the embedded default")
     demo.add_argument("--state-dir", default=".kubeloop")

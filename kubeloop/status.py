@@ -1,4 +1,5 @@
-"""`kubeloop status`: one readable line per kubeloop resource, with its progress."""
+"""`kubeloop status`: the supervisor's components (pid, uptime, restarts, last exit), then one
+readable line per kubeloop resource, with its progress."""
 
 from __future__ import annotations
 
@@ -81,9 +82,52 @@ def render_summary(rows: list[SummaryRow]) -> str:
     if not rows:
         return "No kubeloop resources yet. Try: kubectl apply -f examples/resources/"
     header = ("KIND", "NAMESPACE", "NAME", "READY", "PROGRESS", "REASON")
-    table = [header] + [
-        (r.kind, r.namespace, r.name, r.ready, r.progress, r.reason[:80]) for r in rows
-    ]
+    return _table(
+        [header, *((r.kind, r.namespace, r.name, r.ready, r.progress, r.reason[:80]) for r in rows)]
+    )
+
+
+def uptime_text(seconds: float) -> str:
+    """Pure: 42s, 3m07s, 2h05m, 3d04h."""
+    whole = max(0, int(seconds))
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def last_exit_text(last_exit: dict[str, Any] | None) -> str:
+    """Pure: "SIGKILL at <time>", "code 1 at <time>" or "-"."""
+    if not last_exit:
+        return "-"
+    how = last_exit.get("signal") or f"code {last_exit.get('code')}"
+    return f"{how} at {last_exit.get('at', '?')}"
+
+
+def render_components(record: dict[str, Any], now: float) -> str:
+    """Pure: the supervisor's record (`supervisor.json`) as a table, `now` the epoch time."""
+    components = record.get("components") or {}
+    if not components:
+        return "No supervisor record: kubeloop is not running here (`kubeloop up`)."
+    rows: list[tuple[str, ...]] = [("COMPONENT", "PID", "UPTIME", "RESTARTS", "LAST EXIT")]
+    for name, c in components.items():
+        started = c.get("startedAtEpoch")
+        uptime = uptime_text(now - started) if c.get("pid") and started else "-"
+        if c.get("state") == "backoff" and c.get("nextStartAt"):
+            uptime = f"backoff until {c['nextStartAt']}"
+        pid = str(c["pid"]) if c.get("pid") else "-"
+        rows.append(
+            (name, pid, uptime, str(c.get("restarts", 0)), last_exit_text(c.get("lastExit")))
+        )
+    return _table(rows)
+
+
+def _table(table: list[tuple[str, ...]]) -> str:
+    header = table[0]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     lines = []
     for row in table:

@@ -17,11 +17,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
 PIDS_FILE = "pids.json"
+SUPERVISOR_FILE = "supervisor.json"
 DEFAULT_PORT = 8443
 
 
@@ -58,6 +60,11 @@ class EmbeddedLayout:
     def pids_file(self) -> Path:
         return self.state_dir / PIDS_FILE
 
+    @property
+    def supervisor_file(self) -> Path:
+        """The supervisor's record: per component its pid, start, restarts and last exit."""
+        return self.state_dir / SUPERVISOR_FILE
+
 
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -82,7 +89,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited, waiting for a parent to reap it (an init that reaps nothing keeps it so)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def read_pids(layout: EmbeddedLayout) -> dict[str, int]:
@@ -177,23 +193,62 @@ def kubeconfig_endpoint(path: Path) -> Endpoint:
     )
 
 
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2))
+    temporary.replace(path)
+
+
 def write_pids(layout: EmbeddedLayout, pids: dict[str, int], port: int) -> None:
-    layout.pids_file.write_text(json.dumps({"pids": pids, "port": port}, indent=2))
+    write_json_atomic(layout.pids_file, {"pids": pids, "port": port})
 
 
-def stop_all(layout: EmbeddedLayout, timeout: float = 15.0) -> list[str]:
-    """Stop every recorded process (SIGTERM, then SIGKILL); returns the names stopped."""
+def read_supervisor_state(layout: EmbeddedLayout) -> dict[str, Any]:
+    """The supervisor's record, or {} when there is none (or it is being replaced)."""
+    try:
+        return dict(json.loads(layout.supervisor_file.read_text()))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def component_pids(layout: EmbeddedLayout) -> dict[str, int]:
+    components = read_supervisor_state(layout).get("components", {})
+    return {name: int(c["pid"]) for name, c in components.items() if c.get("pid")}
+
+
+def stop_all(layout: EmbeddedLayout, timeout: float = 40.0) -> list[str]:
+    """Stop every recorded process (SIGTERM, then SIGKILL), then whatever the supervisor's
+    record says is still alive, then the pipeline runs; returns the names stopped."""
     pids = read_pids(layout)
+    components = component_pids(layout)
+    alive = {name for name, pid in components.items() if pid_alive(pid)}
     stopped = []
-    # Operators first, the control plane last, so nobody loses its API server mid-write.
-    for name in sorted(pids, key=lambda n: n == "controlplane"):
+    # The supervisor first: it stops its components, operators first, the control plane last.
+    for name in sorted(pids, key=lambda n: (n != "supervisor", n == "controlplane")):
         pid = pids[name]
         if not pid_alive(pid):
             continue
         _terminate(pid, timeout)
         stopped.append(name)
+    for name, pid in components.items():  # a supervisor killed before it stopped them all
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        if name in alive or "supervisor" in stopped:
+            stopped.append(name)
+    kill_pipeline_workers(layout.state_dir)
     layout.pids_file.unlink(missing_ok=True)
     return stopped
+
+
+def kill_pipeline_workers(state_dir: Path) -> None:
+    """Kill the local pipeline runs the operators left running (each leads its own session and
+    records its pid in `<state_dir>/pipeline-runs/<run>/state.json`)."""
+    for state_file in (state_dir / "pipeline-runs").glob("*/state.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            state = json.loads(state_file.read_text())
+            if state.get("state") in ("PENDING", "RUNNING") and state.get("pid"):
+                os.killpg(int(state["pid"]), signal.SIGKILL)
 
 
 def _terminate(pid: int, timeout: float) -> None:
@@ -201,16 +256,22 @@ def _terminate(pid: int, timeout: float) -> None:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
+    wait_gone(pid, timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait up to `timeout` for `pid` to exit; True when it did."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
         # Reap it if it is our child (tests call up and down in one process).
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return True
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    return False
 
 
 def python_module(module: str, *args: str) -> list[str]:

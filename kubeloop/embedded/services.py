@@ -1,9 +1,11 @@
 """What `kubeloop up` runs: the process list of the embedded default, the CRDs it installs,
-and `up()`, which starts them all (the CLI, the demo and the test harness call it)."""
+and `up()`, which starts the supervisor that runs them (the CLI and the demo call it; the
+test harness starts the same list)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,8 +159,10 @@ def up(
     timeout: float,
     warn: Callable[[str], None] | None = None,
 ) -> Started:
-    """Start the control plane, install the CRDs, start the services; on any failure stop
-    what was started. Raises EmbeddedError for what a person can fix; `warn` hears the rest."""
+    """Start the supervisor, which starts the control plane, installs the CRDs, starts the
+    services and restarts any that exits; returns once all are started, and on any failure
+    stops what was started. Raises EmbeddedError for what a person can fix; `warn` hears the
+    rest."""
     layout = EmbeddedLayout(state_dir)
     launcher.check_state_dir(layout)
     if not launcher.port_is_free(host, port):
@@ -166,17 +170,38 @@ def up(
     if warn is not None and not launcher.java_available():
         warn(JAVA_MISSING)
     layout.state_dir.mkdir(parents=True, exist_ok=True)
-    pids: dict[str, int] = {}
+    layout.supervisor_file.unlink(missing_ok=True)  # a previous run's record
     try:
-        plane = launcher.start_process(controlplane_process(layout, host, port), layout)
-        pids["controlplane"] = plane.pid
-        launcher.write_pids(layout, pids, port)
-        launcher.wait_for_api(layout, plane, timeout=timeout)
-        apply_crds(layout.kubeconfig, crd_documents())
-        for spec in service_processes(layout, host):
-            pids[spec.name] = launcher.start_process(spec, layout).pid
-            launcher.write_pids(layout, pids, port)
+        supervisor = launcher.start_process(supervisor_process(layout, host, port, timeout), layout)
+        launcher.write_pids(layout, {"supervisor": supervisor.pid}, port)
+        wait_until_running(layout, supervisor, timeout + 30.0)
     except BaseException:
         launcher.stop_all(layout)
         raise
     return Started(layout, host, port)
+
+
+def supervisor_process(layout: EmbeddedLayout, host: str, port: int, timeout: float) -> ProcessSpec:
+    """The one process `kubeloop up` leaves running; it starts and restarts the others."""
+    args = ["--state-dir", str(layout.state_dir), "--host", host, "--port", str(port)]
+    return ProcessSpec(
+        "supervisor",
+        launcher.python_module("kubeloop.embedded.supervisor", *args, "--timeout", str(timeout)),
+    )
+
+
+def wait_until_running(
+    layout: EmbeddedLayout, supervisor: subprocess.Popen[bytes], timeout: float
+) -> None:
+    """Until the supervisor's record says every component was started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = launcher.read_supervisor_state(layout)
+        if state.get("phase") == "running":
+            return
+        if state.get("phase") == "failed" or supervisor.poll() is not None:
+            supervisor.wait()
+            log = (layout.logs_dir / "supervisor.log").read_text(errors="replace")[-2000:]
+            raise EmbeddedError(state.get("error") or f"the supervisor exited:\n{log}")
+        time.sleep(0.2)
+    raise EmbeddedError(f"kubeloop did not start within {timeout:.0f}s")

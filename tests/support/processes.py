@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubeloop.embedded.launcher import free_port, port_is_free
+from kubeloop.embedded.launcher import free_port, kill_pipeline_workers, port_is_free
 
 __all__ = ["Process", "free_port", "kill_pipeline_workers", "port_is_free", "start_process"]
 
@@ -55,13 +54,3 @@ def start_process(name: str, argv: list[str], log_dir: Path, env: dict[str, str]
             env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
         )
     return Process(name, popen, log_path)
-
-
-def kill_pipeline_workers(state_dir: Path) -> None:
-    """Kill the local pipeline runs an operator left running (each leads its own session and
-    records its pid in `<state_dir>/pipeline-runs/<run>/state.json`)."""
-    for state_file in (state_dir / "pipeline-runs").glob("*/state.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            state = json.loads(state_file.read_text())
-            if state.get("state") in ("PENDING", "RUNNING") and state.get("pid"):
-                os.killpg(int(state["pid"]), signal.SIGKILL)

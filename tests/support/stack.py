@@ -2,7 +2,8 @@
 starts beside the control plane (`kubeloop.embedded.services.service_processes`: monitor,
 serving controller, operators), run against a test's cluster, each with a log file.
 
-- `Stack`: start any of them by name (`MONITOR`, `SERVING`, `OPERATORS`), stop, restart, logs.
+- `Stack`: start any of them by name (`MONITOR`, `SERVING`, `OPERATORS`), stop, restart, logs;
+  or run them under the embedded default's supervisor (`Stack.supervised`, the chaos tests).
 - `model_stack`: a pytest fixture (module scope), a `Stack` for the MLModel tests.
 - `OperatorHarness`: the operator process alone (poll interval 1 s) and the custom-object
   helper, for the FeatureView and Experiment operator tests.
@@ -14,6 +15,7 @@ directory, laid out as `kubeloop up` lays out `.kubeloop/`.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import pytest
 from kubeloop.embedded import services
 from kubeloop.embedded.launcher import EmbeddedLayout, ProcessSpec
 from kubeloop.embedded.services import apply_crds, crd_documents
+from kubeloop.embedded.supervisor import CONTROLPLANE, Component, Supervisor
 from tests.support.kube import CustomObjects
 from tests.support.localcluster import RunningCluster
 from tests.support.processes import Process, free_port, kill_pipeline_workers, start_process
@@ -76,6 +79,33 @@ class Stack:
         finally:
             self.stop_all()
 
+    @contextlib.contextmanager
+    def supervised(self, *names: str) -> Iterator[Supervisor]:
+        """Start `names` under the embedded default's supervisor (restarts with its backoff),
+        run in a thread of the test; stop them all, then the pipeline runs, on the way out."""
+        supervisor = Supervisor(self.layout, {n: Component(self.specs[n]) for n in names})
+        done = threading.Event()
+        thread = threading.Thread(target=supervisor.supervise, args=(done.is_set,), daemon=True)
+        try:
+            if CONTROLPLANE in names:  # the control plane, its CRDs, then the others
+                supervisor.start_up(timeout=120.0)
+            for name in names:
+                if supervisor.components[name].proc is None:
+                    supervisor.start(name)
+            thread.start()
+            yield supervisor
+        finally:
+            done.set()
+            if thread.is_alive():
+                thread.join()
+            supervisor.stop_all()
+            kill_pipeline_workers(self.state_dir)
+
+    def add_control_plane(self, port: int) -> None:
+        """Let `supervised` run the control plane too (its data under the state dir); for
+        a Stack made with `kubeconfig=<state_dir>/cluster/kubeconfig, install_crds=False`."""
+        self.specs[CONTROLPLANE] = services.controlplane_process(self.layout, HOST, port)
+
     def stop(self, name: str) -> int | None:
         """Stop one (its log stays readable); returns its exit code."""
         process = self.processes.get(name)
@@ -92,7 +122,13 @@ class Stack:
         return process is not None and process.alive()
 
     def logs(self, chars: int = 3000) -> str:
-        return "\n".join(f"--- {n} ---\n{p.log_tail(chars)}" for n, p in self.processes.items())
+        """The tail of each component's log (started here or by a supervisor)."""
+        tails = []
+        for name in self.specs:
+            path = self.layout.logs_dir / f"{name}.log"
+            if path.is_file():
+                tails.append(f"--- {name} ---\n{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(tails)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +181,7 @@ class OperatorHarness(CustomObjects):
         return self.stack.alive(OPERATORS)
 
     def logs(self) -> str:
-        return self.stack.logs(6000) if self.stack.processes else "(operator not running)"
+        return self.stack.logs(6000) or "(operator not running)"
 
     def close(self) -> None:
         """Stop the operator, then the pipeline workers it started."""
