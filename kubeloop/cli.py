@@ -49,7 +49,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"kubeloop is up: API server https://{args.host}:{args.port}, state in {layout.state_dir}"
     )
     print(f"\n  export KUBECONFIG={kubeconfig}\n")
-    print("Then try:")
+    print("Then try (from this directory):")
+    print("  kubeloop data              # the sample data examples/resources/ read")
     print("  kubectl get crds")
     print("  kubectl apply -f examples/resources/")
     print("  kubectl get featureviews,experiments,mlmodels")
