@@ -7,12 +7,15 @@ working tree), so `.kubeloop/` starts empty and the relative paths in examples/r
 what they mean for a user. Nothing in a command is substituted. Around them:
 
 - `.venv/bin/kubeloop`: the copy gets the script pip writes for pyproject's
-  `[project.scripts] kubeloop` entry point, run by this interpreter (the shared venv's) with
-  the copy first on the path. The shared venv's own console script cannot be used: it is an
-  editable install of another checkout, written when the CLI lived elsewhere (stale). This
-  way the README's `.venv/bin/kubeloop …` lines run unchanged, on the code under test.
-- The environment: PYTHONPATH and KUBECONFIG are dropped (a newcomer's shell has neither),
-  and `KUBELOOP_PORT` names a free port for `kubeloop up`'s API server, so the test does not
+  `[project.scripts] kubeloop` entry point, run by this interpreter (the shared venv's). The
+  shared venv's own console script cannot be used: it belongs to an editable install of
+  another checkout, written when the CLI lived elsewhere (stale). This way the README's
+  `.venv/bin/kubeloop …` lines run unchanged, on the code under test.
+- The environment: PYTHONPATH is the copy's root — what `make install` (`pip install -e .`)
+  gives every process of a fresh clone, pipeline steps included, which run from their own
+  working directories and would otherwise import the other checkout the shared venv's
+  editable install points at. KUBECONFIG is dropped (the tour exports it), and
+  `KUBELOOP_PORT` names a free port for `kubeloop up`'s API server, so the test does not
   depend on 8443 being free.
 - `export`/assignment lines are carried into every later command's shell (one shell per
   command, so each exit status is checked); a command the README says is `rejected` (the
@@ -117,14 +120,13 @@ def fresh_copy(dest: Path) -> Path:
 
 
 def install_entry_point(copy: Path) -> None:
-    """`.venv/bin/kubeloop` as pip writes it for pyproject's entry point, for this copy."""
+    """`.venv/bin/kubeloop` as pip writes it for pyproject's entry point."""
     scripts = tomllib.loads((copy / "pyproject.toml").read_text())["project"]["scripts"]
     module, function = scripts["kubeloop"].split(":")
     script = copy / ".venv" / "bin" / "kubeloop"
     script.parent.mkdir(parents=True)
     script.write_text(
-        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(copy)!r})\n"
-        f"from {module} import {function}\nsys.exit({function}())\n"
+        f"#!{sys.executable}\nimport sys\nfrom {module} import {function}\nsys.exit({function}())\n"
     )
     script.chmod(0o755)
 
@@ -134,8 +136,8 @@ class Tour:
 
     def __init__(self, copy: Path) -> None:
         self.copy = copy
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KUBECONFIG")}
-        self.env = {**env, "KUBELOOP_PORT": str(free_port())}
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        self.env = {**env, "PYTHONPATH": str(copy), "KUBELOOP_PORT": str(free_port())}
         self.assignments: list[str] = []
         self.transcript: list[str] = []
 
