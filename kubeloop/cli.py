@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from kubeloop.embedded import launcher, services
 from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout
+from kubeloop.sampledata.sample import DEFAULT_OUT as DEFAULT_DATA_DIR
+from kubeloop.sampledata.sample import SAMPLE_DAYS, SAMPLE_ROWS
 from operators import __main__ as operators_entry
 
 REPO_ROOT = services.REPO_ROOT
+# `kubeloop up`'s API server port when --port is not given (tests run the README's commands
+# as written on a free port).
+PORT_ENV = "KUBELOOP_PORT"
 
 
 def cmd_crds(args: argparse.Namespace) -> int:
@@ -44,7 +50,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"kubeloop is up: API server https://{args.host}:{args.port}, state in {layout.state_dir}"
     )
     print(f"\n  export KUBECONFIG={kubeconfig}\n")
-    print("Then try:")
+    print("Then try (from this directory):")
+    print("  kubeloop data              # the sample data examples/resources/ read")
     print("  kubectl get crds")
     print("  kubectl apply -f examples/resources/")
     print("  kubectl get featureviews,experiments,mlmodels")
@@ -94,6 +101,21 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from kubeloop.sampledata.sample import sample_config, write_sample_data
+
+    config = sample_config(datetime.now(UTC), rows=args.rows, seed=args.seed, days=args.days)
+    out = Path(args.out)
+    totals = write_sample_data(config, out)
+    print(
+        f"wrote {totals['events']} events to {out / 'events'} and {totals['labels']} labels "
+        f"to {out / 'labels'} ({config.start:%Y-%m-%d %H:%M} to {config.end:%Y-%m-%d %H:%M} UTC)"
+    )
+    return 0
+
+
 def cmd_operator(args: argparse.Namespace) -> int:
     return operators_entry.run(args)
 
@@ -102,6 +124,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kubeloop.demo.run import run_demo
 
     return run_demo(Path(args.state_dir))
+
+
+def _default_port() -> int:
+    return int(os.environ.get(PORT_ENV) or launcher.DEFAULT_PORT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the embedded control plane, operators, controllers")
     up.add_argument("--state-dir", default=".kubeloop")
     up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=launcher.DEFAULT_PORT)
+    up.add_argument(
+        "--port", type=int, default=_default_port(), help="default: $KUBELOOP_PORT or 8443"
+    )
     up.add_argument("--timeout", type=float, default=60.0)
     up.set_defaults(func=cmd_up)
 
@@ -128,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state-dir", default=".kubeloop")
     status.add_argument("--kubeconfig", default=None)
     status.set_defaults(func=cmd_status)
+
+    data = sub.add_parser(
+        "data", help="write the sample events and labels that examples/resources/ read"
+    )
+    data.add_argument("--out", default=str(DEFAULT_DATA_DIR), help="default: .kubeloop/data")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--rows", type=int, default=SAMPLE_ROWS)
+    data.add_argument("--days", type=int, default=SAMPLE_DAYS, help="days of history, ending now")
+    data.set_defaults(func=cmd_data)
 
     operator = sub.add_parser("operator", help="run all three operators (in-cluster entrypoint)")
     operators_entry.add_arguments(operator)

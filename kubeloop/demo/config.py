@@ -8,8 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubeloop.sampledata.sample import SAMPLE_DAYS, SAMPLE_LABEL_FRACTION, SAMPLE_ROWS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEMO_RESOURCES = REPO_ROOT / "examples" / "demo"
+# The README tour's resources: the demo applies its FeatureView and Experiment.
+TOUR_RESOURCES = REPO_ROOT / "examples" / "resources"
 
 
 class StageTimeouts(BaseModel):
@@ -31,10 +35,12 @@ class DemoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     state_dir: Path
-    rows: int = Field(default=20_000, ge=1000, description="Generated events (KUBELOOP_DEMO_ROWS).")
-    days: int = Field(default=21, ge=8, description="Days of history, ending now.")
+    rows: int = Field(
+        default=SAMPLE_ROWS, ge=1000, description="Generated events (KUBELOOP_DEMO_ROWS)."
+    )
+    days: int = Field(default=SAMPLE_DAYS, ge=8, description="Days of history, ending now.")
     label_fraction: float = Field(
-        default=0.5, gt=0, le=1, description="Share of events with a label: enough to train on."
+        default=SAMPLE_LABEL_FRACTION, gt=0, le=1, description="Share of events with a label."
     )
     seed: int = 0
     shift_sigma: float = Field(default=1.0, description="Shift of the injected drift, in sigma.")
@@ -54,6 +60,7 @@ class DemoConfig(BaseModel):
     analysis_tick_s: float = Field(default=1.0, gt=0)
     drift_interval_s: float = Field(default=5.0, gt=0)
     resources_dir: Path = DEMO_RESOURCES
+    tour_resources_dir: Path = TOUR_RESOURCES
     stop_after: str | None = Field(default=None, description="Last stage to run (tests).")
     keep_running: bool = Field(default=False, description="Leave `kubeloop up` running after.")
     timeouts: StageTimeouts = Field(default_factory=StageTimeouts)

@@ -1,4 +1,6 @@
-"""The demo's custom resources: YAML templates in examples/demo with `${NAME}` placeholders."""
+"""The demo's custom resources: the README tour's FeatureView and Experiment
+(examples/resources), pointed at the demo's data folder, and the demo's own MLModel
+(examples/demo, short rollout and drift intervals; `${NAME}` placeholders allowed)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import yaml
 FEATUREVIEW_FILE = "featureview.yaml"
 EXPERIMENT_FILE = "experiment.yaml"
 MLMODEL_FILE = "mlmodel.yaml"
+# Where examples/resources read the data `kubeloop data` writes by default.
+TOUR_DATA_DIR = ".kubeloop/data"
 
 
 class ResourceTemplateError(ValueError):
@@ -37,3 +41,22 @@ def name_of(document: Mapping[str, Any]) -> str:
 
 def namespace_of(document: Mapping[str, Any]) -> str:
     return str(document["metadata"].get("namespace", "default"))
+
+
+def _repointed(path: str, data_dir: str) -> str:
+    if not path.startswith(TOUR_DATA_DIR + "/"):
+        raise ResourceTemplateError(f"{path} is not under {TOUR_DATA_DIR}/")
+    return data_dir + path[len(TOUR_DATA_DIR) :]
+
+
+def tour_resource(path: Path, data_dir: str, backfill_start: str) -> dict[str, Any]:
+    """A FeatureView or Experiment of the tour, reading `data_dir` instead of .kubeloop/data
+    (and a FeatureView backfilling from `backfill_start`, the data's first hour)."""
+    document = render(path, {})
+    spec = document["spec"]
+    if document["kind"] == "FeatureView":
+        spec["source"]["path"] = _repointed(spec["source"]["path"], data_dir)
+        spec["backfill"]["start"] = backfill_start
+    else:
+        spec["labels"]["source"] = _repointed(spec["labels"]["source"], data_dir)
+    return document

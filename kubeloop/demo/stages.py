@@ -11,7 +11,8 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +24,11 @@ from kubeloop.demo.resources import (
     FEATUREVIEW_FILE,
     MLMODEL_FILE,
     render,
+    tour_resource,
 )
 from kubeloop.embedded import launcher, services
-from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from kubeloop.sampledata.requests import feature_columns
+from kubeloop.sampledata.sample import sample_config, write_sample_data
 from kubeloop.sampledata.traffic import TrafficConfig, TrafficGenerator, make_streams
 
 TERMINAL_MLMODEL_PHASES = ("RolledBack", "Failed")
@@ -43,27 +45,21 @@ def _condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
     return {}
 
 
-def data_start(now: datetime, days: int) -> datetime:
-    """History ends at the current hour, so a retrain window that `ends now` holds data."""
-    return now.replace(minute=0, second=0, microsecond=0, tzinfo=UTC) - timedelta(days=days)
-
-
 def _iso_z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stage_data(ctx: DemoContext) -> str:
-    start = data_start(datetime.now(UTC), ctx.config.days)
-    config = GeneratorConfig(
+    config = sample_config(
+        datetime.now(UTC),
         rows=ctx.config.rows,
         seed=ctx.config.seed,
-        start=start,
         days=ctx.config.days,
         label_fraction=ctx.config.label_fraction,
     )
-    totals = write_dataset(config, ctx.data_dir)
+    totals = write_sample_data(config, Path(ctx.data_dir))
     ctx.world = config
-    ctx.template_values = {"DATA_DIR": ctx.data_dir, "BACKFILL_START": _iso_z(start)}
+    ctx.template_values = {"DATA_DIR": ctx.data_dir, "BACKFILL_START": _iso_z(config.start)}
     return f"{totals['events']} events, {totals['labels']} labels in {ctx.data_dir}"
 
 
@@ -105,8 +101,12 @@ def stage_up(ctx: DemoContext) -> str:
 
 
 def _apply(ctx: DemoContext, kind: str, file_name: str) -> dict[str, Any]:
-    values = {"DATA_DIR": ctx.data_dir, **ctx.template_values}
-    document = render(ctx.config.resources_dir / file_name, values)
+    if kind == "MLModel":
+        values = {"DATA_DIR": ctx.data_dir, **ctx.template_values}
+        document = render(ctx.config.resources_dir / file_name, values)
+    else:  # the tour's own FeatureView and Experiment, on the demo's data
+        path = ctx.config.tour_resources_dir / file_name
+        document = tour_resource(path, ctx.data_dir, ctx.template_values["BACKFILL_START"])
     ctx.documents[kind] = document
     assert ctx.kube is not None
     ctx.kube.apply(document)

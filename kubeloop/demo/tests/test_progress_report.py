@@ -18,7 +18,7 @@ from kubeloop.demo.report import (
     traffic_per_version,
     write_report,
 )
-from kubeloop.demo.resources import ResourceTemplateError, render
+from kubeloop.demo.resources import ResourceTemplateError, render, tour_resource
 from kubeloop.demo.runner import stages_up_to
 
 FEATUREVIEW = {
@@ -184,10 +184,11 @@ def test_templates_are_filled_and_unknown_placeholders_named(tmp_path: Path) -> 
 
 
 def test_demo_templates_render() -> None:
-    from kubeloop.demo.config import DEMO_RESOURCES
+    from kubeloop.demo.config import DEMO_RESOURCES, TOUR_RESOURCES
 
     values = {"DATA_DIR": "/data", "BACKFILL_START": "2026-11-01T00:00:00Z"}
     kinds = {render(p, values)["kind"] for p in DEMO_RESOURCES.glob("*.yaml")}
+    kinds |= {render(p, {})["kind"] for p in TOUR_RESOURCES.glob("*.yaml")}
     assert kinds == {"FeatureView", "Experiment", "MLModel"}
 
 
@@ -200,7 +201,7 @@ def test_stages_up_to() -> None:
 
 @pytest.mark.parametrize("kind", ["featureview", "experiment", "mlmodel"])
 def test_demo_templates_pass_the_api_models(kind: str) -> None:
-    from kubeloop.demo.config import DEMO_RESOURCES
+    from kubeloop.demo.config import DEMO_RESOURCES, TOUR_RESOURCES
     from operators.api.experiment import ExperimentSpec
     from operators.api.featureview import FeatureViewSpec
     from operators.api.mlmodel import MLModelSpec
@@ -210,15 +211,11 @@ def test_demo_templates_pass_the_api_models(kind: str) -> None:
         "experiment": ExperimentSpec,
         "mlmodel": MLModelSpec,
     }
-    values = {"DATA_DIR": "/data", "BACKFILL_START": "2026-11-01T00:00:00Z"}
-    document = render(DEMO_RESOURCES / f"{kind}.yaml", values)
+    if kind == "mlmodel":
+        values = {"DATA_DIR": "/data", "BACKFILL_START": "2026-11-01T00:00:00Z"}
+        document = render(DEMO_RESOURCES / f"{kind}.yaml", values)
+    else:  # the tour's resources, on the demo's data
+        document = tour_resource(TOUR_RESOURCES / f"{kind}.yaml", "/data", "2026-11-01T00:00:00Z")
+        text = json.dumps(document)
+        assert ".kubeloop/data" not in text and "/data/" in text
     models[kind].model_validate(document["spec"])
-
-
-def test_history_ends_at_the_current_hour() -> None:
-    from datetime import UTC, datetime
-
-    from kubeloop.demo.stages import data_start
-
-    now = datetime(2026, 11, 21, 17, 42, 13, tzinfo=UTC)
-    assert data_start(now, 21) == datetime(2026, 10, 31, 17, 0, tzinfo=UTC)
