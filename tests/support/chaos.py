@@ -10,6 +10,7 @@ runs launched, rollout phases, steps and weights seen, events).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -31,6 +32,7 @@ from tests.support.waiting import wait_for
 FEATUREVIEWS, MLMODELS = "featureviews", "mlmodels"
 SQL = "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds FROM source"
 RESTART_TIMEOUT_S = 60.0
+PIPELINE_WORKER = "pipeline-worker"
 
 
 def kill_9(supervisor: Supervisor, name: str) -> dict[str, Any]:
@@ -71,6 +73,25 @@ def small_feature_view(root: Path) -> dict[str, Any]:
     return feature_view_spec(str(root / "data" / "events"), SQL, ["dwell_seconds"], window)
 
 
+def kill_worker(run_dir: Path) -> dict[str, Any]:
+    """SIGKILL a local pipeline run's worker (its process group) once it has recorded its pid;
+    nobody restarts it: the operator must notice."""
+
+    def worker_pid() -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads((run_dir / "state.json").read_text()).get("pid")
+        return None
+
+    pid = wait_for(worker_pid, RESTART_TIMEOUT_S, f"the worker of {run_dir.name}")
+    os.killpg(int(pid), signal.SIGKILL)
+    return {
+        "victim": PIPELINE_WORKER,
+        "oldPid": pid,
+        "restartedAfterS": None,
+        "lastExit": "SIGKILL",
+    }
+
+
 def backfill_under_kill(
     objects: CustomObjects,
     supervisor: Supervisor,
@@ -79,9 +100,11 @@ def backfill_under_kill(
     spec: dict[str, Any],
     run_names: Callable[[str], list[str]],
     timeout_s: float,
+    run_dir: Callable[[str], Path] = Path,
 ) -> dict[str, Any]:
     """Create a FeatureView; kill `victim` while its backfill run is in flight; wait for the
-    outcome. `run_names(prefix)` lists the pipeline runs launched (one run directory each)."""
+    outcome. `run_names(prefix)` lists the pipeline runs launched (one run directory each);
+    `victim` may be PIPELINE_WORKER, the run's worker process (`run_dir(run)` holds it)."""
     objects.create(FEATUREVIEWS, "FeatureView", name, spec)
 
     def backfill_in(*states: str) -> dict[str, Any]:
@@ -92,7 +115,10 @@ def backfill_under_kill(
         return wait_for(probe, timeout_s, f"{name}: backfill {states}", 1.0, objects.context)
 
     launched = backfill_in("PENDING", "RUNNING")
-    kill = kill_9(supervisor, victim)
+    if victim == PIPELINE_WORKER:
+        kill = kill_worker(run_dir(launched["lastBackfill"]["run"]))
+    else:
+        kill = kill_9(supervisor, victim)
     status = backfill_in("SUCCEEDED", "FAILED")
     return {
         **kill,
@@ -102,6 +128,7 @@ def backfill_under_kill(
         "state": status["lastBackfill"]["state"],
         "run": status["lastBackfill"]["run"],
         "backfilled": condition(status, "Backfilled").get("status"),
+        "message": status["lastBackfill"].get("message"),
     }
 
 
