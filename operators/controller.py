@@ -22,6 +22,21 @@ from operators.status import merge_patch
 B = TypeVar("B")
 Reconcile = Callable[[B, KindObject[Any, Any], datetime], Outcome[Any]]
 
+# Kopf retries a handler that raised an unexpected error only after 60 s; an API server that is
+# restarting, a registry that is briefly away or a write that lost a race (409) are worth a new
+# pass within seconds (a control-plane restart used to stall a rollout for a minute).
+TRANSIENT_RETRY_S = 5.0
+RETRIED_API_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+
+
+def is_transient(error: BaseException) -> bool:
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(error, ApiException):
+        return error.status in RETRIED_API_STATUSES
+    return isinstance(error, ConnectionError | TimeoutError | HTTPError)
+
 
 def write_status(body: kopf.Body, patch: kopf.Patch, status: StatusBase) -> dict[str, Any]:
     """Patch the object's status to `status`, sending only what changed; returns what was sent."""
@@ -47,7 +62,13 @@ class KindController(Generic[B]):
     def handle(self, body: kopf.Body, patch: kopf.Patch, step: Reconcile[B] | None = None) -> None:
         obj = from_body(self.kind, body)
         if isinstance(obj, KindObject):
-            outcome = (step or self.reconcile)(self.backends(), obj, datetime.now(UTC))
+            try:
+                outcome = (step or self.reconcile)(self.backends(), obj, datetime.now(UTC))
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                message = f"{type(error).__name__}: {error}"[:500]
+                raise kopf.TemporaryError(message, delay=TRANSIENT_RETRY_S) from error
         else:
             outcome = obj.outcome()
         record_events(body, outcome.events)
