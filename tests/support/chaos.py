@@ -214,6 +214,13 @@ def rollout_under_kill(
     objects.patch(MLMODELS, name, {"spec": {"model": {"version": candidate}}})
     objects.mark_ready(f"{name}-v{candidate}", url=f"http://{name}-v{candidate}.example.com")
     ends = {"Promoted", "RolledBack", "Failed"}
+    # The operator may record the spec change before its timer starts the candidate's rollout:
+    # until then the status still reads Promoted on the stable version, which is not an end.
+    wait_for(
+        lambda: _candidate_taken_up(driver.observe(), candidate),
+        timeout_s,
+        f"{name}: the rollout of version {candidate} to start",
+    )
     reached = driver.drive_until({moment} | ends, stable, candidate, failing, timeout_s)
     assert reached.get("phase") == moment, f"{name} passed {moment} before the kill: {reached}"
     kill = kill_9(supervisor, victim)
@@ -230,6 +237,10 @@ def rollout_under_kill(
         "stepPassed": [m for r, m in events if r == "StepPassed"],
         "reasons": sorted({r for r, _ in events}),
     }
+
+
+def _candidate_taken_up(status: dict[str, Any], candidate: str) -> bool:
+    return status.get("phase") != "Promoted" or status.get("stableVersion") == candidate
 
 
 def _events(objects: CustomObjects, name: str) -> list[tuple[str, str]] | None:
