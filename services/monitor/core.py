@@ -50,6 +50,33 @@ class PendingHalf:
     scores: Scores | None = None
     rows: int = 0
     served: list[ServedRow] | None = None  # rows with an entity (models with ``skew``)
+    request_id: str = ""  # correlation id (X-Request-Id) or ce-id
+
+
+@dataclass(frozen=True, slots=True)
+class ServedPrediction:
+    """One completed call as it was served: what the prediction log writes and what labels
+    join to. Emitted by the core for every call it records (answered or not), replay included:
+    consumers that persist it must be idempotent on ``(namespace, model, version, event_id)``.
+    """
+
+    namespace: str
+    model: str
+    version: str
+    role: str
+    event_id: str
+    request_id: str  # the id the application knows: X-Request-Id (correlation id), else ce-id
+    served_at: float  # when the request reached the monitor (the response's time without one)
+    status: int
+    latency_ms: float
+    feature_names: list[str] | None
+    features: np.ndarray | None  # (rows, d) finite rows of the request; None without a request
+    entities: tuple[str, ...]  # entity keys of the rows (models with ``skew``), else empty
+    scores: np.ndarray | None  # one score per prediction; None when the call failed
+    classes: np.ndarray | None
+
+
+PredictionSink = Callable[[ServedPrediction], None]
 
 
 @dataclass(slots=True)
@@ -94,6 +121,8 @@ class MonitorCore:
         # While the journal is replayed after a restart, bad input is not counted again:
         # its counters were persisted when it first arrived.
         self.replaying = False
+        # Receives every completed call (prediction log, label join); set by the service.
+        self.prediction_sinks: list[PredictionSink] = []
 
     # ------------------------------------------------------------------ configuration
 
@@ -177,6 +206,7 @@ class MonitorCore:
             role=role,
             status=env.status,
             latency_ms=env.latency_ms,
+            request_id=env.correlation_id or env.event_id,
         )
         try:
             if env.kind == KIND_REQUEST:
@@ -247,6 +277,41 @@ class MonitorCore:
         if scores is not None:
             classes = scores.classes if scores.classes is not None else -1
             window.scores.extend(scores.scores.shape[0], ts=now, score=scores.scores, cls=classes)
+        if self.prediction_sinks:
+            self._emit(key, window.role, request, response, status, latency)
+
+    def _emit(
+        self,
+        key: PendingKey,
+        role: str,
+        request: PendingHalf | None,
+        response: PendingHalf | None,
+        status: int,
+        latency: float,
+    ) -> None:
+        first = request if request is not None else response
+        assert first is not None
+        features = request.features if request is not None else None
+        scores = response.scores if response is not None else None
+        served = request.served if request is not None and request.served else ()
+        prediction = ServedPrediction(
+            namespace=key[0],
+            model=key[1],
+            version=key[2],
+            role=role,
+            event_id=key[3],
+            request_id=first.request_id or key[3],
+            served_at=first.ts,
+            status=status,
+            latency_ms=latency,
+            feature_names=features.names if features is not None else None,
+            features=features.rows if features is not None else None,
+            entities=tuple(row.entity for row in served),
+            scores=scores.scores if scores is not None else None,
+            classes=scores.classes if scores is not None else None,
+        )
+        for sink in self.prediction_sinks:
+            sink(prediction)
 
     def _record_features(
         self,

@@ -275,3 +275,23 @@ def test_plain_kserve_logger_events_are_understood() -> None:
     assert stable["latencyMs"]["p50"] == pytest.approx(50.0)  # from the event gap
     assert versions["2"]["role"] == "shadow"
     assert (versions["2"]["pairedRequests"], versions["2"]["disagreements"]) == (1, 1)
+
+
+def test_every_recorded_call_reaches_the_prediction_sinks_with_what_was_served() -> None:
+    core = MonitorCore()
+    seen: list = []
+    core.prediction_sinks.append(seen.append)
+    call(core, "a", "1", [1.0, 2.0], 0.8, T0, latency=12.0)
+    call(core, "b", "1", [3.0, 4.0], None, T0 + 1, status=503)
+    core.ingest(request("c", "2", [[5.0, 6.0]]), T0 + 2)  # never answered
+    core.expire(T0 + 1000)
+    assert [(p.event_id, p.version, p.status) for p in seen] == [
+        ("a", "1", 200),
+        ("b", "1", 503),
+        ("c", "2", 0),  # STATUS_UNANSWERED
+    ]
+    first = seen[0]
+    assert first.request_id == "a" and first.served_at == T0 and first.latency_ms == 12.0
+    np.testing.assert_array_equal(first.features, [[1.0, 2.0]])
+    np.testing.assert_allclose(first.scores, [0.8])
+    assert seen[1].scores is None and seen[2].scores is None
