@@ -197,7 +197,10 @@ def wilson(successes: int, total: int) -> Interval:
     z2 = _Z * _Z
     centre = (p + z2 / (2 * total)) / (1 + z2 / total)
     half = _Z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total)) / (1 + z2 / total)
-    return Interval(value=p, low=max(0.0, centre - half), high=min(1.0, centre + half))
+    # At 0 (or all) successes the bound is exactly 0 (or 1); rounding would leave 1e-17.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == total else min(1.0, centre + half)
+    return Interval(value=p, low=low, high=high)
 
 
 def _auc_interval(scores: np.ndarray, labels: np.ndarray) -> Interval:
