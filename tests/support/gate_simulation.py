@@ -101,13 +101,16 @@ def make_world(
 
 def worse_world(metric: str, delta: float, sigma_stable: float = 0.5, **kw: float) -> World:
     """A world whose candidate is worse than stable by ``delta`` (AUC, accuracy: lower by
-    delta; logLoss: higher by delta), by bisection on the candidate's noise."""
+    delta; logLoss: higher by delta; a negative delta: better), by bisection on the
+    candidate's noise."""
 
     def shortfall(sigma: float) -> float:
         stable, candidate = make_world(sigma_stable, sigma, **kw).population(metric)  # type: ignore[arg-type]
         return candidate - stable if metric == "logLoss" else stable - candidate
 
-    low, high = sigma_stable, sigma_stable + 0.1
+    # The shortfall grows with the candidate's noise; a negative delta (a better candidate)
+    # lies below the stable's noise.
+    low, high = (sigma_stable, sigma_stable + 0.1) if delta >= 0 else (1e-3, sigma_stable)
     while shortfall(high) < delta:
         low, high = high, high * 2
     for _ in range(50):
