@@ -5,7 +5,7 @@ numpy/scipy only, no I/O, nothing kept between calls. Inputs are the positive-cl
 a score outside [0, 1], a label other than 0/1, arrays of different lengths) raises
 :class:`QualityInputError` naming the argument, so nothing malformed becomes a figure.
 
-Figures (each matches scikit-learn on the same rows, ``tests/test_stats.py``):
+Figures (each matches scikit-learn on the same rows, ``outcomes/tests/test_stats.py``):
 
 - AUC: the Mann-Whitney form (ties count one half), as ``sklearn.metrics.roc_auc_score``;
   ``None`` with one class only. Variance by DeLong, DeLong & Clarke-Pearson (1988,
