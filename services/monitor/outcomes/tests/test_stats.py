@@ -224,3 +224,19 @@ def test_wire_models_refuse_nan_and_use_camel_case() -> None:
                 "since": 0,
             }
         )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ece_interval_agrees_with_a_row_level_poisson_bootstrap(seed: int) -> None:
+    scores, labels = rows(seed, n=3000, rounded=None)
+    y = labels.astype(float)
+    index = np.clip(np.floor(scores * 10).astype(int), 0, 9)
+    gaps = np.zeros((scores.size, 10))
+    gaps[np.arange(scores.size), index] = scores - y
+    weights = np.random.default_rng(seed).poisson(1.0, (2000, scores.size)).astype(float)
+    row_level = np.abs(weights @ gaps).sum(axis=1) / weights.sum(axis=1)
+    low, high = np.quantile(row_level, [0.025, 0.975])
+    interval = stats.quality(scores, labels)["ece"]
+    assert interval.low is not None and interval.high is not None
+    width = high - low
+    assert abs(interval.low - low) < 0.1 * width and abs(interval.high - high) < 0.1 * width
