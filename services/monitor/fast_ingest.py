@@ -4,17 +4,22 @@ aiohttp spends ~100 µs of CPU per request on routing, request and response obje
 protocol parses with httptools (llhttp, C) and answers from bytes, ~20 µs. It shares
 ``handle_ingest`` with the aiohttp route, so behaviour is identical; it is optional
 (``--ingest-port``) and the aiohttp port keeps accepting events too.
+
+A 200 is written only once the events it acknowledges are committed (the service's group
+commit): replies wait in a per-connection queue, in request order, so a pipelined 4xx never
+overtakes an earlier 200 still waiting for its commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from services.monitor.ingest import error_body, handle_ingest
+from services.monitor.ingest import NOT_DURABLE, error_body, handle_ingest, needs_commit
 
 if TYPE_CHECKING:
     from services.monitor.service import MonitorService
@@ -42,6 +47,8 @@ class IngestProtocol(asyncio.Protocol):
         self._max_body = service.settings.limits.max_body_bytes
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
+        # Replies in request order: (commit to wait for or None, status, body, keep-alive).
+        self._outbox: deque[tuple[asyncio.Future[bool] | None, int, bytes, bool]] = deque()
         self._reset()
 
     def _reset(self) -> None:
@@ -101,7 +108,23 @@ class IngestProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep_alive = self._parser.should_keep_alive()
         status, reply = self._dispatch()
-        if self._transport is not None and not self._transport.is_closing():
+        waiter = self._service.durable() if needs_commit(status) else None
+        self._outbox.append((waiter, status, reply, keep_alive))
+        if waiter is not None:
+            waiter.add_done_callback(self._pump)
+        self._pump()
+
+    def _pump(self, _: object = None) -> None:
+        """Write the replies at the head of the queue whose commit is done."""
+        while self._outbox:
+            waiter, status, reply, keep_alive = self._outbox[0]
+            if waiter is not None and not waiter.done():
+                return
+            self._outbox.popleft()
+            if waiter is not None and not waiter.result():
+                status, reply = NOT_DURABLE
+            if self._transport is None or self._transport.is_closing():
+                continue
             self._transport.write(_response(status, reply, keep_alive))
             if not keep_alive:
                 self._transport.close()
