@@ -76,9 +76,20 @@ _PRUNE_CHUNK = 20_000  # rows per delete: the write lock is never held long
 JournalRow = tuple[Any, ...]
 
 
-def journal_row(p: ServedPrediction) -> JournalRow:
-    """The SQLite row of one served call (arrays as float64/int64 bytes)."""
+def journal_row(
+    p: ServedPrediction, names_cache: dict[tuple[str, ...], str] | None = None
+) -> JournalRow:
+    """The SQLite row of one served call (arrays as float64/int64 bytes). ``names_cache``
+    keeps the JSON of feature-name lists seen before (every call of a model repeats one)."""
     features = p.features
+    names = None
+    if p.feature_names:
+        key = tuple(p.feature_names)
+        names = names_cache.get(key) if names_cache is not None else None
+        if names is None:
+            names = json.dumps(p.feature_names)
+            if names_cache is not None and len(names_cache) < 1024:
+                names_cache[key] = names
     return (
         p.namespace,
         p.model,
@@ -89,7 +100,7 @@ def journal_row(p: ServedPrediction) -> JournalRow:
         p.served_at,
         int(p.status),
         None if p.latency_ms is None or np.isnan(p.latency_ms) else float(p.latency_ms),
-        json.dumps(p.feature_names) if p.feature_names else None,
+        names,
         None if features is None else int(features.shape[0]),
         None if features is None else np.ascontiguousarray(features, np.float64).tobytes(),
         json.dumps(p.entities) if p.entities else None,
@@ -127,73 +138,85 @@ def arrow_schema() -> pa.Schema:
     return pa.schema(fields, metadata={contract.METADATA_KEY: contract.SCHEMA_VERSION})
 
 
-class _Columns:
-    """Column builders for one Parquet file (one date)."""
+def _blob_array(blobs: list[bytes | None], counts: np.ndarray, dtype: type) -> np.ndarray:
+    """Per-row values from per-call blobs (a call without one contributes ``counts`` zeros)."""
+    parts = [
+        np.frombuffer(blob, dtype) if blob is not None else np.zeros(count, dtype)
+        for blob, count in zip(blobs, counts.tolist(), strict=True)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
-    def __init__(self) -> None:
-        self.plain: dict[str, list[Any]] = {c.name: [] for c in contract.COLUMNS}
-        self.feature_parts: list[np.ndarray] = []
-        self.feature_lengths: list[int] = []  # -1 = null
 
-    def add_call(self, row: JournalRow) -> None:
-        (ns, model, version, event_id, role, request_id, served_at, status, latency,
-         names_json, feature_rows, feature_blob, entities_json, score_blob, class_blob) = row  # fmt: skip
-        scores = None if score_blob is None else np.frombuffer(score_blob, np.float64)
-        classes = None if class_blob is None else np.frombuffer(class_blob, np.int64)
-        features = None
-        if feature_blob is not None and feature_rows:
-            features = np.frombuffer(feature_blob, np.float64).reshape(feature_rows, -1)
-        n = len(scores) if scores is not None else (feature_rows or 1)
-        if features is not None and features.shape[0] != n:
-            features = None  # NaN rows were dropped: row i would not be prediction i
-        entities = json.loads(entities_json) if entities_json else None
-        if entities is not None and len(entities) != n:
-            entities = None
-        names = json.loads(names_json) if names_json and features is not None else None
-        micros = int(round(served_at * 1e6))
-        plain = self.plain
-        for i in range(n):
-            plain["namespace"].append(ns)
-            plain["model"].append(model)
-            plain["version"].append(version)
-            plain["role"].append(role)
-            plain["event_id"].append(event_id)
-            plain["request_id"].append(request_id)
-            plain["row"].append(i)
-            plain["served_at"].append(micros)
-            plain["status"].append(status)
-            plain["latency_ms"].append(latency)
-            plain["entity"].append(entities[i] if entities is not None else None)
-            plain["feature_names"].append(names)
-            plain["score"].append(float(scores[i]) if scores is not None else None)
-            cls = int(classes[i]) if classes is not None and classes[i] >= 0 else None
-            plain["predicted_class"].append(cls)
-        if features is None:
-            self.feature_lengths.extend([-1] * n)
-        else:
-            self.feature_parts.append(features.reshape(-1))
-            self.feature_lengths.extend([features.shape[1]] * n)
+def _call_table(rows: Sequence[JournalRow]) -> pa.Table:
+    """One Parquet table from journal rows: call-level columns built once and repeated per
+    prediction (a call is usually one prediction), arrays concatenated from their blobs."""
+    import pyarrow as pa
 
-    def table(self) -> pa.Table:
-        import pyarrow as pa
+    schema = arrow_schema()
+    (ns, model, version, event_id, role, request_id, served_at, status, latency,
+     names_json, feature_rows, feature_blobs, entities_json, score_blobs, class_blobs) = (
+        list(column) for column in zip(*rows, strict=True)
+    )  # fmt: skip
+    score_counts = np.array([0 if b is None else len(b) // 8 for b in score_blobs], np.int64)
+    rows_of_features = np.array([r or 0 for r in feature_rows], np.int64)
+    has_scores = np.array([b is not None for b in score_blobs])
+    counts = np.where(has_scores, score_counts, np.maximum(rows_of_features, 1))
+    calls = np.repeat(np.arange(len(rows)), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    row_index = np.arange(int(counts.sum())) - starts[calls]
+    # Features line up with predictions only when the request kept one row per prediction.
+    aligned = np.array([b is not None for b in feature_blobs]) & (rows_of_features == counts)
+    widths = np.array(
+        [len(b) // 8 // r if ok else 0 for b, r, ok in
+         zip(feature_blobs, rows_of_features.tolist(), aligned.tolist(), strict=True)],
+        np.int64,
+    )  # fmt: skip
+    values = [np.frombuffer(b, np.float64) for b, ok in zip(feature_blobs, aligned.tolist(),
+                                                            strict=True) if ok]  # fmt: skip
+    row_widths = np.where(aligned[calls], widths[calls], 0)
+    offsets = np.concatenate([[0], np.cumsum(row_widths)]).astype(np.int32)
+    features = pa.ListArray.from_arrays(
+        pa.array(offsets),
+        pa.array(np.concatenate(values) if values else np.zeros(0), pa.float64()),
+        mask=pa.array(~aligned[calls]),
+    )
+    parsed: dict[str, list[str]] = {}  # the same few name lists on every call
+    names = [
+        (parsed.get(j) or parsed.setdefault(j, json.loads(j))) if j and ok else None
+        for j, ok in zip(names_json, aligned.tolist(), strict=True)
+    ]
+    entity_rows: list[str | None] = []
+    for text, count in zip(entities_json, counts.tolist(), strict=True):
+        entities = json.loads(text) if text else None
+        ok = entities is not None and len(entities) == count
+        entity_rows.extend(entities if ok else [None] * count)
+    scores = _blob_array(score_blobs, np.where(has_scores, 0, counts), np.float64)
+    classes = _blob_array(class_blobs, np.where([b is None for b in class_blobs], counts, 0),
+                          np.int64)  # fmt: skip
+    has_class = np.repeat([b is not None for b in class_blobs], counts) & (classes >= 0)
+    micros = np.round(np.asarray(served_at, np.float64) * 1e6).astype(np.int64)
 
-        schema = arrow_schema()
-        lengths = np.asarray(self.feature_lengths, np.int64)
-        offsets = np.concatenate([[0], np.cumsum(np.maximum(lengths, 0))]).astype(np.int32)
-        values = np.concatenate(self.feature_parts) if self.feature_parts else np.zeros(0)
-        features = pa.ListArray.from_arrays(
-            pa.array(offsets), pa.array(values, pa.float64()), mask=pa.array(lengths < 0)
-        )
-        arrays = []
-        for field in schema:
-            if field.name == "features":
-                arrays.append(features)
-            elif field.name == "served_at":
-                micros = pa.array(self.plain["served_at"], pa.int64())
-                arrays.append(micros.cast(field.type))
-            else:
-                arrays.append(pa.array(self.plain[field.name], field.type))
-        return pa.Table.from_arrays(arrays, schema=schema)
+    def per_row(values: list[Any], type_: pa.DataType) -> pa.Array:
+        return pa.array(values, type_).take(pa.array(calls))
+
+    columns = {
+        "namespace": per_row(ns, pa.string()),
+        "model": per_row(model, pa.string()),
+        "version": per_row(version, pa.string()),
+        "role": per_row(role, pa.string()),
+        "event_id": per_row(event_id, pa.string()),
+        "request_id": per_row(request_id, pa.string()),
+        "row": pa.array(row_index.astype(np.int32)),
+        "served_at": pa.array(micros[calls]).cast(pa.timestamp("us", tz="UTC")),
+        "status": pa.array(np.asarray(status, np.int32)[calls]),
+        "latency_ms": per_row(latency, pa.float64()),
+        "entity": pa.array(entity_rows, pa.string()),
+        "feature_names": per_row(names, pa.list_(pa.string())),
+        "features": features,
+        "score": pa.array(scores, pa.float64(), mask=~np.repeat(has_scores, counts)),
+        "predicted_class": pa.array(classes, pa.int64(), mask=~has_class),
+    }
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
 def utc_date(epoch_s: float) -> str:
@@ -202,14 +225,10 @@ def utc_date(epoch_s: float) -> str:
 
 def arrow_table(rows: Sequence[JournalRow]) -> dict[str, pa.Table]:
     """Journal rows → one table per UTC date of ``served_at`` (the partition value)."""
-    by_date: dict[str, _Columns] = {}
+    by_day: dict[int, list[JournalRow]] = {}
     for row in rows:
-        day = utc_date(row[6])
-        columns = by_date.get(day)
-        if columns is None:
-            columns = by_date[day] = _Columns()
-        columns.add_call(row)
-    return {day: columns.table() for day, columns in by_date.items()}
+        by_day.setdefault(int(row[6] // 86_400), []).append(row)  # UTC days since the epoch
+    return {utc_date(day * 86_400.0): _call_table(day_rows) for day, day_rows in by_day.items()}
 
 
 def expired_partitions(names: Sequence[str], today: date, retention_days: int) -> list[str]:
@@ -267,6 +286,7 @@ class PredictionLog:
         self.pending: list[ServedPrediction] = []
         self.last = Compaction()
         self.top = 0  # highest journal seq written (store thread)
+        self._names: dict[tuple[str, ...], str] = {}  # store thread only
         self.failures = 0
         self._db: sqlite3.Connection | None = None
 
@@ -283,7 +303,7 @@ class PredictionLog:
     # -- store thread (inside the event batch's transaction) ----------------------------
 
     def write(self, db: sqlite3.Connection, predictions: Sequence[ServedPrediction]) -> None:
-        write_rows(db, [journal_row(p) for p in predictions])
+        write_rows(db, [journal_row(p, self._names) for p in predictions])
         if predictions:
             (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
             self.top = int(top)
