@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -34,7 +35,6 @@ from typing import Any
 
 import _repo
 import numpy as np
-
 from monitor_ingest import (
     call_events,
     monitor_command,
@@ -176,12 +176,16 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
                     "logBacklogAfterEachCompaction": kept,
                     "logBacklogMax": max((s["logBacklog"] or 0 for s in samples), default=0),
                     "compactionSeconds": sorted(
-                        {(s["lastCompactionAt"], s["lastCompactionSeconds"]) for s in samples
-                         if s["lastCompactionAt"]}
+                        {
+                            (s["lastCompactionAt"], s["lastCompactionSeconds"])
+                            for s in samples
+                            if s["lastCompactionAt"]
+                        }
                     ),  # fmt: skip
                     "parquetRowsAfterStop": dataset.count_rows(),
                     "parquetBytes": sum(
-                        p.stat().st_size for p in (Path(data_dir) / "predictions").rglob("*")
+                        p.stat().st_size
+                        for p in (Path(data_dir) / "predictions").rglob("*")
                         if p.is_file()
                     ),  # fmt: skip
                 }
@@ -192,12 +196,12 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
 
 def capacity(calls: int, rate: float, shadow_every: int) -> dict[str, Any]:
     """Compaction alone on ``calls`` journal rows, and the journal insert cost per call."""
+    import fsspec.core  # noqa: F401  (imports are paid once per process, not per pass)
+    import pyarrow.parquet  # noqa: F401
+
     from services.monitor.core import ServedPrediction
     from services.monitor.predlog import PredictionLog, create_tables
     from services.monitor.store import MonitorStore
-
-    import fsspec.core  # noqa: F401  (imports are paid once per process, not per pass)
-    import pyarrow.parquet  # noqa: F401
 
     rng = np.random.default_rng(0)
     names = [f"f{i}" for i in range(20)]
@@ -215,7 +219,7 @@ def capacity(calls: int, rate: float, shadow_every: int) -> dict[str, Any]:
         started = time.process_time()
         for start in range(0, calls, 2000):
             batch = predictions[start : start + 2000]
-            store.write_batch([], [], [lambda db, b=batch: log.write(db, b)])
+            store.write_batch([], [], [functools.partial(log.write, predictions=batch)])
         journal_cpu = time.process_time() - started
         wall = time.perf_counter()
         cpu = time.process_time()

@@ -25,7 +25,7 @@ and the KServe/Istio kinds it creates.
   ``{"by", "key", "header"}``): which request value is hashed into ``BUCKET_HEADER``
   (:mod:`contracts.headers`). The local router computes the bucket from it; on a real mesh
   whatever sits in front of the sidecar must (Istio cannot hash a value into a weighted
-  split; ``docs/rollout.md`` says what it can do).
+  split; ``docs/sticky-assignment.md`` says what it can do).
 - ``MANAGED_BY_LABEL`` = ``MANAGED_BY_VALUE``: the recommended ``app.kubernetes.io/managed-by``
   label, on everything kubeloop creates (InferenceServices, VirtualServices, TrainJobs); the
   local serving controller realizes only VirtualServices carrying it.

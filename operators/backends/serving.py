@@ -182,7 +182,7 @@ def assignment_annotation(assignment: Assignment) -> str | None:
 
 def virtual_service(target: TrafficTarget) -> dict[str, Any]:
     """The Istio VirtualService: weights stable/candidate, mirror a share to a shadow, and
-    with sticky assignment the bucket routes (see ``docs/rollout.md``, sticky assignment)."""
+    with sticky assignment the bucket routes (see ``docs/sticky-assignment.md``)."""
     owner = target.owner
     metadata: dict[str, Any] = {
         "name": owner.name,

@@ -140,7 +140,7 @@ def arrow_schema() -> pa.Schema:
 
 def _blob_array(blobs: list[bytes | None], counts: np.ndarray, dtype: type) -> np.ndarray:
     """Per-row values from per-call blobs (a call without one contributes ``counts`` zeros)."""
-    parts = [
+    parts: list[np.ndarray] = [
         np.frombuffer(blob, dtype) if blob is not None else np.zeros(count, dtype)
         for blob, count in zip(blobs, counts.tolist(), strict=True)
     ]
@@ -187,9 +187,11 @@ def _call_table(rows: Sequence[JournalRow]) -> pa.Table:
     ]
     entity_rows: list[str | None] = []
     for text, count in zip(entities_json, counts.tolist(), strict=True):
-        entities = json.loads(text) if text else None
-        ok = entities is not None and len(entities) == count
-        entity_rows.extend(entities if ok else [None] * count)
+        entities: list[str] | None = json.loads(text) if text else None
+        if entities is not None and len(entities) == count:
+            entity_rows.extend(entities)
+        else:
+            entity_rows.extend([None] * count)
     scores = _blob_array(score_blobs, np.where(has_scores, 0, counts), np.float64)
     classes = _blob_array(class_blobs, np.where([b is None for b in class_blobs], counts, 0),
                           np.int64)  # fmt: skip

@@ -127,8 +127,11 @@ def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: Monitor) -
     def caught_up() -> bool:
         log = monitor.health()["predictionLog"]
         last = log["lastCompaction"]
-        return bool(last["at"]) and last["at"] > restarted and log["backlog"] == 0 and (
-            log["unjournaled"] == 0
+        return (
+            bool(last["at"])
+            and last["at"] > restarted
+            and log["backlog"] == 0
+            and (log["unjournaled"] == 0)
         )
 
     wait_for(caught_up, 60, "the prediction log to catch up after the restart", interval_s=0.2)
@@ -136,7 +139,9 @@ def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: Monitor) -
     rows = table.to_pylist()
     logged = {row["event_id"] for row in rows}
     missing = calls - logged
-    assert not missing, f"{len(missing)} acknowledged calls not in the log, e.g. {sorted(missing)[:5]}"
+    assert not missing, (
+        f"{len(missing)} acknowledged calls not in the log, e.g. {sorted(missing)[:5]}"
+    )
     keys = [(row["event_id"], row["row"]) for row in rows]
     assert len(keys) == len(set(keys)), "a call was logged twice"
     by_id = {row["event_id"]: row for row in rows}

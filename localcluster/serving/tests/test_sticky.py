@@ -37,8 +37,13 @@ CANDIDATE_HOST = "churn-v2-predictor.ns.svc.cluster.local"
 def rendered(candidate: int, assignment: Assignment, mirror: int = 0) -> dict[str, Any]:
     traffic = Traffic(stable=100 - candidate, candidate=candidate, mirror=mirror)
     return virtual_service(
-        TrafficTarget(owner=OWNER, stable_version="1", candidate_version="2", traffic=traffic,
-                      assignment=assignment)  # fmt: skip
+        TrafficTarget(
+            owner=OWNER,
+            stable_version="1",
+            candidate_version="2",
+            traffic=traffic,
+            assignment=assignment,
+        )  # fmt: skip
     )
 
 

@@ -38,7 +38,7 @@ class GatedStore:
         self.gate = threading.Event()
         self.real = store.write_batch
         self.fail = fail
-        store.write_batch = self.write  # type: ignore[method-assign]
+        store.write_batch = self.write  # type: ignore[method-assign,assignment]
 
     def write(self, *args: Any) -> None:
         self.gate.wait(30)
@@ -138,7 +138,7 @@ async def test_many_waiters_share_one_commit(service: MonitorService) -> None:
         commits.append(len(events))
         real(events, *rest)
 
-    store.write_batch = counting  # type: ignore[method-assign]
+    store.write_batch = counting  # type: ignore[method-assign,assignment]
     connections = [await asyncio.open_connection("127.0.0.1", service.ingest_port)
                    for _ in range(20)]  # fmt: skip
     for index, (_, writer) in enumerate(connections):

@@ -14,6 +14,7 @@ import pytest
 
 from contracts import prediction_log as contract
 from services.monitor.core import MonitorCore, ServedPrediction
+from services.monitor.parsing import envelope_from_binary
 from services.monitor.predlog import (
     PredictionLog,
     arrow_schema,
@@ -22,9 +23,8 @@ from services.monitor.predlog import (
     expired_partitions,
     journal_row,
 )
-from services.monitor.store import MonitorStore
+from services.monitor.store import EventRow, MonitorStore
 from services.monitor.tests.events import binary_headers
-from services.monitor.parsing import envelope_from_binary
 
 DAY1 = datetime(2026, 12, 3, 23, 59, 59, tzinfo=UTC).timestamp()
 DAY2 = DAY1 + 2.0  # 00:00:01 the next day (UTC)
@@ -131,7 +131,7 @@ class Harness:
 
     def journal(self, *predictions: ServedPrediction, event_ts: float = DAY1) -> None:
         """As the service's flush does: the events and their predictions in one commit."""
-        events = [(event_ts, "response", "team-a", "churn", "1", "stable", p.event_id, "churn-1",
+        events: list[EventRow] = [(event_ts, "response", "team-a", "churn", "1", "stable", p.event_id, "churn-1",
                    200, 1.0, b"{}", None) for p in predictions]  # fmt: skip
         self.store.write_batch(events, [], [lambda db: self.log.write(db, list(predictions))])
 
