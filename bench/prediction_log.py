@@ -10,8 +10,10 @@ Three parts, one run:
    prediction log's backlog (journaled calls not yet in Parquet); "no growing backlog" means
    the backlog left after each compaction does not grow from one compaction to the next.
    At the end the monitor is stopped and the Parquet rows are counted against the calls.
-2. **Peer**: the same load against the same monitor with ``--no-prediction-log``: the ratio
-   of the rates is what the log costs the ingest path.
+2. **Peer**: the same load against the same monitor with ``--no-prediction-log``, run for
+   half of ``--peer-seconds`` before the live part and half after it (other load on a shared
+   machine drifts; bracketing evens it out): the ratio of the rates is what the log costs
+   the ingest path.
 3. **Capacity**: compaction alone, in-process, on ``--capacity-calls`` synthetic journal rows
    (20 features each): calls compacted per second of compaction against the calls per second
    the monitor journals at ``--rate``; the ratio is the log's headroom on this machine.
@@ -128,7 +130,7 @@ def after_compactions(samples: list[dict[str, Any]]) -> list[int]:
 
 
 def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dict[str, Any]:
-    seconds = args.seconds if with_log else args.peer_seconds
+    seconds = args.seconds if with_log else args.peer_seconds / 2
     with tempfile.TemporaryDirectory() as data_dir:
         port, ingest_port, command = monitor_command(data_dir)
         command += ["--drift-interval", "3600"]
@@ -262,8 +264,17 @@ def main() -> None:
     calls = int(args.rate * max(args.seconds, args.peer_seconds) / 2) + 1000
     payloads = [event for i in range(calls) for event in call_events(i, args.shadow_every)]
     load_before = os.getloadavg()[0]
+    before = None if args.skip_peer else live(args, payloads, with_log=False)
     with_log = live(args, payloads, with_log=True)
-    peer = None if args.skip_peer else live(args, payloads, with_log=False)
+    after = None if args.skip_peer else live(args, payloads, with_log=False)
+    peer = None
+    if before is not None and after is not None:
+        answered = before["eventsAnswered"] + after["eventsAnswered"]
+        peer = {
+            "before": before,
+            "after": after,
+            "eventsPerSecond": round(answered / (before["seconds"] + after["seconds"]), 1),
+        }
     cap = capacity(args.capacity_calls, args.rate, args.shadow_every)
     kept = with_log["logBacklogAfterEachCompaction"]
     result = {
