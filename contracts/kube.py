@@ -20,6 +20,12 @@ and the KServe/Istio kinds it creates.
   monitor reads them (labels win where both exist).
 - ``ROUTER_PORT_ANNOTATION`` (``kubeloop.io/router-port``): optional, on a VirtualService;
   the local serving controller binds its router there instead of a free port.
+- ``ASSIGNMENT_ANNOTATION`` (``kubeloop.io/assignment``): written by the MLModel operator on
+  its VirtualService when ``spec.rollout.assignment.by`` is ``header`` or ``entity`` (JSON
+  ``{"by", "key", "header"}``): which request value is hashed into ``BUCKET_HEADER``
+  (:mod:`contracts.headers`). The local router computes the bucket from it; on a real mesh
+  whatever sits in front of the sidecar must (Istio cannot hash a value into a weighted
+  split; ``docs/sticky-assignment.md`` says what it can do).
 - ``MANAGED_BY_LABEL`` = ``MANAGED_BY_VALUE``: the recommended ``app.kubernetes.io/managed-by``
   label, on everything kubeloop creates (InferenceServices, VirtualServices, TrainJobs); the
   local serving controller realizes only VirtualServices carrying it.
@@ -48,6 +54,7 @@ ANNOTATION_PAUSE: Final = "kubeloop.io/pause"
 MLMODEL_LABEL: Final = "kubeloop.io/mlmodel"
 MODEL_VERSION_LABEL: Final = "kubeloop.io/model-version"
 ROUTER_PORT_ANNOTATION: Final = "kubeloop.io/router-port"
+ASSIGNMENT_ANNOTATION: Final = "kubeloop.io/assignment"
 
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "kubeloop"

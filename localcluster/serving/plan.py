@@ -252,7 +252,8 @@ def plan_routers(
         router = routers.get(key)
         try:
             resolve = _resolver(host_map(running_processes, namespace))
-            table = route_table_from_spec(obj.get("spec") or {}, resolve)
+            annotations = obj.get("metadata", {}).get("annotations")
+            table = route_table_from_spec(obj.get("spec") or {}, resolve, annotations)
         except VirtualServiceError as exc:
             stop: list[Action] = [StopRouter(key=key)] if router else []
             actions += stop + _vs_patch(

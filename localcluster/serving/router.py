@@ -31,6 +31,7 @@ from localcluster.serving import constants as c
 from localcluster.serving.routing import (
     Destination,
     RouteTable,
+    bucket_for,
     choose_destination,
     route_table_from_spec,
     should_mirror,
@@ -65,10 +66,13 @@ def new_client_session(limit: int = 256) -> aiohttp.ClientSession:
     )
 
 
-def _forward_headers(headers: Any, request_id: str, role: str) -> CIMultiDict[str]:
+def _forward_headers(
+    headers: Any, request_id: str, role: str, extra: dict[str, str] | None = None
+) -> CIMultiDict[str]:
     out: CIMultiDict[str] = CIMultiDict(
         (k, v) for k, v in headers.items() if k.lower() not in _DROP_HEADERS
     )
+    out.update(extra or {})
     out[c.REQUEST_ID_HEADER] = request_id
     out[c.ROLE_HEADER] = role
     return out
@@ -107,9 +111,23 @@ class Router:
         table = self.table  # snapshot: a concurrent reconfigure does not affect this request
         request_id = request.headers.get(c.REQUEST_ID_HEADER) or str(uuid.uuid4())
         body = await request.read()
-        destination = choose_destination(table, self.rng)
-        if table.mirror is not None and should_mirror(table, self.rng):
-            self._start_mirror(table.mirror, request, body, request_id)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        extra: dict[str, str] = {}
+        assignment = table.assignment
+        if assignment is not None and assignment.header not in headers:
+            # What an edge filter would do on a real mesh: the bucket header from the key.
+            bucket = bucket_for(assignment, headers, body)
+            if bucket is not None:
+                extra[assignment.header] = headers[assignment.header] = bucket
+            else:
+                self.stats["assignment_key_missing"] += 1
+        route = table.route_for(headers)
+        if route is None:
+            self.stats["no_match"] += 1
+            return _error(404, "no route matches the request", request_id)
+        destination = choose_destination(route, self.rng)
+        if route.mirror is not None and should_mirror(route, self.rng):
+            self._start_mirror(route.mirror, request, body, request_id, extra)
         if destination is None:
             self.stats["no_route"] += 1
             return _error(503, "no destination has a positive weight", request_id)
@@ -117,13 +135,18 @@ class Router:
             self.stats[f"unavailable:{destination.role}"] += 1
             return _error(503, f"upstream {destination.host} is not available", request_id)
         self.stats[f"requests:{destination.role}"] += 1
-        return await self._forward(destination, request, body, request_id)
+        return await self._forward(destination, request, body, request_id, extra)
 
     async def _forward(
-        self, destination: Destination, request: web.Request, body: bytes, request_id: str
+        self,
+        destination: Destination,
+        request: web.Request,
+        body: bytes,
+        request_id: str,
+        extra: dict[str, str],
     ) -> web.Response:
         assert destination.url is not None
-        headers = _forward_headers(request.headers, request_id, destination.role)
+        headers = _forward_headers(request.headers, request_id, destination.role, extra)
         try:
             async with self.session.request(
                 request.method, destination.url + request.path_qs, data=body, headers=headers
@@ -139,12 +162,17 @@ class Router:
             return _error(503, f"upstream {destination.host} failed: {exc}", request_id)
 
     def _start_mirror(
-        self, mirror: Destination, request: web.Request, body: bytes, request_id: str
+        self,
+        mirror: Destination,
+        request: web.Request,
+        body: bytes,
+        request_id: str,
+        extra: dict[str, str],
     ) -> None:
         if len(self._mirror_tasks) >= self.max_mirror_in_flight:
             self.stats["mirror_dropped"] += 1
             return
-        headers = _forward_headers(request.headers, request_id, mirror.role)
+        headers = _forward_headers(request.headers, request_id, mirror.role, extra)
         task = asyncio.create_task(
             self._mirror(mirror, request.method, request.path_qs, body, headers)
         )
@@ -207,7 +235,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 async def _run(args: argparse.Namespace, virtualservice: dict[str, Any]) -> None:
     mapping = dict(item.split("=", 1) for item in args.resolve)
-    table = route_table_from_spec(virtualservice.get("spec", {}), static_resolver(mapping))
+    annotations = (virtualservice.get("metadata") or {}).get("annotations")
+    table = route_table_from_spec(
+        virtualservice.get("spec", {}), static_resolver(mapping), annotations
+    )
     async with new_client_session() as session:
         runner = await serve(Router(session, table), args.host, args.port)
         try:

@@ -82,6 +82,45 @@ class Analysis(ApiModel):
     )
 
 
+class Assignment(ApiModel):
+    """How the canary split assigns requests to versions (``spec.rollout.assignment``)."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.by == 'request' ? !has(self.key) : has(self.key)",
+                    "message": "key is required with by: header or entity, and only then",
+                }
+            ]
+        }
+    }
+
+    by: Literal["request", "header", "entity"] = Field(
+        default="request",
+        description=(
+            "request: each request drawn at random by the weights. header / entity: by a hash "
+            "of the request header or the request input (entity key) named in key, so one "
+            "user sees one version within a step (and stays on the candidate as it grows)."
+        ),
+    )
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="The header name (by: header) or request input name (by: entity).",
+    )
+
+    @model_validator(mode="after")
+    def _key_with_by(self) -> Assignment:
+        if self.by == "request" and self.key is not None:
+            raise ValueError("assignment.key: only with by: header or entity")
+        if self.by != "request" and self.key is None:
+            raise ValueError(f"assignment.key: required with by: {self.by}")
+        return self
+
+
 class Rollout(ApiModel):
     shadow: Shadow = Field(default_factory=Shadow)
     steps: list[Percent] = Field(
@@ -99,6 +138,7 @@ class Rollout(ApiModel):
         },
     )
     analysis: Analysis = Field(default_factory=Analysis)
+    assignment: Assignment = Field(default_factory=Assignment)
     auto_rollback: bool = True
     require_approval: bool = Field(
         default=False,

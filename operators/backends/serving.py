@@ -9,6 +9,7 @@ without touching the operator.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -18,8 +19,8 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts import kube
 from contracts.cloudevents import LOGGER_MODE_ALL
-from contracts.headers import ROLE_CANDIDATE, ROLE_HEADER, ROLE_STABLE
-from operators.api.mlmodel import Serving, Traffic
+from contracts.headers import BUCKET_HEADER, BUCKETS, ROLE_CANDIDATE, ROLE_HEADER, ROLE_STABLE
+from operators.api.mlmodel import Assignment, Serving, Traffic
 
 SERVICE_PORT = 80
 
@@ -106,6 +107,7 @@ class TrafficTarget(BaseModel):
     stable_version: str
     candidate_version: str | None
     traffic: Traffic
+    assignment: Assignment = Assignment()
 
 
 def _route(owner: Owner, version: str, weight: int, role: str) -> dict[str, Any]:
@@ -116,29 +118,88 @@ def _route(owner: Owner, version: str, weight: int, role: str) -> dict[str, Any]
     }
 
 
-def virtual_service(target: TrafficTarget) -> dict[str, Any]:
-    """The Istio VirtualService: weights stable/candidate, mirror a share to a shadow."""
+def bucket_regex(below: int) -> str:
+    """An RE2 regex (what Istio's ``StringMatch.regex`` takes) matching the decimal buckets
+    ``0``..``below - 1`` exactly: ``^(?:[0-9]|[1-4][0-9])$`` for 50."""
+    if not 1 <= below <= BUCKETS:
+        raise ValueError(f"bucket bound {below} outside 1..{BUCKETS}")
+    last = below - 1
+    parts = [f"[0-{min(last, 9)}]"]
+    tens, ones = divmod(last, 10)
+    if tens >= 2:
+        parts.append(f"[1-{tens - 1}][0-9]")
+    if tens >= 1:
+        parts.append(f"{tens}[0-{ones}]")
+    return "^(?:" + "|".join(parts) + ")$"
+
+
+def _bucket_match(regex: str) -> list[dict[str, Any]]:
+    return [{"headers": {BUCKET_HEADER: {"regex": regex}}}]
+
+
+def _http_routes(target: TrafficTarget) -> list[dict[str, Any]]:
+    """``spec.http``: one weighted route; with sticky assignment during a split, two bucket
+    routes in front of it (buckets below the candidate's weight → candidate, any other
+    bucket → stable), so the weighted route is left to requests that carry no bucket."""
     owner, traffic = target.owner, target.traffic
     routes = [_route(owner, target.stable_version, traffic.stable, ROLE_STABLE)]
-    if target.candidate_version is not None and traffic.candidate > 0:
-        routes.append(_route(owner, target.candidate_version, traffic.candidate, ROLE_CANDIDATE))
-    http: dict[str, Any] = {"route": routes}
-    if target.candidate_version is not None and traffic.mirror > 0:
-        host = predictor_host(owner, target.candidate_version)
-        http["mirror"] = {"host": host, "port": {"number": SERVICE_PORT}}
-        http["mirrorPercentage"] = {"value": float(traffic.mirror)}
+    candidate = target.candidate_version
+    if candidate is not None and traffic.candidate > 0:
+        routes.append(_route(owner, candidate, traffic.candidate, ROLE_CANDIDATE))
+    mirror: dict[str, Any] = {}
+    if candidate is not None and traffic.mirror > 0:
+        host = predictor_host(owner, candidate)
+        mirror["mirror"] = {"host": host, "port": {"number": SERVICE_PORT}}
+        mirror["mirrorPercentage"] = {"value": float(traffic.mirror)}
+    weighted = {"route": routes, **mirror}
+    if target.assignment.by == "request" or len(routes) < 2 or traffic.stable == 0:
+        return [weighted]
+    assert candidate is not None
+    share = round(BUCKETS * traffic.candidate / (traffic.candidate + traffic.stable))
+    if share <= 0 or share >= BUCKETS:
+        return [weighted]
+    to_candidate = {
+        "name": "sticky-candidate",
+        "match": _bucket_match(bucket_regex(share)),
+        "route": [_route(owner, candidate, 100, ROLE_CANDIDATE)],
+        **mirror,
+    }
+    to_stable = {
+        "name": "sticky-stable",
+        "match": _bucket_match(bucket_regex(BUCKETS)),
+        "route": [_route(owner, target.stable_version, 100, ROLE_STABLE)],
+        **mirror,
+    }
+    return [to_candidate, to_stable, weighted]
+
+
+def assignment_annotation(assignment: Assignment) -> str | None:
+    """What the bucket is computed from (``kube.ASSIGNMENT_ANNOTATION``); None by request."""
+    if assignment.by == "request":
+        return None
+    return json.dumps({"by": assignment.by, "key": assignment.key, "header": BUCKET_HEADER})
+
+
+def virtual_service(target: TrafficTarget) -> dict[str, Any]:
+    """The Istio VirtualService: weights stable/candidate, mirror a share to a shadow, and
+    with sticky assignment the bucket routes (see ``docs/sticky-assignment.md``)."""
+    owner = target.owner
+    metadata: dict[str, Any] = {
+        "name": owner.name,
+        "namespace": owner.namespace,
+        "labels": _labels(owner),
+        "ownerReferences": [owner.reference()],
+    }
+    annotation = assignment_annotation(target.assignment)
+    if annotation is not None:
+        metadata["annotations"] = {kube.ASSIGNMENT_ANNOTATION: annotation}
     return {
         "apiVersion": f"{kube.VS_GROUP}/{kube.VS_VERSION}",
         "kind": "VirtualService",
-        "metadata": {
-            "name": owner.name,
-            "namespace": owner.namespace,
-            "labels": _labels(owner),
-            "ownerReferences": [owner.reference()],
-        },
+        "metadata": metadata,
         "spec": {
             "hosts": [f"{owner.name}.{owner.namespace}.svc.cluster.local"],
-            "http": [http],
+            "http": _http_routes(target),
         },
     }
 
@@ -230,7 +291,13 @@ class KubeObjects:
         except ApiException as error:
             if error.status != 409:
                 raise
-        patch = {"metadata": {"labels": meta["labels"]}, "spec": body["spec"]}
+        # The assignment annotation is set or removed (null) with the spec it goes with.
+        annotation = (meta.get("annotations") or {}).get(kube.ASSIGNMENT_ANNOTATION)
+        annotations = {kube.ASSIGNMENT_ANNOTATION: annotation}
+        patch = {
+            "metadata": {"labels": meta["labels"], "annotations": annotations},
+            "spec": body["spec"],
+        }
         patched: dict[str, Any] = self.custom.patch_namespaced_custom_object(
             kube.VS_GROUP, kube.VS_VERSION, namespace, kube.VS_PLURAL, name, patch
         )

@@ -143,6 +143,7 @@ def _apply_traffic(backends: ServingBackends, obj: MLModel, state: RolloutState)
         stable_version=state.stable_version,
         candidate_version=state.candidate_version,
         traffic=state.traffic,
+        assignment=obj.spec.rollout.assignment,
     )
     return backends.traffic.apply(target)
 

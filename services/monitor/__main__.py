@@ -28,6 +28,18 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
         default=os.environ.get("MLFLOW_TRACKING_URI"),
         help="resolves runs:/ and models:/ reference URIs (default: $MLFLOW_TRACKING_URI)",
     )
+    parser.add_argument(
+        "--prediction-log-uri",
+        default=None,
+        help="Parquet dataset of served predictions (any fsspec URI; default DATA_DIR/predictions)",
+    )
+    parser.add_argument(
+        "--no-prediction-log", action="store_true", help="do not keep the prediction log"
+    )
+    parser.add_argument("--prediction-log-retention-days", type=int, default=30)
+    parser.add_argument(
+        "--prediction-log-compaction-interval", type=float, default=30.0, help="seconds"
+    )
     args = parser.parse_args(argv)
     return MonitorSettings(
         host=args.host,
@@ -38,6 +50,10 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
         retention_rows=args.retention_rows,
         drift_interval_s=args.drift_interval,
         mlflow_tracking_uri=args.mlflow_tracking_uri,
+        prediction_log=not args.no_prediction_log,
+        prediction_log_uri=args.prediction_log_uri,
+        prediction_log_retention_days=args.prediction_log_retention_days,
+        prediction_log_compaction_interval_s=args.prediction_log_compaction_interval,
     )
 
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from contracts.quality import DESIGNS, METRICS
 from services.monitor.config import ModelConfig
 from services.monitor.core import ModelKey
-from services.monitor.ingest import handle_ingest
+from services.monitor.ingest import acknowledged, handle_ingest
 from services.monitor.parsing import BadEvent
 from services.monitor.service import MonitorService
 
@@ -76,7 +76,9 @@ async def ingest(request: web.Request) -> web.StreamResponse:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         body = None
-    status, reply = handle_ingest(service, request.headers, request.content_type, body)
+    answer = handle_ingest(service, request.headers, request.content_type, body)
+    # The 200 waits for the group commit: an acknowledged event survives a kill -9.
+    status, reply = await acknowledged(service, answer)
     return web.Response(status=status, body=reply, content_type="application/json")
 
 
@@ -365,7 +367,13 @@ async def healthz(request: web.Request) -> web.Response:
             "pendingShadow": len(core.shadow_pending),
             "journalBacklog": service.journal_backlog,
             "journalDropped": service.journal_dropped,
+<<<<<<< HEAD
             "feedbackDropped": service.outcomes.dropped,
+=======
+            "predictionLog": (
+                service.prediction_log.status() if service.prediction_log is not None else None
+            ),
+>>>>>>> predlog
             "models": len(core.models),
         }
     )

@@ -49,6 +49,19 @@ class MonitorSettings(BaseModel):
     )
     drift_history: int = Field(default=500, ge=1, description="Evaluations kept per check.")
     limits: Limits = Field(default_factory=Limits)
+    prediction_log: bool = Field(
+        default=True, description="Persist every served call (services/monitor/predlog.py)."
+    )
+    prediction_log_uri: str | None = Field(
+        default=None,
+        description="Where the Parquet dataset goes (any fsspec URI); default <data-dir>/predictions.",
+    )
+    prediction_log_retention_days: int = Field(default=30, ge=1, le=36_500)
+    prediction_log_compaction_interval_s: float = Field(default=30.0, gt=0, le=86_400)
+
+    @property
+    def prediction_log_location(self) -> str:
+        return self.prediction_log_uri or str(self.data_dir / "predictions")
 
     @property
     def db_path(self) -> Path:

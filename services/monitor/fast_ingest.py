@@ -5,24 +5,24 @@ protocol parses with httptools (llhttp, C) and answers from bytes, ~20 µs. It s
 ``handle_ingest`` with the aiohttp route, so behaviour is identical; it is optional
 (``--ingest-port``) and the aiohttp port keeps accepting events too.
 
-Feedback (``POST /v1/models/{namespace}/{name}/feedback``) is taken here too, through the
-same handler as the API port. Its answer waits for the labels' commit, so it is written
-later; replies on a connection stay in request order (HTTP/1.1 pipelining) by chaining each
-one behind the previous pending one.
+A 200 is written only once what it acknowledges is committed: events wait for the service's
+group commit, feedback for its labels' commit (it is taken here too, through the same handler
+as the API port). Replies wait in a per-connection queue, in request order (HTTP/1.1
+pipelining), so a quick 4xx never overtakes an earlier 200 still waiting for its commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
+from collections import deque
 from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
-from services.monitor.ingest import error_body, handle_ingest
+from services.monitor.ingest import NOT_DURABLE, error_body, handle_ingest, needs_commit
 
 if TYPE_CHECKING:
     from services.monitor.service import MonitorService
@@ -54,8 +54,8 @@ class IngestProtocol(asyncio.Protocol):
         self._max_body = service.settings.limits.max_body_bytes
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._last_reply: asyncio.Task[None] | None = None  # the newest reply not yet sent
-        self._queued = 0
+        # Replies in request order: (the reply, or a future of it, and keep-alive).
+        self._outbox: deque[tuple[Reply | asyncio.Future[Reply], bool]] = deque()
         self._paused = False
         self._reset()
 
@@ -116,35 +116,44 @@ class IngestProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep_alive = self._parser.should_keep_alive()
         reply = self._dispatch()
-        if isinstance(reply, tuple) and self._last_reply is None:
-            self._send(reply, keep_alive)
-            return
-        task = asyncio.ensure_future(self._send_later(self._last_reply, reply, keep_alive))
-        self._last_reply = task
-        self._queued += 1
-        if self._queued >= _MAX_QUEUED_REPLIES and self._transport is not None:
+        if not isinstance(reply, tuple):
+            reply = asyncio.ensure_future(reply)
+        elif needs_commit(reply[0]):
+            reply = self._after_commit(reply)
+        self._outbox.append((reply, keep_alive))
+        if not isinstance(reply, tuple):
+            reply.add_done_callback(self._pump)
+        if len(self._outbox) >= _MAX_QUEUED_REPLIES and self._transport is not None:
             self._transport.pause_reading()  # bounded memory under deep pipelining
             self._paused = True
+        self._pump()
 
-    async def _send_later(
-        self,
-        previous: asyncio.Task[None] | None,
-        reply: Reply | Coroutine[Any, Any, Reply],
-        keep_alive: bool,
-    ) -> None:
-        try:
-            answer = reply if isinstance(reply, tuple) else await reply
-            if previous is not None:
-                with contextlib.suppress(Exception):  # its own failure is its own reply's
-                    await asyncio.shield(previous)
-        finally:
-            self._queued -= 1
-            if self._last_reply is asyncio.current_task():
-                self._last_reply = None
-            if self._paused and self._transport is not None and self._queued < _MAX_QUEUED_REPLIES:
-                self._paused = False
-                self._transport.resume_reading()
-        self._send(answer, keep_alive)
+    def _after_commit(self, reply: Reply) -> asyncio.Future[Reply]:
+        """The reply once the events it acknowledges are committed (503 if they never are)."""
+        answer: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+
+        def settle(waiter: asyncio.Future[bool]) -> None:
+            if not answer.done():
+                durable = not waiter.cancelled() and waiter.exception() is None and waiter.result()
+                answer.set_result(reply if durable else NOT_DURABLE)
+
+        self._service.durable().add_done_callback(settle)
+        return answer
+
+    def _pump(self, _: object = None) -> None:
+        """Write the replies at the head of the queue that are ready."""
+        while self._outbox:
+            reply, keep_alive = self._outbox[0]
+            if not isinstance(reply, tuple):
+                if not reply.done():
+                    return
+                failed = reply.cancelled() or reply.exception() is not None
+                reply = (500, error_body("internal", "no reply")) if failed else reply.result()
+            self._outbox.popleft()
+            self._send(reply, keep_alive)
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
 
     def _send(self, reply: Reply, keep_alive: bool) -> None:
         status, body = reply

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 ACCEPTED = b'{"accepted":1}'
 Reply = tuple[int, bytes]
+NOT_DURABLE = (
+    503,
+    b'{"error":"journal_unavailable","message":"the event could not be committed; retry"}',
+)
 
 
 def error_body(reason: str, message: str, **extra: Any) -> bytes:
@@ -48,6 +52,9 @@ def handle_ingest(
         message = f"body exceeds {service.settings.limits.max_body_bytes} bytes"
         service.reject(namespace, "", BadEvent("oversized", message))
         return 413, error_body("oversized", message)
+    if service.journal_full:  # refused before it counts anywhere, so a retry is not a duplicate
+        message = "the monitor's journal is behind; retry"
+        return 503, error_body("overloaded", message)
     if content_type in (ce.STRUCTURED_CONTENT_TYPE, ce.BATCH_CONTENT_TYPE):
         return _structured(service, body, namespace)
     try:
@@ -56,6 +63,18 @@ def handle_ingest(
         service.reject(namespace, "", error)
         return 400, error_body(error.reason, error.message)
     return _accept_one(service, env)
+
+
+def needs_commit(status: int) -> bool:
+    """A 200 means at least one event was journaled: the reply waits for its commit."""
+    return status == 200
+
+
+async def acknowledged(service: MonitorService, reply: Reply) -> Reply:
+    """``reply`` once what it acknowledges is durable; a 503 when the commit failed."""
+    if needs_commit(reply[0]) and not await service.durable():
+        return NOT_DURABLE
+    return reply
 
 
 def _accept_one(service: MonitorService, env: Envelope) -> Reply:

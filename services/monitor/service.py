@@ -28,6 +28,7 @@ from services.monitor.hooks import FEATURE, DriftEvaluator, DriftOutcome, Window
 from services.monitor.metrics import MonitorCollector
 from services.monitor.outcomes.service import FeedbackService
 from services.monitor.parsing import BadEvent, Envelope
+from services.monitor.predlog import PredictionLog, create_tables
 from services.monitor.store import BadInputRow, EventRow, MonitorStore, event_row
 
 if TYPE_CHECKING:  # the drift package loads pandas and SciPy: imported on first use below
@@ -74,6 +75,20 @@ class MonitorService:
         self._writing = 0  # rows of the batch being committed right now
         self._store: MonitorStore | None = None
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="monitor-store")
+        # Group commit: ingest replies wait on these; each flush resolves the ones registered
+        # before it started (True = committed), and the writer loop flushes again at once.
+        self._waiters: list[asyncio.Future[bool]] = []
+        self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self.prediction_log: PredictionLog | None = None
+        if settings.prediction_log:
+            self.prediction_log = PredictionLog(
+                settings.prediction_log_location,
+                settings.db_path,
+                settings.prediction_log_retention_days,
+            )
+            self.core.prediction_sinks.append(self.prediction_log.sink)
+        self._compact_thread = ThreadPoolExecutor(1, thread_name_prefix="monitor-predlog")
         self._drift_thread = ThreadPoolExecutor(1, thread_name_prefix="monitor-drift")
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -96,6 +111,8 @@ class MonitorService:
         from services.monitor.api import build_app  # the shell imports this module
 
         self._store = await self._in_store(MonitorStore, self.settings.db_path)
+        if self.prediction_log is not None:
+            await self._in_store(create_tables, self._store.db)
         await self._restore()
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
@@ -107,7 +124,11 @@ class MonitorService:
                 self, self.settings.host, self.settings.ingest_port
             )
             self.ingest_port = self._ingest_listener.port
+        self._spawn(self._group_commit())
         self._spawn(self._every(self.settings.flush_interval_s, self.flush))
+        if self.prediction_log is not None:
+            interval = self.settings.prediction_log_compaction_interval_s
+            self._spawn(self._every(interval, self.compact_predictions))
         self._spawn(self._every(self.settings.expiry_interval_s, self._expire))
         self._spawn(self._every(self.settings.prune_interval_s, self._prune))
         self._spawn(self._every(self.settings.drift_interval_s, self.evaluate_drift))
@@ -133,9 +154,17 @@ class MonitorService:
         if self._store is not None:
             await self.outcomes.flush()
             await self.flush()
+            if self.prediction_log is not None:
+                try:  # a clean stop leaves the log complete; a failure here loses nothing
+                    await self.compact_predictions()
+                except Exception:
+                    log.exception("final prediction-log compaction failed")
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._compact_thread, self.prediction_log.close)
             await self._in_store(self._store.close)
             self._store = None
         self._store_thread.shutdown(wait=True)
+        self._compact_thread.shutdown(wait=True)
         self._drift_thread.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -172,27 +201,86 @@ class MonitorService:
 
     @property
     def journal_backlog(self) -> int:
-        """Accepted events not yet committed to SQLite (queued or being written)."""
-        return len(self._journal) + self._writing
+        """Accepted events not yet committed to SQLite (queued or being written), plus
+        bad-input counters not yet written (those replies do not wait for a commit)."""
+        return len(self._journal) + self._writing + len(self.core.bad_dirty)
+
+    @property
+    def journal_full(self) -> bool:
+        """The store has fallen this far behind: new events are refused (503), not dropped."""
+        return len(self._journal) + self._writing >= self.settings.max_journal_backlog
+
+    def durable(self) -> asyncio.Future[bool]:
+        """Resolves True once every event accepted so far is committed to SQLite (False when
+        the commit failed). An ingest reply waits on it, so a 200 survives a kill -9."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._store is None:
+            waiter.set_result(False)
+            return waiter
+        self._waiters.append(waiter)
+        self._wake.set()
+        return waiter
+
+    async def _group_commit(self) -> None:
+        """Commit as soon as someone waits: what arrives during one commit goes in the next,
+        so the batch grows with the load and each reply waits about one commit."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("journal commit failed")
 
     async def flush(self) -> None:
-        """Write journaled events and bad-input deltas in one transaction."""
-        if self._store is None or not (self._journal or self.core.bad_dirty):
+        """Write journaled events, their served predictions and bad-input deltas in one
+        transaction, then resolve the replies waiting for it."""
+        async with self._flush_lock:
+            await self._flush_batch()
+
+    async def _flush_batch(self) -> None:
+        if self._store is None:
+            return
+        log_ = self.prediction_log
+        predictions = log_.drain() if log_ is not None else []
+        if not (self._journal or self.core.bad_dirty or predictions or self._waiters):
             return
         events, self._journal = self._journal, []
+        waiters, self._waiters = self._waiters, []
         dirty, self.core.bad_dirty = self.core.bad_dirty, {}
         bad = [
             BadInputRow(*key, delta, self.core.bad[key].last_message, self.core.bad[key].last_ts)
             for key, delta in dirty.items()
         ]
+        also = [lambda db: log_.write(db, predictions)] if log_ is not None and predictions else []
         self._writing = len(events)
+        committed = False
         try:
-            await self._in_store(self._store.write_batch, events, bad)
+            await self._in_store(self._store.write_batch, events, bad, also)
+            committed = True
         except Exception:
             self.journal_dropped += len(events)  # reported on /healthz; the loop logs it
             raise
         finally:
             self._writing = 0
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(committed)
+
+    async def compact_predictions(self) -> None:
+        """One prediction-log compaction on its own thread (journal rows → Parquet)."""
+        if self.prediction_log is None or self._store is None:
+            return
+        configs = [state.config for state in self.core.models.values()] or [ModelConfig()]
+        margin = max(c.pairing_timeout_seconds for c in configs)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                self._compact_thread, self.prediction_log.compact, self.clock(), margin
+            )
+        except Exception:
+            self.prediction_log.failures += 1
+            raise
 
     async def _expire(self) -> None:
         self.core.expire(self.clock())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,11 +124,18 @@ class MonitorStore(LabelTables):
         with self._db:
             self._db.execute(sql, parameters)
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """For writers that keep their own tables in this file (prediction log)."""
+        return self._db
+
     def write_batch(
         self,
         events: list[EventRow],
         bad: list[BadInputRow],
+        also: Sequence[Callable[[sqlite3.Connection], None]] = (),
     ) -> None:
+        """One transaction; ``also`` write their rows in it (durable with the events)."""
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -143,6 +150,8 @@ class MonitorStore(LabelTables):
                 " last_message = excluded.last_message, last_ts = excluded.last_ts",
                 [(r.namespace, r.model, r.reason, r.count, r.last_message, r.last_ts) for r in bad],
             )
+            for write in also:
+                write(self._db)
 
     def journal(self, since_ts: float) -> Iterator[tuple[Any, ...]]:
         cursor = self._db.execute(
