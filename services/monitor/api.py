@@ -367,13 +367,10 @@ async def healthz(request: web.Request) -> web.Response:
             "pendingShadow": len(core.shadow_pending),
             "journalBacklog": service.journal_backlog,
             "journalDropped": service.journal_dropped,
-<<<<<<< HEAD
             "feedbackDropped": service.outcomes.dropped,
-=======
             "predictionLog": (
                 service.prediction_log.status() if service.prediction_log is not None else None
             ),
->>>>>>> predlog
             "models": len(core.models),
         }
     )
