@@ -106,7 +106,7 @@ def judge(comparison: Comparison, margin: float, min_labeled: int, alpha: float)
     low, high = comparison.estimate - half, comparison.estimate + half
     figures.update(estimate=round(comparison.estimate, 6), low=round(low, 6), high=round(high, 6))
     shown = (
-        f"{what}: candidate - stable {comparison.estimate:+.4f}, always-valid "
+        f"{what}: candidate vs stable {comparison.estimate:+.4f} (higher is better), always-valid "
         f"{1 - alpha:.0%} interval [{low:+.4f}, {high:+.4f}]"
     )
     code = int(decide(n, low, high, margin, min_labeled))
