@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
-from contracts.mlflow_tags import EVALUATION_PASSED, REFERENCE_ARTIFACT
+from contracts.mlflow_tags import EVALUATION_PASSED, REFERENCE_ARTIFACT, VALIDATION_METRICS
 from operators.api.mlmodel import ModelRef
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ class ModelRegistry(Protocol):
 
     def reference_uri(self, run_id: str | None) -> str | None: ...
 
+    def validation_metric(self, name: str, version: str, metric: str) -> float | None: ...
+
 
 def describe_ref(ref: ModelRef) -> str:
     if ref.version is not None:
@@ -77,6 +79,7 @@ class MlflowRegistry:
         # A version's run and a run's artifact root never change: asked once each.
         self._run_ids: dict[tuple[str, str], str | None] = {}
         self._references: dict[str, str | None] = {}
+        self._validation: dict[tuple[str, str], float] = {}
 
     @classmethod
     def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
@@ -157,3 +160,26 @@ class MlflowRegistry:
                 root = None
             self._references[run_id] = f"{root.rstrip('/')}/{REFERENCE_ARTIFACT}" if root else None
         return self._references[run_id]
+
+    def validation_metric(self, name: str, version: str, metric: str) -> float | None:
+        """The version's offline figure for a primary metric (`auc`, `logLoss`): the metric
+        `components/evaluate` logged on its run for the validation window. None when the run,
+        the metric or a mapping for it (accuracy) is missing. Found figures are cached (a
+        finished run's metrics do not change); a missing one is asked again next time."""
+        key = VALIDATION_METRICS.get(metric)
+        run_id = self.run_id_of(name, version) if key else None
+        if key is None or run_id is None:
+            return None
+        if (run_id, key) not in self._validation:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                value = self.client.get_run(run_id).data.metrics.get(key)
+            except MlflowException as error:
+                if not _is_missing(error):
+                    raise
+                value = None
+            if value is None:
+                return None
+            self._validation[(run_id, key)] = float(value)
+        return self._validation[(run_id, key)]
