@@ -15,6 +15,7 @@ Modules, one per concern:
 - :mod:`contracts.mlflow_tags` — model-version lineage tags and the reference artifact path
 - :mod:`contracts.drift` — detector names and window sample-size bounds
 - :mod:`contracts.monitor_config` — the per-model config the operator PUTs to the monitor
+- :mod:`contracts.quality` — model quality per version and the label gate's comparison
 
 Dependencies: the standard library and pydantic only, so any deployable can import it.
 """

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from contracts import cloudevents, drift, headers, kube, mlflow_tags, monitor_config
+from contracts import cloudevents, drift, headers, kube, mlflow_tags, monitor_config, quality
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config)
+MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config, quality)
 #: Values too plain to grep for: CloudEvents core attribute names, roles, logger modes,
 #: versions, and words like "passed" that are also ordinary identifiers.
 GENERIC = frozenset(

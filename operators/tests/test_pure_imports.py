@@ -22,6 +22,7 @@ PURE_CORES = [
     "operators.experiment.trials",
     "operators.mlmodel.analysis",
     "operators.mlmodel.drift",
+    "operators.mlmodel.outcome_gate",
     "operators.mlmodel.quality",
     "operators.mlmodel.reconcile",
     "operators.mlmodel.retrain_policy",
