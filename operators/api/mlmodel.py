@@ -208,6 +208,11 @@ class Drift(ApiModel):
 RetrainTrigger = Literal["drift", "degradation"]
 
 
+def _drift_only() -> list[RetrainTrigger]:
+    """What requested a retrain before degradation could."""
+    return ["drift"]
+
+
 class Retrain(ApiModel):
     """Request a retrain on drift or degradation: annotate the Experiment (retrain-requested)."""
 
@@ -222,7 +227,7 @@ class Retrain(ApiModel):
     # an unquoted `on` key as the boolean true, so the field would reach the API server as
     # "true" and be pruned (kubernetes/kubernetes#34146, ghodss/yaml#77).
     triggers: list[RetrainTrigger] = Field(
-        default_factory=lambda: ["drift"],
+        default_factory=_drift_only,
         min_length=1,
         max_length=2,
         description=(
@@ -238,6 +243,7 @@ class Retrain(ApiModel):
         if len(set(triggers)) != len(triggers):
             raise ValueError(f"each trigger at most once, got {triggers}")
         return triggers
+
     require_approval: bool = Field(
         default=False,
         description=(

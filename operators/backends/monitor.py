@@ -16,13 +16,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import httpx
 from pydantic import ValidationError
 
 from contracts.monitor_config import ModelConfig
-from contracts.quality import Comparison, Metric, QualityReport
+from contracts.quality import Comparison, Design, Metric, QualityReport
 from operators.mlmodel.analysis import VersionFigures
 
 
@@ -181,7 +181,7 @@ class CompareRequest:
     candidate: str
     stable: str
     metric: Metric
-    design: Literal["paired", "concurrent"]  # shadow: paired; canary: concurrent
+    design: Design  # shadow: paired; canary: concurrent
     since: datetime
 
     def params(self) -> dict[str, str]:
@@ -315,7 +315,9 @@ class HttpMonitor:
         try:
             return QualityReport.model_validate(body)
         except ValidationError as error:
-            raise MonitorUnavailable(f"monitor answered an invalid quality report: {error}") from None
+            raise MonitorUnavailable(
+                f"monitor answered an invalid quality report: {error}"
+            ) from None
 
     def compare(self, namespace: str, name: str, request: CompareRequest) -> Comparison:
         """The candidate against stable on labeled requests. A model the monitor does not know

@@ -25,6 +25,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from operators.api.common import find_condition
 from operators.api.mlmodel import (
     MetricInterval,
     MLModelStatus,
@@ -34,7 +35,6 @@ from operators.api.mlmodel import (
     StableQuality,
     VersionQualityStatus,
 )
-from operators.api.common import find_condition
 from operators.kind import Event, EventType
 from operators.mlmodel.retrain_policy import DriftAlarm
 from operators.status import with_condition
@@ -130,9 +130,13 @@ def degradation(quality: StableQuality, metric: PrimaryMetric) -> tuple[str, str
     """(condition status, reason, message) of Degraded for the stable version's figures."""
     figures = _figures(quality)
     if quality.validation is None:
-        return "Unknown", REASON_NO_FIGURE, (
-            f"no offline validation {quality.metric} on the MLflow run of version "
-            f"{quality.version}; {figures}"
+        return (
+            "Unknown",
+            REASON_NO_FIGURE,
+            (
+                f"no offline validation {quality.metric} on the MLflow run of version "
+                f"{quality.version}; {figures}"
+            ),
         )
     lower_better = quality.metric in LOWER_IS_BETTER
     bound = quality.validation + (metric.margin if lower_better else -metric.margin)
@@ -141,8 +145,10 @@ def degradation(quality: StableQuality, metric: PrimaryMetric) -> tuple[str, str
         f"{metric.margin:g} = {bound:.4f}"
     )
     if quality.labeled < metric.min_labeled or quality.low is None or quality.high is None:
-        return "Unknown", REASON_NOT_ENOUGH, (
-            f"{figures}; minLabeled {metric.min_labeled} needed to compare with {limit}"
+        return (
+            "Unknown",
+            REASON_NOT_ENOUGH,
+            (f"{figures}; minLabeled {metric.min_labeled} needed to compare with {limit}"),
         )
     below = quality.low > bound if lower_better else quality.high < bound
     if below:
@@ -194,9 +200,7 @@ def retrain_alarm(
 ) -> DriftAlarm | None:
     """The one alarm a pass hands the retrain policy: those `retrain.triggers` listen to,
     joined (one request names both reasons; the drift report link is kept)."""
-    alarms = [
-        a for t, a in (("drift", drift), ("degradation", degraded)) if t in triggers and a
-    ]
+    alarms = [a for t, a in (("drift", drift), ("degradation", degraded)) if t in triggers and a]
     if not alarms:
         return None
     reason = "; ".join(a.reason for a in alarms)

@@ -12,9 +12,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from contracts.quality import Comparison
 from operators.api.common import find_condition
 from operators.api.mlmodel import MLModelSpec, MLModelStatus, ModelRef, RolloutPhase
-from contracts.quality import Comparison
 from operators.backends.monitor import CompareRequest, ModelFigures, MonitorUnavailable
 from operators.backends.registry import ModelVersionNotFound, ResolvedVersion
 from operators.backends.serving import (

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from contracts.monitor_config import ModelConfig
+from contracts.quality import Comparison, QualityReport
 from operators.api.common import ResourceKind, find_condition
 from operators.api.mlmodel import ModelRef
-from contracts.quality import Comparison, QualityReport
 from operators.backends.monitor import (
     CompareRequest,
     ModelFigures,
