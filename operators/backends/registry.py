@@ -7,6 +7,7 @@ a cluster, a SQLite store on the embedded default) and passed in; nothing here i
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 # EVALUATION_TAG=EVALUATION_PASSED is set on a model version by the training side when its
 # evaluation passed the objective; `follow: latest-passing` serves the newest version carrying
 # it. REFERENCE_ARTIFACT is the run's drift reference (contracts/mlflow_tags.py).
+
+
+#: Seconds before a run without the asked validation metric is asked again.
+VALIDATION_RETRY_S = 300.0
 
 
 class ModelVersionNotFound(LookupError):
@@ -80,6 +85,7 @@ class MlflowRegistry:
         self._run_ids: dict[tuple[str, str], str | None] = {}
         self._references: dict[str, str | None] = {}
         self._validation: dict[tuple[str, str], float] = {}
+        self._validation_missing: dict[tuple[str, str], float] = {}  # -> when last asked
 
     @classmethod
     def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
@@ -164,22 +170,35 @@ class MlflowRegistry:
     def validation_metric(self, name: str, version: str, metric: str) -> float | None:
         """The version's offline figure for a primary metric (`auc`, `logLoss`): the metric
         `components/evaluate` logged on its run for the validation window. None when the run,
-        the metric or a mapping for it (accuracy) is missing. Found figures are cached (a
-        finished run's metrics do not change); a missing one is asked again next time."""
+        the metric or a mapping for it (accuracy) is missing. A found figure is cached (a
+        finished run's metrics do not change); a missing one is asked again after
+        `VALIDATION_RETRY_S` (the timer runs every few seconds; a run's metrics rarely
+        appear later)."""
         key = VALIDATION_METRICS.get(metric)
         run_id = self.run_id_of(name, version) if key else None
         if key is None or run_id is None:
             return None
-        if (run_id, key) not in self._validation:
-            from mlflow.exceptions import MlflowException
+        cached = (run_id, key)
+        if cached in self._validation:
+            return self._validation[cached]
+        asked = self._validation_missing.get(cached)
+        if asked is not None and time.monotonic() - asked < VALIDATION_RETRY_S:
+            return None
+        value = self._run_metric(run_id, key)
+        if value is None:
+            self._validation_missing[cached] = time.monotonic()
+            return None
+        self._validation_missing.pop(cached, None)
+        self._validation[cached] = value
+        return value
 
-            try:
-                value = self.client.get_run(run_id).data.metrics.get(key)
-            except MlflowException as error:
-                if not _is_missing(error):
-                    raise
-                value = None
-            if value is None:
-                return None
-            self._validation[(run_id, key)] = float(value)
-        return self._validation[(run_id, key)]
+    def _run_metric(self, run_id: str, key: str) -> float | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            value = self.client.get_run(run_id).data.metrics.get(key)
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
+            return None
+        return None if value is None else float(value)

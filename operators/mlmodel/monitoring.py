@@ -206,13 +206,19 @@ def watch_drift(
 
 
 def _validation_figure(
-    backends: ServingBackends, spec: MLModelSpec, stable: str, metric: str
+    backends: ServingBackends, spec: MLModelSpec, status: MLModelStatus, metric: str
 ) -> float | None:
+    """The stable version's offline figure; the last one known when the registry fails (a
+    registry hiccup must neither stop serving nor turn Degraded Unknown)."""
+    stable = status.stable_version or ""
     try:
         return backends.registry.validation_metric(spec.model.name, stable, metric)
     except Exception as error:  # noqa: BLE001 — a registry hiccup must not stop serving
         log.warning("validation %s of %s v%s: %s", metric, spec.model.name, stable, error)
-        return None
+    last = status.stable_quality
+    if last is not None and last.version == stable and last.metric == metric:
+        return last.validation
+    return None
 
 
 def watch_quality(
@@ -233,7 +239,7 @@ def watch_quality(
         return status, [], None  # the last figures and verdict stand
     metric = spec.primary_metric
     name = metric.name if metric is not None else outcomes.DEFAULT_METRIC
-    validation = _validation_figure(backends, spec, stable, name)
+    validation = _validation_figure(backends, spec, status, name)
     return outcomes.with_quality(status, report, metric, validation, now, obj.generation)
 
 

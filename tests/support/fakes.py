@@ -93,6 +93,7 @@ class FakeRegistry:
         self.resolves = 0
         # (version, primary metric name) -> offline validation figure
         self.validation: dict[tuple[str, str], float] = {}
+        self.validation_error: Exception | None = None  # only validation_metric fails
 
     def _check(self) -> None:
         if self.down is not None:
@@ -117,6 +118,8 @@ class FakeRegistry:
 
     def validation_metric(self, name: str, version: str, metric: str) -> float | None:
         self._check()
+        if self.validation_error is not None:
+            raise self.validation_error
         return self.validation.get((version, metric))
 
 

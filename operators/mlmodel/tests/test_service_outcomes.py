@@ -216,3 +216,16 @@ def test_quality_unreachable_keeps_the_last_figures() -> None:
     assert obj.status.quality == before.quality
     assert obj.status.stable_quality == before.stable_quality
     assert obj.condition("Degraded") == ("False", "WithinValidation")
+
+
+def test_a_registry_hiccup_keeps_the_last_validation_figure() -> None:
+    obj, serving, _ = degraded_setup(["drift"])
+    serving.monitor.report = quality((0.70, 0.68, 0.72))  # type: ignore[union-attr]
+    tick(obj, serving, 1)
+    assert obj.condition("Degraded") == ("True", "BelowValidation")
+    registry: FakeRegistry = serving.registry  # type: ignore[assignment]
+    registry.validation.clear()
+    registry.validation_error = ConnectionError("MLflow at fake:// is unavailable")
+    tick(obj, serving, 2)
+    assert obj.condition("Degraded") == ("True", "BelowValidation")
+    assert obj.status.stable_quality is not None and obj.status.stable_quality.validation == 0.8

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from contracts.mlflow_tags import EVAL_METRIC_PREFIX, VALIDATION_METRICS
+from operators.backends import registry as registry_module
 from operators.backends.registry import MlflowRegistry
 
 
@@ -31,12 +32,19 @@ def test_the_figure_is_the_logged_validation_metric_and_cached() -> None:
     assert client.runs == 1
 
 
-def test_a_missing_figure_is_none_and_asked_again() -> None:
+def test_a_missing_figure_is_none_and_asked_again_later(monkeypatch: Any) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(registry_module.time, "monotonic", lambda: clock[0])
     client = Client({})
     registry = MlflowRegistry(lambda: client)  # type: ignore[arg-type,return-value]
     assert registry.validation_metric("churn", "3", "logLoss") is None
     client.metrics["eval_validation_logloss"] = 0.41
+    assert registry.validation_metric("churn", "3", "logLoss") is None  # not asked again yet
+    assert client.runs == 1
+    clock[0] += registry_module.VALIDATION_RETRY_S
     assert registry.validation_metric("churn", "3", "logLoss") == 0.41
+    assert registry.validation_metric("churn", "3", "logLoss") == 0.41
+    assert client.runs == 2
 
 
 def test_accuracy_has_no_offline_figure() -> None:
