@@ -49,6 +49,16 @@ Structured mode (``Content-Type: application/cloudevents+json``) carries the sam
 as JSON members (without the ``ce-`` prefix) and the payload in ``data`` or ``data_base64``;
 ``application/cloudevents-batch+json`` is a JSON array of structured events.
 
+**Feedback** (labels, ``POST /v1/models/{namespace}/{name}/feedback`` on the monitor's API
+and fast ingest ports) is one more event type, ``TYPE_FEEDBACK``
+(``io.kubeloop.feedback.label``), sent by the application that learns the outcome of a
+prediction (a click, a chargeback, a churned customer). Binary, structured and batch modes as
+above; the model is named by the URL, so only the core attributes are read: ``id`` (the
+idempotency key: a repeated id is acknowledged and not counted twice), ``type``, ``source``,
+``specversion``, optionally ``time`` (the default ``observedAt``). ``data`` is one JSON object,
+:class:`contracts.feedback.FeedbackData`: ``{"requestId": "...", "label": 1,
+"observedAt": 1700000000.0}`` or ``{"entity": "user-17", "servedAt": ..., "label": 0}``.
+
 The ``LOGGER_MODE_*`` values are KServe's ``spec.predictor.logger.mode``: the MLModel operator
 writes ``all`` into each InferenceService, the local controller reads it.
 """
@@ -60,6 +70,9 @@ from typing import Final
 SPECVERSION: Final = "1.0"
 TYPE_REQUEST: Final = "org.kubeflow.serving.inference.request"
 TYPE_RESPONSE: Final = "org.kubeflow.serving.inference.response"
+#: A label for served predictions (data: :class:`contracts.feedback.FeedbackData`). Reverse-DNS
+#: prefix as the CloudEvents spec recommends for ``type``.
+TYPE_FEEDBACK: Final = "io.kubeloop.feedback.label"
 
 # Attribute names (structured-mode JSON members; binary mode prefixes them with "ce-").
 ATTR_ID: Final = "id"

@@ -95,6 +95,48 @@ class SkewConfig(BaseModel):
         return self
 
 
+class OutcomesConfig(BaseModel):
+    """How delayed labels (``POST .../feedback``) are joined to served predictions and kept
+    (``services/monitor/outcomes/``). ``null`` in :class:`ModelConfig` means these defaults."""
+
+    model_config = _WIRE
+
+    label_maturity_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=7 * 86400,
+        description="A label waits this long for its prediction (and late versions), then an"
+        " unjoined one counts as an orphan.",
+    )
+    window_size: int = Field(
+        default=5000, ge=10, le=200_000, description="Labeled requests kept per version."
+    )
+    max_age_seconds: float = Field(
+        default=86400.0, gt=0, le=30 * 86400, description="Labeled rows older than this age out."
+    )
+    entity_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Request input naming the entity; labels may then join by entity + servedAt.",
+    )
+    served_at_tolerance_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="Entity joins: |servedAt - monitor's receive time| allowed (clock offset).",
+    )
+    prediction_ttl_seconds: float = Field(
+        default=86400.0, gt=0, le=30 * 86400, description="Served predictions indexed this long."
+    )
+    max_predictions: int = Field(
+        default=100_000, ge=100, le=2_000_000, description="Served requests indexed per model."
+    )
+    max_pending_labels: int = Field(
+        default=100_000, ge=100, le=2_000_000, description="Labels waiting per model."
+    )
+
+
 #: The monitor's own tuning: the operator never sends these.
 _MONITOR_OWN = frozenset({"pairing_timeout_seconds", "label_threshold"})
 #: Sent only when the operator set them (a drift window is configured).
@@ -135,6 +177,9 @@ class ModelConfig(BaseModel):
         description="Version -> URI of its training reference snapshot (parquet).",
     )
     skew: SkewConfig | None = None
+    outcomes: OutcomesConfig | None = Field(
+        default=None, description="Label join and quality windows; null: the defaults."
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The body the operator PUTs (see the module docstring for what it leaves out)."""

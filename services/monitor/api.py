@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from contracts.quality import DESIGNS, METRICS
 from services.monitor.config import ModelConfig
 from services.monitor.core import ModelKey
 from services.monitor.ingest import handle_ingest
@@ -51,6 +52,10 @@ def build_app(service: MonitorService) -> web.Application:
             web.get("/v1/reports/{report_id}", report_snapshot),
             web.post("/v1/drift/evaluate", evaluate_drift),
             web.get("/v1/bad-input", bad_input),
+            web.post("/v1/models/{namespace}/{name}/feedback", feedback),
+            web.get("/v1/models/{namespace}/{name}/quality", quality),
+            web.get("/v1/models/{namespace}/{name}/quality/report", quality_report),
+            web.get("/v1/models/{namespace}/{name}/compare", compare),
             *service.extra_routes,
         ]
     )
@@ -72,6 +77,21 @@ async def ingest(request: web.Request) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         body = None
     status, reply = handle_ingest(service, request.headers, request.content_type, body)
+    return web.Response(status=status, body=reply, content_type="application/json")
+
+
+async def feedback(request: web.Request) -> web.Response:
+    """Labels (feedback CloudEvents); answered once they are committed."""
+    service = request.app[SERVICE_KEY]
+    body: bytes | None
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        body = None
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    status, reply = await service.outcomes.handle(
+        namespace, name, request.headers, request.content_type, body
+    )
     return web.Response(status=status, body=reply, content_type="application/json")
 
 
@@ -170,6 +190,53 @@ def _finite_edges(histogram: dict[str, Any]) -> dict[str, Any]:
     # JSON has no infinity: the open last bucket is written as null.
     edges = [None if math.isinf(edge) else edge for edge in histogram["leMs"]]
     return {"leMs": edges, "counts": histogram["counts"]}
+
+
+async def quality(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    try:
+        report = service.outcomes.quality(_model_key(request))
+    except KeyError as error:
+        return _error(404, "unknown_model", str(error.args[0]))
+    return web.json_response(report.model_dump(by_alias=True, mode="json"))
+
+
+async def quality_report(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEY]
+    try:
+        page = service.outcomes.report_html(_model_key(request), page=True)
+    except KeyError as error:
+        return _error(404, "unknown_model", str(error.args[0]))
+    return web.Response(text=page, content_type="text/html")
+
+
+async def compare(request: web.Request) -> web.Response:
+    """``?candidate=V&stable=V&metric=auc|logLoss|accuracy&design=paired|concurrent&since=``"""
+    service = request.app[SERVICE_KEY]
+    key = _model_key(request)
+    query = request.query
+    for name in ("candidate", "stable"):
+        value = query.get(name, "")
+        if not value or len(value) > 128:
+            raise _bad_param(name, value, "a model version (1 to 128 characters)")
+    metric, design = query.get("metric", "auc"), query.get("design", "concurrent")
+    if metric not in METRICS:
+        raise _bad_param("metric", metric, " | ".join(METRICS))
+    if design not in DESIGNS:
+        raise _bad_param("design", design, " | ".join(DESIGNS))
+    since = _time_param(request, "since")
+    try:
+        result = service.outcomes.compare(
+            key,
+            query["candidate"],
+            query["stable"],
+            metric,  # type: ignore[arg-type]  # checked against METRICS above
+            design,  # type: ignore[arg-type]  # checked against DESIGNS above
+            since if since is not None else 0.0,
+        )
+    except KeyError as error:
+        return _error(404, "unknown_model", str(error.args[0]))
+    return web.json_response(result.model_dump(by_alias=True, mode="json"))
 
 
 async def put_config(request: web.Request) -> web.Response:
@@ -298,6 +365,7 @@ async def healthz(request: web.Request) -> web.Response:
             "pendingShadow": len(core.shadow_pending),
             "journalBacklog": service.journal_backlog,
             "journalDropped": service.journal_dropped,
+            "feedbackDropped": service.outcomes.dropped,
             "models": len(core.models),
         }
     )

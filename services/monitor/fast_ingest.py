@@ -4,13 +4,21 @@ aiohttp spends ~100 µs of CPU per request on routing, request and response obje
 protocol parses with httptools (llhttp, C) and answers from bytes, ~20 µs. It shares
 ``handle_ingest`` with the aiohttp route, so behaviour is identical; it is optional
 (``--ingest-port``) and the aiohttp port keeps accepting events too.
+
+Feedback (``POST /v1/models/{namespace}/{name}/feedback``) is taken here too, through the
+same handler as the API port. Its answer waits for the labels' commit, so it is written
+later; replies on a connection stay in request order (HTTP/1.1 pipelining) by chaining each
+one behind the previous pending one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+from collections.abc import Coroutine
 from http import HTTPStatus
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
@@ -20,6 +28,10 @@ if TYPE_CHECKING:
     from services.monitor.service import MonitorService
 
 INGEST_PATHS = (b"/", b"/v1/events")
+FEEDBACK_PATH = re.compile(rb"^/v1/models/([^/]{1,253})/([^/]{1,253})/feedback$")
+#: Replies waiting on one connection before it stops reading (pipelined feedback).
+_MAX_QUEUED_REPLIES = 64
+Reply = tuple[int, bytes]
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -42,6 +54,9 @@ class IngestProtocol(asyncio.Protocol):
         self._max_body = service.settings.limits.max_body_bytes
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
+        self._last_reply: asyncio.Task[None] | None = None  # the newest reply not yet sent
+        self._queued = 0
+        self._paused = False
         self._reset()
 
     def _reset(self) -> None:
@@ -100,14 +115,54 @@ class IngestProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         keep_alive = self._parser.should_keep_alive()
-        status, reply = self._dispatch()
+        reply = self._dispatch()
+        if isinstance(reply, tuple) and self._last_reply is None:
+            self._send(reply, keep_alive)
+            return
+        task = asyncio.ensure_future(self._send_later(self._last_reply, reply, keep_alive))
+        self._last_reply = task
+        self._queued += 1
+        if self._queued >= _MAX_QUEUED_REPLIES and self._transport is not None:
+            self._transport.pause_reading()  # bounded memory under deep pipelining
+            self._paused = True
+
+    async def _send_later(
+        self,
+        previous: asyncio.Task[None] | None,
+        reply: Reply | Coroutine[Any, Any, Reply],
+        keep_alive: bool,
+    ) -> None:
+        try:
+            answer = reply if isinstance(reply, tuple) else await reply
+            if previous is not None:
+                with contextlib.suppress(Exception):  # its own failure is its own reply's
+                    await asyncio.shield(previous)
+        finally:
+            self._queued -= 1
+            if self._last_reply is asyncio.current_task():
+                self._last_reply = None
+            if self._paused and self._transport is not None and self._queued < _MAX_QUEUED_REPLIES:
+                self._paused = False
+                self._transport.resume_reading()
+        self._send(answer, keep_alive)
+
+    def _send(self, reply: Reply, keep_alive: bool) -> None:
+        status, body = reply
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(_response(status, reply, keep_alive))
+            self._transport.write(_response(status, body, keep_alive))
             if not keep_alive:
                 self._transport.close()
 
-    def _dispatch(self) -> tuple[int, bytes]:
+    def _dispatch(self) -> Reply | Coroutine[Any, Any, Reply]:
         path = self._url.split(b"?", 1)[0]
+        feedback = FEEDBACK_PATH.match(path)
+        if feedback is not None:
+            if self._parser.get_method() != b"POST":
+                return 405, error_body("method_not_allowed", "feedback is POSTed")
+            content_type = self._headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            body = b"".join(self._body) if self._size <= self._max_body else None
+            namespace, name = (part.decode("latin-1") for part in feedback.groups())
+            return self._service.outcomes.handle(namespace, name, self._headers, content_type, body)
         if path not in INGEST_PATHS:
             return 404, error_body("not_found", "this port only takes CloudEvents at POST /")
         if self._parser.get_method() != b"POST":

@@ -61,6 +61,7 @@ class MonitorCollector(Collector):
             service.journal_backlog,
         )
         yield from self._window_metrics()
+        yield from service.outcomes.metrics()  # model quality per version, feedback counters
 
     def _window_metrics(self) -> Iterator[Metric]:
         now = self._service.clock()

@@ -26,6 +26,7 @@ from services.monitor.core import BadCount, ModelKey, ModelState, MonitorCore
 from services.monitor.fast_ingest import IngestListener, start_ingest_listener
 from services.monitor.hooks import FEATURE, DriftEvaluator, DriftOutcome, WindowSnapshot
 from services.monitor.metrics import MonitorCollector
+from services.monitor.outcomes.service import FeedbackService
 from services.monitor.parsing import BadEvent, Envelope
 from services.monitor.store import BadInputRow, EventRow, MonitorStore, event_row
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # the drift package loads pandas and SciPy: imported on first
 log = logging.getLogger(__name__)
 
 _MAX_REPORTS = 1000  # alarm-onset snapshots kept in SQLite (newest first)
+_QUALITY_HISTORY_INTERVAL_S = 30.0  # quality figures per version over time, for the report
 
 
 class MonitorService:
@@ -75,6 +77,9 @@ class MonitorService:
         self._drift_thread = ThreadPoolExecutor(1, thread_name_prefix="monitor-drift")
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        # Labels joined to served predictions (POST .../feedback, quality figures).
+        self.outcomes = FeedbackService(self)
+        self.core.prediction_sinks.append(self.outcomes.on_prediction)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -106,6 +111,10 @@ class MonitorService:
         self._spawn(self._every(self.settings.expiry_interval_s, self._expire))
         self._spawn(self._every(self.settings.prune_interval_s, self._prune))
         self._spawn(self._every(self.settings.drift_interval_s, self.evaluate_drift))
+        self._spawn(self._every(self.settings.flush_interval_s, self.outcomes.flush))
+        self._spawn(self._every(self.settings.expiry_interval_s, self.outcomes.tick))
+        self._spawn(self._every(self.settings.prune_interval_s, self.outcomes.prune))
+        self._spawn(self._every(_QUALITY_HISTORY_INTERVAL_S, self.outcomes.snapshot_history))
         self.ready = True
         log.info("monitor listening on %s, data in %s", self.url, self.settings.data_dir)
 
@@ -122,6 +131,7 @@ class MonitorService:
             await self._runner.cleanup()
             self._runner = None
         if self._store is not None:
+            await self.outcomes.flush()
             await self.flush()
             await self._in_store(self._store.close)
             self._store = None
@@ -230,10 +240,13 @@ class MonitorService:
             self.drift_suite.baselines[(namespace, model, version)] = ScoreBaseline(
                 captured_at, scores
             )
+        # Labels first: open ones wait again, so the replayed predictions can join them.
+        await self.outcomes.restore()
         since = self.clock() - self.retention_seconds()
         rows = await self._in_store(lambda: list(store.journal(since)))
         replayed = self._replay(rows)
         self.core.expire(self.clock())
+        self.outcomes.join.expire(self.clock())
         log.info("monitor restored %d journaled events", replayed)
 
     def _replay(self, rows: list[tuple[Any, ...]]) -> int:
@@ -446,6 +459,7 @@ class MonitorService:
             generated_at=now,
             history=list(state.history.get(f"{version}/{FEATURE}", ())),
             snapshot=snapshot,
+            quality_html=self.outcomes.report_html(key),
         )
 
     def _render(self, report: ReportInput, window: WindowSnapshot | None) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.monitor.outcomes.journal import LabelTables
 from services.monitor.parsing import Envelope
 
 _SCHEMA = """
@@ -102,8 +103,9 @@ def event_row(env: Envelope, ts: float) -> EventRow:
     )
 
 
-class MonitorStore:
-    """One SQLite file in the data dir; WAL so readers never block the batch writer."""
+class MonitorStore(LabelTables):
+    """One SQLite file in the data dir; WAL so readers never block the batch writer. The
+    label join's tables come from :class:`LabelTables` (``outcomes/journal.py``)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +114,7 @@ class MonitorStore:
         # NORMAL survives a killed process (the WAL is in the OS), not a power cut.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self.create_label_tables()
 
     def close(self) -> None:
         self._db.close()

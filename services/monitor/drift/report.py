@@ -142,6 +142,7 @@ class ReportInput:
     window: pd.DataFrame | None = None
     history: Sequence[Mapping[str, Any]] = ()
     snapshot: bool = False
+    quality_html: str = ""  # model quality per version over time (outcomes/report.py)
 
 
 def render_report(data: ReportInput) -> str:
@@ -179,6 +180,7 @@ def render_report(data: ReportInput) -> str:
         _feature_table(data, view),
         *_skew_table(view["checks"].get("skew")),
         *_histograms(data),
+        data.quality_html,
         "</body></html>",
     ]
     return "\n".join(parts)
