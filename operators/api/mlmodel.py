@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
@@ -20,6 +20,7 @@ from operators.api.common import (
     PrinterColumn,
     ResourceKind,
     StatusBase,
+    parse_duration,
 )
 
 Percent = Annotated[int, Field(ge=1, le=100)]
@@ -270,10 +271,56 @@ class Skew(ApiModel):
     max_rows: int = Field(default=1000, ge=10, le=100_000, description="Served rows compared.")
 
 
+class OutcomesWindow(ApiModel):
+    size: int = Field(
+        default=5000, ge=10, le=200_000, description="Labeled requests kept per version."
+    )
+    max_age: Duration = Field(default="24h", description="Labeled requests older than this go.")
+
+    @field_validator("max_age")
+    @classmethod
+    def _at_most_30_days(cls, value: str) -> str:
+        return _at_most(value, timedelta(days=30))
+
+
+class Outcomes(ApiModel):
+    """How labels sent to the monitor's feedback API are joined to the predictions it logged,
+    and the window each version's quality (status.quality) is computed over."""
+
+    label_maturity: Duration = Field(
+        default="10m",
+        description="A label whose prediction has not arrived waits this long, then counts "
+        "as an orphan.",
+    )
+    window: OutcomesWindow = Field(default_factory=OutcomesWindow)
+    entity_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Request input naming the entity: labels may then name the entity and "
+        "servedAt instead of the request id.",
+    )
+
+    @field_validator("label_maturity")
+    @classmethod
+    def _at_most_7_days(cls, value: str) -> str:
+        return _at_most(value, timedelta(days=7))
+
+
+def _at_most(value: str, limit: timedelta) -> str:
+    """Durations the CRD schema cannot bound: the monitor's limit, checked here (InvalidSpec)."""
+    if parse_duration(value) > limit:
+        raise ValueError(f"at most {limit.days}d, got {value}")
+    return value
+
+
 class Monitoring(ApiModel):
     drift: Drift | None = None
     skew: Skew | None = None
     retrain: Retrain | None = None
+    outcomes: Outcomes | None = Field(
+        default=None, description="Label join and quality windows; unset: the monitor's defaults."
+    )
 
 
 class MLModelSpec(ApiModel):

@@ -20,9 +20,16 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from contracts.drift import DEFAULT_MIN_WINDOW, MAX_WINDOW_SIZE
-from contracts.monitor_config import DriftConfig, ModelConfig, SkewConfig
+from contracts.monitor_config import DriftConfig, ModelConfig, OutcomesConfig, SkewConfig
 from operators.api.common import ANNOTATION_RETRAIN, parse_duration
-from operators.api.mlmodel import Drift, MLModelSpec, MLModelStatus, Retrain, RolloutPhase
+from operators.api.mlmodel import (
+    Drift,
+    MLModelSpec,
+    MLModelStatus,
+    Outcomes,
+    Retrain,
+    RolloutPhase,
+)
 from operators.backends.monitor import MonitorUnavailable, VersionDrift
 from operators.mlmodel import drift as drifting
 from operators.mlmodel import quality as outcomes
@@ -55,6 +62,18 @@ def _window(drift: Drift | None) -> dict[str, Any]:
         "window_size": min(drift.window.size, MAX_WINDOW_SIZE),
         "max_age_seconds": parse_duration(drift.window.max_age).total_seconds(),
     }
+
+
+def _outcomes_settings(outcomes: Outcomes | None) -> OutcomesConfig | None:
+    """`spec.monitoring.outcomes` for the monitor; None keeps the monitor's defaults."""
+    if outcomes is None:
+        return None
+    return OutcomesConfig(
+        label_maturity_seconds=parse_duration(outcomes.label_maturity).total_seconds(),
+        window_size=outcomes.window.size,
+        max_age_seconds=parse_duration(outcomes.window.max_age).total_seconds(),
+        entity_key=outcomes.entity_key,
+    )
 
 
 def _references(
@@ -109,6 +128,7 @@ def push_monitor_config(
             drift=_drift_settings(drift),
             references=_references(backends, spec, in_play) if drift else {},
             skew=_skew_settings(backends, obj, spec),
+            outcomes=_outcomes_settings(spec.monitoring.outcomes if spec.monitoring else None),
             **_window(drift),
         )
     except ValidationError as error:  # what the monitor would refuse is not sent

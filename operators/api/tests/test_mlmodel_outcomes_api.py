@@ -58,6 +58,9 @@ def test_outcome_defaults() -> None:
             {"monitoring": {"retrain": {"experiment": "e", "triggers": ["degradation"]}}},
             "degradation needs rollout.analysis.primaryMetric",
         ),
+        ({"monitoring": {"outcomes": {"labelMaturity": "8d"}}}, "labelMaturity"),
+        ({"monitoring": {"outcomes": {"window": {"maxAge": "31d"}}}}, "window.maxAge"),
+        ({"monitoring": {"outcomes": {"window": {"size": 5}}}}, "window.size"),
     ],
 )
 def test_bad_outcome_settings_name_the_field(body: dict, field: str) -> None:

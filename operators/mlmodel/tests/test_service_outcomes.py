@@ -229,3 +229,22 @@ def test_a_registry_hiccup_keeps_the_last_validation_figure() -> None:
     tick(obj, serving, 2)
     assert obj.condition("Degraded") == ("True", "BelowValidation")
     assert obj.status.stable_quality is not None and obj.status.stable_quality.validation == 0.8
+
+
+def test_the_monitor_is_told_the_outcomes_settings() -> None:
+    monitor = LabelMonitor()
+    serving = backends(monitor)
+    body = mlmodel()
+    body["spec"]["monitoring"] = {
+        "outcomes": {"labelMaturity": "30m", "window": {"size": 800, "maxAge": "2d"},
+                     "entityKey": "user_id"}
+    }  # fmt: skip
+    obj = FakeObject(MLMODEL, body)
+    serving_v1(obj, serving)
+    sent = monitor.configs[-1].to_json()["outcomes"]
+    assert sent["labelMaturitySeconds"] == 1800 and sent["windowSize"] == 800
+    assert sent["maxAgeSeconds"] == 2 * 86400 and sent["entityKey"] == "user_id"
+    # Unset: null, the monitor keeps its defaults.
+    plain = FakeObject(MLMODEL, mlmodel())
+    serving_v1(plain, serving)
+    assert monitor.configs[-1].to_json()["outcomes"] is None
