@@ -26,13 +26,34 @@ from operators.api.mlmodel import MLMODEL
 from operators.backends.monitor import HttpMonitor
 from operators.mlmodel import service
 from operators.mlmodel.backends import ServingBackends
-from services.monitor import MonitorService
+from services.monitor import Limits, MonitorService, MonitorSettings
 from services.monitor.outcomes.tests.feedback_events import post_batch, serve, structured
-from services.monitor.outcomes.tests.test_feedback_api import Clock, settings
 from services.monitor.tests.http_api import running
 from tests.support.fakes import FakeObject, FakeObjects, FakeRegistry, FakeTraffic
 
 REQUESTS_PER_MINUTE = 80
+
+
+class Clock:
+    """The monitor's clock, moved by the test; the operator is handed the same time."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings(data_dir: Path) -> MonitorSettings:
+    return MonitorSettings(
+        port=0,
+        ingest_port=0,
+        data_dir=data_dir,
+        flush_interval_s=0.05,
+        drift_interval_s=3600,
+        expiry_interval_s=3600,
+        limits=Limits(max_body_bytes=64 * 1024),
+    )
 
 
 def mlmodel() -> dict[str, Any]:
