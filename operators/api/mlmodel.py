@@ -431,7 +431,6 @@ class StableQuality(ApiModel):
     validation: float | None = Field(
         default=None, description="The figure on the validation window at training (MLflow)."
     )
-    checked_at: datetime | None = None
 
 
 class DriftStatus(ApiModel):

@@ -246,7 +246,6 @@ def watch_quality(
     obj: MLModel,
     spec: MLModelSpec,
     status: MLModelStatus,
-    now: datetime,
 ) -> tuple[MLModelStatus, list[Event], DriftAlarm | None]:
     """status.quality, status.stableQuality, the Degraded condition and its alarm."""
     stable = status.stable_version
@@ -260,7 +259,7 @@ def watch_quality(
     metric = spec.primary_metric
     name = metric.name if metric is not None else outcomes.DEFAULT_METRIC
     validation = _validation_figure(backends, spec, status, name)
-    return outcomes.with_quality(status, report, metric, validation, now, obj.generation)
+    return outcomes.with_quality(status, report, metric, validation, obj.generation)
 
 
 def watch(
@@ -272,7 +271,7 @@ def watch(
 ) -> tuple[MLModelStatus, list[Event]]:
     """Drift, skew and quality of this pass; one retrain decision on what `triggers` lists."""
     status, events, drift_alarm = watch_drift(backends, obj, spec, status)
-    status, quality_events, degraded = watch_quality(backends, obj, spec, status, now)
+    status, quality_events, degraded = watch_quality(backends, obj, spec, status)
     events += quality_events
     retrain = spec.monitoring.retrain if spec.monitoring else None
     alarm = outcomes.retrain_alarm(retrain.triggers, drift_alarm, degraded) if retrain else None

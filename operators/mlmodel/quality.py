@@ -53,10 +53,20 @@ DEFAULT_METRIC = "auc"
 LOWER_IS_BETTER = frozenset({"logLoss"})
 
 
+# Figures are written rounded: status is patched only when what a person would read changes.
+DIGITS = 4
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, DIGITS)
+
+
 def _interval(found: Interval | None) -> MetricInterval | None:
     if found is None or found.value is None:
         return None
-    return MetricInterval(value=found.value, low=found.low, high=found.high)
+    return MetricInterval(
+        value=_rounded(found.value), low=_rounded(found.low), high=_rounded(found.high)
+    )
 
 
 def _moment(epoch: float | None) -> datetime | None:
@@ -100,19 +110,17 @@ def stable_quality(
     stable: str,
     metric: str,
     validation: float | None,
-    now: datetime,
 ) -> StableQuality:
     entry = next((e for e in (report.versions if report else []) if e.version == stable), None)
     found = metric_of(entry, metric) if entry is not None else None
     return StableQuality(
         version=stable,
         metric=metric,
-        value=found.value if found else None,
-        low=found.low if found else None,
-        high=found.high if found else None,
+        value=_rounded(found.value) if found else None,
+        low=_rounded(found.low) if found else None,
+        high=_rounded(found.high) if found else None,
         labeled=entry.labeled if entry is not None else 0,
         validation=validation,
-        checked_at=now,
     )
 
 
@@ -166,7 +174,6 @@ def with_quality(
     report: QualityReport | None,
     metric: PrimaryMetric | None,
     validation: float | None,
-    now: datetime,
     generation: int | None,
 ) -> tuple[MLModelStatus, list[Event], DriftAlarm | None]:
     """status.quality, status.stableQuality and Degraded (only with a primary metric); an
@@ -176,7 +183,7 @@ def with_quality(
         return status, [], None
     in_play = [v for v in (stable, status.candidate_version) if v]
     name = metric.name if metric is not None else DEFAULT_METRIC
-    quality = stable_quality(report, stable, name, validation, now)
+    quality = stable_quality(report, stable, name, validation)
     status = status.model_copy(
         update={"quality": quality_status(report, in_play), "stable_quality": quality}
     )

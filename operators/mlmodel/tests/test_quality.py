@@ -83,7 +83,7 @@ def test_degraded_compares_the_interval_with_validation_minus_margin(
     expected: tuple[str, str],
 ) -> None:
     answer = report(entry("1", 1000, **figures))
-    result, _, alarm = outcomes.with_quality(status(), answer, metric, validation, T0, 3)
+    result, _, alarm = outcomes.with_quality(status(), answer, metric, validation, 3)
     found = degraded(result)
     assert found is not None and found[:2] == expected
     assert (alarm is not None) == (expected[0] == "True")
@@ -93,7 +93,7 @@ def test_degraded_compares_the_interval_with_validation_minus_margin(
 
 def test_degraded_message_carries_the_figures() -> None:
     answer = report(entry("1", labeled=1200, auc=(0.70, 0.68, 0.72)))
-    result, events, alarm = outcomes.with_quality(status(), answer, AUC, 0.80, T0, 3)
+    result, events, alarm = outcomes.with_quality(status(), answer, AUC, 0.80, 3)
     message = degraded(result)[2]  # type: ignore[index]
     assert "auc 0.7000 [0.6800, 0.7200] on 1200 labeled requests of version 1" in message
     assert "validation 0.8000 - margin 0.02 = 0.7800" in message
@@ -103,11 +103,11 @@ def test_degraded_message_carries_the_figures() -> None:
 
 def test_too_few_labels_leave_degraded_unknown() -> None:
     answer = report(entry("1", labeled=50, auc=(0.5, 0.3, 0.7)))
-    result, events, alarm = outcomes.with_quality(status(), answer, AUC, 0.80, T0, 3)
+    result, events, alarm = outcomes.with_quality(status(), answer, AUC, 0.80, 3)
     assert degraded(result)[:2] == ("Unknown", "NotEnoughLabels")  # type: ignore[index]
     assert events == [] and alarm is None
     # No entry for the stable version at all (no labels yet): the same.
-    result, _, _ = outcomes.with_quality(status(), report(), AUC, 0.80, T0, 3)
+    result, _, _ = outcomes.with_quality(status(), report(), AUC, 0.80, 3)
     assert degraded(result)[:2] == ("Unknown", "NotEnoughLabels")  # type: ignore[index]
     assert result.stable_quality is not None and result.stable_quality.labeled == 0
 
@@ -117,7 +117,7 @@ def test_events_mark_changes_only() -> None:
     fine = report(entry("1", auc=(0.80, 0.78, 0.82)))
     current, trail = status(), []
     for answer in (low, low, fine, fine, low):
-        current, events, _ = outcomes.with_quality(current, answer, AUC, 0.80, T0, 3)
+        current, events, _ = outcomes.with_quality(current, answer, AUC, 0.80, 3)
         trail += [e.reason for e in events]
     assert trail == ["Degraded", "DegradationCleared", "Degraded"]
 
@@ -125,7 +125,7 @@ def test_events_mark_changes_only() -> None:
 def test_without_a_primary_metric_no_degraded_condition() -> None:
     stale = with_condition(status(), "Degraded", "True", "BelowValidation", "old", 1)
     answer = report(entry("1", auc=(0.70, 0.68, 0.72)))
-    result, events, alarm = outcomes.with_quality(stale, answer, None, 0.80, T0, 3)
+    result, events, alarm = outcomes.with_quality(stale, answer, None, 0.80, 3)
     assert degraded(result) is None and events == [] and alarm is None
     # The Quality column still shows a figure: auc when no metric is named.
     assert result.stable_quality is not None and result.stable_quality.metric == "auc"
@@ -134,7 +134,7 @@ def test_without_a_primary_metric_no_degraded_condition() -> None:
 
 def test_nothing_serving_nothing_judged() -> None:
     empty = MLModelStatus()
-    assert outcomes.with_quality(empty, report(), AUC, 0.8, T0, 1) == (empty, [], None)
+    assert outcomes.with_quality(empty, report(), AUC, 0.8, 1) == (empty, [], None)
 
 
 def test_retrain_alarm_follows_the_triggers() -> None:
