@@ -6,6 +6,12 @@ resolves ``follow: latest-passing`` by ``EVALUATION``; ``operators/mlmodel`` cop
 tags into ``status.lineage``) and by whoever inspects a version in MLflow. Every tag is
 ``kubeloop.io/<key>`` so it cannot collide with MLflow's own or a user's tags.
 
+``EVAL_METRIC_PREFIX`` prefixes every metric ``components/evaluate`` logs on the training run
+(``eval_<window>_<metric>``: ``eval_validation_auc``…); the MLModel operator reads a version's
+offline validation figure from its run (``VALIDATION_METRICS``, by primary metric name) to
+judge whether the served version has degraded. ``evaluate`` logs no accuracy, so accuracy has
+no offline figure.
+
 ``REFERENCE_ARTIFACT`` is where register_model uploads a run's training-feature sample (the
 drift detector's reference), relative to the run's artifact root; the operator points the
 monitor at it.
@@ -35,6 +41,13 @@ FEATURE_COLUMNS: Final = "kubeloop.io/feature-columns"  # JSON list
 LOGGED_MODEL_ID: Final = "kubeloop.io/logged-model-id"  # MLflow 3 logged model of the version
 
 EVALUATION_PASSED: Final = "passed"
+
+EVAL_METRIC_PREFIX: Final = "eval_"
+# MLModel primaryMetric name -> the run metric holding its figure on the validation window.
+VALIDATION_METRICS: Final = {
+    "auc": f"{EVAL_METRIC_PREFIX}validation_auc",
+    "logLoss": f"{EVAL_METRIC_PREFIX}validation_logloss",
+}
 
 REFERENCE_DIR: Final = "reference"
 REFERENCE_FILE: Final = "features.parquet"

@@ -34,6 +34,7 @@ from components.evaluate.metrics import (
     window_metrics,
 )
 from components.validation import problems
+from contracts.mlflow_tags import EVAL_METRIC_PREFIX
 
 SPLITS = ("train", "validation", "test")
 EVALUATED_WINDOWS = ("validation", "test")
@@ -303,7 +304,8 @@ def log_to_mlflow(report: EvaluationReport, tracking_uri: str, run_id: str) -> N
     client = MlflowClient(tracking_uri=tracking_uri)
     now = int(time.time() * 1000)
     metrics = [
-        MlflowMetric(f"eval_{key}", value, now, 0) for key, value in report.flat_metrics().items()
+        MlflowMetric(f"{EVAL_METRIC_PREFIX}{key}", value, now, 0)
+        for key, value in report.flat_metrics().items()
     ]
     client.log_batch(run_id, metrics=metrics)
     client.log_text(run_id, report.model_dump_json(indent=2), METRICS_ARTIFACT)

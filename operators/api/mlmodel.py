@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from contracts.drift import DEFAULT_DETECTOR, DETECTOR_NAMES
+from contracts.quality import Metric
 from operators.api.common import (
     AGE_COLUMN,
     K8S_NAME_PATTERN,
@@ -19,6 +20,7 @@ from operators.api.common import (
     PrinterColumn,
     ResourceKind,
     StatusBase,
+    parse_duration,
 )
 
 Percent = Annotated[int, Field(ge=1, le=100)]
@@ -56,13 +58,66 @@ class Serving(ApiModel):
     min_replicas: int = Field(default=1, ge=0, le=100)
 
 
+# The shadow gate's disagreement limit when the spec sets none and no primary metric judges
+# the candidate on outcomes (the behaviour before outcome gates existed).
+DEFAULT_MAX_DISAGREEMENT = 0.05
+
+
 class Shadow(ApiModel):
     duration: Duration = Field(default="10m", description="Minimum time in shadow.")
     mirror_percent: Percent = 100
     min_requests: int = Field(default=100, ge=1)
-    max_disagreement: float = Field(default=0.05, ge=0, le=1)
+    max_disagreement: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Share of paired requests whose scores may differ by more than tolerance. Unset: "
+            "0.05 without analysis.primaryMetric; with one, disagreement is not judged (a "
+            "retrain is expected to disagree with the version it replaces)."
+        ),
+    )
     tolerance: float = Field(
         default=0.1, ge=0, le=1, description="Score difference that counts as disagreement."
+    )
+
+
+class PrimaryMetric(ApiModel):
+    """The outcome the candidate is judged on once labels arrive (monitor feedback API).
+
+    Shadow compares candidate and stable on the same requests (paired); canary compares them
+    on concurrently served requests. A step passes when the candidate is non-inferior within
+    `margin` on at least `minLabeled` labeled requests, fails when it is significantly worse,
+    and is inconclusive otherwise (an always-valid confidence sequence at level `alpha`, so
+    judging every interval does not inflate the error rates; see docs/outcomes.md).
+    """
+
+    name: Metric = Field(
+        description="auc and accuracy: higher is better; logLoss: lower is better."
+    )
+    margin: float = Field(
+        default=0.02,
+        gt=0,
+        le=1,
+        description=(
+            "Non-inferiority margin in the metric's units: how much worse than stable a "
+            "candidate may be and still pass; also how far below its offline validation "
+            "figure the stable version may fall before it is Degraded."
+        ),
+    )
+    min_labeled: int = Field(
+        default=500,
+        ge=10,
+        le=10_000_000,
+        description="Labeled requests (pairs in shadow, candidate requests in canary) a pass "
+        "needs; also what the Degraded check needs on the stable version.",
+    )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Error rate of the sequential test: a candidate as good as stable is "
+        "rolled back by the metric in at most this share of rollouts.",
     )
 
 
@@ -71,6 +126,17 @@ class Analysis(ApiModel):
     min_requests: int = Field(default=50, ge=1)
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_latency_p99_ms: float = Field(default=500, gt=0)
+    max_latency_ratio: float | None = Field(
+        default=None,
+        gt=1,
+        le=100,
+        description="Canary: the candidate's p99 latency may be at most this multiple of "
+        "stable's in the same interval. Unset: only maxLatencyP99Ms applies.",
+    )
+    primary_metric: PrimaryMetric | None = Field(
+        default=None,
+        description="Judge shadow and canary on outcomes (labels) as well as the guardrails.",
+    )
     threshold: int = Field(default=2, ge=1, description="Failed checks before rollback.")
     significance: float = Field(
         default=0.05, gt=0, lt=1, description="Level of the test against stable's error rate."
@@ -180,8 +246,16 @@ class Drift(ApiModel):
     features: list[str] = Field(default_factory=list, description="Empty means all.")
 
 
+RetrainTrigger = Literal["drift", "degradation"]
+
+
+def _drift_only() -> list[RetrainTrigger]:
+    """What requested a retrain before degradation could."""
+    return ["drift"]
+
+
 class Retrain(ApiModel):
-    """Request a retrain on drift: annotate the Experiment with kubeloop.io/retrain-requested."""
+    """Request a retrain on drift or degradation: annotate the Experiment (retrain-requested)."""
 
     experiment: str = Field(
         pattern=K8S_NAME_PATTERN, description="Experiment (same namespace) that retrains."
@@ -190,6 +264,27 @@ class Retrain(ApiModel):
     max_per_day: int = Field(
         default=3, ge=0, le=100, description="Requests in any rolling 24h; 0 turns retraining off."
     )
+    # Not `on:` as issue 12 sketched it: YAML 1.1 parsers (go-yaml v2 in kubectl, PyYAML) read
+    # an unquoted `on` key as the boolean true, so the field would reach the API server as
+    # "true" and be pruned (kubernetes/kubernetes#34146, ghodss/yaml#77).
+    triggers: list[RetrainTrigger] = Field(
+        default_factory=_drift_only,
+        min_length=1,
+        max_length=2,
+        description=(
+            "What requests a retrain: drift (the stable version's drift alarm), degradation "
+            "(its Degraded condition; needs rollout.analysis.primaryMetric), or both."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @field_validator("triggers")
+    @classmethod
+    def _each_trigger_once(cls, triggers: list[str]) -> list[str]:
+        if len(set(triggers)) != len(triggers):
+            raise ValueError(f"each trigger at most once, got {triggers}")
+        return triggers
+
     require_approval: bool = Field(
         default=False,
         description=(
@@ -216,10 +311,56 @@ class Skew(ApiModel):
     max_rows: int = Field(default=1000, ge=10, le=100_000, description="Served rows compared.")
 
 
+class OutcomesWindow(ApiModel):
+    size: int = Field(
+        default=5000, ge=10, le=200_000, description="Labeled requests kept per version."
+    )
+    max_age: Duration = Field(default="24h", description="Labeled requests older than this go.")
+
+    @field_validator("max_age")
+    @classmethod
+    def _at_most_30_days(cls, value: str) -> str:
+        return _at_most(value, timedelta(days=30))
+
+
+class Outcomes(ApiModel):
+    """How labels sent to the monitor's feedback API are joined to the predictions it logged,
+    and the window each version's quality (status.quality) is computed over."""
+
+    label_maturity: Duration = Field(
+        default="10m",
+        description="A label whose prediction has not arrived waits this long, then counts "
+        "as an orphan.",
+    )
+    window: OutcomesWindow = Field(default_factory=OutcomesWindow)
+    entity_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Request input naming the entity: labels may then name the entity and "
+        "servedAt instead of the request id.",
+    )
+
+    @field_validator("label_maturity")
+    @classmethod
+    def _at_most_7_days(cls, value: str) -> str:
+        return _at_most(value, timedelta(days=7))
+
+
+def _at_most(value: str, limit: timedelta) -> str:
+    """Durations the CRD schema cannot bound: the monitor's limit, checked here (InvalidSpec)."""
+    if parse_duration(value) > limit:
+        raise ValueError(f"at most {limit.days}d, got {value}")
+    return value
+
+
 class Monitoring(ApiModel):
     drift: Drift | None = None
     skew: Skew | None = None
     retrain: Retrain | None = None
+    outcomes: Outcomes | None = Field(
+        default=None, description="Label join and quality windows; unset: the monitor's defaults."
+    )
 
 
 class MLModelSpec(ApiModel):
@@ -229,6 +370,24 @@ class MLModelSpec(ApiModel):
     serving: Serving = Field(default_factory=Serving)
     rollout: Rollout = Field(default_factory=Rollout)
     monitoring: Monitoring | None = None
+
+    @model_validator(mode="after")
+    def _degradation_needs_a_metric(self) -> MLModelSpec:
+        retrain = self.monitoring.retrain if self.monitoring else None
+        if (
+            retrain is not None
+            and "degradation" in retrain.triggers
+            and self.rollout.analysis.primary_metric is None
+        ):
+            raise ValueError(
+                "monitoring.retrain.triggers: degradation needs "
+                "rollout.analysis.primaryMetric (the metric that degrades)"
+            )
+        return self
+
+    @property
+    def primary_metric(self) -> PrimaryMetric | None:
+        return self.rollout.analysis.primary_metric
 
 
 class RolloutPhase(StrEnum):
@@ -256,7 +415,62 @@ class AnalysisFigures(ApiModel):
     latency_p99_ms: float | None = None
     paired: int | None = None
     disagreement: float | None = None
+    stable_latency_p99_ms: float | None = None
+    latency_ratio: float | None = None
+    metric: str | None = Field(default=None, description="The primary metric judged.")
+    labeled: int | None = Field(
+        default=None, description="Labeled pairs (shadow) or candidate requests (canary)."
+    )
+    estimate: float | None = Field(
+        default=None, description="Candidate minus stable, oriented so higher is better."
+    )
+    low: float | None = Field(default=None, description="Confidence sequence, lower bound.")
+    high: float | None = Field(default=None, description="Confidence sequence, upper bound.")
     message: str | None = None
+
+
+class MetricInterval(ApiModel):
+    """A quality figure with its 95% interval (None where undefined: one class, no labels)."""
+
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class QualityWindow(ApiModel):
+    start: datetime | None = Field(default=None, description="Oldest labeled request.")
+    end: datetime | None = Field(default=None, description="Newest labeled request.")
+
+
+class VersionQualityStatus(ApiModel):
+    """One version's quality on the labels joined to its served predictions (the monitor)."""
+
+    version: str
+    role: str | None = None
+    labeled: int = 0
+    positives: int | None = None
+    auc: MetricInterval | None = None
+    accuracy: MetricInterval | None = None
+    log_loss: MetricInterval | None = None
+    brier: MetricInterval | None = None
+    ece: MetricInterval | None = None
+    window: QualityWindow | None = None
+    label_delay_p50_seconds: float | None = None
+
+
+class StableQuality(ApiModel):
+    """The stable version's primary metric (auc when none is set) and its offline validation
+    figure: what the Quality printer column and the Degraded condition read."""
+
+    version: str
+    metric: str
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    labeled: int = 0
+    validation: float | None = Field(
+        default=None, description="The figure on the validation window at training (MLflow)."
+    )
 
 
 class DriftStatus(ApiModel):
@@ -294,7 +508,9 @@ class SkewStatus(ApiModel):
 
 class RetrainStatus(ApiModel):
     requested_at: datetime | None = Field(default=None, description="Time of the last request.")
-    reason: str | None = Field(default=None, description="The drift alarm of the last request.")
+    reason: str | None = Field(
+        default=None, description="The drift or degradation alarm of the last request."
+    )
     report_url: str | None = None
     version: str | None = Field(
         default=None, description="Stable version when the last request was made."
@@ -302,7 +518,7 @@ class RetrainStatus(ApiModel):
     decision: str | None = Field(
         default=None,
         description=(
-            "The last decision on a drift alarm: request, or outstanding / wait-cooldown / "
+            "The last decision on an alarm: request, or outstanding / wait-cooldown / "
             "budget-exhausted / wait-approval / experiment-missing with why."
         ),
     )
@@ -324,7 +540,7 @@ class Lineage(ApiModel):
 
 
 class MLModelStatus(StatusBase):
-    TRACKED_CONDITIONS: ClassVar[tuple[str, ...]] = ("Ready", "Serving", "Drift")
+    TRACKED_CONDITIONS: ClassVar[tuple[str, ...]] = ("Ready", "Serving", "Drift", "Degraded")
 
     phase: RolloutPhase | None = None
     stable_version: str | None = None
@@ -338,6 +554,10 @@ class MLModelStatus(StatusBase):
     analysis: AnalysisFigures | None = None
     drift: DriftStatus | None = None
     skew: SkewStatus | None = None
+    quality: list[VersionQualityStatus] = Field(
+        default_factory=list, description="Per version in play, from the monitor's labels."
+    )
+    stable_quality: StableQuality | None = None
     last_retrain: RetrainStatus | None = None
     lineage: Lineage | None = None
     message: str | None = None
@@ -356,6 +576,10 @@ MLMODEL = ResourceKind(
         PrinterColumn(name="Canary%", type="integer", json_path=".status.traffic.candidate"),
         PrinterColumn(name="Mirror%", type="integer", json_path=".status.traffic.mirror"),
         PrinterColumn(name="Drift", type="boolean", json_path=".status.drift.isDrift"),
+        # A column's JSONPath cannot look up the entry of status.quality whose version equals
+        # status.stableVersion, nor pick the metric named in the spec: stableQuality holds it.
+        PrinterColumn(name="Metric", type="string", json_path=".status.stableQuality.metric"),
+        PrinterColumn(name="Quality", type="number", json_path=".status.stableQuality.value"),
         REASON_COLUMN,
         AGE_COLUMN,
     ],

@@ -5,7 +5,10 @@ Figures come from `GET /v1/models/{ns}/{name}/figures?since=&until=` (see
 monitor validates it with) names the versions in play so events land under the right role,
 and the drift settings and each version's training reference
 (`PUT /v1/models/{ns}/{name}/config`); drift checks per version come from
-`GET /v1/models/{ns}/{name}/drift`.
+`GET /v1/models/{ns}/{name}/drift`. Outcomes (labels joined to served predictions): each
+version's quality from `GET /v1/models/{ns}/{name}/quality` (`contracts.quality.QualityReport`)
+and a candidate against stable on the primary metric from `GET .../compare`
+(`contracts.quality.Comparison`), the same pydantic models the monitor answers with.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
+from pydantic import ValidationError
 
 from contracts.monitor_config import ModelConfig
+from contracts.quality import Comparison, Design, Metric, QualityReport
 from operators.mlmodel.analysis import VersionFigures
 
 
@@ -162,6 +167,47 @@ class MonitorClient(Protocol):
 
     def drift(self, namespace: str, name: str) -> dict[str, VersionDrift]: ...
 
+    def quality(self, namespace: str, name: str) -> QualityReport | None: ...
+
+    def compare(self, namespace: str, name: str, request: CompareRequest) -> Comparison: ...
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """One comparison the rollout asks for: the candidate against stable on `metric`, over the
+    labeled requests served since `since` (paired: the same requests; concurrent: the same
+    time span)."""
+
+    candidate: str
+    stable: str
+    metric: Metric
+    design: Design  # shadow: paired; canary: concurrent
+    since: datetime
+
+    def params(self) -> dict[str, str]:
+        return {
+            "candidate": self.candidate,
+            "stable": self.stable,
+            "metric": self.metric,
+            "design": self.design,
+            "since": f"{self.since.timestamp():.3f}",
+        }
+
+    def nothing_yet(self) -> Comparison:
+        """What a monitor that has no events for the model yet (404) amounts to."""
+        return Comparison(
+            metric=self.metric,
+            candidate=self.candidate,
+            stable=self.stable,
+            design=self.design,
+            n=0,
+            n_stable=0,
+            estimate=None,
+            variance=None,
+            method="none",
+            since=self.since.timestamp(),
+        )
+
 
 def _version_figures(entry: dict[str, Any]) -> VersionFigures:
     latency = entry.get("latencyMs") or {}
@@ -244,6 +290,45 @@ class HttpMonitor:
         except ValueError as error:
             raise MonitorUnavailable(f"monitor answered invalid JSON: {error}") from error
         return parse_drift(self.base_url, body if isinstance(body, dict) else {})
+
+    def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any | None:
+        """The answer's JSON; None on 404; MonitorUnavailable on anything but 200."""
+        try:
+            answer = self.http.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise MonitorUnavailable(f"monitor unreachable: {error}") from error
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise MonitorUnavailable(f"monitor answered {answer.status_code}: {answer.text[:200]}")
+        try:
+            return answer.json()
+        except ValueError as error:
+            raise MonitorUnavailable(f"monitor answered invalid JSON: {error}") from error
+
+    def quality(self, namespace: str, name: str) -> QualityReport | None:
+        """Each version's quality on its joined labels; None when the monitor does not know
+        the model (no event yet)."""
+        body = self._get_json(f"/v1/models/{namespace}/{name}/quality")
+        if body is None:
+            return None
+        try:
+            return QualityReport.model_validate(body)
+        except ValidationError as error:
+            raise MonitorUnavailable(
+                f"monitor answered an invalid quality report: {error}"
+            ) from None
+
+    def compare(self, namespace: str, name: str, request: CompareRequest) -> Comparison:
+        """The candidate against stable on labeled requests. A model the monitor does not know
+        yet has no labels: an empty comparison (inconclusive), never a verdict."""
+        body = self._get_json(f"/v1/models/{namespace}/{name}/compare", request.params())
+        if body is None:
+            return request.nothing_yet()
+        try:
+            return Comparison.model_validate(body)
+        except ValidationError as error:
+            raise MonitorUnavailable(f"monitor answered an invalid comparison: {error}") from None
 
     def close(self) -> None:
         self.http.close()

@@ -7,13 +7,14 @@ a cluster, a SQLite store on the embedded default) and passed in; nothing here i
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
-from contracts.mlflow_tags import EVALUATION_PASSED, REFERENCE_ARTIFACT
+from contracts.mlflow_tags import EVALUATION_PASSED, REFERENCE_ARTIFACT, VALIDATION_METRICS
 from operators.api.mlmodel import ModelRef
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 # EVALUATION_TAG=EVALUATION_PASSED is set on a model version by the training side when its
 # evaluation passed the objective; `follow: latest-passing` serves the newest version carrying
 # it. REFERENCE_ARTIFACT is the run's drift reference (contracts/mlflow_tags.py).
+
+
+#: Seconds before a run without the asked validation metric is asked again.
+VALIDATION_RETRY_S = 300.0
 
 
 class ModelVersionNotFound(LookupError):
@@ -48,6 +53,8 @@ class ModelRegistry(Protocol):
     def run_id_of(self, name: str, version: str) -> str | None: ...
 
     def reference_uri(self, run_id: str | None) -> str | None: ...
+
+    def validation_metric(self, name: str, version: str, metric: str) -> float | None: ...
 
 
 def describe_ref(ref: ModelRef) -> str:
@@ -77,6 +84,8 @@ class MlflowRegistry:
         # A version's run and a run's artifact root never change: asked once each.
         self._run_ids: dict[tuple[str, str], str | None] = {}
         self._references: dict[str, str | None] = {}
+        self._validation: dict[tuple[str, str], float] = {}
+        self._validation_missing: dict[tuple[str, str], float] = {}  # -> when last asked
 
     @classmethod
     def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
@@ -157,3 +166,39 @@ class MlflowRegistry:
                 root = None
             self._references[run_id] = f"{root.rstrip('/')}/{REFERENCE_ARTIFACT}" if root else None
         return self._references[run_id]
+
+    def validation_metric(self, name: str, version: str, metric: str) -> float | None:
+        """The version's offline figure for a primary metric (`auc`, `logLoss`): the metric
+        `components/evaluate` logged on its run for the validation window. None when the run,
+        the metric or a mapping for it (accuracy) is missing. A found figure is cached (a
+        finished run's metrics do not change); a missing one is asked again after
+        `VALIDATION_RETRY_S` (the timer runs every few seconds; a run's metrics rarely
+        appear later)."""
+        key = VALIDATION_METRICS.get(metric)
+        run_id = self.run_id_of(name, version) if key else None
+        if key is None or run_id is None:
+            return None
+        cached = (run_id, key)
+        if cached in self._validation:
+            return self._validation[cached]
+        asked = self._validation_missing.get(cached)
+        if asked is not None and time.monotonic() - asked < VALIDATION_RETRY_S:
+            return None
+        value = self._run_metric(run_id, key)
+        if value is None:
+            self._validation_missing[cached] = time.monotonic()
+            return None
+        self._validation_missing.pop(cached, None)
+        self._validation[cached] = value
+        return value
+
+    def _run_metric(self, run_id: str, key: str) -> float | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            value = self.client.get_run(run_id).data.metrics.get(key)
+        except MlflowException as error:
+            if not _is_missing(error):
+                raise
+            return None
+        return None if value is None else float(value)

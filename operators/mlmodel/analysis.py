@@ -1,4 +1,5 @@
-"""Pure analysis gates for one interval: shadow agreement and canary health.
+"""Pure analysis gates for one interval: shadow agreement and canary health (the guardrails),
+and how they combine with the outcome gate (`outcome_gate.judge`, labels) into one verdict.
 
 A gate answers PASS, FAIL or INCONCLUSIVE. Too few requests is inconclusive, never a pass: a
 quiet interval says nothing about the candidate. Client errors (4xx) are the caller's fault
@@ -10,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from operators.api.mlmodel import Analysis, Shadow
+from operators.api.mlmodel import DEFAULT_MAX_DISAGREEMENT, Analysis, Shadow
+
+Figures = dict[str, float | int | str | None]
 
 
 class Verdict(StrEnum):
@@ -64,10 +67,28 @@ def error_rise_p_value(candidate: VersionFigures, stable: VersionFigures) -> flo
     return float(p_value)
 
 
+def _latency_ratio_problems(
+    candidate: VersionFigures, stable: VersionFigures, limits: Analysis, figures: Figures
+) -> list[str]:
+    """p99 relative to stable's in the same interval (`maxLatencyRatio`): a candidate twice
+    as slow as stable is a regression even under the absolute cap. Needs both p99s."""
+    figures["stableLatencyP99Ms"] = stable.latency_p99_ms
+    if candidate.latency_p99_ms is None or not stable.latency_p99_ms:
+        return []
+    ratio = candidate.latency_p99_ms / stable.latency_p99_ms
+    figures["latencyRatio"] = round(ratio, 4)
+    if limits.max_latency_ratio is None or ratio <= limits.max_latency_ratio:
+        return []
+    return [
+        f"p99 {candidate.latency_p99_ms:.0f} ms is {ratio:.2f}x stable's "
+        f"{stable.latency_p99_ms:.0f} ms > maxLatencyRatio {limits.max_latency_ratio:g}"
+    ]
+
+
 def assess_canary(
     candidate: VersionFigures, stable: VersionFigures, limits: Analysis
 ) -> Assessment:
-    figures: dict[str, float | int | str | None] = {
+    figures: Figures = {
         "requests": candidate.requests,
         "errors": candidate.server_errors,
         "errorRate": round(candidate.error_rate, 6),
@@ -94,6 +115,7 @@ def assess_canary(
             f"p99 {candidate.latency_p99_ms:.0f} ms > maxLatencyP99Ms "
             f"{limits.max_latency_p99_ms:.0f}"
         )
+    problems += _latency_ratio_problems(candidate, stable, limits, figures)
     p_value = error_rise_p_value(candidate, stable)
     figures["errorRiseP"] = round(p_value, 6)
     if p_value < limits.significance:
@@ -110,22 +132,20 @@ def assess_canary(
     )
 
 
-def assess_shadow(
-    candidate: VersionFigures,
-    paired: int,
-    disagreements: int,
-    shadow: Shadow,
-    limits: Analysis,
-) -> Assessment:
-    rate = disagreements / paired if paired else 0.0
-    figures: dict[str, float | int | str | None] = {
-        "paired": paired,
-        "disagreement": round(rate, 6),
-        "errors": candidate.server_errors,
-        "errorRate": round(candidate.error_rate, 6),
-    }
-    # A shadow that only fails has no scores to pair: judge its errors on their own, or a
-    # broken candidate would sit in shadow forever as "inconclusive".
+def disagreement_limit(shadow: Shadow, limits: Analysis) -> float | None:
+    """The shadow's disagreement limit; None when disagreement is not judged.
+
+    Set in the spec: that. Unset: off when a primary metric judges the candidate on outcomes
+    (a retrain asked for because stable went wrong is expected to disagree with it), else the
+    limit kubeloop always had (DEFAULT_MAX_DISAGREEMENT)."""
+    if shadow.max_disagreement is not None:
+        return shadow.max_disagreement
+    return None if limits.primary_metric is not None else DEFAULT_MAX_DISAGREEMENT
+
+
+def _shadow_error_failure(
+    candidate: VersionFigures, shadow: Shadow, limits: Analysis, figures: Figures
+) -> Assessment | None:
     if (
         candidate.judged_requests >= shadow.min_requests
         and candidate.error_rate > limits.max_error_rate
@@ -136,19 +156,53 @@ def assess_shadow(
             f"{limits.max_error_rate:.3%}",
             figures,
         )
+    return None
+
+
+def assess_shadow(
+    candidate: VersionFigures,
+    paired: int,
+    disagreements: int,
+    shadow: Shadow,
+    limits: Analysis,
+) -> Assessment:
+    rate = disagreements / paired if paired else 0.0
+    figures: Figures = {
+        "paired": paired,
+        "disagreement": round(rate, 6),
+        "errors": candidate.server_errors,
+        "errorRate": round(candidate.error_rate, 6),
+    }
+    # A shadow that only fails has no scores to pair: judge its errors on their own, or a
+    # broken candidate would sit in shadow forever as "inconclusive".
+    failed = _shadow_error_failure(candidate, shadow, limits, figures)
+    if failed is not None:
+        return failed
+    limit = disagreement_limit(shadow, limits)
+    if limit is None:  # only errors are judged here; the outcome gate judges the scores
+        if candidate.judged_requests < shadow.min_requests:
+            return Assessment(
+                Verdict.INCONCLUSIVE,
+                f"inconclusive: {candidate.judged_requests} shadow requests < minRequests "
+                f"{shadow.min_requests}",
+                figures,
+            )
+        return Assessment(
+            Verdict.PASS,
+            f"{candidate.judged_requests} shadow requests, error rate {candidate.error_rate:.3%}",
+            figures,
+        )
     if paired < shadow.min_requests:
         return Assessment(
             Verdict.INCONCLUSIVE,
             f"inconclusive: {paired} paired requests < minRequests {shadow.min_requests}",
             figures,
         )
-    if rate > shadow.max_disagreement:
+    if rate > limit:
         return Assessment(
-            Verdict.FAIL,
-            f"disagreement {rate:.2%} > maxDisagreement {shadow.max_disagreement:.2%}",
-            figures,
+            Verdict.FAIL, f"disagreement {rate:.2%} > maxDisagreement {limit:.2%}", figures
         )
-    if candidate.error_rate > limits.max_error_rate:
+    if candidate.error_rate > limits.max_error_rate:  # enough pairs, fewer judged requests
         return Assessment(
             Verdict.FAIL,
             f"shadow error rate {candidate.error_rate:.3%} > maxErrorRate "
@@ -156,3 +210,21 @@ def assess_shadow(
             figures,
         )
     return Assessment(Verdict.PASS, f"{paired} paired requests, disagreement {rate:.2%}", figures)
+
+
+def combine(guard: Assessment, outcome: Assessment | None) -> Assessment:
+    """One verdict from the guardrails and the outcome gate (None: no primary metric).
+
+    FAIL when either fails (the guardrail's reason first: errors and latency hurt users at
+    once); PASS only when both pass; INCONCLUSIVE otherwise, naming what is still missing.
+    """
+    if outcome is None:
+        return guard
+    figures = {**guard.figures, **outcome.figures}
+    for part in (guard, outcome):
+        if part.verdict == Verdict.FAIL:
+            return Assessment(Verdict.FAIL, part.message, figures)
+    if guard.verdict == Verdict.PASS and outcome.verdict == Verdict.PASS:
+        return Assessment(Verdict.PASS, f"{outcome.message}; {guard.message}", figures)
+    waiting = [p.message for p in (outcome, guard) if p.verdict == Verdict.INCONCLUSIVE]
+    return Assessment(Verdict.INCONCLUSIVE, "; ".join(waiting), figures)

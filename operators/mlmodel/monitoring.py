@@ -1,9 +1,12 @@
-"""The MLModel's side of monitoring: what the monitor is told, and what its drift verdict does.
+"""The MLModel's side of monitoring: what the monitor is told, and what its verdicts do.
 
 Each timer pass pushes the model's config (versions in play, windows, the drift detector and
-each version's training reference) and reads the stable version's drift check; an alarm goes
-through the retrain policy and, when it says so, becomes a request on the Experiment. The
-pure parts live in `drift.py` and `retrain_policy.py`; this module does the I/O.
+each version's training reference), reads the stable version's drift check and every
+version's quality on joined labels (with the stable version's offline validation figure from
+MLflow); a drift alarm or a Degraded stable version — whichever `retrain.triggers` lists —
+goes through the retrain policy and, when it says so, becomes a request on the Experiment.
+The pure parts live in `drift.py`, `quality.py` and `retrain_policy.py`; this module does
+the I/O.
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from contracts.drift import DEFAULT_MIN_WINDOW, MAX_WINDOW_SIZE
-from contracts.monitor_config import DriftConfig, ModelConfig, SkewConfig
+from contracts.monitor_config import DriftConfig, ModelConfig, OutcomesConfig, SkewConfig
 from operators.api.common import ANNOTATION_RETRAIN, parse_duration
-from operators.api.mlmodel import Drift, MLModelSpec, MLModelStatus, Retrain, RolloutPhase
+from operators.api.mlmodel import (
+    Drift,
+    MLModelSpec,
+    MLModelStatus,
+    Outcomes,
+    Retrain,
+    RolloutPhase,
+)
 from operators.backends.monitor import MonitorUnavailable, VersionDrift
 from operators.mlmodel import drift as drifting
+from operators.mlmodel import quality as outcomes
 from operators.mlmodel import reconcile as core
 from operators.mlmodel import skew as skewing
 from operators.mlmodel.backends import MLModel, ServingBackends
-from operators.mlmodel.retrain_policy import RetrainPolicy, decide_retrain
+from operators.mlmodel.retrain_policy import DriftAlarm, RetrainPolicy, decide_retrain
 from operators.mlmodel.rollout import Event, RolloutState
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,18 @@ def _window(drift: Drift | None) -> dict[str, Any]:
         "window_size": min(drift.window.size, MAX_WINDOW_SIZE),
         "max_age_seconds": parse_duration(drift.window.max_age).total_seconds(),
     }
+
+
+def _outcomes_settings(outcomes: Outcomes | None) -> OutcomesConfig | None:
+    """`spec.monitoring.outcomes` for the monitor; None keeps the monitor's defaults."""
+    if outcomes is None:
+        return None
+    return OutcomesConfig(
+        label_maturity_seconds=parse_duration(outcomes.label_maturity).total_seconds(),
+        window_size=outcomes.window.size,
+        max_age_seconds=parse_duration(outcomes.window.max_age).total_seconds(),
+        entity_key=outcomes.entity_key,
+    )
 
 
 def _references(
@@ -105,6 +128,7 @@ def push_monitor_config(
             drift=_drift_settings(drift),
             references=_references(backends, spec, in_play) if drift else {},
             skew=_skew_settings(backends, obj, spec),
+            outcomes=_outcomes_settings(spec.monitoring.outcomes if spec.monitoring else None),
             **_window(drift),
         )
     except ValidationError as error:  # what the monitor would refuse is not sent
@@ -145,11 +169,11 @@ def _request_retrain(
     obj: MLModel,
     retrain: Retrain,
     status: MLModelStatus,
-    check: VersionDrift,
+    alarm: DriftAlarm,
     now: datetime,
 ) -> tuple[MLModelStatus, list[Event]]:
-    """Decide on a drift alarm of the stable version; annotate the Experiment on a request."""
-    namespace, stable = obj.namespace, check.version
+    """Decide on an alarm about the stable version; annotate the Experiment on a request."""
+    namespace, stable = obj.namespace, status.stable_version or ""
     last = status.last_retrain
     approval, seen = drifting.retrain_approval(
         obj.annotations, last.approval_seen if last else None, now
@@ -162,7 +186,7 @@ def _request_retrain(
         decision = decide_retrain(
             now,
             policy,
-            drifting.drift_alarm(check),
+            alarm,
             history=last.history if last else [],
             outstanding=drifting.retrain_outstanding(experiment),
             approval=approval,
@@ -182,31 +206,82 @@ def watch_drift(
     obj: MLModel,
     spec: MLModelSpec,
     status: MLModelStatus,
-    now: datetime,
-) -> tuple[MLModelStatus, list[Event]]:
-    """status.drift and the Drift condition, status.skew, and a retrain request when the
-    stable version drifts (skew is reported, never a reason to retrain: retraining on the same
+) -> tuple[MLModelStatus, list[Event], DriftAlarm | None]:
+    """status.drift and the Drift condition, status.skew, and the alarm when the stable
+    version drifts (skew is reported, never a reason to retrain: retraining on the same
     pipeline would not fix a feature pipeline that serves other values than it trained on)."""
     stable = status.stable_version
     reading = _read_drift(backends, obj, spec, stable)
     if reading is None or not reading.reachable or stable is None or spec.monitoring is None:
-        return status, []  # monitor down: the last verdict stands
+        return status, [], None  # monitor down: the last verdict stands
     check = reading.check
     events: list[Event] = []
     if spec.monitoring.skew is not None:
         status, events = skewing.with_skew(status, stable, check.skew if check else None)
     if spec.monitoring.drift is None:
-        return status, events
+        return status, events, None
     status, drift_events = drifting.with_drift(status, stable, check, obj.generation)
-    events = drift_events + events
-    retrain = spec.monitoring.retrain
-    if retrain is None or check is None or not check.is_drift:
+    alarm = drifting.drift_alarm(check) if check is not None and check.is_drift else None
+    return status, drift_events + events, alarm
+
+
+def _validation_figure(
+    backends: ServingBackends, spec: MLModelSpec, status: MLModelStatus, metric: str
+) -> float | None:
+    """The stable version's offline figure; the last one known when the registry fails (a
+    registry hiccup must neither stop serving nor turn Degraded Unknown)."""
+    stable = status.stable_version or ""
+    try:
+        return backends.registry.validation_metric(spec.model.name, stable, metric)
+    except Exception as error:  # noqa: BLE001 — a registry hiccup must not stop serving
+        log.warning("validation %s of %s v%s: %s", metric, spec.model.name, stable, error)
+    last = status.stable_quality
+    if last is not None and last.version == stable and last.metric == metric:
+        return last.validation
+    return None
+
+
+def watch_quality(
+    backends: ServingBackends,
+    obj: MLModel,
+    spec: MLModelSpec,
+    status: MLModelStatus,
+) -> tuple[MLModelStatus, list[Event], DriftAlarm | None]:
+    """status.quality, status.stableQuality, the Degraded condition and its alarm."""
+    stable = status.stable_version
+    if backends.monitor is None or stable is None:
+        return status, [], None
+    try:
+        report = backends.monitor.quality(obj.namespace, obj.name)
+    except MonitorUnavailable as error:
+        log.warning("%s/%s: quality: %s", obj.namespace, obj.name, error)
+        return status, [], None  # the last figures and verdict stand
+    metric = spec.primary_metric
+    name = metric.name if metric is not None else outcomes.DEFAULT_METRIC
+    validation = _validation_figure(backends, spec, status, name)
+    return outcomes.with_quality(status, report, metric, validation, obj.generation)
+
+
+def watch(
+    backends: ServingBackends,
+    obj: MLModel,
+    spec: MLModelSpec,
+    status: MLModelStatus,
+    now: datetime,
+) -> tuple[MLModelStatus, list[Event]]:
+    """Drift, skew and quality of this pass; one retrain decision on what `triggers` lists."""
+    status, events, drift_alarm = watch_drift(backends, obj, spec, status)
+    status, quality_events, degraded = watch_quality(backends, obj, spec, status)
+    events += quality_events
+    retrain = spec.monitoring.retrain if spec.monitoring else None
+    alarm = outcomes.retrain_alarm(retrain.triggers, drift_alarm, degraded) if retrain else None
+    if retrain is None or alarm is None:
         return status, events
     try:
-        status, more = _request_retrain(backends, obj, retrain, status, check, now)
+        status, more = _request_retrain(backends, obj, retrain, status, alarm, now)
     except ApiException as error:
         # Reading or annotating the Experiment failed (RBAC, API server): ask again next pass;
-        # the rollout and the drift status of this pass are still written.
+        # the rollout and the monitoring status of this pass are still written.
         log.warning("%s/%s: retrain request: %s", obj.namespace, obj.name, error)
         return status, events
     return status, events + more

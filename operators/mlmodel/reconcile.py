@@ -157,6 +157,13 @@ def analysis_figures(
         latency_p99_ms=number("latencyP99Ms"),
         paired=number("paired"),
         disagreement=number("disagreement"),
+        stable_latency_p99_ms=number("stableLatencyP99Ms"),
+        latency_ratio=number("latencyRatio"),
+        metric=number("metric"),
+        labeled=number("labeled"),
+        estimate=number("estimate"),
+        low=number("low"),
+        high=number("high"),
         message=result.state.message,
     )
 

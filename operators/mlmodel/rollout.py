@@ -5,6 +5,14 @@ Everything the machine needs lives in `status` (phase, versions, stepIndex, coun
 phaseStartedAt), so an operator that restarts continues exactly where it was. `tick()` is called
 once per analysis interval with what was observed in that interval; it returns the next state
 and the actions for the shell to carry out. No I/O here.
+
+A check is one tick's verdict: the guardrails (`analysis.py`) combined with the outcome gate
+(`outcome_gate.judge` on the monitor's comparison of the labeled requests) when
+`analysis.primaryMetric` is set. Failed checks count consecutively within a step: a passing
+check and every step taken (shadow → canary, one canary step to the next) set the count
+back to zero; an inconclusive check neither counts nor resets (it carries no evidence
+either way, and resetting on it would let a candidate that fails every other interval live
+forever). `threshold` consecutive failures roll back (or halt, without autoRollback).
 """
 
 from __future__ import annotations
@@ -14,10 +22,19 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from contracts.quality import Comparison
 from operators.api.common import parse_duration
 from operators.api.mlmodel import Analysis, Rollout, RolloutPhase, Shadow, Traffic
 from operators.kind import Event, EventType
-from operators.mlmodel.analysis import Verdict, VersionFigures, assess_canary, assess_shadow
+from operators.mlmodel.analysis import (
+    Assessment,
+    Verdict,
+    VersionFigures,
+    assess_canary,
+    assess_shadow,
+    combine,
+)
+from operators.mlmodel.outcome_gate import judge
 
 
 class RolloutState(BaseModel):
@@ -48,6 +65,9 @@ class Inputs:
     disagreements: int = 0
     paused: bool = False
     approved: bool = False
+    # The monitor's comparison of candidate and stable on labeled requests since the phase
+    # started (paired in shadow, concurrent in canary); None when none was fetched.
+    comparison: Comparison | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,24 @@ def tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickResult:
     return TickResult(state, [])
 
 
+def outcome_assessment(rollout: Rollout, inputs: Inputs) -> Assessment | None:
+    """The outcome gate's verdict; None when no primary metric is set (guardrails only)."""
+    metric = rollout.analysis.primary_metric
+    if metric is None:
+        return None
+    figures: dict[str, float | int | str | None] = {"metric": metric.name, "labeled": 0}
+    comparison = inputs.comparison
+    if comparison is None:
+        message = f"inconclusive: no {metric.name} comparison from the monitor yet"
+        return Assessment(Verdict.INCONCLUSIVE, message, figures)
+    judged = judge(comparison, metric.margin, metric.min_labeled, metric.alpha)
+    for key in ("estimate", "low", "high"):
+        value = judged.figures.get(key)
+        figures[key] = round(value, 6) if isinstance(value, float) else value
+    figures["labeled"] = comparison.n
+    return Assessment(judged.verdict, judged.message, figures)
+
+
 def _first_version(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickResult:
     """The first version has nothing to be compared with: it is stable once it is Ready."""
     if not inputs.candidate_ready:
@@ -187,15 +225,18 @@ def _shadow_tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickR
             update={"message": f"waiting for version {state.candidate_version} to be Ready"}
         )
         return TickResult(waiting, [])
-    assessment = assess_shadow(
+    guard = assess_shadow(
         inputs.candidate, inputs.paired, inputs.disagreements, rollout.shadow, rollout.analysis
     )
+    assessment = combine(guard, outcome_assessment(rollout, inputs))
     state = state.model_copy(update={"iterations": state.iterations + 1})
     if assessment.verdict == Verdict.FAIL:
         return _failed_check(state, rollout, inputs, assessment.message, assessment.figures)
-    if assessment.verdict == Verdict.INCONCLUSIVE or not _shadow_long_enough(
-        state, rollout.shadow, inputs.now
-    ):
+    if assessment.verdict == Verdict.INCONCLUSIVE:
+        held = state.model_copy(update={"message": assessment.message})
+        return TickResult(held, [], assessment.verdict, assessment.figures)
+    state = state.model_copy(update={"failed_checks": 0})  # a pass ends a run of failures
+    if not _shadow_long_enough(state, rollout.shadow, inputs.now):
         held = state.model_copy(update={"message": assessment.message})
         return TickResult(held, [], assessment.verdict, assessment.figures)
     if rollout.require_approval and not inputs.approved:
@@ -255,13 +296,15 @@ def _shadow_long_enough(state: RolloutState, shadow: Shadow, now: datetime) -> b
 
 def _canary_tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickResult:
     current_step = state.step_index or 0
-    assessment = assess_canary(inputs.candidate, inputs.stable, rollout.analysis)
+    guard = assess_canary(inputs.candidate, inputs.stable, rollout.analysis)
+    assessment = combine(guard, outcome_assessment(rollout, inputs))
     state = state.model_copy(update={"iterations": state.iterations + 1})
     if assessment.verdict == Verdict.FAIL:
         return _failed_check(state, rollout, inputs, assessment.message, assessment.figures)
     if assessment.verdict == Verdict.INCONCLUSIVE:
         held = state.model_copy(update={"message": assessment.message})
         return TickResult(held, [], assessment.verdict, assessment.figures)
+    state = state.model_copy(update={"failed_checks": 0})  # a pass ends a run of failures
     if current_step + 1 >= len(rollout.steps):
         return _promote(state, rollout, inputs, assessment.figures)
     step_index = current_step + 1

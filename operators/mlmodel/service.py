@@ -12,9 +12,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from contracts.quality import Comparison
 from operators.api.common import find_condition
-from operators.api.mlmodel import MLModelSpec, MLModelStatus, ModelRef
-from operators.backends.monitor import ModelFigures, MonitorUnavailable
+from operators.api.mlmodel import MLModelSpec, MLModelStatus, ModelRef, RolloutPhase
+from operators.backends.monitor import CompareRequest, ModelFigures, MonitorUnavailable
 from operators.backends.registry import ModelVersionNotFound, ResolvedVersion
 from operators.backends.serving import (
     TrafficTarget,
@@ -111,6 +112,37 @@ def _observe_figures(
         return None
 
 
+def compare_request(spec: MLModelSpec, state: RolloutState, now: datetime) -> CompareRequest | None:
+    """What the outcome gate judges this tick: in shadow the candidate's and stable's scores
+    on the same requests since the shadow started (paired); in canary the requests each
+    served since the canary started (concurrent, across its steps: the sequential test stays
+    valid however often it is looked at). None without a primary metric or a candidate."""
+    metric = spec.primary_metric
+    candidate, stable = state.candidate_version, state.stable_version
+    if metric is None or candidate is None or stable is None or state.phase not in core.ANALYSING:
+        return None
+    return CompareRequest(
+        candidate=candidate,
+        stable=stable,
+        metric=metric.name,
+        design="paired" if state.phase == RolloutPhase.SHADOW else "concurrent",
+        since=state.phase_started_at or now,
+    )
+
+
+def _observe_comparison(
+    backends: ServingBackends, obj: MLModel, request: CompareRequest | None
+) -> tuple[bool, Comparison | None]:
+    """(answered, comparison): not answered when the monitor is down (no verdict then)."""
+    if backends.monitor is None or request is None:
+        return True, None
+    try:
+        return True, backends.monitor.compare(obj.namespace, obj.name, request)
+    except MonitorUnavailable as error:
+        log.warning("%s/%s: compare: %s", obj.namespace, obj.name, error)
+        return False, None
+
+
 def _inputs(
     obj: MLModel,
     state: RolloutState,
@@ -118,6 +150,7 @@ def _inputs(
     isvcs: dict[str, dict[str, Any] | None],
     figures: ModelFigures,
     now: datetime,
+    comparison: Comparison | None = None,
 ) -> Inputs:
     probe = core.probe_version(state, desired)
     candidate = state.candidate_version
@@ -132,6 +165,7 @@ def _inputs(
         disagreements=figures.disagreements.get(candidate or "", 0),
         paused=core.paused(obj.annotations),
         approved=core.approved(obj.annotations, candidate),
+        comparison=comparison,
     )
 
 
@@ -164,7 +198,11 @@ def _tick_if_due(
     figures = _observe_figures(backends, obj, state, opened, now)
     if figures is None:  # monitor down: no verdict either way this time
         return TickResult(state, []), opened
-    inputs = _inputs(obj, state, desired, isvcs, figures, now)
+    request = None if core.is_transition(state, desired) else compare_request(spec, state, now)
+    answered, comparison = _observe_comparison(backends, obj, request)
+    if not answered:
+        return TickResult(state, []), opened
+    inputs = _inputs(obj, state, desired, isvcs, figures, now, comparison)
     return tick(state, spec.rollout, inputs), opened
 
 
@@ -208,9 +246,9 @@ def observe_and_step(
     )
     stable_ready = _stable_ready(backends, obj, after.stable_version, isvcs)
     status = core.serving_conditions(status, stable_ready, obj.generation)
-    status, drift_events = monitoring.watch_drift(backends, obj, spec, status, now)
+    status, watch_events = monitoring.watch(backends, obj, spec, status, now)
     if missing is not None:
         status = core.not_found(status, missing, obj.generation)
     elif resolved is not None and resolved.version == after.stable_version:
         status = core.with_lineage(status, resolved.version, resolved.run_id, resolved.tags)
-    return Outcome(observed(status, obj.generation), events + result.events + drift_events)
+    return Outcome(observed(status, obj.generation), events + result.events + watch_events)

@@ -23,6 +23,7 @@ PURE_CORES = [
     "operators.mlmodel.analysis",
     "operators.mlmodel.drift",
     "operators.mlmodel.outcome_gate",
+    "operators.mlmodel.quality",
     "operators.mlmodel.reconcile",
     "operators.mlmodel.retrain_policy",
     "operators.mlmodel.rollout",

@@ -14,9 +14,15 @@ from datetime import datetime
 from typing import Any
 
 from contracts.monitor_config import ModelConfig
+from contracts.quality import Comparison, QualityReport
 from operators.api.common import ResourceKind, find_condition
 from operators.api.mlmodel import ModelRef
-from operators.backends.monitor import ModelFigures, MonitorUnavailable, VersionDrift
+from operators.backends.monitor import (
+    CompareRequest,
+    ModelFigures,
+    MonitorUnavailable,
+    VersionDrift,
+)
 from operators.backends.registry import ModelVersionNotFound, ResolvedVersion
 from operators.backends.runs import RunRef, RunState, RunStatus
 from operators.backends.serving import Owner, TrafficTarget, isvc_name
@@ -85,6 +91,9 @@ class FakeRegistry:
         self.versions = list(versions)
         self.down: Exception | None = None
         self.resolves = 0
+        # (version, primary metric name) -> offline validation figure
+        self.validation: dict[tuple[str, str], float] = {}
+        self.validation_error: Exception | None = None  # only validation_metric fails
 
     def _check(self) -> None:
         if self.down is not None:
@@ -107,6 +116,12 @@ class FakeRegistry:
     def reference_uri(self, run_id: str | None) -> str | None:
         return None
 
+    def validation_metric(self, name: str, version: str, metric: str) -> float | None:
+        self._check()
+        if self.validation_error is not None:
+            raise self.validation_error
+        return self.validation.get((version, metric))
+
 
 class FakeMonitor:
     """`MonitorClient`: fixed figures and drift checks; `down` raises MonitorUnavailable."""
@@ -116,6 +131,10 @@ class FakeMonitor:
         self.model_figures = ModelFigures()
         self.checks: dict[str, VersionDrift] = {}
         self.configs: list[ModelConfig] = []
+        self.report: QualityReport | None = None
+        # (candidate, design) -> the comparison to answer; unknown ones get an empty one
+        self.comparisons: dict[tuple[str, str], Comparison] = {}
+        self.compares: list[CompareRequest] = []
 
     def _check(self) -> None:
         if self.down:
@@ -132,6 +151,16 @@ class FakeMonitor:
     def drift(self, namespace: str, name: str) -> dict[str, VersionDrift]:
         self._check()
         return dict(self.checks)
+
+    def quality(self, namespace: str, name: str) -> QualityReport | None:
+        self._check()
+        return self.report
+
+    def compare(self, namespace: str, name: str, request: CompareRequest) -> Comparison:
+        self._check()
+        self.compares.append(request)
+        found = self.comparisons.get((request.candidate, request.design))
+        return found if found is not None else request.nothing_yet()
 
 
 class FakeTraffic:
