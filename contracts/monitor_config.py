@@ -8,10 +8,12 @@ windows, pairing, drift and skew checks. One pydantic model serves both sides, s
 operator sends is a field the monitor accepts.
 
 Wire format: camelCase JSON (the fields' aliases), unknown fields rejected. The operator
-sends the version roles, ``scoreTolerance``, ``featureNames``, ``drift``, ``references``,
-``scoreReferences`` and ``skew`` always (``null`` where unset), ``windowSize`` and
-``maxAgeSeconds`` only when a drift window is configured, and never the monitor's own tuning
-(``pairingTimeoutSeconds``, ``labelThreshold``): those keep the monitor's defaults.
+sends the version roles, ``scoreTolerance``, ``featureNames``, ``drift``, ``references``
+and ``skew`` always (``null`` where unset), ``windowSize`` and ``maxAgeSeconds`` only when a
+drift window is configured, ``drift.alarm`` and ``scoreReferences`` only when set (so a monitor
+that predates them still accepts the config of a model that does not use them), and never the
+monitor's own tuning (``pairingTimeoutSeconds``, ``labelThreshold``): those keep the monitor's
+defaults.
 """
 
 from __future__ import annotations
@@ -178,7 +180,11 @@ class ModelConfig(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The body the operator PUTs (see the module docstring for what it leaves out)."""
         exclude = _MONITOR_OWN | (_SENT_WHEN_SET - self.model_fields_set)
+        if not self.score_references:
+            exclude |= {"score_references"}
         body = self.model_dump(by_alias=True, mode="json", exclude=set(exclude))
+        if self.drift is not None and self.drift.alarm is None:
+            body["drift"].pop("alarm")
         if self.skew is not None:
             body["skew"] = self.skew.model_dump(by_alias=True, mode="json", exclude_none=True)
         return body

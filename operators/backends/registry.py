@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
-from contracts.mlflow_tags import EVALUATION_PASSED, REFERENCE_ARTIFACT
+from contracts.mlflow_tags import (
+    EVALUATION_PASSED,
+    REFERENCE_ARTIFACT,
+    REFERENCE_DIR,
+    SCORE_REFERENCE_ARTIFACT,
+)
 from operators.api.mlmodel import ModelRef
 
 if TYPE_CHECKING:
@@ -23,7 +28,8 @@ if TYPE_CHECKING:
 
 # EVALUATION_TAG=EVALUATION_PASSED is set on a model version by the training side when its
 # evaluation passed the objective; `follow: latest-passing` serves the newest version carrying
-# it. REFERENCE_ARTIFACT is the run's drift reference (contracts/mlflow_tags.py).
+# it. REFERENCE_ARTIFACT is the run's drift reference, SCORE_REFERENCE_ARTIFACT the model's
+# validation scores saved by the evaluate component (contracts/mlflow_tags.py).
 
 
 class ModelVersionNotFound(LookupError):
@@ -48,6 +54,8 @@ class ModelRegistry(Protocol):
     def run_id_of(self, name: str, version: str) -> str | None: ...
 
     def reference_uri(self, run_id: str | None) -> str | None: ...
+
+    def score_reference_uri(self, run_id: str | None) -> str | None: ...
 
 
 def describe_ref(ref: ModelRef) -> str:
@@ -77,6 +85,7 @@ class MlflowRegistry:
         # A version's run and a run's artifact root never change: asked once each.
         self._run_ids: dict[tuple[str, str], str | None] = {}
         self._references: dict[str, str | None] = {}
+        self._score_references: dict[str, str | None] = {}
 
     @classmethod
     def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
@@ -157,3 +166,24 @@ class MlflowRegistry:
                 root = None
             self._references[run_id] = f"{root.rstrip('/')}/{REFERENCE_ARTIFACT}" if root else None
         return self._references[run_id]
+
+    def score_reference_uri(self, run_id: str | None) -> str | None:
+        """URI of the run's validation scores (cached per run); None when the run has none
+        (trained before they were saved, or evaluated without the run): the monitor then
+        falls back to the version's first served window and says so."""
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return None
+        if run_id not in self._score_references:
+            root = self.reference_uri(run_id)
+            try:
+                saved = {item.path for item in self.client.list_artifacts(run_id, REFERENCE_DIR)}
+            except MlflowException as error:
+                if not _is_missing(error):
+                    raise
+                saved = set()
+            found = root is not None and SCORE_REFERENCE_ARTIFACT in saved
+            base = root.removesuffix(REFERENCE_ARTIFACT) if root else ""
+            self._score_references[run_id] = f"{base}{SCORE_REFERENCE_ARTIFACT}" if found else None
+        return self._score_references[run_id]

@@ -107,6 +107,9 @@ class FakeRegistry:
     def reference_uri(self, run_id: str | None) -> str | None:
         return None
 
+    def score_reference_uri(self, run_id: str | None) -> str | None:
+        return None
+
 
 class FakeMonitor:
     """`MonitorClient`: fixed figures and drift checks; `down` raises MonitorUnavailable."""
