@@ -10,7 +10,8 @@ windows' verdicts into an *alarm* whose false-alarm rate is declared instead:
   drift interval after that check (on-demand evaluations cannot speed the clock up). Other
   checks are still reported; they leave the alarm as it was.
 * **consecutive: k.** The alarm is raised when the last ``k`` evidence windows each failed
-  the per-window test; it clears on the first one that passes.
+  the per-window test; it clears on the first one that passes. With a budget as well, ``k``
+  above 1 is a second condition on the CUSUM's alarm (it never fires on fewer windows).
 * **expectedRunTime (sequential).** A one-sided CUSUM (Page 1954) on the evidence
   ``z = Phi^-1(1 - p)`` of each window's p-value (the detector's own, already corrected across
   features: Bonferroni's ``n * min p``)::
@@ -208,7 +209,11 @@ def next_state(
         z = evidence(window.p_value)
         statistic = min(2.0 * threshold, max(0.0, statistic + z - ALLOWANCE))
         base["evidence"] = z
-        raised = statistic >= threshold and consecutive >= rule.consecutive
+        # consecutive 1 (the default) adds nothing to the CUSUM: a window that did not fail
+        # on its own may still tip accumulated evidence over h.
+        raised = statistic >= threshold and (
+            rule.consecutive == 1 or consecutive >= rule.consecutive
+        )
         cleared = statistic <= 0.0
     else:
         raised = consecutive >= rule.consecutive
