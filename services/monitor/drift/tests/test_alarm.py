@@ -13,6 +13,8 @@ outcome is fixed, the bound says how surprising a failure would be for a calibra
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -118,8 +120,8 @@ def test_overlapping_or_early_windows_are_reported_but_not_counted() -> None:
 def test_cusum_accumulates_raises_and_clears_when_back_to_zero() -> None:
     rule = AlarmRule(expected_run_time_s=2880 * 30.0, interval_s=30.0)
     h = rule.threshold
-    assert h == pytest.approx(cusum_threshold(2880.0))
-    state: dict[str, object] = {}
+    assert h is not None and h == pytest.approx(cusum_threshold(2880.0))
+    state: dict[str, Any] = {}
     at = 0.0
     # p = 0.001 per window (z = 3.09): no single window alarms, a few in a row do.
     raised_after = None
@@ -138,7 +140,8 @@ def test_cusum_accumulates_raises_and_clears_when_back_to_zero() -> None:
 
 def test_both_rules_must_hold() -> None:
     rule = AlarmRule(consecutive=3, expected_run_time_s=100 * 30.0, interval_s=30.0)
-    state: dict[str, object] = {}
+    assert rule.threshold is not None
+    state: dict[str, Any] = {}
     for at in (30.0, 60.0):  # overwhelming windows: the CUSUM is over h, but only two of them
         state = next_state(rule, state, _window(at, 1e-20, True, 30.0), at)
     assert state["statistic"] >= rule.threshold and not state["isDrift"]
