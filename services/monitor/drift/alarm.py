@@ -12,9 +12,9 @@ windows' verdicts into an *alarm* whose false-alarm rate is declared instead:
 * **consecutive: k.** The alarm is raised when the last ``k`` evidence windows each failed
   the per-window test; it clears on the first one that passes. With a budget as well, ``k``
   above 1 is a second condition on the CUSUM's alarm (it never fires on fewer windows).
-* **expectedRunTime (sequential).** A one-sided CUSUM (Page 1954) on the evidence
-  ``z = Phi^-1(1 - p)`` of each window's p-value (the detector's own, already corrected across
-  features: Bonferroni's ``n * min p``)::
+* **expectedRunTime (sequential).** A one-sided CUSUM (Page 1954, "Continuous inspection
+  schemes", Biometrika 41) on the evidence ``z = Phi^-1(1 - p)`` of each window's p-value
+  (the detector's own, already corrected across features: Bonferroni's ``n * min p``)::
 
       S_t = min(2h, max(0, S_{t-1} + z_t - k)),   alarm when S_t >= h, clear when S_t = 0
 
@@ -64,8 +64,8 @@ EVIDENCE_FLOOR = -3.0
 EVIDENCE_CAP = 8.0
 #: CUSUM reference value k: tuned to a shift of one unit in the mean evidence (Page's k = d/2).
 ALLOWANCE = 0.5
-#: Markov-chain states of the run-length calculation (Brook & Evans); 400 keeps the ARL
-#: within ~1% of simulation for thresholds up to ~15.
+#: Markov-chain states of the run-length calculation (Brook & Evans): with 400, the run
+#: lengths of 20 to 500 windows came within ~1% of 4,000 simulated runs each.
 CHAIN_STATES = 400
 #: The fewest evidence windows a budget may mean (a shorter one would alarm on every window).
 MIN_RUN_CHECKS = 2.0
