@@ -14,7 +14,9 @@ no offline figure.
 
 ``REFERENCE_ARTIFACT`` is where register_model uploads a run's training-feature sample (the
 drift detector's reference), relative to the run's artifact root; the operator points the
-monitor at it.
+monitor at it. ``SCORE_REFERENCE_ARTIFACT`` is where ``components/evaluate`` saves the model's
+scores on the validation window (one ``SCORE_REFERENCE_COLUMN`` column): the prediction-drift
+baseline of the version, tagged ``SCORE_REFERENCE`` on the version by register_model.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ RETRAIN_REASON: Final = "kubeloop.io/retrain-reason"
 DRIFT_REPORT: Final = "kubeloop.io/drift-report"  # URL of the drift report that caused it
 RETRAIN_REQUESTED_AT: Final = "kubeloop.io/retrain-requested-at"
 REFERENCE: Final = "kubeloop.io/reference"  # runs:/ URI of REFERENCE_ARTIFACT
+SCORE_REFERENCE: Final = "kubeloop.io/score-reference"  # runs:/ URI of SCORE_REFERENCE_ARTIFACT
 FEATURE_COLUMNS: Final = "kubeloop.io/feature-columns"  # JSON list
 LOGGED_MODEL_ID: Final = "kubeloop.io/logged-model-id"  # MLflow 3 logged model of the version
 
@@ -52,3 +55,6 @@ VALIDATION_METRICS: Final = {
 REFERENCE_DIR: Final = "reference"
 REFERENCE_FILE: Final = "features.parquet"
 REFERENCE_ARTIFACT: Final = f"{REFERENCE_DIR}/{REFERENCE_FILE}"
+SCORE_REFERENCE_FILE: Final = "validation_scores.parquet"
+SCORE_REFERENCE_ARTIFACT: Final = f"{REFERENCE_DIR}/{SCORE_REFERENCE_FILE}"
+SCORE_REFERENCE_COLUMN: Final = "validation_score"

@@ -8,10 +8,12 @@ windows, pairing, drift and skew checks. One pydantic model serves both sides, s
 operator sends is a field the monitor accepts.
 
 Wire format: camelCase JSON (the fields' aliases), unknown fields rejected. The operator
-sends the version roles, ``scoreTolerance``, ``featureNames``, ``drift``, ``references`` and
-``skew`` always (``null`` where unset), ``windowSize``/``maxAgeSeconds`` only when a drift
-window is configured, and never the monitor's own tuning (``pairingTimeoutSeconds``,
-``labelThreshold``): those keep the monitor's defaults.
+sends the version roles, ``scoreTolerance``, ``featureNames``, ``drift``, ``references``
+and ``skew`` always (``null`` where unset), ``windowSize`` and ``maxAgeSeconds`` only when a
+drift window is configured, ``drift.alarm`` and ``scoreReferences`` only when set (so a monitor
+that predates them still accepts the config of a model that does not use them), and never the
+monitor's own tuning (``pairingTimeoutSeconds``, ``labelThreshold``): those keep the monitor's
+defaults.
 """
 
 from __future__ import annotations
@@ -26,12 +28,33 @@ from contracts.drift import (
     DEFAULT_MIN_WINDOW,
     DEFAULT_WINDOW_SIZE,
     DETECTOR_NAMES,
+    DETECTORS_WITHOUT_P_VALUE,
     MAX_WINDOW_SIZE,
     MIN_WINDOW_FLOOR,
     MIN_WINDOW_SIZE,
 )
 
 _WIRE = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+#: The longest expected run time between false alarms a config may declare (ten years).
+MAX_EXPECTED_RUN_TIME_S = 10 * 366 * 86400.0
+
+
+class AlarmConfig(BaseModel):
+    """When per-window drift checks become an alarm (``spec.monitoring.drift.alarm``).
+
+    ``consecutive``: the last ``consecutive`` windows that count as evidence (windows that
+    share no rows, at most one per drift interval) must each have failed the per-window test.
+    ``expectedRunTimeSeconds``: a CUSUM on the windows' p-values whose threshold is calibrated
+    so that, on data that has not drifted, the expected time to a false alarm is at least this
+    long (the operator converts ``falseAlarmsPerDay`` into it). Both set: both must hold.
+    """
+
+    model_config = _WIRE
+
+    consecutive: int = Field(default=1, ge=1, le=1000)
+    expected_run_time_seconds: float | None = Field(default=None, gt=0, le=MAX_EXPECTED_RUN_TIME_S)
 
 
 class DriftConfig(BaseModel):
@@ -49,6 +72,9 @@ class DriftConfig(BaseModel):
         ge=MIN_WINDOW_FLOOR,
         description="Fewer rows: the check is skipped.",
     )
+    alarm: AlarmConfig | None = Field(
+        default=None, description="None: each checked window decides on its own (pValue)."
+    )
 
     @field_validator("detector")
     @classmethod
@@ -56,6 +82,16 @@ class DriftConfig(BaseModel):
         if value not in DETECTOR_NAMES:
             raise ValueError(f"unknown detector {value!r}; known: {', '.join(DETECTOR_NAMES)}")
         return value
+
+    @model_validator(mode="after")
+    def _sequential_needs_p_values(self) -> DriftConfig:
+        sequential = self.alarm is not None and self.alarm.expected_run_time_seconds is not None
+        if sequential and self.detector in DETECTORS_WITHOUT_P_VALUE:
+            raise ValueError(
+                f"alarm.expectedRunTimeSeconds needs a detector with p-values; "
+                f"{self.detector!r} decides on a distance (use alarm.consecutive)"
+            )
+        return self
 
 
 class SkewConfig(BaseModel):
@@ -176,6 +212,11 @@ class ModelConfig(BaseModel):
         max_length=64,
         description="Version -> URI of its training reference snapshot (parquet).",
     )
+    score_references: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Version -> URI of its validation scores saved at training (parquet).",
+    )
     skew: SkewConfig | None = None
     outcomes: OutcomesConfig | None = Field(
         default=None, description="Label join and quality windows; null: the defaults."
@@ -184,7 +225,11 @@ class ModelConfig(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The body the operator PUTs (see the module docstring for what it leaves out)."""
         exclude = _MONITOR_OWN | (_SENT_WHEN_SET - self.model_fields_set)
+        if not self.score_references:
+            exclude |= {"score_references"}
         body = self.model_dump(by_alias=True, mode="json", exclude=set(exclude))
+        if self.drift is not None and self.drift.alarm is None:
+            body["drift"].pop("alarm")
         if self.skew is not None:
             body["skew"] = self.skew.model_dump(by_alias=True, mode="json", exclude_none=True)
         return body

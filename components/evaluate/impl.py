@@ -7,19 +7,25 @@ or a local model directory) whose pyfunc flavor maps raw features to probabiliti
 The model must beat heuristics fitted on the *train* window only: the training base rate, and
 the best single feature (positive rate per quantile bin). The objective is assessed on one
 window (``validation`` by default; the test window is reported, and kept for a final check).
+
+The model's scores on the validation window are saved to the run too
+(``contracts.mlflow_tags.SCORE_REFERENCE_ARTIFACT``): they are what the served version's
+scores are compared with by the monitor's prediction-drift check, so that check measures
+drift from what the model did before it was deployed, not from its first served traffic.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.evaluate.metrics import (
     Baseline,
@@ -34,13 +40,22 @@ from components.evaluate.metrics import (
     window_metrics,
 )
 from components.validation import problems
-from contracts.mlflow_tags import EVAL_METRIC_PREFIX
+from contracts.mlflow_tags import (
+    EVAL_METRIC_PREFIX,
+    REFERENCE_DIR,
+    SCORE_REFERENCE_COLUMN,
+    SCORE_REFERENCE_FILE,
+)
 
 SPLITS = ("train", "validation", "test")
 EVALUATED_WINDOWS = ("validation", "test")
 METRICS_ARTIFACT = "evaluation/metrics.json"
+MAX_SAVED_SCORES = 50_000  # validation scores kept as the prediction-drift baseline
 Metric = Literal["auc", "logloss", "ece"]
 GOALS: dict[str, str] = {"auc": "maximize", "logloss": "minimize", "ece": "minimize"}
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 __all__ = ["EvaluationError", "EvaluationReport", "Objective", "evaluate", "evaluate_frames"]
 
@@ -91,6 +106,8 @@ class EvaluationReport(BaseModel):
     windows: dict[str, WindowMetrics]
     baselines: list[BaselineReport]
     objective: ObjectiveReport
+    # The model's scores per evaluated window (kept out of metrics.json and the KFP output).
+    scores: dict[str, list[float]] = Field(default_factory=dict, exclude=True)
 
     def flat_metrics(self) -> dict[str, float]:
         """Scalar metrics for MLflow and the KFP UI: ``validation_auc``, ``baseline_test_ece``…"""
@@ -226,6 +243,7 @@ def evaluate_frames(
     if single is not None:
         baselines.append(single)
     windows: dict[str, WindowMetrics] = {}
+    window_scores: dict[str, list[float]] = {}
     baseline_windows: dict[str, dict[str, WindowMetrics]] = {b.name: {} for b in baselines}
     for window in EVALUATED_WINDOWS:
         frame = splits[window]
@@ -236,6 +254,7 @@ def evaluate_frames(
                 f"the model returned {scores.size} scores for {len(frame)} {window} rows"
             )
         windows[window] = window_metrics(labels[window], scores)
+        window_scores[window] = scores.tolist()
         for baseline in baselines:
             baseline_windows[baseline.name][window] = window_metrics(
                 labels[window], baseline.score(frame)
@@ -250,6 +269,7 @@ def evaluate_frames(
         windows=windows,
         baselines=reports,
         objective=assess_objective(objective, windows, reports),
+        scores=window_scores,
     )
 
 
@@ -309,6 +329,22 @@ def log_to_mlflow(report: EvaluationReport, tracking_uri: str, run_id: str) -> N
     ]
     client.log_batch(run_id, metrics=metrics)
     client.log_text(run_id, report.model_dump_json(indent=2), METRICS_ARTIFACT)
+    log_validation_scores(client, run_id, report)
+
+
+def log_validation_scores(client: MlflowClient, run_id: str, report: EvaluationReport) -> None:
+    """The validation window's scores as ``reference/validation_scores.parquet`` on the run:
+    the version's prediction-drift baseline (none when the window is empty)."""
+    scores = np.asarray(report.scores.get("validation") or [], dtype=np.float64)
+    if scores.size == 0:
+        return
+    if scores.size > MAX_SAVED_SCORES:  # a deterministic sample: the KS test needs no more
+        keep = np.random.default_rng(0).choice(scores.size, MAX_SAVED_SCORES, replace=False)
+        scores = scores[np.sort(keep)]
+    with tempfile.TemporaryDirectory(prefix="kubeloop-scores-") as tmp:
+        path = Path(tmp) / SCORE_REFERENCE_FILE
+        pd.DataFrame({SCORE_REFERENCE_COLUMN: scores}).to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), REFERENCE_DIR)
 
 
 def evaluate(

@@ -1,5 +1,9 @@
 """Register a run's logged model as an MLflow model version, with lineage and a drift reference.
 
+When the evaluate component saved the model's validation scores to the run
+(``SCORE_REFERENCE_ARTIFACT``), the version is tagged with their URI (``SCORE_REFERENCE``): the
+monitor's prediction-drift baseline for that version.
+
 Idempotent: the version for (registered model, run) is looked up first, so re-registering the
 same run returns the existing version; the reference snapshot is uploaded only when missing.
 The client is passed in (or built from a tracking URI by the caller), never a global.
@@ -20,7 +24,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import mlflow_tags as tag
-from contracts.mlflow_tags import REFERENCE_ARTIFACT, REFERENCE_DIR, REFERENCE_FILE
+from contracts.mlflow_tags import (
+    REFERENCE_ARTIFACT,
+    REFERENCE_DIR,
+    REFERENCE_FILE,
+    SCORE_REFERENCE_ARTIFACT,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -79,6 +88,7 @@ class Registration(BaseModel):
     created: bool  # False: the run was registered before and that version is returned
     reference_artifact_uri: str
     tags: dict[str, str]
+    score_reference_uri: str | None = None  # the validation scores, when evaluate saved them
 
 
 def _iso(value: Any) -> str:
@@ -126,10 +136,15 @@ def reference_sample(
     return features.reset_index(drop=True)
 
 
-def _has_reference(client: MlflowClient, run_id: str) -> bool:
-    return any(
-        item.path == REFERENCE_ARTIFACT for item in client.list_artifacts(run_id, REFERENCE_DIR)
-    )
+def _has_reference(client: MlflowClient, run_id: str, artifact: str = REFERENCE_ARTIFACT) -> bool:
+    return any(item.path == artifact for item in client.list_artifacts(run_id, REFERENCE_DIR))
+
+
+def score_reference(client: MlflowClient, run_id: str) -> str | None:
+    """runs:/ URI of the run's validation scores, or None when evaluate saved none."""
+    if not _has_reference(client, run_id, SCORE_REFERENCE_ARTIFACT):
+        return None
+    return f"runs:/{run_id}/{SCORE_REFERENCE_ARTIFACT}"
 
 
 def ensure_reference(client: MlflowClient, run_id: str, sample: pd.DataFrame) -> str:
@@ -216,10 +231,12 @@ def register_model(
     _check_run(client, run_id)
     sample = reference_sample(reference_features, feature_columns, sample_rows, seed)
     reference_uri = ensure_reference(client, run_id, sample)
+    scores_uri = score_reference(client, run_id)
     tags = {
         **lineage.tags(),
         tag.REFERENCE: reference_uri,
         tag.FEATURE_COLUMNS: json.dumps(list(feature_columns)),
+        **({tag.SCORE_REFERENCE: scores_uri} if scores_uri else {}),
     }
     found = existing_version(client, model_name, run_id)
     if found is not None:
@@ -231,6 +248,7 @@ def register_model(
             created=False,
             reference_artifact_uri=reference_uri,
             tags=dict(found.tags),
+            score_reference_uri=scores_uri,
         )
     source, model_id = model_source(client, run_id, model_artifact_path)
     if model_id:
@@ -248,6 +266,7 @@ def register_model(
         created=True,
         reference_artifact_uri=reference_uri,
         tags=tags,
+        score_reference_uri=scores_uri,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from contracts.drift import DEFAULT_DETECTOR, DETECTOR_NAMES
+from contracts.drift import DEFAULT_DETECTOR, DETECTOR_NAMES, DETECTORS_WITHOUT_P_VALUE
 from contracts.quality import Metric
 from operators.api.common import (
     AGE_COLUMN,
@@ -236,14 +236,73 @@ class DriftWindow(ApiModel):
     max_age: Duration = "1h"
 
 
+class DriftAlarm(ApiModel):
+    """When the per-window checks become an alarm (Drift condition, retrain request).
+
+    Only windows that share no rows and are at least one monitor drift interval apart count as
+    evidence. `consecutive`: that many evidence windows in a row must fail the per-window test
+    (pValue). `expectedRunTime` or `falseAlarmsPerDay`: the declared false-alarm budget, kept by
+    a CUSUM on the windows' p-values calibrated to it (docs/architecture.md, drift). Given
+    together with `consecutive`, both must hold.
+    """
+
+    consecutive: int = Field(
+        default=1, ge=1, le=1000, description="Failing evidence windows in a row."
+    )
+    expected_run_time: Duration | None = Field(
+        default=None,
+        description="Expected time between false alarms on data that has not drifted (7d).",
+    )
+    false_alarms_per_day: float | None = Field(
+        default=None, gt=0, le=86400, description="The same budget as a rate: 86400 s / rate."
+    )
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> DriftAlarm:
+        if self.expected_run_time is not None and self.false_alarms_per_day is not None:
+            raise ValueError("set expectedRunTime or falseAlarmsPerDay, not both")
+        if self.expected_run_time is not None and parse_duration(self.expected_run_time) <= (
+            timedelta(0)
+        ):
+            raise ValueError("expectedRunTime must be longer than 0s")
+        return self
+
+    def expected_run_time_seconds(self) -> float | None:
+        """The declared budget in seconds (None: no sequential rule, `consecutive` only)."""
+        if self.false_alarms_per_day is not None:
+            return 86400.0 / self.false_alarms_per_day
+        if self.expected_run_time is not None:
+            return parse_duration(self.expected_run_time).total_seconds()
+        return None
+
+
 class Drift(ApiModel):
     detector: DetectorName = Field(
         default=DetectorName(DEFAULT_DETECTOR),
         description="ks, chi2, tabular, psi, mmd, prediction are Apache-2.0; alibi-* are BSL.",
     )
-    p_value: float = Field(default=0.05, gt=0, lt=1)
+    p_value: float = Field(
+        default=0.05, gt=0, lt=1, description="Per-window test level (after correction)."
+    )
     window: DriftWindow = Field(default_factory=DriftWindow)
     features: list[str] = Field(default_factory=list, description="Empty means all.")
+    alarm: DriftAlarm | None = Field(
+        default=None,
+        description=(
+            "Unset: every checked window decides alone, so pValue is the false-alarm rate "
+            "per check. Set: a declared false-alarm budget (see DriftAlarm)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _budget_needs_p_values(self) -> Drift:
+        budget = self.alarm is not None and self.alarm.expected_run_time_seconds() is not None
+        if budget and str(self.detector) in DETECTORS_WITHOUT_P_VALUE:
+            raise ValueError(
+                f"alarm.expectedRunTime/falseAlarmsPerDay need a detector with p-values; "
+                f"{self.detector} decides on a distance (use alarm.consecutive)"
+            )
+        return self
 
 
 RetrainTrigger = Literal["drift", "degradation"]

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
-from contracts.mlflow_tags import EVALUATION_PASSED, REFERENCE_ARTIFACT, VALIDATION_METRICS
+from contracts.mlflow_tags import (
+    EVALUATION_PASSED,
+    REFERENCE_ARTIFACT,
+    REFERENCE_DIR,
+    SCORE_REFERENCE_ARTIFACT,
+    VALIDATION_METRICS,
+)
 from operators.api.mlmodel import ModelRef
 
 if TYPE_CHECKING:
@@ -24,7 +30,8 @@ if TYPE_CHECKING:
 
 # EVALUATION_TAG=EVALUATION_PASSED is set on a model version by the training side when its
 # evaluation passed the objective; `follow: latest-passing` serves the newest version carrying
-# it. REFERENCE_ARTIFACT is the run's drift reference (contracts/mlflow_tags.py).
+# it. REFERENCE_ARTIFACT is the run's drift reference, SCORE_REFERENCE_ARTIFACT the model's
+# validation scores saved by the evaluate component (contracts/mlflow_tags.py).
 
 
 #: Seconds before a run without the asked validation metric is asked again.
@@ -56,6 +63,8 @@ class ModelRegistry(Protocol):
 
     def validation_metric(self, name: str, version: str, metric: str) -> float | None: ...
 
+    def score_reference_uri(self, run_id: str | None) -> str | None: ...
+
 
 def describe_ref(ref: ModelRef) -> str:
     if ref.version is not None:
@@ -86,6 +95,7 @@ class MlflowRegistry:
         self._references: dict[str, str | None] = {}
         self._validation: dict[tuple[str, str], float] = {}
         self._validation_missing: dict[tuple[str, str], float] = {}  # -> when last asked
+        self._score_references: dict[str, str | None] = {}
 
     @classmethod
     def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
@@ -202,3 +212,24 @@ class MlflowRegistry:
                 raise
             return None
         return None if value is None else float(value)
+
+    def score_reference_uri(self, run_id: str | None) -> str | None:
+        """URI of the run's validation scores (cached per run); None when the run has none
+        (trained before they were saved, or evaluated without the run): the monitor then
+        falls back to the version's first served window and says so."""
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return None
+        if run_id not in self._score_references:
+            root = self.reference_uri(run_id)
+            try:
+                saved = {item.path for item in self.client.list_artifacts(run_id, REFERENCE_DIR)}
+            except MlflowException as error:
+                if not _is_missing(error):
+                    raise
+                saved = set()
+            found = root is not None and SCORE_REFERENCE_ARTIFACT in saved
+            base = root.removesuffix(REFERENCE_ARTIFACT) if root else ""
+            self._score_references[run_id] = f"{base}{SCORE_REFERENCE_ARTIFACT}" if found else None
+        return self._score_references[run_id]

@@ -20,7 +20,14 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from contracts.drift import DEFAULT_MIN_WINDOW, MAX_WINDOW_SIZE
-from contracts.monitor_config import DriftConfig, ModelConfig, OutcomesConfig, SkewConfig
+from contracts.monitor_config import (
+    MAX_EXPECTED_RUN_TIME_S,
+    AlarmConfig,
+    DriftConfig,
+    ModelConfig,
+    OutcomesConfig,
+    SkewConfig,
+)
 from operators.api.common import ANNOTATION_RETRAIN, parse_duration
 from operators.api.mlmodel import (
     Drift,
@@ -42,6 +49,20 @@ from operators.mlmodel.rollout import Event, RolloutState
 log = logging.getLogger(__name__)
 
 
+def _alarm_settings(drift: Drift) -> AlarmConfig | None:
+    """`spec.monitoring.drift.alarm` for the monitor: the budget in seconds (at most what the
+    monitor accepts; a longer one is the same as never in practice)."""
+    if drift.alarm is None:
+        return None
+    seconds = drift.alarm.expected_run_time_seconds()
+    return AlarmConfig(
+        consecutive=drift.alarm.consecutive,
+        expected_run_time_seconds=None
+        if seconds is None
+        else min(seconds, MAX_EXPECTED_RUN_TIME_S),
+    )
+
+
 def _drift_settings(drift: Drift | None) -> DriftConfig | None:
     if drift is None:
         return None
@@ -50,6 +71,7 @@ def _drift_settings(drift: Drift | None) -> DriftConfig | None:
         p_value=drift.p_value,
         features=list(drift.features),
         min_window=min(DEFAULT_MIN_WINDOW, drift.window.size),
+        alarm=_alarm_settings(drift),
     )
 
 
@@ -77,15 +99,16 @@ def _outcomes_settings(outcomes: Outcomes | None) -> OutcomesConfig | None:
 
 
 def _references(
-    backends: ServingBackends, spec: MLModelSpec, versions: list[str]
+    backends: ServingBackends, spec: MLModelSpec, versions: list[str], scores: bool = False
 ) -> dict[str, str]:
-    """Each version's training reference snapshot (the monitor's drift baseline)."""
+    """Each version's training reference snapshot (the monitor's feature-drift baseline) or,
+    with `scores`, its validation scores saved at training (the prediction-drift baseline)."""
     references = {}
+    registry = backends.registry
     for version in versions:
         try:
-            uri = backends.registry.reference_uri(
-                backends.registry.run_id_of(spec.model.name, version)
-            )
+            run_id = registry.run_id_of(spec.model.name, version)
+            uri = registry.score_reference_uri(run_id) if scores else registry.reference_uri(run_id)
         except Exception as error:  # noqa: BLE001 — a registry hiccup must not stop serving
             log.warning("reference of %s v%s: %s", spec.model.name, version, error)
             continue
@@ -127,6 +150,7 @@ def push_monitor_config(
             feature_names=list(drift.features) if drift else [],
             drift=_drift_settings(drift),
             references=_references(backends, spec, in_play) if drift else {},
+            score_references=_references(backends, spec, in_play, scores=True) if drift else {},
             skew=_skew_settings(backends, obj, spec),
             outcomes=_outcomes_settings(spec.monitoring.outcomes if spec.monitoring else None),
             **_window(drift),

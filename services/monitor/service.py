@@ -368,7 +368,7 @@ class MonitorService:
                 from services.monitor.drift.suite import ModelDriftSuite
 
                 cache = ReferenceCache(self.settings.mlflow_tracking_uri)
-                self._drift_suite = ModelDriftSuite(cache)
+                self._drift_suite = ModelDriftSuite(cache, self.settings.drift_interval_s)
             return self._drift_suite
 
     def evaluators_for(self, config: ModelConfig) -> list[DriftEvaluator]:

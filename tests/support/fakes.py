@@ -122,6 +122,9 @@ class FakeRegistry:
             raise self.validation_error
         return self.validation.get((version, metric))
 
+    def score_reference_uri(self, run_id: str | None) -> str | None:
+        return None
+
 
 class FakeMonitor:
     """`MonitorClient`: fixed figures and drift checks; `down` raises MonitorUnavailable."""

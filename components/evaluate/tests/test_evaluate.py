@@ -134,3 +134,33 @@ def test_evaluate_real_mlflow_model_and_logs_to_run(mlflow_sqlite: str, tmp_path
         run_id, "evaluation/metrics.json", str(tmp_path)
     )
     assert json.loads(Path(logged).read_text())["objective"]["passed"] is True
+    assert "scores" not in json.loads(Path(logged).read_text())
+
+    # The validation scores, saved as the version's prediction-drift baseline, exposed on
+    # registration (tag) and by the operator's registry client.
+    from components.register_model.impl import register_model
+    from contracts.mlflow_tags import SCORE_REFERENCE, SCORE_REFERENCE_ARTIFACT
+    from contracts.mlflow_tags import SCORE_REFERENCE_COLUMN as COLUMN
+    from operators.backends.registry import MlflowRegistry
+
+    client = MlflowClient(mlflow_sqlite)
+    saved = pd.read_parquet(
+        client.download_artifacts(run_id, SCORE_REFERENCE_ARTIFACT, str(tmp_path))
+    )
+    assert saved[COLUMN].tolist() == pytest.approx(report.scores["validation"], abs=0)
+    train = pd.read_parquet(Path(dataset) / "train")
+    registration = register_model(client, "scored", run_id, {}, train, FEATURES, sample_rows=50)
+    uri = f"runs:/{run_id}/{SCORE_REFERENCE_ARTIFACT}"
+    assert registration.score_reference_uri == uri
+    assert client.get_model_version("scored", registration.version).tags[SCORE_REFERENCE] == uri
+    registry = MlflowRegistry(lambda: client)
+    located = registry.score_reference_uri(run_id)
+    assert located is not None and located.endswith(SCORE_REFERENCE_ARTIFACT)
+    assert registry.score_reference_uri(None) is None
+
+
+def test_scores_of_the_evaluated_windows_stay_out_of_the_report_json() -> None:
+    data = splits()
+    report = evaluate_frames(data, LABEL, FEATURES, true_model, Objective())
+    assert len(report.scores["validation"]) == len(data["validation"])
+    assert "scores" not in json.loads(report_json(report))

@@ -5,6 +5,10 @@ returned last time; the evaluator fits (once per version and setup) the detector
 MLModel, checks the window and returns the result plus the new alarm state. Windows the
 detector rejects (NaN, wrong shape) are counted per reason in the alarm state and leave the
 alarm as it was: a bad window never raises or clears an alarm.
+
+Without an alarm rule each checked window decides (``next_alarm_state``); with one
+(``DriftConfig.alarm``) the window is evidence for the rule in ``alarm.py``, and the outcome's
+``is_drift`` is the alarm's verdict while the result keeps the window's own (``is_drift``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.drift import DEFAULT_MIN_WINDOW
+from services.monitor.drift import alarm as alarms
 from services.monitor.drift.base import DriftDetector
 from services.monitor.drift.errors import DriftError, InvalidWindowError
 from services.monitor.drift.registry import create_detector
@@ -37,6 +42,8 @@ class DriftSetup:
     categorical: frozenset[str] = frozenset()
     min_window: int = DEFAULT_MIN_WINDOW
     options: tuple[tuple[str, Any], ...] = ()
+    # The alarm rule does not change the fitted detector, so it does not force a refit.
+    alarm: alarms.AlarmRule | None = field(default=None, compare=False)
 
 
 #: (namespace, model, version) -> the setup, or None while no reference is known.
@@ -100,10 +107,19 @@ class DetectorEvaluator:
             state = count_rejection(alarm_state, error.reason)
             body = {"detector": setup.detector, "rejected": error.reason, "message": str(error)}
             return DriftOutcome(result=body, alarm_state=state, is_drift=was_drift)
-        state = next_alarm_state(alarm_state, result.is_drift, snapshot.taken_at)
-        return DriftOutcome(
-            result=result.model_dump(mode="json"), alarm_state=state, is_drift=result.is_drift
+        body = result.model_dump(mode="json")
+        if setup.alarm is None:
+            state = next_alarm_state(alarm_state, result.is_drift, snapshot.taken_at)
+            return DriftOutcome(result=body, alarm_state=state, is_drift=result.is_drift)
+        times = snapshot.score_ts if self.source == "scores" else snapshot.feature_ts
+        window = alarms.WindowEvidence(
+            p_value=alarms.window_p_value(body),
+            failed=result.is_drift,
+            first_row_at=float(times.min()) if times.size else None,
+            last_row_at=float(times.max()) if times.size else None,
         )
+        state = alarms.next_state(setup.alarm, alarm_state, window, snapshot.taken_at)
+        return DriftOutcome(result=body, alarm_state=state, is_drift=bool(state.get("isDrift")))
 
     def _window(self, snapshot: WindowSnapshot) -> TableLike:
         if self.source == "scores":

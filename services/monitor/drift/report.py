@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services.monitor.drift.alarm import RULE_WINDOW
 from services.monitor.drift.skew import SKEW
 from services.monitor.drift.suite import FEATURE, NULL_RATE, PREDICTION
 
@@ -77,8 +78,9 @@ def version_view(
         "reportUrl": f"/v1/reports/{report_id}" if report_id else None,
         "liveReportUrl": f"/v1/models/{namespace}/{model}/drift/report?version={version}",
         "message": _message(feature) if feature else "not evaluated yet",
+        "alarm": alarm_view(alarm, feature),
         "checks": {
-            "prediction": _check_view(results.get(f"{version}/{PREDICTION}", {})),
+            "prediction": _prediction_view(results.get(f"{version}/{PREDICTION}", {})),
             "nullRate": _null_rate_view(results.get(f"{version}/{NULL_RATE}", {})),
             **({"skew": skew_view(results.get(f"{version}/{SKEW}", {}))} if skew else {}),
         },
@@ -100,6 +102,33 @@ def _check_view(result: Mapping[str, Any]) -> dict[str, Any]:
         "pValue": result.get("p_value"),
         "threshold": result.get("threshold"),
         **_when_view(result),
+    }
+
+
+def alarm_view(alarm: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """How the verdict was reached: ``window`` (each window decides), ``consecutive`` or
+    ``cusum`` (services/monitor/drift/alarm.py), with the rule's figures and whether the last
+    check counted as evidence."""
+    return {
+        "rule": alarm.get("rule", RULE_WINDOW),
+        "windowDrift": result.get("is_drift"),
+        "statistic": alarm.get("statistic"),
+        "threshold": alarm.get("threshold"),
+        "expectedRunTimeSeconds": alarm.get("expectedRunTimeSeconds"),
+        "consecutive": int(alarm.get("consecutive", 0)),
+        "requiredConsecutive": int(alarm.get("requiredConsecutive", 1)),
+        "evidenceWindows": alarm.get("evidenceWindows"),
+        "counted": alarm.get("counted"),
+        "notCounted": alarm.get("notCounted"),
+    }
+
+
+def _prediction_view(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The prediction check, with what its scores were compared with (``baseline``)."""
+    return {
+        **_check_view(result),
+        "baseline": result.get("baseline"),
+        "baselineNote": result.get("baselineNote"),
     }
 
 
@@ -157,6 +186,7 @@ def render_report(data: ReportInput) -> str:
         ("Rows checked", str(view["window"])),
         ("Checked at", _time(view["checkedAt"])),
         ("Message", view["message"] or ""),
+        ("Alarm rule", _alarm_line(view.get("alarm") or {})),
         ("Prediction drift", _check_line(view["checks"]["prediction"])),
         ("Null-rate check", _null_line(view["checks"]["nullRate"])),
         ("Report", ("snapshot at alarm onset, " if data.snapshot else "live, ")
@@ -336,9 +366,27 @@ def _p_value_chart(
 
 
 def _check_line(check: Mapping[str, Any]) -> str:
+    baseline = check.get("baseline")
+    against = f" (baseline: {baseline})" if baseline else ""
     if check.get("pValue") is None:
-        return check.get("message") or ""
-    return f"{'DRIFT' if check['isDrift'] else 'no drift'}, p = {_num(check['pValue'])}"
+        return (check.get("message") or "") + against
+    verdict = f"{'DRIFT' if check['isDrift'] else 'no drift'}, p = {_num(check['pValue'])}"
+    return verdict + against
+
+
+def _alarm_line(alarm: Mapping[str, Any]) -> str:
+    rule = alarm.get("rule", RULE_WINDOW)
+    if rule == RULE_WINDOW:
+        return "each window decides (no alarm rule configured)"
+    parts = [f"{rule}: {alarm.get('consecutive', 0)} failing window(s) in a row"]
+    if alarm.get("threshold") is not None:
+        parts.append(
+            f"CUSUM {_num(alarm.get('statistic'))} of threshold {_num(alarm['threshold'])}"
+            f" (expected run time {_num(alarm.get('expectedRunTimeSeconds'))} s)"
+        )
+    if alarm.get("notCounted"):
+        parts.append(f"last check not counted: {alarm['notCounted']}")
+    return "; ".join(parts)
 
 
 def _null_line(check: Mapping[str, Any]) -> str:

@@ -5,10 +5,12 @@ Three evaluators per version (``ModelConfig.drift`` set):
 * ``feature``: the detector named in ``drift.detector`` on the feature window against the
   version's training reference (``references[version]``). Only this one decides whether
   the version drifts.
-* ``prediction``: KS on the model's scores against a *score baseline*: the version's first
-  full window of scores (``windowSize`` scores inside ``maxAgeSeconds``), captured once and
-  persisted. Training references hold features, not served scores, so the version's own
-  early traffic is the only baseline available; drift is measured relative to it.
+* ``prediction``: KS on the model's scores against the version's *score baseline*: its
+  scores on the validation window, saved at training time (``components/evaluate`` logs them
+  to the run, the operator names them in ``scoreReferences``). Only when a version has none
+  (registered before they were saved, or unreadable) is the baseline its first full window of
+  served scores (``windowSize`` scores inside ``maxAgeSeconds``), captured once and persisted;
+  the result says which (``baseline``), since a first window served after a shift hides it.
 * ``nullRate``: per feature, the fraction of logged rows where it was NaN/inf/null (those
   rows are dropped from the feature window at ingest but counted per feature) against the
   reference's null fraction plus a tolerance.
@@ -24,7 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contracts.drift import SCORE_BASELINE_FIRST_WINDOW, SCORE_BASELINE_VALIDATION
+from contracts.mlflow_tags import SCORE_REFERENCE_COLUMN
 from contracts.monitor_config import DriftConfig
+from services.monitor.drift.alarm import AlarmRule
 from services.monitor.drift.evaluator import (
     DetectorEvaluator,
     DriftSetup,
@@ -59,7 +64,9 @@ def reference_uri(snapshot: WindowSnapshot) -> str | None:
     return snapshot.config.references.get(snapshot.version)
 
 
-def feature_setup(config: DriftConfig, reference: pd.DataFrame, uri: str) -> DriftSetup:
+def feature_setup(
+    config: DriftConfig, reference: pd.DataFrame, uri: str, interval_s: float = 30.0
+) -> DriftSetup:
     return DriftSetup(
         detector=config.detector,
         reference=reference,
@@ -67,6 +74,7 @@ def feature_setup(config: DriftConfig, reference: pd.DataFrame, uri: str) -> Dri
         p_value=config.p_value,
         feature_names=tuple(config.features) or None,  # None: every reference column
         min_window=config.min_window,
+        alarm=AlarmRule.of(config.alarm, interval_s),
     )
 
 
@@ -77,8 +85,10 @@ def checked_features(config: DriftConfig, reference: pd.DataFrame) -> list[str]:
 class ModelDriftSuite:
     """Owns the reference cache and the score baselines the built-in evaluators share."""
 
-    def __init__(self, references: ReferenceCache) -> None:
+    def __init__(self, references: ReferenceCache, interval_s: float = 30.0) -> None:
         self.references = references
+        # The monitor's drift interval: an alarm's budget in time becomes one in windows.
+        self.interval_s = interval_s
         self.baselines: dict[VersionKey, ScoreBaseline] = {}
         self._captured: list[tuple[VersionKey, ScoreBaseline]] = []
         self._lock = threading.Lock()
@@ -137,12 +147,13 @@ class FeatureDriftEvaluator:
         reference, problem = self._suite.reference(snapshot)
         if reference is None:
             return _message_outcome(config.detector, problem or "", alarm_state, key="error")
-        self._setup = feature_setup(config, reference, reference_uri(snapshot) or "")
+        uri = reference_uri(snapshot) or ""
+        self._setup = feature_setup(config, reference, uri, self._suite.interval_s)
         return self._detectors.evaluate(snapshot, alarm_state)
 
 
 class PredictionDriftEvaluator:
-    """KS on served scores against the version's captured first full window of scores."""
+    """KS on served scores against the version's validation scores (else its first window)."""
 
     name = PREDICTION
 
@@ -158,29 +169,65 @@ class PredictionDriftEvaluator:
         if config is None:
             return _message_outcome(PREDICTION, "no drift configured", alarm_state)
         key = (snapshot.namespace, snapshot.model, snapshot.version)
-        baseline = self._suite.baselines.get(key)
-        if baseline is None:
-            return self._maybe_capture(key, snapshot, alarm_state)
+        scores, reference_id, problem = self._validation_scores(snapshot)
+        origin = SCORE_BASELINE_VALIDATION
+        if scores is None:
+            origin = SCORE_BASELINE_FIRST_WINDOW
+            baseline = self._suite.baselines.get(key)
+            if baseline is None:
+                return self._maybe_capture(key, snapshot, alarm_state, problem)
+            scores, reference_id = baseline.scores, f"baseline@{baseline.captured_at}"
         self._setup = DriftSetup(
             detector=PREDICTION,
-            reference=baseline.scores,
-            reference_id=f"baseline@{baseline.captured_at}",
+            reference=scores,
+            reference_id=reference_id,
             p_value=config.p_value,
             feature_names=("score",),
             min_window=config.min_window,
+            alarm=AlarmRule.of(config.alarm, self._suite.interval_s),
         )
-        return self._detectors.evaluate(snapshot, alarm_state)
+        outcome = self._detectors.evaluate(snapshot, alarm_state)
+        outcome.result = {**outcome.result, "baseline": origin, "baselineNote": problem}
+        return outcome
+
+    def _validation_scores(
+        self, snapshot: WindowSnapshot
+    ) -> tuple[np.ndarray | None, str, str | None]:
+        """(scores, their URI, None), or (None, "", why the first served window is used)."""
+        uri = snapshot.config.score_references.get(snapshot.version)
+        if uri is None:
+            return None, "", "no validation scores saved with this version"
+        try:
+            frame = self._suite.references.load(uri)
+        except ReferenceLoadError as error:
+            return None, "", f"validation scores unavailable: {error}"
+        if SCORE_REFERENCE_COLUMN not in frame:
+            return None, "", f"validation scores {uri!r} have no {SCORE_REFERENCE_COLUMN!r}"
+        column = pd.to_numeric(frame[SCORE_REFERENCE_COLUMN], errors="coerce")
+        scores = column.to_numpy(dtype=np.float64)
+        scores = scores[np.isfinite(scores)]
+        if scores.size == 0:
+            return None, "", f"validation scores {uri!r} hold no finite score"
+        return scores, uri, None
 
     def _maybe_capture(
-        self, key: VersionKey, snapshot: WindowSnapshot, alarm_state: Mapping[str, Any]
+        self,
+        key: VersionKey,
+        snapshot: WindowSnapshot,
+        alarm_state: Mapping[str, Any],
+        why: str | None,
     ) -> DriftOutcome:
         have, full = int(snapshot.scores.size), snapshot.config.window_size
+        flag = {"baseline": SCORE_BASELINE_FIRST_WINDOW, "baselineNote": why}
         if have < full:
             message = f"waiting for the first full window of scores ({have}/{full})"
-            return _message_outcome(PREDICTION, message, alarm_state)
-        self._suite.capture(key, ScoreBaseline(snapshot.taken_at, snapshot.scores.copy()))
-        message = f"score baseline captured ({have} scores); compared from the next check"
-        return _message_outcome(PREDICTION, message, alarm_state)
+            outcome = _message_outcome(PREDICTION, message, alarm_state)
+        else:
+            self._suite.capture(key, ScoreBaseline(snapshot.taken_at, snapshot.scores.copy()))
+            message = f"score baseline captured ({have} scores); compared from the next check"
+            outcome = _message_outcome(PREDICTION, message, alarm_state)
+        outcome.result = {**outcome.result, **flag}
+        return outcome
 
 
 class NullRateEvaluator:
