@@ -360,7 +360,8 @@ class LabelJoin:
             state.waiting_by_entity.setdefault(label.entity, []).append(waiting)
         while len(state.waiting) > state.outcomes.max_pending_labels:
             _, oldest = state.waiting.popitem(last=False)
-            state.counts["pendingOverflow"] += 1
+            if not oldest.joined:  # a joined one only stops waiting for late versions
+                state.counts["pendingOverflow"] += 1
             self._close(key, state, oldest, oldest.label.received_at)
 
     def _join(

@@ -334,6 +334,22 @@ class FeedbackService:
         }
         return (quality_page if page else quality_section)(report, history)
 
+    def sizes(self) -> dict[str, int]:
+        """What the join holds in memory (all bounded by the models' outcomes config)."""
+        models = list(self.join.models.values())
+        return {
+            "indexedRequests": sum(len(m.by_request) for m in models),
+            "waitingLabels": sum(len(m.waiting) for m in models),
+            "seenLabelIds": sum(len(m.seen) for m in models),
+            "labeledRows": sum(len(w.rows) for m in models for w in m.windows.values()),
+            "writeBacklog": self._backlog + len(self.join.outbox),
+            "dropped": self.dropped,
+            **{
+                outcome: sum(m.counts[outcome] for m in models)
+                for outcome in ("accepted", "duplicate", "joined", "orphan", "relabeled")
+            },
+        }
+
     # ------------------------------------------------------------------ metrics
 
     def metrics(self) -> Iterator[PromMetric]:
