@@ -5,12 +5,15 @@ dir, quality figures, orphans, waiting labels and duplicate detection all come b
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
+import httpx
 import numpy as np
 import pytest
 
+from contracts import cloudevents as ce
 from services.monitor import MonitorService, MonitorSettings
 from services.monitor.outcomes.tests.feedback_events import (
     BASE,
@@ -19,6 +22,8 @@ from services.monitor.outcomes.tests.feedback_events import (
     serve,
     structured,
 )
+from services.monitor.tests.events import binary_headers
+from services.monitor.tests.test_restart import MonitorProcess, wait_flushed
 
 
 class Clock:
@@ -132,3 +137,42 @@ async def test_an_acknowledged_label_is_committed_before_the_answer(
         assert second.outcomes.join.models[("team-a", "churn")].seen.keys() == {"e0"}
     finally:
         await second.stop()
+
+
+@pytest.mark.slow  # two monitor process starts
+def test_kill_9_after_acknowledged_labels_keeps_quality(tmp_path: Path) -> None:
+    """The real thing: labels POSTed to the fast port, the monitor killed with SIGKILL right
+    after their 200s (the periodic flush had no chance), restarted: the same figures."""
+    monitor = MonitorProcess(tmp_path / "data")
+    monitor.start()
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 2, 60)
+    try:
+        with httpx.Client(base_url=monitor.url, timeout=10) as client:
+            config = {"stableVersion": "1", "outcomes": {"labelMaturitySeconds": 3600}}
+            assert client.put(BASE + "/config", json=config).status_code == 200
+            for i in range(60):
+                for kind, body in (("request", {"instances": [[1.0]]}),
+                                   ("response", {"predictions": [float(rng.uniform())]})):  # fmt: skip
+                    headers = binary_headers(kind, f"r{i}", "1", role="stable")
+                    response = client.post(monitor.ingest_url, content=json.dumps(body),
+                                           headers=headers)  # fmt: skip
+                    assert response.status_code == 200
+            wait_flushed(client)  # the predictions are journaled (predlog makes that durable)
+            events = [structured(f"e{i}", {"requestId": f"r{i}", "label": int(labels[i])})
+                      for i in range(60)]  # fmt: skip
+            answer = client.post(
+                monitor.ingest_url.rstrip("/") + BASE + "/feedback",
+                content=json.dumps(events),
+                headers={"content-type": ce.BATCH_CONTENT_TYPE},
+            )
+            assert answer.status_code == 200 and answer.json()["accepted"] == 60
+            before = client.get(BASE + "/quality").json()
+        monitor.kill9()
+        monitor.start()
+        with httpx.Client(base_url=monitor.url, timeout=10) as client:
+            after = client.get(BASE + "/quality").json()
+            assert after["versions"] == before["versions"]
+            assert after["versions"][0]["labeled"] == 60
+    finally:
+        monitor.stop()
