@@ -14,11 +14,14 @@ effects the mixture sequential probability ratio test (mSPRT) of Johari, Koomen,
 Walsh ("Peeking at A/B tests", KDD 2017; "Always valid inference", Operations Research 2022)
 does not reject at level alpha, i.e. the normal-mixture boundary of Robbins (1970) and Howard,
 Ramdas, McAuliffe & Sekhon ("Time-uniform, nonparametric, nonasymptotic confidence sequences",
-Annals of Statistics 2021, eq. 14) written in terms of the estimate's variance. Ville's
+Annals of Statistics 2021) written in terms of the estimate's variance. Ville's
 inequality makes P(the true effect ever leaves the sequence) <= alpha for Gaussian estimates
-of known variance; with the DeLong / sample variances plugged in it holds asymptotically,
-which the simulation tests check (``tests/test_outcome_gate_simulation.py``). tau = margin:
-the mixture is tightest for effects of about that size, the size the gate has to resolve.
+of known variance; with the DeLong / sample variances plugged in it holds asymptotically
+(Bibaut, Kallus & Lindon, "Near-optimal, near-calibrated, non-parametric sequential tests and
+confidence sequences", arXiv:2212.14411: normal-mixture SPRTs on non-parametric data keep
+their type-I error asymptotically, indexed by a burn-in), which the simulation tests check
+(``operators/mlmodel/tests/test_outcome_gate_simulation.py``). tau = margin: the mixture is
+tightest for effects of about that size, the size the gate has to resolve.
 
 Rule (docs/outcomes.md, "When a step passes, fails or stays inconclusive"):
 
@@ -103,7 +106,7 @@ def judge(comparison: Comparison, margin: float, min_labeled: int, alpha: float)
     low, high = comparison.estimate - half, comparison.estimate + half
     figures.update(estimate=round(comparison.estimate, 6), low=round(low, 6), high=round(high, 6))
     shown = (
-        f"{what}: candidate - stable {comparison.estimate:+.4f}, always-valid "
+        f"{what}: candidate vs stable {comparison.estimate:+.4f} (higher is better), always-valid "
         f"{1 - alpha:.0%} interval [{low:+.4f}, {high:+.4f}]"
     )
     code = int(decide(n, low, high, margin, min_labeled))
