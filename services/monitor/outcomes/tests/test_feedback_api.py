@@ -312,6 +312,8 @@ async def test_too_many_events_in_a_batch_is_413(tmp_path: Path) -> None:
                 for i in range(MAX_BATCH_EVENTS + 1)]  # fmt: skip
         status, body = await post_batch(http, service.url, many)
         assert (status, body["error"]) == (413, "feedback_too_many_events")
+        async with http.get(service.url + "/v1/bad-input") as r:
+            assert (await r.json())["totals"] == {"feedback_too_many_events": 1}
         assert service.outcomes.join.models == {} or not any(
             s.counts["accepted"] for s in service.outcomes.join.models.values()
         )
