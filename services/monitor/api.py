@@ -367,7 +367,7 @@ async def healthz(request: web.Request) -> web.Response:
             "pendingShadow": len(core.shadow_pending),
             "journalBacklog": service.journal_backlog,
             "journalDropped": service.journal_dropped,
-            "feedbackDropped": service.outcomes.dropped,
+            "feedback": service.outcomes.sizes(),
             "predictionLog": (
                 service.prediction_log.status() if service.prediction_log is not None else None
             ),

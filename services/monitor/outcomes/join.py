@@ -123,7 +123,7 @@ class _Served:
 class _Waiting:
     label: Label
     deadline: float
-    joined: set[str] = field(default_factory=set)  # versions joined so far
+    joined: tuple[str, ...] = ()  # versions joined so far (a tuple: no set per label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +360,8 @@ class LabelJoin:
             state.waiting_by_entity.setdefault(label.entity, []).append(waiting)
         while len(state.waiting) > state.outcomes.max_pending_labels:
             _, oldest = state.waiting.popitem(last=False)
-            state.counts["pendingOverflow"] += 1
+            if not oldest.joined:  # a joined one only stops waiting for late versions
+                state.counts["pendingOverflow"] += 1
             self._close(key, state, oldest, oldest.label.received_at)
 
     def _join(
@@ -392,7 +393,7 @@ class LabelJoin:
             event_id=label.event_id,
         )
         first = not waiting.joined
-        waiting.joined.add(served.version)
+        waiting.joined += (served.version,)
         if not self._window(state, served.version).add(labeled):
             state.counts["relabeled"] += 1  # the first label of a request wins
             return 0
@@ -453,7 +454,7 @@ class LabelJoin:
         self._remember(state, label.event_id)
         deadline = label.received_at + state.outcomes.label_maturity_seconds
         if state_name in OPEN_STATES:
-            waiting = _Waiting(label, deadline, set(state.restored.get(label.event_id, ())))
+            waiting = _Waiting(label, deadline, tuple(state.restored.get(label.event_id, ())))
             state.waiting[label.event_id] = waiting
             if label.request_id is not None:
                 state.waiting_by_request.setdefault(label.request_id, []).append(waiting)

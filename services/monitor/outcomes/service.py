@@ -63,7 +63,7 @@ class FeedbackService:
         self._backlog = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._writer: asyncio.Task[None] | None = None
-        self._cache: dict[tuple[str, str, str], tuple[tuple[int, int], VersionQuality]] = {}
+        self._cache: dict[tuple[str, str, str], tuple[tuple[int, int, str], VersionQuality]] = {}
         self.history: dict[tuple[str, str, str], deque[dict[str, Any]]] = {}
         self._history_revision: dict[tuple[str, str, str], int] = {}
 
@@ -257,16 +257,23 @@ class FeedbackService:
         window = state.windows[version]
         rows = self.join.rows(key, version, now)
         assert rows is not None
-        stamp = (window.revision, rows.size)
+        stamp = (window.revision, rows.size, self._role_of(key, version))
         slot = (*key, version)
         cached = self._cache.get(slot)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        figures_ = figures.version_quality(version, window.role, rows, state.config.label_threshold)
+        # The version's role now (it changes at a promotion), else the one it served with.
+        role = self._role_of(key, version) or window.role
+        figures_ = figures.version_quality(version, role, rows, state.config.label_threshold)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[slot] = (stamp, figures_)
         return figures_
+
+    def _role_of(self, key: ModelKey, version: str) -> str:
+        served = self.monitor.core.models.get(key)
+        current = served.versions.get(version) if served is not None else None
+        return current.role if current is not None else ""
 
     def compare(
         self,
@@ -296,6 +303,12 @@ class FeedbackService:
     def _history(self, slot: tuple[str, str, str]) -> deque[dict[str, Any]]:
         history = self.history.get(slot)
         if history is None:
+            # Versions come and go: a model keeps the history of its newest 2 × 16 versions
+            # (dicts keep insertion order, so the first of the model's slots is the oldest).
+            mine = [other for other in self.history if other[:2] == slot[:2]]
+            for old in mine[: max(0, len(mine) + 1 - 2 * self.join.max_versions)]:
+                del self.history[old]
+                self._history_revision.pop(old, None)
             history = self.history[slot] = deque(maxlen=HISTORY_POINTS)
         return history
 
@@ -333,6 +346,22 @@ class FeedbackService:
             | {slot[2] for slot in self.history if slot[:2] == key}
         }
         return (quality_page if page else quality_section)(report, history)
+
+    def sizes(self) -> dict[str, int]:
+        """What the join holds in memory (all bounded by the models' outcomes config)."""
+        models = list(self.join.models.values())
+        return {
+            "indexedRequests": sum(len(m.by_request) for m in models),
+            "waitingLabels": sum(len(m.waiting) for m in models),
+            "seenLabelIds": sum(len(m.seen) for m in models),
+            "labeledRows": sum(len(w.rows) for m in models for w in m.windows.values()),
+            "writeBacklog": self._backlog + len(self.join.outbox),
+            "dropped": self.dropped,
+            **{
+                outcome: sum(m.counts[outcome] for m in models)
+                for outcome in ("accepted", "duplicate", "joined", "orphan", "relabeled")
+            },
+        }
 
     # ------------------------------------------------------------------ metrics
 

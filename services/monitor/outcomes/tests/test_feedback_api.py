@@ -312,6 +312,8 @@ async def test_too_many_events_in_a_batch_is_413(tmp_path: Path) -> None:
                 for i in range(MAX_BATCH_EVENTS + 1)]  # fmt: skip
         status, body = await post_batch(http, service.url, many)
         assert (status, body["error"]) == (413, "feedback_too_many_events")
+        async with http.get(service.url + "/v1/bad-input") as r:
+            assert (await r.json())["totals"] == {"feedback_too_many_events": 1}
         assert service.outcomes.join.models == {} or not any(
             s.counts["accepted"] for s in service.outcomes.join.models.values()
         )
@@ -398,3 +400,30 @@ async def test_compare_names_a_bad_parameter(
             assert r.status == 400 and body["message"].startswith(name), body
     async with http.get(monitor.url + "/v1/models/team-a/nobody/compare", params=good) as r:
         assert r.status == 404
+
+
+async def test_the_python_helper_sends_batches_and_retries_are_duplicates(
+    monitor: MonitorService, http: aiohttp.ClientSession
+) -> None:
+    import asyncio
+
+    from services.monitor.outcomes.client import FeedbackRefused, send_feedback
+
+    await configure(http, monitor.url)
+    for i in range(5):
+        await serve(http, monitor.url, f"r{i}", "1", 0.2 * i)
+    labels = [{"id": f"app-{i}", "requestId": f"r{i}", "label": i % 2} for i in range(5)]
+    labels.append({"requestId": "r0", "label": "yes"})
+
+    def send() -> dict[str, Any]:
+        return send_feedback(monitor.url, "team-a", "churn", labels, batch_size=2)
+
+    first = await asyncio.to_thread(send)
+    assert (first["accepted"], first["duplicates"]) == (5, 0)
+    assert [(r["index"], r["field"]) for r in first["rejected"]] == [(5, "data.label")]
+    again = await asyncio.to_thread(send)  # a retry of the same labels
+    assert (again["accepted"], again["duplicates"]) == (0, 5)
+    assert version(await quality(http, monitor.url), "1")["labeled"] == 5
+    with pytest.raises(FeedbackRefused) as refused:
+        await asyncio.to_thread(send_feedback, monitor.url, "team-a", "nobody", labels[:1])
+    assert refused.value.status == 404
