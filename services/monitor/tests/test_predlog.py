@@ -16,6 +16,7 @@ from contracts import prediction_log as contract
 from services.monitor.core import MonitorCore, ServedPrediction
 from services.monitor.parsing import envelope_from_binary
 from services.monitor.predlog import (
+    Compactor,
     PredictionLog,
     arrow_schema,
     arrow_table,
@@ -140,7 +141,6 @@ class Harness:
         return sorted(dataset.to_table().to_pylist(), key=lambda r: (r["event_id"], r["row"]))
 
     def close(self) -> None:
-        self.log.close()
         self.store.close()
 
 
@@ -186,16 +186,16 @@ def test_an_interrupted_compaction_is_redone_into_the_same_files(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     harness.journal(prediction("a"), prediction("b"))
-    real_write = PredictionLog._write_file
+    real_write = Compactor._write_file
 
     def crash(*args: object) -> None:
         raise OSError("killed while writing")
 
-    monkeypatch.setattr(PredictionLog, "_write_file", crash)
+    monkeypatch.setattr(Compactor, "_write_file", crash)
     with pytest.raises(OSError):
         harness.log.compact(now=DAY1, replay_margin_s=30)
     harness.journal(prediction("c"))  # arrives while the monitor is down/restarting
-    monkeypatch.setattr(PredictionLog, "_write_file", real_write)
+    monkeypatch.setattr(Compactor, "_write_file", real_write)
     first = harness.log.compact(now=DAY1, replay_margin_s=30)
     assert first.rows == 2  # exactly the interrupted range (1, 2]
     second = harness.log.compact(now=DAY1, replay_margin_s=30)
