@@ -438,11 +438,18 @@ class PredictionLog:
 
     # -- store thread (inside the event batch's transaction) ----------------------------
 
+    def open(self, db: sqlite3.Connection) -> None:
+        """At start, on the store thread: the tables, and where the journal's seq stands."""
+        create_tables(db)
+        (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
+        self.top = int(top)
+
     def write(self, db: sqlite3.Connection, predictions: Sequence[ServedPrediction]) -> None:
+        before = db.total_changes
         write_rows(db, [journal_row(p, self._names) for p in predictions])
-        if predictions:
-            (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
-            self.top = int(top)
+        # Each row inserted takes the next seq (AUTOINCREMENT; ignored duplicates take none):
+        # counting them spares a query per commit.
+        self.top += db.total_changes - before
 
     @property
     def backlog(self) -> int:

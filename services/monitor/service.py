@@ -29,7 +29,7 @@ from services.monitor.fast_ingest import IngestListener, start_ingest_listener
 from services.monitor.hooks import FEATURE, DriftEvaluator, DriftOutcome, WindowSnapshot
 from services.monitor.metrics import MonitorCollector
 from services.monitor.parsing import BadEvent, Envelope
-from services.monitor.predlog import PredictionLog, create_tables, warm_up
+from services.monitor.predlog import PredictionLog, warm_up
 from services.monitor.store import BadInputRow, EventRow, MonitorStore, event_row
 
 if TYPE_CHECKING:  # the drift package loads pandas and SciPy: imported on first use below
@@ -111,7 +111,7 @@ class MonitorService:
 
         self._store = await self._in_store(MonitorStore, self.settings.db_path)
         if self.prediction_log is not None:
-            await self._in_store(create_tables, self._store.db)
+            await self._in_store(self.prediction_log.open, self._store.db)
         await self._restore()
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
