@@ -426,6 +426,16 @@ class PredictionLog:
         self._names: dict[tuple[str, ...], str] = {}  # store thread only
         self.failures = 0
 
+    def check_uri(self) -> None:
+        """Fail at start, not at the first compaction, on a URI no filesystem can serve
+        (an unknown scheme, or one whose fsspec package is not installed)."""
+        from fsspec.core import url_to_fs
+
+        try:
+            url_to_fs(self.uri)
+        except (ImportError, ValueError) as exc:
+            raise ValueError(f"prediction log URI {self.uri!r}: {exc}") from exc
+
     # -- event loop ---------------------------------------------------------------------
 
     def sink(self, prediction: ServedPrediction) -> None:

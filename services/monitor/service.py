@@ -109,6 +109,8 @@ class MonitorService:
     async def start(self) -> None:
         from services.monitor.api import build_app  # the shell imports this module
 
+        if self.prediction_log is not None:
+            self.prediction_log.check_uri()
         self._store = await self._in_store(MonitorStore, self.settings.db_path)
         if self.prediction_log is not None:
             await self._in_store(self.prediction_log.open, self._store.db)

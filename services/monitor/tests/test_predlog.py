@@ -252,3 +252,24 @@ def test_any_fsspec_uri(tmp_path: Path) -> None:
         fs.rm("/kubeloop-test", recursive=True)
     finally:
         harness.close()
+
+
+def test_cli_flags_map_onto_settings(tmp_path: Path) -> None:
+    from services.monitor.__main__ import parse_args
+
+    settings = parse_args(["--data-dir", str(tmp_path)])
+    assert settings.prediction_log and settings.prediction_log_location == str(
+        tmp_path / "predictions"
+    )
+    settings = parse_args(
+        ["--data-dir", str(tmp_path), "--prediction-log-uri", "memory://x/p",
+         "--prediction-log-retention-days", "7", "--prediction-log-compaction-interval", "5"]
+    )  # fmt: skip
+    assert (settings.prediction_log_location, settings.prediction_log_retention_days,
+            settings.prediction_log_compaction_interval_s) == ("memory://x/p", 7, 5.0)  # fmt: skip
+    assert not parse_args(["--data-dir", str(tmp_path), "--no-prediction-log"]).prediction_log
+
+
+def test_an_unservable_uri_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nosuchscheme"):
+        PredictionLog("nosuchscheme://bucket/p", tmp_path / "m.db", 30).check_uri()
