@@ -9,8 +9,8 @@ Two stages, so an acknowledged event survives a kill -9 and the Parquet files st
    for makes both durable at once. Rows are idempotent on ``(namespace, model, version,
    event_id)`` (``INSERT OR IGNORE``): the journal replay after a restart re-emits every call
    it rebuilds, and a late response to an already-expired request is emitted again.
-2. **Compaction** (a timer; a worker process with its own SQLite connection): rows ``(watermark, hi]``
-   become one Parquet file per UTC date, ``<uri>/date=D/part-<watermark+1>-<hi>.parquet``.
+2. **Compaction** (a timer; a worker process with its own SQLite connection): rows
+   ``(watermark, hi]`` become one Parquet file per UTC date, ``<uri>/date=D/part-<watermark+1>-<hi>.parquet``.
    ``hi`` is recorded *before* any file is written and ``watermark`` advances only after all
    are, so a compaction interrupted by a crash is redone over the same range into the same
    file names: no row is lost and none is written twice.
@@ -339,9 +339,9 @@ class Compactor:
         fs.makedirs(directory, exist_ok=True)
         final = f"{directory}/{name}"
         local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-        # Object stores publish a file on close; a local file is renamed into place so a
-        # reader never sees half of one.
-        target = final + ".tmp" if local else final
+        # Object stores publish a file on close; a local file is written under a hidden name
+        # (readers skip "."-files) and renamed into place, so a reader never sees half of one.
+        target = f"{directory}/.{name}.tmp" if local else final
         with fs.open(target, "wb") as handle:
             pq.write_table(table, handle, compression="zstd")
         if local:

@@ -194,6 +194,11 @@ def test_an_interrupted_compaction_is_redone_into_the_same_files(
     monkeypatch.setattr(Compactor, "_write_file", crash)
     with pytest.raises(OSError):
         harness.log.compact(now=DAY1, replay_margin_s=30)
+    # A half-written file of the interrupted pass: hidden, so readers skip it.
+    hidden = Path(harness.uri) / "date=2026-12-03" / ".part-000000000001-000000000002.parquet.tmp"
+    hidden.parent.mkdir(parents=True)
+    hidden.write_bytes(b"PAR1 half a file")
+    assert harness.dataset() == []
     harness.journal(prediction("c"))  # arrives while the monitor is down/restarting
     monkeypatch.setattr(Compactor, "_write_file", real_write)
     first = harness.log.compact(now=DAY1, replay_margin_s=30)
