@@ -384,17 +384,16 @@ def _prune(db: sqlite3.Connection, watermark: int, now: float, margin_s: float) 
             return pruned
 
 
-def warm_up() -> None:
+def warm_up(monitor_pid: int) -> None:
     """The compaction worker's initializer: exit with the monitor (a kill -9 of the monitor
     must not leave it behind), and pay the imports a pass needs (pyarrow pulls in pandas on
-    its first array: ~1 s of CPU) before the first pass."""
+    its first array: ~1 s of CPU) before the first pass. The monitor passes its pid: a
+    worker still starting when the monitor died has already been reparented here."""
     import os
     import threading
 
-    parent = os.getppid()
-
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == monitor_pid:
             time.sleep(1.0)
         os._exit(0)  # reparented: the monitor is gone
 

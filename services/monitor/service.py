@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import os
 import threading
 import time
 import uuid
@@ -272,7 +273,9 @@ class MonitorService:
         if self._compactor is None:
             # spawn: a forked child would inherit the event loop's threads and locks.
             context = multiprocessing.get_context("spawn")
-            self._compactor = ProcessPoolExecutor(1, mp_context=context, initializer=warm_up)
+            self._compactor = ProcessPoolExecutor(
+                1, mp_context=context, initializer=warm_up, initargs=(os.getpid(),)
+            )
         loop = asyncio.get_running_loop()
         run = self.prediction_log.compactor.run
         try:
