@@ -228,7 +228,6 @@ def capacity(calls: int, rate: float, shadow_every: int) -> dict[str, Any]:
         done = log.compact(now=1_764_806_400.0 + calls / 7500, replay_margin_s=30)
         compact_cpu = time.process_time() - cpu
         compact_wall = time.perf_counter() - wall
-        log.close()
         store.close()
     # Calls the monitor journals at `rate` events/s: every call is 2 events (request and
     # response), a mirrored one is a call of the shadow version too (2 more events).

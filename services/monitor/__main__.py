@@ -20,7 +20,13 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
         "--ingest-port", type=int, default=None, help="also take events on a fast listener"
     )
     parser.add_argument("--data-dir", type=Path, required=True, help="SQLite state lives here")
-    parser.add_argument("--flush-interval", type=float, default=0.1, help="journal batch (s)")
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=0.1,
+        help="commit interval (s) for bad-input counters and expired calls; an ingest reply "
+        "commits at once (group commit) and waits for it",
+    )
     parser.add_argument("--retention-rows", type=int, default=200_000)
     parser.add_argument("--drift-interval", type=float, default=30.0)
     parser.add_argument(

@@ -9,8 +9,8 @@ Two stages, so an acknowledged event survives a kill -9 and the Parquet files st
    for makes both durable at once. Rows are idempotent on ``(namespace, model, version,
    event_id)`` (``INSERT OR IGNORE``): the journal replay after a restart re-emits every call
    it rebuilds, and a late response to an already-expired request is emitted again.
-2. **Compaction** (a timer, its own thread and SQLite connection): rows ``(watermark, hi]``
-   become one Parquet file per UTC date, ``<uri>/date=D/part-<watermark+1>-<hi>.parquet``.
+2. **Compaction** (a timer; a worker process with its own SQLite connection): rows
+   ``(watermark, hi]`` become one Parquet file per UTC date, ``<uri>/date=D/part-<watermark+1>-<hi>.parquet``.
    ``hi`` is recorded *before* any file is written and ``watermark`` advances only after all
    are, so a compaction interrupted by a crash is redone over the same range into the same
    file names: no row is lost and none is written twice.
@@ -267,81 +267,42 @@ class Compaction:
     seconds: float = 0.0
     pruned: int = 0
     expired_partitions: int = 0
-    through_seq: int = 0
+    through_seq: int = 0  # the watermark after the pass
+    journal_top: int = 0  # the highest journal seq the pass saw
     at: float = 0.0
 
 
-class PredictionLog:
-    """Sink for served calls; journal writer (store thread); compactor (its own thread)."""
+@dataclass(frozen=True)
+class Compactor:
+    """One compaction pass, self-contained (its own SQLite connection, opened per pass) so
+    the service can run it in a worker process: the Arrow and Parquet work then never holds
+    the ingest loop's GIL."""
 
-    def __init__(
-        self,
-        uri: str,
-        db_path: Path,
-        retention_days: int,
-        max_rows_per_pass: int = 2_000_000,
-    ) -> None:
-        self.uri = uri.rstrip("/")
-        self.db_path = db_path
-        self.retention_days = retention_days
-        self.max_rows_per_pass = max_rows_per_pass
-        self.pending: list[ServedPrediction] = []
-        self.last = Compaction()
-        self.top = 0  # highest journal seq written (store thread)
-        self._names: dict[tuple[str, ...], str] = {}  # store thread only
-        self.failures = 0
-        self._db: sqlite3.Connection | None = None
+    uri: str
+    db_path: Path
+    retention_days: int
+    max_rows_per_pass: int = 2_000_000
 
-    # -- event loop ---------------------------------------------------------------------
-
-    def sink(self, prediction: ServedPrediction) -> None:
-        """A :data:`~services.monitor.core.PredictionSink`: O(1) on the event loop."""
-        self.pending.append(prediction)
-
-    def drain(self) -> list[ServedPrediction]:
-        drained, self.pending = self.pending, []
-        return drained
-
-    # -- store thread (inside the event batch's transaction) ----------------------------
-
-    def write(self, db: sqlite3.Connection, predictions: Sequence[ServedPrediction]) -> None:
-        write_rows(db, [journal_row(p, self._names) for p in predictions])
-        if predictions:
-            (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
-            self.top = int(top)
-
-    @property
-    def backlog(self) -> int:
-        """Journaled calls not yet in Parquet."""
-        return max(0, self.top - self.last.through_seq)
-
-    # -- compactor thread ---------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+    def run(self, now: float, replay_margin_s: float) -> Compaction:
+        """Journal rows → Parquet, advance the watermark, prune, apply retention."""
+        started = time.perf_counter()
+        db = sqlite3.connect(self.db_path, isolation_level=None)
+        try:
             db.execute("PRAGMA busy_timeout=30000")  # the event writer holds the lock briefly
             create_tables(db)
-            self._db = db
-        return self._db
+            result = self._pass(db, now, replay_margin_s)
+        finally:
+            db.close()
+        result.expired_partitions = self.apply_retention(now)
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
 
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def _state(self, db: sqlite3.Connection, key: str) -> int | None:
-        row = db.execute("SELECT value FROM prediction_log_state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else int(row[0])
-
-    def compact(self, now: float, replay_margin_s: float) -> Compaction:
-        """One pass: journal rows → Parquet, advance the watermark, prune, apply retention."""
-        started = time.perf_counter()
-        db = self._connection()
+    def _pass(self, db: sqlite3.Connection, now: float, margin_s: float) -> Compaction:
         result = Compaction(at=now)
-        watermark = self._state(db, _WATERMARK) or 0
-        pending = self._state(db, _PENDING)
+        watermark = _state(db, _WATERMARK) or 0
+        pending = _state(db, _PENDING)
         (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
+        result.journal_top = int(top)
         if pending is not None and pending > watermark:
             hi = pending  # an interrupted pass: redo exactly its range, into the same files
         else:
@@ -366,11 +327,7 @@ class PredictionLog:
             result.files = len(tables)
             watermark = hi
         result.through_seq = watermark
-        result.pruned = self._prune(db, watermark, now, replay_margin_s)
-        result.expired_partitions = self.apply_retention(now)
-        result.seconds = round(time.perf_counter() - started, 3)
-        self.top = max(self.top, int(top))
-        self.last = result
+        result.pruned = _prune(db, watermark, now, margin_s)
         return result
 
     def _write_file(self, day: str, name: str, table: pa.Table) -> None:
@@ -382,30 +339,13 @@ class PredictionLog:
         fs.makedirs(directory, exist_ok=True)
         final = f"{directory}/{name}"
         local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-        # Object stores publish a file on close; a local file is renamed into place so a
-        # reader never sees half of one.
-        target = final + ".tmp" if local else final
+        # Object stores publish a file on close; a local file is written under a hidden name
+        # (readers skip "."-files) and renamed into place, so a reader never sees half of one.
+        target = f"{directory}/.{name}.tmp" if local else final
         with fs.open(target, "wb") as handle:
             pq.write_table(table, handle, compression="zstd")
         if local:
             fs.mv(target, final)
-
-    def _prune(self, db: sqlite3.Connection, watermark: int, now: float, margin_s: float) -> int:
-        """Delete compacted rows no replay can emit again."""
-        row = db.execute("SELECT MIN(ts) FROM events").fetchone()
-        oldest_event = row[0] if row and row[0] is not None else now
-        cutoff = float(oldest_event) - margin_s
-        pruned = 0
-        while True:
-            with db:
-                deleted = db.execute(
-                    "DELETE FROM predictions WHERE seq IN (SELECT seq FROM predictions"
-                    " WHERE seq <= ? AND served_at < ? LIMIT ?)",
-                    (watermark, cutoff, _PRUNE_CHUNK),
-                ).rowcount
-            pruned += deleted
-            if deleted < _PRUNE_CHUNK:
-                return pruned
 
     def apply_retention(self, now: float) -> int:
         from fsspec.core import url_to_fs
@@ -420,11 +360,128 @@ class PredictionLog:
             fs.rm(f"{root}/{name}", recursive=True)
         return len(expired)
 
+
+def _state(db: sqlite3.Connection, key: str) -> int | None:
+    row = db.execute("SELECT value FROM prediction_log_state WHERE key = ?", (key,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _prune(db: sqlite3.Connection, watermark: int, now: float, margin_s: float) -> int:
+    """Delete compacted rows no replay can emit again."""
+    row = db.execute("SELECT MIN(ts) FROM events").fetchone()
+    oldest_event = row[0] if row and row[0] is not None else now
+    cutoff = float(oldest_event) - margin_s
+    pruned = 0
+    while True:
+        with db:
+            deleted = db.execute(
+                "DELETE FROM predictions WHERE seq IN (SELECT seq FROM predictions"
+                " WHERE seq <= ? AND served_at < ? LIMIT ?)",
+                (watermark, cutoff, _PRUNE_CHUNK),
+            ).rowcount
+        pruned += deleted
+        if deleted < _PRUNE_CHUNK:
+            return pruned
+
+
+def warm_up(monitor_pid: int) -> None:
+    """The compaction worker's initializer: exit with the monitor (a kill -9 of the monitor
+    must not leave it behind), and pay the imports a pass needs (pyarrow pulls in pandas on
+    its first array: ~1 s of CPU) before the first pass. The monitor passes its pid: a
+    worker still starting when the monitor died has already been reparented here."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == monitor_pid:
+            time.sleep(1.0)
+        os._exit(0)  # reparented: the monitor is gone
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    import fsspec.core
+    import pyarrow as pa
+    import pyarrow.parquet  # noqa: F401
+
+    pa.array([0.0])
+    fsspec.core.url_to_fs("file:///")
+
+
+class PredictionLog:
+    """Sink for served calls (event loop), journal writer (store thread), and the
+    :class:`Compactor` whose passes the service runs in a worker process."""
+
+    def __init__(
+        self,
+        uri: str,
+        db_path: Path,
+        retention_days: int,
+        max_rows_per_pass: int = 2_000_000,
+    ) -> None:
+        self.uri = uri.rstrip("/")
+        self.compactor = Compactor(self.uri, db_path, retention_days, max_rows_per_pass)
+        self.pending: list[ServedPrediction] = []
+        self.last = Compaction()
+        self.top = 0  # highest journal seq written (store thread)
+        self._names: dict[tuple[str, ...], str] = {}  # store thread only
+        self.failures = 0
+
+    def check_uri(self) -> None:
+        """Fail at start, not at the first compaction, on a URI no filesystem can serve
+        (an unknown scheme, or one whose fsspec package is not installed)."""
+        from fsspec.core import url_to_fs
+
+        try:
+            url_to_fs(self.uri)
+        except (ImportError, ValueError) as exc:
+            raise ValueError(f"prediction log URI {self.uri!r}: {exc}") from exc
+
+    # -- event loop ---------------------------------------------------------------------
+
+    def sink(self, prediction: ServedPrediction) -> None:
+        """A :data:`~services.monitor.core.PredictionSink`: O(1) on the event loop."""
+        self.pending.append(prediction)
+
+    def drain(self) -> list[ServedPrediction]:
+        drained, self.pending = self.pending, []
+        return drained
+
+    # -- store thread (inside the event batch's transaction) ----------------------------
+
+    def open(self, db: sqlite3.Connection) -> None:
+        """At start, on the store thread: the tables, and where the journal's seq stands."""
+        create_tables(db)
+        (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
+        self.top = int(top)
+
+    def write(self, db: sqlite3.Connection, predictions: Sequence[ServedPrediction]) -> None:
+        before = db.total_changes
+        write_rows(db, [journal_row(p, self._names) for p in predictions])
+        # Each row inserted takes the next seq (AUTOINCREMENT; ignored duplicates take none):
+        # counting them spares a query per commit.
+        self.top += db.total_changes - before
+
+    @property
+    def backlog(self) -> int:
+        """Journaled calls not yet in Parquet."""
+        return max(0, self.top - self.last.through_seq)
+
+    # -- compaction ---------------------------------------------------------------------
+
+    def record(self, result: Compaction) -> None:
+        self.top = max(self.top, result.journal_top)
+        self.last = result
+
+    def compact(self, now: float, replay_margin_s: float) -> Compaction:
+        """One pass in this process (tests, tools); the service uses a worker process."""
+        result = self.compactor.run(now, replay_margin_s)
+        self.record(result)
+        return result
+
     def status(self) -> dict[str, Any]:
         last = self.last
         return {
             "uri": self.uri,
-            "retentionDays": self.retention_days,
+            "retentionDays": self.compactor.retention_days,
             "unjournaled": len(self.pending),
             "backlog": self.backlog,
             "compactionFailures": self.failures,

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
+import os
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +31,7 @@ from services.monitor.hooks import FEATURE, DriftEvaluator, DriftOutcome, Window
 from services.monitor.metrics import MonitorCollector
 from services.monitor.outcomes.service import FeedbackService
 from services.monitor.parsing import BadEvent, Envelope
-from services.monitor.predlog import PredictionLog, create_tables
+from services.monitor.predlog import PredictionLog, warm_up
 from services.monitor.store import BadInputRow, EventRow, MonitorStore, event_row
 
 if TYPE_CHECKING:  # the drift package loads pandas and SciPy: imported on first use below
@@ -88,7 +91,9 @@ class MonitorService:
                 settings.prediction_log_retention_days,
             )
             self.core.prediction_sinks.append(self.prediction_log.sink)
-        self._compact_thread = ThreadPoolExecutor(1, thread_name_prefix="monitor-predlog")
+        # Compaction runs in a worker process, started on the first pass: its Arrow/Parquet
+        # work would otherwise hold the GIL the ingest loop needs.
+        self._compactor: ProcessPoolExecutor | None = None
         self._drift_thread = ThreadPoolExecutor(1, thread_name_prefix="monitor-drift")
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -110,9 +115,11 @@ class MonitorService:
     async def start(self) -> None:
         from services.monitor.api import build_app  # the shell imports this module
 
+        if self.prediction_log is not None:
+            self.prediction_log.check_uri()
         self._store = await self._in_store(MonitorStore, self.settings.db_path)
         if self.prediction_log is not None:
-            await self._in_store(create_tables, self._store.db)
+            await self._in_store(self.prediction_log.open, self._store.db)
         await self._restore()
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
@@ -154,17 +161,17 @@ class MonitorService:
         if self._store is not None:
             await self.outcomes.flush()
             await self.flush()
-            if self.prediction_log is not None:
+            if self._compactor is not None:
                 try:  # a clean stop leaves the log complete; a failure here loses nothing
                     await self.compact_predictions()
                 except Exception:
                     log.exception("final prediction-log compaction failed")
-                loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._compact_thread, self.prediction_log.close)
             await self._in_store(self._store.close)
             self._store = None
         self._store_thread.shutdown(wait=True)
-        self._compact_thread.shutdown(wait=True)
+        if self._compactor is not None:
+            self._compactor.shutdown(wait=True)
+            self._compactor = None
         self._drift_thread.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -273,14 +280,24 @@ class MonitorService:
             return
         configs = [state.config for state in self.core.models.values()] or [ModelConfig()]
         margin = max(c.pairing_timeout_seconds for c in configs)
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(
-                self._compact_thread, self.prediction_log.compact, self.clock(), margin
+        if self._compactor is None:
+            # spawn: a forked child would inherit the event loop's threads and locks.
+            context = multiprocessing.get_context("spawn")
+            self._compactor = ProcessPoolExecutor(
+                1, mp_context=context, initializer=warm_up, initargs=(os.getpid(),)
             )
+        loop = asyncio.get_running_loop()
+        run = self.prediction_log.compactor.run
+        try:
+            result = await loop.run_in_executor(self._compactor, run, self.clock(), margin)
+        except BrokenProcessPool:
+            self.prediction_log.failures += 1
+            self._compactor = None  # the worker died: a fresh one next pass
+            raise
         except Exception:
             self.prediction_log.failures += 1
             raise
+        self.prediction_log.record(result)
 
     async def _expire(self) -> None:
         self.core.expire(self.clock())

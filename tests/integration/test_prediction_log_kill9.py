@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pyarrow.dataset as ds
 import pytest
 
@@ -112,6 +113,8 @@ def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: Monitor) -
         thread.start()
     # Under load, with compactions having run: the kill lands between and during them.
     wait_for(lambda: sum(map(len, acked)) >= 3000, 60, "3,000 acknowledged events")
+    assert monitor.process is not None
+    children = psutil.Process(monitor.process.pid).children()  # the compaction worker
     monitor.kill9()
     stop.set()
     for thread in threads:
@@ -121,6 +124,9 @@ def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: Monitor) -
     answered = {item.split("/")[0] for item in acknowledged if item.endswith("/response")}
     both = {c for c in answered if f"{c}/request" in acknowledged}
 
+    # The compaction worker does not outlive the monitor (it polls its parent each second).
+    wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+                             for c in children), 30, "the killed monitor's worker to exit")  # fmt: skip
     restarted = time.time()
     monitor.start()
 

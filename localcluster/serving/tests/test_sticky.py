@@ -276,3 +276,30 @@ async def test_router_keeps_each_user_on_one_version(ups: dict[str, Upstream]) -
             assert seen["headers"][BUCKET_HEADER] == str(assignment_bucket(user))
     assert len(by_user) == 40 and all(len(v) == 1 for v in by_user.values())
     assert router.stats["assignment_key_missing"] == 1
+
+
+def test_apply_sets_and_clears_the_assignment_annotation() -> None:
+    """The operator's patch of an existing VirtualService carries the annotation with the
+    spec: set for sticky assignment, null (deleted, RFC 7386) when back to request level."""
+    from kubernetes.client.rest import ApiException
+
+    from operators.backends.serving import KubeObjects
+
+    patches: list[dict[str, Any]] = []
+
+    class Custom:
+        def create_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+            raise ApiException(status=409)
+
+        def patch_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+            patches.append(args[-1])
+            return {}
+
+    objects = KubeObjects.__new__(KubeObjects)
+    objects.custom = Custom()  # type: ignore[assignment]
+    objects.apply_virtual_service(rendered(10, BY_HEADER))
+    objects.apply_virtual_service(rendered(10, Assignment()))
+    first, second = (p["metadata"]["annotations"][ASSIGNMENT_ANNOTATION] for p in patches)
+    assert json.loads(first)["key"] == "x-user-id"
+    assert second is None
+    assert len(patches[1]["spec"]["http"]) == 1

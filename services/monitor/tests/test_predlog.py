@@ -16,6 +16,7 @@ from contracts import prediction_log as contract
 from services.monitor.core import MonitorCore, ServedPrediction
 from services.monitor.parsing import envelope_from_binary
 from services.monitor.predlog import (
+    Compactor,
     PredictionLog,
     arrow_schema,
     arrow_table,
@@ -140,7 +141,6 @@ class Harness:
         return sorted(dataset.to_table().to_pylist(), key=lambda r: (r["event_id"], r["row"]))
 
     def close(self) -> None:
-        self.log.close()
         self.store.close()
 
 
@@ -186,16 +186,21 @@ def test_an_interrupted_compaction_is_redone_into_the_same_files(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     harness.journal(prediction("a"), prediction("b"))
-    real_write = PredictionLog._write_file
+    real_write = Compactor._write_file
 
     def crash(*args: object) -> None:
         raise OSError("killed while writing")
 
-    monkeypatch.setattr(PredictionLog, "_write_file", crash)
+    monkeypatch.setattr(Compactor, "_write_file", crash)
     with pytest.raises(OSError):
         harness.log.compact(now=DAY1, replay_margin_s=30)
+    # A half-written file of the interrupted pass: hidden, so readers skip it.
+    hidden = Path(harness.uri) / "date=2026-12-03" / ".part-000000000001-000000000002.parquet.tmp"
+    hidden.parent.mkdir(parents=True)
+    hidden.write_bytes(b"PAR1 half a file")
+    assert harness.dataset() == []
     harness.journal(prediction("c"))  # arrives while the monitor is down/restarting
-    monkeypatch.setattr(PredictionLog, "_write_file", real_write)
+    monkeypatch.setattr(Compactor, "_write_file", real_write)
     first = harness.log.compact(now=DAY1, replay_margin_s=30)
     assert first.rows == 2  # exactly the interrupted range (1, 2]
     second = harness.log.compact(now=DAY1, replay_margin_s=30)
@@ -252,3 +257,24 @@ def test_any_fsspec_uri(tmp_path: Path) -> None:
         fs.rm("/kubeloop-test", recursive=True)
     finally:
         harness.close()
+
+
+def test_cli_flags_map_onto_settings(tmp_path: Path) -> None:
+    from services.monitor.__main__ import parse_args
+
+    settings = parse_args(["--data-dir", str(tmp_path)])
+    assert settings.prediction_log and settings.prediction_log_location == str(
+        tmp_path / "predictions"
+    )
+    settings = parse_args(
+        ["--data-dir", str(tmp_path), "--prediction-log-uri", "memory://x/p",
+         "--prediction-log-retention-days", "7", "--prediction-log-compaction-interval", "5"]
+    )  # fmt: skip
+    assert (settings.prediction_log_location, settings.prediction_log_retention_days,
+            settings.prediction_log_compaction_interval_s) == ("memory://x/p", 7, 5.0)  # fmt: skip
+    assert not parse_args(["--data-dir", str(tmp_path), "--no-prediction-log"]).prediction_log
+
+
+def test_an_unservable_uri_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nosuchscheme"):
+        PredictionLog("nosuchscheme://bucket/p", tmp_path / "m.db", 30).check_uri()
