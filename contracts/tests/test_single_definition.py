@@ -50,6 +50,7 @@ GENERIC = frozenset(
         "feedback",
         "get",
         "create",
+        "mlmodels",
     }
 )
 SKIPPED_DIRS = {".venv", ".git", "build", "node_modules", "tests", "contracts", "__pycache__"}

@@ -48,6 +48,10 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
         registry=MlflowRegistry.from_uri(tracking_uri),
         objects=objects,
         traffic=IstioTraffic(objects),
-        monitor=HttpMonitor(config.monitor_url) if config.monitor_url else None,
+        monitor=(
+            HttpMonitor(config.monitor_url, token_file=config.monitor_token_file)
+            if config.monitor_url
+            else None
+        ),
         monitor_url=config.monitor_url,
     )

@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from contracts.auth import MONITOR_AUDIENCE
 from contracts.quality import DESIGNS, METRICS
 from services.monitor.auth.core import classify
 from services.monitor.config import ModelConfig
@@ -78,7 +79,7 @@ async def authorize(request: web.Request, handler: Any) -> web.StreamResponse:
     header = request.headers.get("Authorization")
     verdict = await auth.check(access, header, request.remote or "")
     if not verdict.allowed:
-        headers = {"WWW-Authenticate": 'Bearer realm="kubeloop-monitor"'}
+        headers = {"WWW-Authenticate": f'Bearer realm="{MONITOR_AUDIENCE}"'}
         if verdict.status != 401:
             headers = {}
         return web.json_response(

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import secrets
 import threading
 import time
 import uuid
@@ -25,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from services.monitor.auth.service import MonitorAuth
+from services.monitor.auth.tokens import ensure_token
 from services.monitor.config import AuthSettings, DriftConfig, ModelConfig, MonitorSettings
 from services.monitor.core import BadCount, ModelKey, ModelState, MonitorCore
 from services.monitor.fast_ingest import IngestListener, start_ingest_listener
@@ -609,18 +608,6 @@ def build_auth(settings: AuthSettings, data_dir: Path, clock: Callable[[], float
         )
         reviewer = kube.KubeReviewer(target, settings.audience)
     return MonitorAuth(settings, clock, token, reviewer)
-
-
-def ensure_token(path: Path) -> str:
-    """The token in ``path``, made (32 random bytes, file mode 0600) when there is none."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(token)
-    return token
 
 
 def _has_data(snapshot: WindowSnapshot) -> bool:

@@ -56,7 +56,9 @@ def in_cluster() -> ApiTarget:
 
     host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
     host = f"[{host}]" if ":" in host else host
-    return ApiTarget(f"https://{host}:{port}", str(IN_CLUSTER / "ca.crt"), None, IN_CLUSTER / "token")
+    return ApiTarget(
+        f"https://{host}:{port}", str(IN_CLUSTER / "ca.crt"), None, IN_CLUSTER / "token"
+    )
 
 
 def from_kubeconfig(path: Path) -> ApiTarget:
@@ -146,7 +148,11 @@ class KubeReviewer:
             spec["uid"] = identity.uid
         if identity.extra:
             spec["extra"] = {k: list(v) for k, v in identity.extra}
-        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": spec,
+        }
         status = (await self._post(SUBJECT_ACCESS_REVIEWS, body)).get("status") or {}
         return status.get("allowed") is True and status.get("denied") is not True
 
