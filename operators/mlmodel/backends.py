@@ -53,5 +53,7 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
             if config.monitor_url
             else None
         ),
-        monitor_url=config.monitor_url,
+        # Where the InferenceServices' loggers send events: the monitor's ingest port when it
+        # has one (the NetworkPolicy lets predictors reach only that port).
+        monitor_url=config.monitor_ingest_url or config.monitor_url,
     )

@@ -166,10 +166,15 @@ def same_token(presented: str, expected: str) -> bool:
 
 def needed_check(access: Access) -> ResourceCheck | None:
     """The SubjectAccessReview an identity other than the embedded one/an operator needs."""
+    # The model's name is in the review, so a Role may grant some models (resourceNames).
     if access.route is RouteClass.FEEDBACK:
-        return ResourceCheck(VERB_CREATE, access.namespace, subresource=FEEDBACK_SUBRESOURCE)
+        return ResourceCheck(
+            VERB_CREATE, access.namespace, subresource=FEEDBACK_SUBRESOURCE, name=access.name
+        )
     if access.route is RouteClass.READ:
-        return ResourceCheck(VERB_GET, access.namespace, subresource=STATUS_SUBRESOURCE)
+        return ResourceCheck(
+            VERB_GET, access.namespace, subresource=STATUS_SUBRESOURCE, name=access.name
+        )
     if access.route is RouteClass.READ_ALL:
         return ResourceCheck(VERB_GET, "", subresource=STATUS_SUBRESOURCE)
     return None
