@@ -173,7 +173,9 @@ def test_monitor_serves_its_port_behind_the_service() -> None:
         "--data-dir",
         "/data",
     ]
-    assert pod["spec"]["automountServiceAccountToken"] is False
+    # The monitor reviews tokens (TokenReview/SubjectAccessReview): it needs its API token.
+    assert pod["spec"]["automountServiceAccountToken"] is True
+    assert container["args"][:3] == ["--ingest-port", "8081", "--network-ingest"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]

@@ -35,8 +35,13 @@ class MonitorProcess:
         self.ingest_url = f"http://127.0.0.1:{self.ingest_port}/"
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def token_file(self) -> Path:
+        """The monitor's embedded token (``--token-file``): what a client must send."""
+        return self.data_dir.parent / "monitor-test-token"
+
     def start(self) -> None:
-        token_file = self.data_dir.parent / "monitor-test-token"
+        token_file = self.token_file
         token_file.write_text(TEST_TOKEN)
         command = [
             sys.executable, "-m", "services.monitor", "--port", str(self.port),
