@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,13 +149,19 @@ def _string_list(value: Any, field: str) -> list[str]:
     return list(value)
 
 
-def _answer(body: dict[str, Any], kind: str, api_version: str, status: dict[str, Any]) -> dict:
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-    answer = {"kind": kind, "apiVersion": api_version, "metadata": {**metadata}}
-    answer["metadata"]["creationTimestamp"] = None
-    answer["spec"] = body["spec"]
-    answer["status"] = status
-    return answer
+def _answer(
+    body: dict[str, Any], kind: str, api_version: str, status: dict[str, Any]
+) -> dict[str, Any]:
+    given = body.get("metadata")
+    metadata: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+    metadata["creationTimestamp"] = None
+    return {
+        "kind": kind,
+        "apiVersion": api_version,
+        "metadata": metadata,
+        "spec": body["spec"],
+        "status": status,
+    }
 
 
 TOKEN_REVIEW = ("TokenReview", "authentication.k8s.io/v1")
@@ -277,5 +283,5 @@ def rbac_objects_wanted(namespace: str) -> list[tuple[str, str, str | None]]:
     return wanted
 
 
-def by_name(items: list[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+def by_name(items: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     return {str((item.get("metadata") or {}).get("name")): item for item in items}

@@ -97,6 +97,7 @@ def test_token_review_audiences_and_expiry() -> None:
     assert not reviews.token_review(api_only, lambda _: principal, now=50.0)["status"][
         "authenticated"
     ]
+    bad: Any
     for bad in (
         {},
         {"spec": {}},

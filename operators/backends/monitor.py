@@ -14,7 +14,7 @@ and a candidate against stable on the primary metric from `GET .../compare`
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -241,7 +241,7 @@ class _FileBearer(httpx.Auth):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         try:
             token = self.path.read_text().strip()
         except OSError as error:
