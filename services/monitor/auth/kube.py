@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ class ApiTarget:
     ca_file: str | None
     token: str | None = None
     token_file: Path | None = None  # re-read per call: projected tokens rotate
+    ca_data: str | None = None  # PEM, from a kubeconfig's certificate-authority-data
 
     def bearer(self) -> str:
         if self.token_file is not None:
@@ -70,13 +70,11 @@ def from_kubeconfig(path: Path) -> ApiTarget:
     cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == context["cluster"])
     user = next(u["user"] for u in doc["users"] if u["name"] == context["user"])
     ca_file = cluster.get("certificate-authority")
+    ca_data = None
     if cluster.get("certificate-authority-data"):
-        pem = base64.b64decode(cluster["certificate-authority-data"])
-        with tempfile.NamedTemporaryFile("wb", suffix=".crt", delete=False) as handle:
-            handle.write(pem)
-        ca_file = handle.name
+        ca_data = base64.b64decode(cluster["certificate-authority-data"]).decode()
     token_file = Path(user["tokenFile"]) if user.get("tokenFile") else None
-    return ApiTarget(cluster["server"], ca_file, user.get("token"), token_file)
+    return ApiTarget(cluster["server"], ca_file, user.get("token"), token_file, ca_data)
 
 
 class KubeReviewer:
@@ -89,7 +87,7 @@ class KubeReviewer:
         self._session: aiohttp.ClientSession | None = None
 
     def _ssl(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.target.ca_file)
+        return ssl.create_default_context(cafile=self.target.ca_file, cadata=self.target.ca_data)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._session is None:
