@@ -116,11 +116,14 @@ class IngestProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         keep_alive = self._parser.should_keep_alive()
-        reply = self._dispatch()
-        if not isinstance(reply, tuple):
-            reply = asyncio.ensure_future(reply)
-        elif needs_commit(reply[0]):
-            reply = self._after_commit(reply)
+        dispatched = self._dispatch()
+        reply: Reply | asyncio.Future[Reply]
+        if not isinstance(dispatched, tuple):
+            reply = asyncio.ensure_future(dispatched)
+        elif needs_commit(dispatched[0]):
+            reply = self._after_commit(dispatched)
+        else:
+            reply = dispatched
         self._outbox.append((reply, keep_alive))
         if not isinstance(reply, tuple):
             reply.add_done_callback(self._pump)
