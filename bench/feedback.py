@@ -31,6 +31,8 @@ from typing import Any
 
 import _repo  # noqa: F401  (the test harness on the path)
 from monitor_ingest import (
+    AUTH_HEADER,
+    BENCH_TOKEN,
     RAW_SINK,
     call_events,
     get_json,
@@ -75,7 +77,7 @@ def label_batches(args: argparse.Namespace, count: int, first_id: int = 0) -> li
         body = json.dumps(events).encode()
         head = (
             f"POST {PATH} HTTP/1.1\r\nHost: monitor\r\nContent-Type: {ce.BATCH_CONTENT_TYPE}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{AUTH_HEADER}Content-Length: {len(body)}\r\n\r\n"
         )
         requests.append(head.encode() + body)
     return requests
@@ -109,6 +111,7 @@ def put_config(port: int, maturity_s: float) -> None:
         f"http://127.0.0.1:{port}/v1/models/bench/churn/config",
         data=json.dumps(config).encode(),
         method="PUT",
+        headers={"Authorization": f"Bearer {BENCH_TOKEN}"},
     )
     urllib.request.urlopen(request, timeout=10).close()
 

@@ -37,12 +37,18 @@ RESULTS = ROOT / "bench" / "results" / "monitor_ingest.json"
 FEATURES = 20
 
 
+#: The monitor runs as shipped, with authentication on: every event carries the embedded token
+#: (``--token-file``), so the figures include the token check.
+BENCH_TOKEN = "bench-monitor-token"
+AUTH_HEADER = f"Authorization: Bearer {BENCH_TOKEN}\r\n"
+
+
 def event_bytes(kind: str, request_id: str, version: str, role: str, body: bytes) -> bytes:
     ce_type = f"org.kubeflow.serving.inference.{kind}"
     extra = "ce-kubeloopstatus: 200\r\nce-kubelooplatencyms: 7.5\r\n" if kind == "response" else ""
     head = (
         "POST / HTTP/1.1\r\nHost: monitor\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nce-specversion: 1.0\r\nce-type: {ce_type}\r\n"
+        f"{AUTH_HEADER}Content-Length: {len(body)}\r\nce-specversion: 1.0\r\nce-type: {ce_type}\r\n"
         f"ce-id: {request_id}\r\nce-source: http://bench/\r\nce-namespace: bench\r\n"
         f"ce-inferenceservicename: churn-{version}\r\nce-kubeloopmodel: churn\r\n"
         f"ce-kubeloopversion: {version}\r\nce-kubelooprole: {role}\r\n{extra}\r\n"
@@ -115,15 +121,22 @@ def wait_ready(port: int, timeout_s: float = 60.0) -> None:
 def monitor_command(data_dir: str) -> tuple[int, int, list[str]]:
     """The monitor on two free ports (API, fast ingest): (port, ingest port, argv)."""
     port, ingest_port = free_port(), free_port()
+    token_file = Path(data_dir) / "bench-token"
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    token_file.write_text(BENCH_TOKEN)
     command = [
         sys.executable, "-m", "services.monitor", "--port", str(port),
         "--ingest-port", str(ingest_port), "--data-dir", data_dir,
+        "--token-file", str(token_file),
     ]  # fmt: skip
     return port, ingest_port, command
 
 
 def get_json(port: int, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {BENCH_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 
 
@@ -254,7 +267,10 @@ def run_peer(code: str, payloads: list[bytes], args: argparse.Namespace) -> dict
 def put_config(port: int, window_size: int) -> None:
     config = json.dumps({"windowSize": window_size, "shadowVersion": "2"}).encode()
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/models/bench/churn/config", data=config, method="PUT"
+        f"http://127.0.0.1:{port}/v1/models/bench/churn/config",
+        data=config,
+        method="PUT",
+        headers={"Authorization": f"Bearer {BENCH_TOKEN}"},
     )
     urllib.request.urlopen(request, timeout=10).close()
 

@@ -12,6 +12,7 @@ Public API
 - ``localcluster.server.BackgroundCluster(data_dir, host, port)``: the same on its own loop in a
   daemon thread for synchronous callers: ``start()`` (returns self), ``stop()``, ``compact()``,
   usable as a context manager.
+- ``LocalCluster.signer`` (``reviews.TokenSigner``) signs and verifies ServiceAccount tokens.
 - ``LocalCluster(..., audit=True)`` (or ``set_audit(True)``) records every request in RBAC terms
   (``localcluster.audit.AuditRecord``: user, verb, apiGroup, resource, subresource, namespace,
   name); read with ``audit_records()``, reset with ``clear_audit()``. ``add_user(name)`` mints
@@ -28,6 +29,16 @@ Kubernetes list library (``localcluster/cel.py``); no CEL cost limits, and no ``
 Security: HTTPS only (client-go will not send a bearer token over plain HTTP) with a
 self-signed certificate per data dir; every path but /version and the health checks needs the
 token written into the kubeconfig.
+
+Reviews (``localcluster/reviews.py``, ``localcluster/rbac.py``): ``TokenReview``
+(authentication.k8s.io/v1), ``SubjectAccessReview`` (authorization.k8s.io/v1) and
+TokenRequest (``POST /api/v1/namespaces/{ns}/serviceaccounts/{name}/token``) as
+kube-apiserver serves them: the kubeconfig tokens (the admin is in ``system:masters``) and
+HMAC-signed ServiceAccount tokens for any audience (key ``DIR/token-signing-key``, 0600;
+refused once the ServiceAccount is gone), RBAC decided from the stored Role, ClusterRole,
+RoleBinding and ClusterRoleBinding objects (no aggregated ClusterRoles, no non-resource
+rules). Calling them needs ``create`` on them by the same rules. The API server itself still
+enforces no RBAC on its own requests, and takes only the kubeconfig tokens.
 
 Durability: every acknowledged write is fsynced (SQLite WAL, synchronous=FULL, group commit);
 after a restart the same objects and resourceVersions are served and watches resume from any

@@ -8,6 +8,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import discovery, openapi, protobuf
+from . import discovery, openapi, protobuf, rbac, reviews
 from .api import ClusterApi, WriteOptions
 from .audit import AuditLog, AuditRecord, rbac_verb
 from .collector import Collector
@@ -107,9 +108,15 @@ class ApiServer:
     """Maps HTTP requests onto the API, discovery, OpenAPI and watch streams."""
 
     def __init__(
-        self, api: ClusterApi, users: dict[str, str], address: str, audit: AuditLog
+        self,
+        api: ClusterApi,
+        users: dict[str, str],
+        address: str,
+        audit: AuditLog,
+        signer: reviews.TokenSigner | None = None,
     ) -> None:
         self.api = api
+        self.signer = signer
         self.registry: Registry = api.registry
         self.users = users  # bearer token -> user name; shared with LocalCluster.add_user
         self.address = address
@@ -161,6 +168,9 @@ class ApiServer:
         special = await self._non_resource(request, path)
         if special is not None:
             return special
+        review = await self._review(request, parts)
+        if review is not None:
+            return review
         discovered = self._discovery(parts)
         if discovered is not None:
             if request.method != "GET":
@@ -218,6 +228,115 @@ class ApiServer:
         if path in ("/openapi/v2", "/swagger.json"):
             raise ApiError(404, NOT_FOUND)
         return None
+
+    # ---- TokenReview, SubjectAccessReview, TokenRequest (localcluster/reviews.py) ---------
+
+    async def _review(self, request: web.Request, parts: list[str]) -> web.StreamResponse | None:
+        if parts == ["apis", "authentication.k8s.io", "v1", "tokenreviews"]:
+            check = rbac.Attributes("create", "authentication.k8s.io", "tokenreviews")
+            body = await self._review_body(request, check)
+            token = (body.get("spec") or {}).get("token") if isinstance(body, dict) else None
+            principal = await self._principal(token) if isinstance(token, str) else None
+            answer = reviews.token_review(body, lambda _: principal, time.time())
+            return json_response(answer, 201)
+        if parts == ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"]:
+            check = rbac.Attributes("create", "authorization.k8s.io", "subjectaccessreviews")
+            body = await self._review_body(request, check)
+            user, groups, attrs = reviews.access_attributes(body)
+            if attrs is None:  # non-resource URLs: only the privileged group (not modelled)
+                allowed = rbac.SYSTEM_MASTERS in groups
+                decision = rbac.Decision(allowed, "")
+            else:
+                decision = await self._decide(
+                    user,
+                    groups,
+                    rbac.Attributes(
+                        attrs["verb"],
+                        attrs["group"],
+                        attrs["resource"],
+                        attrs["subresource"],
+                        attrs["namespace"],
+                        attrs["name"],
+                    ),
+                )
+            return json_response(
+                reviews.access_answer(body, decision.allowed, decision.reason), 201
+            )
+        if (
+            len(parts) == 7
+            and parts[:3] == ["api", "v1", "namespaces"]
+            and parts[4] == "serviceaccounts"
+            and parts[6] == "token"
+        ):
+            namespace, name = parts[3], parts[5]
+            check = rbac.Attributes("create", "", "serviceaccounts", "token", namespace, name)
+            body = await self._review_body(request, check)
+            rt = self.registry.find("", "v1", "serviceaccounts")
+            assert rt is not None and self.signer is not None
+            account = await self.api.get(rt, namespace, name)  # 404 when there is none
+            uid = account["metadata"].get("uid", "")
+            answer = reviews.token_request(body, namespace, name, uid, self.signer, time.time())
+            return json_response(answer, 201)
+        return None
+
+    async def _review_body(self, request: web.Request, check: rbac.Attributes) -> Any:
+        if request.method != "POST":
+            raise ApiError(405, f"{request.method} is not allowed on {request.path}")
+        caller = self._user(request) or "system:anonymous"
+        decision = await self._decide(caller, self._groups(caller), check)
+        if not decision.allowed:
+            what = f"{check.resource}/{check.subresource}" if check.subresource else check.resource
+            raise ApiError(
+                403,
+                f'{what} is forbidden: User "{caller}" cannot {check.verb} resource "{what}" '
+                f'in API group "{check.group}"',
+                reason="Forbidden",
+            )
+        return parse_body(await request.read(), request.content_type)
+
+    def _groups(self, user: str) -> tuple[str, ...]:
+        if user == ADMIN_USER:
+            return (rbac.SYSTEM_MASTERS, reviews.AUTHENTICATED)
+        return (reviews.AUTHENTICATED,)
+
+    async def _principal(self, token: str) -> reviews.Principal | None:
+        """A kubeconfig token's user, or a TokenRequest token's ServiceAccount (while it
+        exists with the uid the token was issued for)."""
+        user = self.users.get(token)
+        if user is not None:
+            return reviews.Principal(user, groups=self._groups(user))
+        claims = self.signer.verify(token) if self.signer is not None else None
+        if claims is None:
+            return None
+        rt = self.registry.find("", "v1", "serviceaccounts")
+        assert rt is not None
+        try:
+            account = await self.api.get(rt, claims.namespace, claims.name)
+        except ApiError:
+            return None
+        if account["metadata"].get("uid", "") != claims.uid:
+            return None
+        return reviews.service_account_principal(claims)
+
+    async def _decide(
+        self, user: str, groups: tuple[str, ...] | list[str], attrs: rbac.Attributes
+    ) -> rbac.Decision:
+        if rbac.SYSTEM_MASTERS in groups:
+            return rbac.Decision(True, f'allowed: member of group "{rbac.SYSTEM_MASTERS}"')
+        found: dict[str, list[dict[str, Any]]] = {}
+        for plural, _, namespace in reviews.rbac_objects_wanted(attrs.namespace):
+            rt = self.registry.find("rbac.authorization.k8s.io", "v1", plural)
+            assert rt is not None
+            found[plural] = (await self.api.list_objects(rt, namespace, {}))["items"]
+        return rbac.decide(
+            user,
+            groups,
+            attrs,
+            reviews.by_name(found["clusterroles"]),
+            found["clusterrolebindings"],
+            reviews.by_name(found.get("roles", [])),
+            found.get("rolebindings", []),
+        )
 
     def _cached_openapi(self, key: str, build: Any) -> Any:
         cache_key = (self.registry.generation, key)
@@ -384,6 +503,8 @@ class LocalCluster:
         self.max_history = max_history
         self.token = token or self._stored_token()
         self.users: dict[str, str] = {self.token: ADMIN_USER}
+        # Signs TokenRequest tokens (ServiceAccount tokens for other audiences).
+        self.signer = reviews.TokenSigner(self.data_dir)
         self.audit = AuditLog(enabled=audit)
         self.store: Store | None = None
         self.api: ClusterApi | None = None
@@ -435,7 +556,9 @@ class LocalCluster:
             sock.close()
             raise
         self.port = sock.getsockname()[1]
-        server = ApiServer(self.api, self.users, f"{self.host}:{self.port}", self.audit)
+        server = ApiServer(
+            self.api, self.users, f"{self.host}:{self.port}", self.audit, self.signer
+        )
         self._runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         cert, key = ensure_certificate(self.data_dir, self.host)

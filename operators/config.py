@@ -24,6 +24,16 @@ class OperatorConfig(BaseModel):
         default=None, description="Feast registry path or URL; under state_dir if unset."
     )
     monitor_url: str | None = None
+    monitor_ingest_url: str | None = Field(
+        default=None,
+        description="The URL InferenceService loggers post to (the monitor's ingest port); "
+        "default monitor_url.",
+    )
+    monitor_token_file: Path | None = Field(
+        default=None,
+        description="Bearer token for the monitor ($KUBELOOP_MONITOR_TOKEN_FILE): the embedded "
+        "token, or a projected ServiceAccount token with the monitor's audience.",
+    )
     prometheus_url: str | None = None
     namespace: str | None = Field(default=None, description="The operator's own namespace.")
     spark_master: str = "local[*]"

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contracts.auth import MLMODELS
 from contracts.kube import GROUP, ISVC_GROUP, ISVC_PLURAL, VS_GROUP, VS_PLURAL
 
 # A read-only view: what Kopf needs to discover and follow a resource.
@@ -80,7 +81,7 @@ class Permission(BaseModel):
 
 
 KUBELOOP_GROUP = GROUP
-KUBELOOP_PLURALS = ("featureviews", "experiments", "mlmodels")
+KUBELOOP_PLURALS = ("featureviews", "experiments", MLMODELS)
 
 PERMISSIONS: tuple[Permission, ...] = (
     # --- our own resources -------------------------------------------------------------------

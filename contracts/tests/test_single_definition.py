@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from contracts import cloudevents, drift, headers, kube, mlflow_tags, monitor_config, quality
+from contracts import auth, cloudevents, drift, headers, kube, mlflow_tags, monitor_config, quality
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config, quality)
+MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config, quality, auth)
 #: Values too plain to grep for: CloudEvents core attribute names, roles, logger modes,
 #: versions, and words like "passed" that are also ordinary identifiers.
 GENERIC = frozenset(
@@ -46,6 +46,11 @@ GENERIC = frozenset(
         "passed",
         "reference",
         "ks",
+        "status",
+        "feedback",
+        "get",
+        "create",
+        "mlmodels",
     }
 )
 SKIPPED_DIRS = {".venv", ".git", "build", "node_modules", "tests", "contracts", "__pycache__"}

@@ -53,6 +53,12 @@ class EmbeddedLayout:
         return self.cluster_kubeconfig or self.cluster_dir / "kubeconfig"
 
     @property
+    def monitor_token_file(self) -> Path:
+        """The embedded bearer token of the monitor (0600): the operator and the local
+        predictors send it; the monitor's own default location, so either may make it."""
+        return self.state_dir / "monitor" / "token"
+
+    @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.auth import MONITOR_TOKEN_FILE_ENV
 from kubeloop.embedded import launcher
 from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout, ProcessSpec
+from services.monitor.auth.tokens import ensure_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -84,11 +86,22 @@ def monitor_process(
 ) -> ProcessSpec:
     args = ["--host", host, "--port", str(port)]
     args += ["--data-dir", str((layout.state_dir / "monitor").resolve())]
+    # Authentication on: the embedded token for kubeloop's own processes, and the control
+    # plane's TokenReview/SubjectAccessReview for anyone else (label jobs with a Role).
+    args += ["--token-file", str(monitor_token(layout))]
+    args += ["--kubernetes-auth", "--kubeconfig", str(layout.kubeconfig.resolve())]
     if tracking_uri:  # drift references may be runs:/ URIs of this registry
         args += ["--mlflow-tracking-uri", tracking_uri]
     if os.environ.get(DRIFT_INTERVAL_ENV):
         args += ["--drift-interval", os.environ[DRIFT_INTERVAL_ENV]]
     return ProcessSpec("monitor", launcher.python_module("services.monitor", *args))
+
+
+def monitor_token(layout: EmbeddedLayout) -> Path:
+    """The embedded monitor token's file, made (0600) on first use."""
+    path = layout.monitor_token_file.resolve()
+    ensure_token(path)
+    return path
 
 
 def serving_controller_process(layout: EmbeddedLayout, tracking_uri: str) -> ProcessSpec:
@@ -100,8 +113,10 @@ def serving_controller_process(layout: EmbeddedLayout, tracking_uri: str) -> Pro
         "--state-dir",
         str((layout.state_dir / "serving").resolve()),
     )
-    # Predictors inherit it, to load models:/ URIs from the same registry.
-    return ProcessSpec("serving", argv, {"MLFLOW_TRACKING_URI": tracking_uri})
+    # Predictors inherit both: models:/ URIs load from the same registry, and their loggers
+    # send the monitor's embedded token.
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, MONITOR_TOKEN_FILE_ENV: str(monitor_token(layout))}
+    return ProcessSpec("serving", argv, env)
 
 
 def operator_process(
@@ -113,6 +128,7 @@ def operator_process(
     }
     if monitor_url:
         env["KUBELOOP_MONITOR_URL"] = monitor_url
+        env[MONITOR_TOKEN_FILE_ENV] = str(monitor_token(layout))
     if tracking_uri:
         env["KUBELOOP_MLFLOW_TRACKING_URI"] = tracking_uri
     argv = launcher.python_module("operators", "--standalone")

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -51,6 +52,10 @@ class LoggerSettings(BaseModel):
     model_version: str = ""
     mlmodel: str = ""
     source: str = "http://localhost/"
+    # The monitor authenticates its ingest (services/monitor/auth): the local predictors send
+    # the embedded token `kubeloop up` writes. (KServe's agent cannot: on a cluster the
+    # NetworkPolicy guards the ingest port instead.)
+    token_file: str = ""
     queue_size: int = 1000
     workers: int = 4
     timeout_s: float = 5.0
@@ -128,6 +133,17 @@ class CloudEventSender:
         self._queue: asyncio.Queue[CloudEvent] = asyncio.Queue(maxsize=settings.queue_size)
         self._session: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._authorization = self._read_authorization()
+
+    def _read_authorization(self) -> dict[str, str]:
+        if not self.settings.token_file:
+            return {}
+        try:
+            token = Path(self.settings.token_file).read_text().strip()
+        except OSError as error:
+            log.warning("monitor token file unreadable: %s", error)
+            return {}
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _ensure_started(self) -> None:
         # Started lazily inside the server's running loop (uvicorn owns the loop).
@@ -158,10 +174,13 @@ class CloudEventSender:
     async def _post(self, event: CloudEvent) -> None:
         assert self._session is not None
         try:
+            headers = {**event.headers, **self._authorization}
             async with self._session.post(
-                self.settings.url, data=event.body, headers=event.headers
+                self.settings.url, data=event.body, headers=headers
             ) as resp:
                 await resp.read()
+                if resp.status == 401:
+                    self._authorization = self._read_authorization()  # rotated: next event
                 if resp.status >= 300:
                     self.failed += 1
                     log.warning("logger sink answered %s for %s", resp.status, event.headers)

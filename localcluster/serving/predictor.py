@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from mlflow.exceptions import MlflowException
 
+from contracts.auth import MONITOR_TOKEN_FILE_ENV
 from localcluster.serving import constants as c
 from localcluster.serving import payloads
 from localcluster.serving.inference_logger import (
@@ -126,6 +128,7 @@ def build_sender(args: argparse.Namespace) -> CloudEventSender | None:
         mlmodel=args.mlmodel,
         source=f"http://localhost:{args.http_port}/",
         queue_size=args.logger_queue_size,
+        token_file=os.environ.get(MONITOR_TOKEN_FILE_ENV, ""),
     )
     return CloudEventSender(settings)
 

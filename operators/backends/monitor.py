@@ -14,8 +14,10 @@ and a candidate against stable on the primary metric from `GET .../compare`
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -233,6 +235,21 @@ def parse_figures(body: dict[str, Any]) -> ModelFigures:
     return ModelFigures(versions, paired, disagreements)
 
 
+class _FileBearer(httpx.Auth):
+    """``Authorization: Bearer <the file's content>``, read on every request."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        try:
+            token = self.path.read_text().strip()
+        except OSError as error:
+            raise MonitorUnavailable(f"monitor token file unreadable: {error}") from error
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 class HttpMonitor:
     """The monitor's HTTP API. `push_config` sends a model's config only when it changed, or
     when the last accepted copy is older than `config_refresh_s`: the operator's timer builds
@@ -241,10 +258,18 @@ class HttpMonitor:
     dir) and gets the config again on the next pass."""
 
     def __init__(
-        self, base_url: str, timeout_s: float = 5.0, config_refresh_s: float = 60.0
+        self,
+        base_url: str,
+        timeout_s: float = 5.0,
+        config_refresh_s: float = 60.0,
+        token_file: Path | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        # The monitor authenticates every call (services/monitor/auth): the token file is the
+        # embedded token (`kubeloop up`) or a projected ServiceAccount token with the
+        # monitor's audience (a cluster), re-read per request because projected tokens rotate.
+        auth = _FileBearer(token_file) if token_file is not None else None
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout_s, auth=auth)
         self.config_refresh_s = config_refresh_s
         self._pushed: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
 

@@ -48,6 +48,12 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
         registry=MlflowRegistry.from_uri(tracking_uri),
         objects=objects,
         traffic=IstioTraffic(objects),
-        monitor=HttpMonitor(config.monitor_url) if config.monitor_url else None,
-        monitor_url=config.monitor_url,
+        monitor=(
+            HttpMonitor(config.monitor_url, token_file=config.monitor_token_file)
+            if config.monitor_url
+            else None
+        ),
+        # Where the InferenceServices' loggers send events: the monitor's ingest port when it
+        # has one (the NetworkPolicy lets predictors reach only that port).
+        monitor_url=config.monitor_ingest_url or config.monitor_url,
     )

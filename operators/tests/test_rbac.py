@@ -23,6 +23,7 @@ from operators.permissions import PERMISSIONS, Permission, Scope
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_DIR = ROOT / "manifests" / "rbac"
 CHART_DIR = ROOT / "helm" / "kubeloop"
+COMPONENT = "app.kubernetes.io/component"
 RBAC_KINDS = {"ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"}
 
 
@@ -40,7 +41,10 @@ def kustomize_rbac() -> list[dict[str, Any]]:
 def helm_rbac() -> list[dict[str, Any]]:
     with helm.Chart.load(CHART_DIR) as chart:
         rendered = chart.render(name="kubeloop", namespace="kubeloop-system")
-    return _documents([text for path, text in rendered.items() if path.endswith(".yaml")])
+    docs = _documents([text for path, text in rendered.items() if path.endswith(".yaml")])
+    # The monitor's own binding (system:auth-delegator, for TokenReview/SubjectAccessReview) is
+    # not the operator's RBAC.
+    return [d for d in docs if d["metadata"].get("labels", {}).get(COMPONENT) != "monitor"]
 
 
 def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:

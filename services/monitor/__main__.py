@@ -8,7 +8,8 @@ import logging
 import os
 from pathlib import Path
 
-from services.monitor.config import MonitorSettings
+from contracts.auth import MONITOR_AUDIENCE, MONITOR_TOKEN_FILE_ENV
+from services.monitor.config import AuthSettings, MonitorSettings
 from services.monitor.service import run_forever
 
 
@@ -46,8 +47,10 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
     parser.add_argument(
         "--prediction-log-compaction-interval", type=float, default=30.0, help="seconds"
     )
+    _auth_arguments(parser)
     args = parser.parse_args(argv)
     return MonitorSettings(
+        auth=_auth_settings(args),
         host=args.host,
         port=args.port,
         ingest_port=args.ingest_port,
@@ -60,6 +63,60 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
         prediction_log_uri=args.prediction_log_uri,
         prediction_log_retention_days=args.prediction_log_retention_days,
         prediction_log_compaction_interval_s=args.prediction_log_compaction_interval,
+    )
+
+
+def _auth_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "authentication (on by default; see the README's Authentication section)"
+    )
+    group.add_argument(
+        "--token-file",
+        type=Path,
+        default=os.environ.get(MONITOR_TOKEN_FILE_ENV) or None,
+        help=f"the embedded bearer token (default ${MONITOR_TOKEN_FILE_ENV}; "
+        "without it and without --kubernetes-auth, DATA_DIR/token is made, mode 0600)",
+    )
+    group.add_argument(
+        "--kubernetes-auth",
+        action="store_true",
+        help="check other tokens with TokenReview and SubjectAccessReview",
+    )
+    group.add_argument("--kubeconfig", type=Path, default=None, help="default: in-cluster")
+    group.add_argument("--audience", default=MONITOR_AUDIENCE)
+    group.add_argument(
+        "--operator",
+        action="append",
+        default=[],
+        help="a username that may PUT configs and run evaluations (repeatable), e.g. "
+        "system:serviceaccount:kubeloop-system:kubeloop-operator",
+    )
+    group.add_argument(
+        "--network-ingest",
+        action="store_true",
+        help="take inference events without a token, for configured models only "
+        "(KServe's agent sends no credentials: the NetworkPolicy guards the ingest port)",
+    )
+    group.add_argument("--feedback-rate", type=float, default=50.0, help="per client, per s")
+    group.add_argument("--feedback-burst", type=float, default=200.0)
+    group.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="turn authentication off (logged as a warning at start); never on a cluster",
+    )
+
+
+def _auth_settings(args: argparse.Namespace) -> AuthSettings:
+    return AuthSettings(
+        enabled=not args.insecure_no_auth,
+        token_file=args.token_file,
+        kubernetes=args.kubernetes_auth,
+        kubeconfig=args.kubeconfig,
+        audience=args.audience,
+        operators=tuple(args.operator),
+        network_ingest=args.network_ingest,
+        feedback_rate_per_s=args.feedback_rate,
+        feedback_burst=args.feedback_burst,
     )
 
 

@@ -17,7 +17,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from contracts.auth import MONITOR_AUDIENCE
 from contracts.quality import DESIGNS, METRICS
+from services.monitor.auth.core import classify
 from services.monitor.config import ModelConfig
 from services.monitor.core import ModelKey
 from services.monitor.ingest import acknowledged, handle_ingest
@@ -32,7 +34,9 @@ _MAX_LATENCY_SAMPLE = 10_000
 
 
 def build_app(service: MonitorService) -> web.Application:
-    app = web.Application(client_max_size=service.settings.limits.max_body_bytes)
+    app = web.Application(
+        client_max_size=service.settings.limits.max_body_bytes, middlewares=[authorize]
+    )
     app[SERVICE_KEY] = service
     app.add_routes(
         [
@@ -66,6 +70,26 @@ def _error(status: int, reason: str, message: str) -> web.Response:
     return web.json_response({"error": reason, "message": message}, status=status)
 
 
+@web.middleware
+async def authorize(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every route is classified and checked before its handler runs (services/monitor/auth);
+    a refusal changes nothing (the body is not even read)."""
+    auth = request.app[SERVICE_KEY].auth
+    access = classify(request.method, request.path)
+    header = request.headers.get("Authorization")
+    verdict = await auth.check(access, header, request.remote or "")
+    if not verdict.allowed:
+        headers = {"WWW-Authenticate": f'Bearer realm="{MONITOR_AUDIENCE}"'}
+        if verdict.status != 401:
+            headers = {}
+        return web.json_response(
+            {"error": verdict.reason, "message": verdict.message},
+            status=verdict.status,
+            headers=headers,
+        )
+    return await handler(request)
+
+
 # ----------------------------------------------------------------------------- ingestion
 
 
@@ -76,7 +100,10 @@ async def ingest(request: web.Request) -> web.StreamResponse:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         body = None
-    answer = handle_ingest(service, request.headers, request.content_type, body)
+    anonymous = service.auth.is_anonymous_ingest(request.headers.get("Authorization"))
+    answer = handle_ingest(
+        service, request.headers, request.content_type, body, configured_only=anonymous
+    )
     # The 200 waits for the group commit: an acknowledged event survives a kill -9.
     status, reply = await acknowledged(service, answer)
     return web.Response(status=status, body=reply, content_type="application/json")

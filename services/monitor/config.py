@@ -5,11 +5,46 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from contracts.auth import MONITOR_AUDIENCE
 from contracts.monitor_config import DriftConfig, ModelConfig, SkewConfig
 
-__all__ = ["DriftConfig", "Limits", "ModelConfig", "MonitorSettings", "SkewConfig"]
+__all__ = ["AuthSettings", "DriftConfig", "Limits", "ModelConfig", "MonitorSettings", "SkewConfig"]
+
+
+class AuthSettings(BaseModel):
+    """Who may do what (services/monitor/auth). On unless ``enabled=False`` (logged loudly).
+
+    With neither ``token`` nor ``token_file`` the monitor makes a token and writes it to
+    ``<data-dir>/token`` (0600), so an unconfigured monitor is closed, never open.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = True
+    token: SecretStr | None = Field(default=None, description="The embedded bearer token.")
+    token_file: Path | None = Field(default=None, description="Read once at start (0600).")
+    kubernetes: bool = Field(
+        default=False, description="Other tokens: TokenReview + SubjectAccessReview."
+    )
+    kubeconfig: Path | None = Field(
+        default=None, description="Where the API server is; None = in-cluster config."
+    )
+    audience: str = Field(default=MONITOR_AUDIENCE, min_length=1)
+    operators: tuple[str, ...] = Field(
+        default=(), description="Usernames allowed to PUT configs and trigger evaluations."
+    )
+    network_ingest: bool = Field(
+        default=False,
+        description="Accept inference events without a token (KServe's agent sends none) for "
+        "configured models only; the NetworkPolicy decides who reaches the ingest port.",
+    )
+    cache_ttl_s: float = Field(default=10.0, ge=0, le=300)
+    deny_cache_ttl_s: float = Field(default=2.0, ge=0, le=300)
+    cache_entries: int = Field(default=4096, ge=1, le=1_000_000)
+    feedback_rate_per_s: float = Field(default=50.0, gt=0)
+    feedback_burst: float = Field(default=200.0, ge=1)
 
 
 class Limits(BaseModel):
@@ -58,6 +93,7 @@ class MonitorSettings(BaseModel):
     )
     prediction_log_retention_days: int = Field(default=30, ge=1, le=36_500)
     prediction_log_compaction_interval_s: float = Field(default=30.0, gt=0, le=86_400)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @property
     def prediction_log_location(self) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 
+from services.monitor.auth.core import classify
 from services.monitor.ingest import NOT_DURABLE, error_body, handle_ingest, needs_commit
 
 if TYPE_CHECKING:
@@ -174,14 +175,54 @@ class IngestProtocol(asyncio.Protocol):
             content_type = self._headers.get("content-type", "").split(";", 1)[0].strip().lower()
             body = b"".join(self._body) if self._size <= self._max_body else None
             namespace, name = (part.decode("latin-1") for part in feedback.groups())
-            return self._service.outcomes.handle(namespace, name, self._headers, content_type, body)
+            return self._feedback(path, namespace, name, content_type, body)
         if path not in INGEST_PATHS:
             return 404, error_body("not_found", "this port only takes CloudEvents at POST /")
         if self._parser.get_method() != b"POST":
             return 405, error_body("method_not_allowed", "CloudEvents are POSTed")
         content_type = self._headers.get("content-type", "").split(";", 1)[0].strip().lower()
         body = b"".join(self._body) if self._size <= self._max_body else None
-        return handle_ingest(self._service, self._headers, content_type, body)
+        # Ingest is decided without a review (the embedded token, or the NetworkPolicy's word
+        # for configured models), so the fast path stays synchronous.
+        auth = self._service.auth
+        header = self._headers.get("authorization")
+        access = classify("POST", path.decode("latin-1"))
+        verdict = auth.check_now(access, header, self._peer())
+        if verdict is None:
+            return self._reviewed_ingest(access, header, content_type, body)
+        if not verdict.allowed:
+            return verdict.status, error_body(verdict.reason, verdict.message)
+        anonymous = auth.is_anonymous_ingest(header)
+        return handle_ingest(self._service, self._headers, content_type, body, anonymous)
+
+    def _peer(self) -> str:
+        peer = self._transport.get_extra_info("peername") if self._transport else None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+    async def _reviewed_ingest(
+        self, access: Any, header: str | None, content_type: str, body: bytes | None
+    ) -> Reply:
+        verdict = await self._service.auth.check(access, header, self._peer())
+        if not verdict.allowed:
+            return verdict.status, error_body(verdict.reason, verdict.message)
+        reply = handle_ingest(self._service, self._headers, content_type, body)
+        if needs_commit(reply[0]) and not await self._service.durable():
+            return NOT_DURABLE
+        return reply
+
+    async def _feedback(
+        self, path: bytes, namespace: str, name: str, content_type: str, body: bytes | None
+    ) -> Reply:
+        """Labels, once the sender may send them for this model (SAR ``create`` on
+        ``mlmodels/feedback`` in its namespace, or the embedded token)."""
+        access = classify("POST", path.decode("latin-1"))
+        header = self._headers.get("authorization")
+        verdict = await self._service.auth.check(access, header, self._peer())
+        if not verdict.allowed:
+            return verdict.status, error_body(verdict.reason, verdict.message)
+        return await self._service.outcomes.handle(
+            namespace, name, self._headers, content_type, body
+        )
 
 
 class IngestListener:

@@ -62,6 +62,7 @@ class MonitorCollector(Collector):
         )
         yield from self._window_metrics()
         yield from service.outcomes.metrics()  # model quality per version, feedback counters
+        yield from _auth_metrics(service)
 
     def _window_metrics(self) -> Iterator[Metric]:
         now = self._service.clock()
@@ -165,3 +166,21 @@ class MonitorCollector(Collector):
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _auth_metrics(service: MonitorService) -> Iterator[Metric]:
+    """Refused requests by route class and status, and tokenless events of models the
+    monitor was not configured for (services/monitor/auth)."""
+    refused = CounterMetricFamily(
+        "kubeloop_monitor_auth_refused",
+        "Requests refused by authentication/authorization (401/403/429/503)",
+        labels=["route", "status"],
+    )
+    for (route, status), count in sorted(service.auth.refused.items()):
+        refused.add_metric([route, str(status)], count)
+    yield refused
+    yield CounterMetricFamily(
+        "kubeloop_monitor_auth_dropped_unconfigured",
+        "Tokenless inference events for models/versions the monitor was not configured for",
+        value=service.auth.dropped_unconfigured,
+    )

@@ -18,13 +18,16 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from services.monitor.config import DriftConfig, ModelConfig, MonitorSettings
+from services.monitor.auth.service import MonitorAuth
+from services.monitor.auth.tokens import ensure_token
+from services.monitor.config import AuthSettings, DriftConfig, ModelConfig, MonitorSettings
 from services.monitor.core import BadCount, ModelKey, ModelState, MonitorCore
 from services.monitor.fast_ingest import IngestListener, start_ingest_listener
 from services.monitor.hooks import FEATURE, DriftEvaluator, DriftOutcome, WindowSnapshot
@@ -100,6 +103,17 @@ class MonitorService:
         # Labels joined to served predictions (POST .../feedback, quality figures).
         self.outcomes = FeedbackService(self)
         self.core.prediction_sinks.append(self.outcomes.on_prediction)
+        # Who may do what (services/monitor/auth); both listeners ask it first.
+        self.auth = build_auth(settings.auth, settings.data_dir, clock)
+        # Models whose config was PUT (bounded by Limits.max_models): tokenless ingest only
+        # reaches these.
+        self.configured: set[ModelKey] = set()
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """What a local client (tests, ``kubeloop up``'s processes) sends: the embedded token."""
+        token = self.auth.embedded_token
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,6 +172,7 @@ class MonitorService:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.auth.close()
         if self._store is not None:
             await self.outcomes.flush()
             await self.flush()
@@ -316,6 +331,7 @@ class MonitorService:
 
     async def put_config(self, key: ModelKey, config: ModelConfig) -> None:
         self.core.set_config(key, config)
+        self.configured.add(key)
         assert self._store is not None
         await self._in_store(self._store.put_config, *key, config.model_dump_json(by_alias=True))
 
@@ -326,6 +342,7 @@ class MonitorService:
         assert store is not None
         for namespace, model, raw in await self._in_store(store.configs):
             self.core.set_config((namespace, model), ModelConfig.model_validate_json(raw))
+            self.configured.add((namespace, model))
         for row in await self._in_store(store.bad_inputs):
             key = (row.namespace, row.model, row.reason)
             self.core.bad[key] = BadCount(row.count, row.last_message, row.last_ts)
@@ -581,6 +598,33 @@ class MonitorService:
             elif problem:
                 report.view = {**report.view, "message": report.view["message"] or problem}
         return render_report(report)
+
+
+def build_auth(settings: AuthSettings, data_dir: Path, clock: Callable[[], float]) -> MonitorAuth:
+    """The authenticator: the embedded token (given, read from a file, or made and written to
+    ``<data-dir>/token`` 0600 so an unconfigured monitor is closed) and, with ``kubernetes``,
+    the TokenReview/SubjectAccessReview client."""
+    token: str | None = None
+    if settings.enabled:
+        if settings.token is not None:
+            token = settings.token.get_secret_value()
+        elif settings.token_file is not None:
+            token = settings.token_file.read_text().strip() or None
+            if token is None:
+                raise ValueError(f"token file {settings.token_file} is empty")
+        elif not settings.kubernetes:
+            token = ensure_token(data_dir / "token")
+    reviewer = None
+    if settings.enabled and settings.kubernetes:
+        from services.monitor.auth import kube
+
+        target = (
+            kube.from_kubeconfig(settings.kubeconfig)
+            if settings.kubeconfig is not None
+            else kube.in_cluster()
+        )
+        reviewer = kube.KubeReviewer(target, settings.audience)
+    return MonitorAuth(settings, clock, token, reviewer)
 
 
 def _has_data(snapshot: WindowSnapshot) -> bool:

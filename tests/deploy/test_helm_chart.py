@@ -124,7 +124,12 @@ def test_default_render_has_every_component_in_the_release_namespace() -> None:
         [
             ("ClusterRole", "kubeloop-operator"),
             ("ClusterRoleBinding", "kubeloop-operator"),
+            ("ClusterRoleBinding", "kubeloop-monitor-auth-delegator"),  # TokenReview, SAR
             ("ConfigMap", "kubeloop-operator-config"),
+            ("NetworkPolicy", "kubeloop-default-deny"),
+            ("NetworkPolicy", "kubeloop-operator-egress"),
+            ("NetworkPolicy", "kubeloop-monitor-ingress"),
+            ("NetworkPolicy", "kubeloop-monitor-egress"),
             ("Deployment", "kubeloop-monitor"),
             ("Deployment", "kubeloop-operator"),
             ("Role", "kubeloop-leader-election"),
@@ -173,7 +178,9 @@ def test_monitor_serves_its_port_behind_the_service() -> None:
         "--data-dir",
         "/data",
     ]
-    assert pod["spec"]["automountServiceAccountToken"] is False
+    # The monitor reviews tokens (TokenReview/SubjectAccessReview): it needs its API token.
+    assert pod["spec"]["automountServiceAccountToken"] is True
+    assert container["args"][:3] == ["--ingest-port", "8081", "--network-ingest"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
@@ -236,7 +243,10 @@ def test_monitor_persistence_creates_a_claim() -> None:
 def test_rbac_and_monitor_can_be_turned_off() -> None:
     docs = render({"rbac": {"create": False}, "monitor": {"enabled": False}})
     kinds = {doc["kind"] for doc in docs}
-    assert kinds == {"ConfigMap", "Deployment", "ServiceAccount"}
+    assert kinds == {"ConfigMap", "Deployment", "ServiceAccount", "NetworkPolicy"}
+    # Without a monitor, only the operator's policies remain.
+    policies = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "NetworkPolicy"}
+    assert policies == {"kubeloop-default-deny", "kubeloop-operator-egress"}
     config = find(docs, "ConfigMap", "kubeloop-operator-config")
     assert config["data"]["KUBELOOP_MONITOR_URL"] == ""
 

@@ -93,6 +93,7 @@ BUILTIN_API_VERSIONS = {
     "apps/v1",
     "rbac.authorization.k8s.io/v1",
     "apiextensions.k8s.io/v1",
+    "networking.k8s.io/v1",
 }
 
 
@@ -137,6 +138,8 @@ def test_default_renders_every_component_in_kubeloop_system() -> None:
     assert kinds == sorted(
         ["Namespace", "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
         + ["Role", "RoleBinding", "ConfigMap", "Service", "Deployment", "Deployment"]
+        + ["ClusterRoleBinding"]  # the monitor's system:auth-delegator (TokenReview, SAR)
+        + ["NetworkPolicy"] * 4  # manifests/network
         + ["CustomResourceDefinition"] * 3
     )
     assert set(by_kind(docs, "Namespace")) == {NAMESPACE}

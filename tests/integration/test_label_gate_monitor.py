@@ -28,7 +28,7 @@ from operators.mlmodel import service
 from operators.mlmodel.backends import ServingBackends
 from services.monitor import Limits, MonitorService, MonitorSettings
 from services.monitor.outcomes.tests.feedback_events import post_batch, serve, structured
-from services.monitor.tests.http_api import running
+from services.monitor.tests.http_api import AUTH_HEADERS, TEST_AUTH, TEST_TOKEN, running
 from tests.support.fakes import FakeObject, FakeObjects, FakeRegistry, FakeTraffic
 
 REQUESTS_PER_MINUTE = 80
@@ -46,6 +46,7 @@ class Clock:
 
 def settings(data_dir: Path) -> MonitorSettings:
     return MonitorSettings(
+        auth=TEST_AUTH,
         port=0,
         ingest_port=0,
         data_dir=data_dir,
@@ -126,7 +127,7 @@ async def serve_minute(
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as session:
         yield session
 
 
@@ -134,7 +135,9 @@ async def roll_out(tmp_path: Path, http: aiohttp.ClientSession, candidate: str) 
     clock = Clock()
     async with running(MonitorService(settings(tmp_path), clock=clock)) as monitor:
         registry = FakeRegistry("churn", ["1"])
-        client = HttpMonitor(monitor.url)
+        token_file = tmp_path / "monitor-token"  # the operator's token for the monitor
+        token_file.write_text(TEST_TOKEN)
+        client = HttpMonitor(monitor.url, token_file=token_file)
         serving = ServingBackends(
             registry=registry,  # type: ignore[arg-type]
             objects=FakeObjects(),  # type: ignore[arg-type]

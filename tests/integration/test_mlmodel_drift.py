@@ -71,7 +71,7 @@ class Harness(CustomObjects):
             request, response = exchange_events(NS, MODEL, self.version, "stable", f"d{next(_ids)}")
             request["data"] = {"instances": [{k: float(v) for k, v in row.items()}]}
             events += [request, response]
-        post_events(self.stack.monitor_url, events)
+        post_events(self.stack.monitor_url, events, self.stack.monitor_headers)
 
     def send_rows(self, model: str, rows: list[dict[str, Any]]) -> None:
         """One logged stable call per row, the row sent as a v1 instance as it is."""
@@ -80,11 +80,15 @@ class Harness(CustomObjects):
             request, response = exchange_events(NS, model, self.version, "stable", f"s{next(_ids)}")
             request["data"] = {"instances": [row]}
             events += [request, response]
-        post_events(self.stack.monitor_url, events)
+        post_events(self.stack.monitor_url, events, self.stack.monitor_headers)
 
     def evaluate_drift(self) -> None:
         """Run the monitor's drift round now instead of waiting for its interval."""
-        answer = httpx.post(self.stack.monitor_url + "v1/drift/evaluate", timeout=60)
+        answer = httpx.post(
+            self.stack.monitor_url + "v1/drift/evaluate",
+            headers=self.stack.monitor_headers,
+            timeout=60,
+        )
         assert answer.status_code == 200, answer.text
 
     def events(self, reason: str, name: str = MODEL) -> list[Any]:

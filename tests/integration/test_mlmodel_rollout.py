@@ -33,7 +33,7 @@ class Harness(CustomObjects):
         self.cluster = cluster
         self.stack = stack
         self.versions = versions
-        self.predictors = PredictorLogs(stack.monitor_url)
+        self.predictors = PredictorLogs(stack.monitor_url, headers=stack.monitor_headers)
 
     # --- MLModel -------------------------------------------------------------------------
     def create_model(self, name: str, version: str, **rollout: Any) -> None:

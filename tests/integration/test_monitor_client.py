@@ -12,6 +12,7 @@ import pytest
 
 from contracts.monitor_config import DriftConfig, ModelConfig
 from operators.backends.monitor import HttpMonitor
+from services.monitor.tests.http_api import AUTH_HEADERS
 from services.monitor.tests.test_restart import MonitorProcess
 
 NAMESPACE, MODEL = "team-a", "churn"
@@ -29,7 +30,9 @@ def config(stable: str) -> ModelConfig:
 
 
 def monitor_config(url: str) -> dict:
-    answer = httpx.get(f"{url}/v1/models/{NAMESPACE}/{MODEL}/config", timeout=5)
+    answer = httpx.get(
+        f"{url}/v1/models/{NAMESPACE}/{MODEL}/config", headers=AUTH_HEADERS, timeout=5
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -38,7 +41,9 @@ def overwrite_stable(url: str, stable: str) -> None:
     """Another writer changes the monitor's copy behind the client's back: only a PUT from
     the client can put its own config back, so the monitor's copy shows whether it sent."""
     body = config(stable).to_json()
-    answer = httpx.put(f"{url}/v1/models/{NAMESPACE}/{MODEL}/config", json=body, timeout=5)
+    answer = httpx.put(
+        f"{url}/v1/models/{NAMESPACE}/{MODEL}/config", json=body, headers=AUTH_HEADERS, timeout=5
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -51,7 +56,7 @@ def monitor(tmp_path: Path) -> Iterator[MonitorProcess]:
 
 
 def test_unchanged_config_is_not_sent_again_until_it_is_stale(monitor: MonitorProcess) -> None:
-    client = HttpMonitor(monitor.url, config_refresh_s=3600)
+    client = HttpMonitor(monitor.url, config_refresh_s=3600, token_file=monitor.token_file)
     try:
         client.push_config(NAMESPACE, MODEL, config("1"))
         assert monitor_config(monitor.url)["stableVersion"] == "1"
@@ -74,7 +79,7 @@ def test_unchanged_config_is_not_sent_again_until_it_is_stale(monitor: MonitorPr
 def test_a_monitor_that_lost_the_model_gets_the_config_again(
     monitor: MonitorProcess, tmp_path: Path
 ) -> None:
-    client = HttpMonitor(monitor.url, config_refresh_s=3600)
+    client = HttpMonitor(monitor.url, config_refresh_s=3600, token_file=monitor.token_file)
     try:
         client.push_config(NAMESPACE, MODEL, config("1"))
         monitor.stop()

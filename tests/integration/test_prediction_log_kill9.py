@@ -20,6 +20,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from services.monitor.tests.events import binary_headers
+from services.monitor.tests.http_api import AUTH_HEADERS, TEST_TOKEN
 from tests.support.processes import free_port
 from tests.support.waiting import wait_for
 
@@ -35,12 +36,18 @@ class Monitor:
         self.log_dir = data_dir / "predictions"
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir.parent / "monitor-token"
+
     def start(self) -> None:
         command = [
             sys.executable, "-m", "services.monitor", "--port", str(self.port),
             "--ingest-port", str(self.ingest_port), "--data-dir", str(self.data_dir),
             "--drift-interval", "3600", "--prediction-log-compaction-interval", "0.5",
+            "--token-file", str(self.token_file),
         ]  # fmt: skip
+        self.token_file.write_text(TEST_TOKEN)
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
         def ready() -> bool:
@@ -86,6 +93,7 @@ def sender(port: int, worker: int, acked: set[str], stop: threading.Event) -> No
                 ("response", {"predictions": [(index % 100) / 100]}),
             ):
                 headers = binary_headers(kind, call, "1", role="stable", latency_ms=2.0)
+                headers.update(AUTH_HEADERS)
                 connection.request("POST", "/", body=json.dumps(body), headers=headers)
                 answer = connection.getresponse()
                 answer.read()
@@ -101,7 +109,9 @@ def sender(port: int, worker: int, acked: set[str], stop: threading.Event) -> No
 def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: Monitor) -> None:
     monitor.start()
     config = {"pairingTimeoutSeconds": 2, "stableVersion": "1"}
-    answer = httpx.put(f"{monitor.url}/v1/models/{NAMESPACE}/{MODEL}/config", json=config)
+    answer = httpx.put(
+        f"{monitor.url}/v1/models/{NAMESPACE}/{MODEL}/config", json=config, headers=AUTH_HEADERS
+    )
     assert answer.status_code == 200, answer.text
     acked: list[set[str]] = [set() for _ in range(SENDERS)]
     stop = threading.Event()

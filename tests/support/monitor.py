@@ -48,11 +48,14 @@ def exchange_events(
     return [request, response]
 
 
-def post_events(monitor_url: str, events: list[dict[str, Any]]) -> None:
+def post_events(
+    monitor_url: str, events: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> None:
+    """``headers``: the monitor's token (``Stack.monitor_headers``); it refuses events without."""
     answer = httpx.post(
         monitor_url.rstrip("/") + "/",
         content=json.dumps(events),
-        headers={"content-type": "application/cloudevents-batch+json"},
+        headers={"content-type": "application/cloudevents-batch+json", **(headers or {})},
         timeout=10,
     )
     if answer.status_code != 200:
@@ -62,9 +65,12 @@ def post_events(monitor_url: str, events: list[dict[str, Any]]) -> None:
 class PredictorLogs:
     """Plays the predictors' loggers: posts their request/response CloudEvents to the monitor."""
 
-    def __init__(self, monitor_url: str, namespace: str = "default") -> None:
+    def __init__(
+        self, monitor_url: str, namespace: str = "default", headers: dict[str, str] | None = None
+    ) -> None:
         self.monitor_url = monitor_url
         self.namespace = namespace
+        self.headers = headers  # the monitor's token
         self._ids = itertools.count()
 
     def send(self, model: str, version: str, role: str, count: int, **kw: Any) -> None:
@@ -73,7 +79,7 @@ class PredictorLogs:
         for _ in range(count):
             request_id = f"r{next(self._ids)}"
             events += exchange_events(self.namespace, model, version, role, request_id, **kw)
-        post_events(self.monitor_url, events)
+        post_events(self.monitor_url, events, self.headers)
 
     def send_paired(
         self, model: str, stable: str, shadow: str, count: int, flip: bool = False
@@ -89,4 +95,4 @@ class PredictorLogs:
             events += exchange_events(
                 self.namespace, model, shadow, "shadow", request_id, score=0.2 if flip else 0.8
             )
-        post_events(self.monitor_url, events)
+        post_events(self.monitor_url, events, self.headers)

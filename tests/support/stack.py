@@ -65,6 +65,12 @@ class Stack:
     def monitor_url(self) -> str:
         return f"http://{HOST}:{self.monitor_port}/"
 
+    @property
+    def monitor_headers(self) -> dict[str, str]:
+        """The embedded token the monitor requires (``kubeloop up`` writes it, 0600)."""
+        token = self.layout.monitor_token_file.read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
     def start(self, *names: str) -> None:
         for name in names:
             spec = self.specs[name]

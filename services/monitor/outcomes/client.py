@@ -18,6 +18,7 @@ acknowledges a repeated id as a duplicate.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from contracts import cloudevents as ce
+from contracts.auth import MONITOR_TOKEN_FILE_ENV
+from services.monitor.auth.tokens import read_token
 
 SOURCE = "urn:kubeloop:feedback-client"
 _ID_KEY = "id"  # a label's own event id, when the caller keeps one
@@ -63,19 +66,25 @@ def send_feedback(
     timeout_s: float = 10.0,
     retries: int = 3,
     source: str = SOURCE,
+    token: str | None = None,
 ) -> dict[str, Any]:
     """POST the labels; returns the summed ``accepted``, ``duplicates`` and the
     ``rejected`` events (``index`` into ``labels``, ``field``, ``error``, ``message``).
 
     Connection errors, 429 and 5xx are retried (``retries`` times, backing off); a batch the
     monitor refuses whole (413, 404 unknown model, …) raises :class:`FeedbackRefused`.
+
+    ``token``: the bearer token (a ServiceAccount token whose user may ``create``
+    ``mlmodels/feedback`` in ``namespace``, or the embedded token); default: the file named by
+    ``$KUBELOOP_MONITOR_TOKEN_FILE``. A 401/403 raises :class:`FeedbackRefused`.
     """
+    token = token or read_token(os.environ.get(MONITOR_TOKEN_FILE_ENV))
     endpoint = f"{url.rstrip('/')}/v1/models/{namespace}/{model}/feedback"
     events = [feedback_event(label, source) for label in labels]
     total: dict[str, Any] = {"accepted": 0, "duplicates": 0, "rejected": []}
     for start in range(0, len(events), batch_size):
         batch = events[start : start + batch_size]
-        status, body = _post(endpoint, json.dumps(batch).encode(), timeout_s, retries)
+        status, body = _post(endpoint, json.dumps(batch).encode(), timeout_s, retries, token)
         if status == 400 and body.get("accepted") == 0 and "rejected" in body:
             pass  # every event of the batch had a problem: reported below, per event
         elif status >= 300:
@@ -87,8 +96,12 @@ def send_feedback(
     return total
 
 
-def _post(endpoint: str, payload: bytes, timeout_s: float, retries: int) -> tuple[int, Any]:
+def _post(
+    endpoint: str, payload: bytes, timeout_s: float, retries: int, token: str | None
+) -> tuple[int, Any]:
     headers = {"Content-Type": ce.BATCH_CONTENT_TYPE}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     for attempt in range(retries + 1):
         request = urllib.request.Request(endpoint, data=payload, headers=headers, method="POST")
         try:

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from services.monitor.tests.http_api import AUTH_HEADERS
+
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as session:
         yield session

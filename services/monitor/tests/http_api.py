@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from services.monitor import MonitorService, MonitorSettings
+from services.monitor.config import AuthSettings
 
 BASE = "/v1/models/team-a/churn"
+#: The embedded token the monitor tests run with: authentication stays on in every test.
+TEST_TOKEN = "monitor-test-token"
+TEST_AUTH = AuthSettings(token=SecretStr(TEST_TOKEN))
+AUTH_HEADERS = {"Authorization": f"Bearer {TEST_TOKEN}"}
+AUTH_LINE = f"Authorization: Bearer {TEST_TOKEN}\r\n".encode()
 
 
 @asynccontextmanager
@@ -25,7 +32,9 @@ async def running(service: MonitorService) -> AsyncIterator[MonitorService]:
 
 def settings(data_dir: Path) -> MonitorSettings:
     # The loop interval is long: the tests trigger evaluations through the API.
-    return MonitorSettings(port=0, data_dir=data_dir, flush_interval_s=0.05, drift_interval_s=3600)
+    return MonitorSettings(
+        port=0, data_dir=data_dir, flush_interval_s=0.05, drift_interval_s=3600, auth=TEST_AUTH
+    )
 
 
 async def put_config(http: aiohttp.ClientSession, url: str, config: dict[str, Any]) -> None:

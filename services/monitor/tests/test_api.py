@@ -20,12 +20,16 @@ from services.monitor import (
     WindowSnapshot,
 )
 from services.monitor.tests.events import binary_headers, structured_event
-from services.monitor.tests.http_api import BASE, running
+from services.monitor.tests.http_api import BASE, TEST_AUTH, running
 
 
 def settings(data_dir: Path) -> MonitorSettings:
     return MonitorSettings(
-        port=0, data_dir=data_dir, flush_interval_s=0.05, limits=Limits(max_body_bytes=4096)
+        auth=TEST_AUTH,
+        port=0,
+        data_dir=data_dir,
+        flush_interval_s=0.05,
+        limits=Limits(max_body_bytes=4096),
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from contracts.drift import SCORE_BASELINE_FIRST_WINDOW, SCORE_BASELINE_VALIDATION
 from contracts.mlflow_tags import SCORE_REFERENCE_COLUMN
 from services.monitor import MonitorService, MonitorSettings
-from services.monitor.tests.http_api import put_config, running
+from services.monitor.tests.http_api import TEST_AUTH, put_config, running
 from services.monitor.tests.test_drift_loop import (
     WINDOW,
     drift_config,
@@ -46,7 +46,11 @@ def clock() -> Clock:
 @pytest.fixture
 async def monitor(tmp_path: Path, clock: Clock) -> AsyncIterator[MonitorService]:
     settings = MonitorSettings(
-        port=0, data_dir=tmp_path / "data", flush_interval_s=0.05, drift_interval_s=INTERVAL_S
+        auth=TEST_AUTH,
+        port=0,
+        data_dir=tmp_path / "data",
+        flush_interval_s=0.05,
+        drift_interval_s=INTERVAL_S,
     )
     async with running(MonitorService(settings, clock=clock)) as service:
         yield service

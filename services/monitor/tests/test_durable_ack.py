@@ -18,11 +18,14 @@ import pytest
 from services.monitor.config import MonitorSettings
 from services.monitor.service import MonitorService
 from services.monitor.tests.events import binary_headers
+from services.monitor.tests.http_api import AUTH_HEADERS, AUTH_LINE, TEST_AUTH
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[MonitorService]:
-    settings = MonitorSettings(port=0, ingest_port=0, data_dir=tmp_path, flush_interval_s=5.0)
+    settings = MonitorSettings(
+        auth=TEST_AUTH, port=0, ingest_port=0, data_dir=tmp_path, flush_interval_s=5.0
+    )
     monitor = MonitorService(settings)
     await monitor.start()
     yield monitor
@@ -50,7 +53,7 @@ class GatedStore:
 def raw_event(request_id: str, kind: str = "response") -> bytes:
     headers = binary_headers(kind, request_id, "1", role="stable", latency_ms=1.0)
     body = b'{"predictions": [0.5]}' if kind == "response" else b'{"instances": [[1.0]]}'
-    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, **AUTH_HEADERS}.items())
     return (
         f"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body
     )
@@ -118,7 +121,11 @@ async def test_a_failed_commit_is_not_acknowledged(service: MonitorService) -> N
 async def test_pipelined_replies_keep_their_order(service: MonitorService) -> None:
     gated = GatedStore(service)
     reader, writer = await asyncio.open_connection("127.0.0.1", service.ingest_port)
-    bad = b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\n{}"
+    bad = (
+        b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 2\r\n"
+        + AUTH_LINE
+        + b"Content-Type: text/plain\r\n\r\n{}"
+    )
     writer.write(raw_event("r4") + bad + raw_event("r5"))
     await asyncio.sleep(0.2)
     gated.gate.set()

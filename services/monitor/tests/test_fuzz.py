@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from services.monitor import MonitorService, MonitorSettings
 from services.monitor.ingest import handle_ingest
 from services.monitor.tests.events import binary_headers, structured_event
+from services.monitor.tests.http_api import TEST_AUTH
 
 KEYS = ["instances", "inputs", "predictions", "outputs", "name", "shape", "datatype", "data"]
 scalars = (
@@ -36,7 +37,7 @@ header_values = st.sampled_from(["", "1", "200", "503", "abc", "-1", "1e309", "s
 
 def service(tmp: Path) -> MonitorService:
     # Not started: handle_ingest only needs the core and the (in-memory) journal.
-    return MonitorService(MonitorSettings(port=0, data_dir=tmp))
+    return MonitorService(MonitorSettings(auth=TEST_AUTH, port=0, data_dir=tmp))
 
 
 def assert_windows_finite(monitor: MonitorService) -> None:

@@ -14,6 +14,7 @@ import asyncio, json, sys
 from pathlib import Path
 import httpx
 from services.monitor import MonitorService, MonitorSettings
+from services.monitor.tests.http_api import AUTH_HEADERS, AUTH_LINE, TEST_AUTH
 
 HEAVY = ("pandas", "scipy", "services.monitor.drift")
 
@@ -22,10 +23,10 @@ def loaded():
 
 async def main(data_dir):
     seen = {"imported": loaded()}
-    service = MonitorService(MonitorSettings(port=0, data_dir=Path(data_dir)))
+    service = MonitorService(MonitorSettings(auth=TEST_AUTH, port=0, data_dir=Path(data_dir)))
     await service.start()
     try:
-        async with httpx.AsyncClient(base_url=service.url) as http:
+        async with httpx.AsyncClient(base_url=service.url, headers=AUTH_HEADERS) as http:
             plain = {"stableVersion": "1", "scoreTolerance": 0.1}
             answer = await http.put("/v1/models/team-a/churn/config", json=plain)
             assert answer.status_code == 200, answer.text

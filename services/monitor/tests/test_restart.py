@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from services.monitor.tests.events import binary_headers
+from services.monitor.tests.http_api import AUTH_HEADERS, TEST_TOKEN
 from tests.support.processes import free_port
 
 BASE = "/v1/models/team-a/churn"
@@ -34,9 +35,17 @@ class MonitorProcess:
         self.ingest_url = f"http://127.0.0.1:{self.ingest_port}/"
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def token_file(self) -> Path:
+        """The monitor's embedded token (``--token-file``): what a client must send."""
+        return self.data_dir.parent / "monitor-test-token"
+
     def start(self) -> None:
+        token_file = self.token_file
+        token_file.write_text(TEST_TOKEN)
         command = [
             sys.executable, "-m", "services.monitor", "--port", str(self.port),
+            "--token-file", str(token_file),
             "--data-dir", str(self.data_dir), "--flush-interval", "0.05",
             "--ingest-port", str(self.ingest_port), "--drift-interval", "3600",
         ]  # fmt: skip
@@ -107,7 +116,7 @@ def wait_flushed(client: httpx.Client) -> None:
 @pytest.mark.slow  # two monitor process starts; ~10 s idle, more on a loaded machine
 def test_kill_9_then_restart_restores_windows(monitor: MonitorProcess) -> None:
     monitor.start()
-    with httpx.Client(base_url=monitor.url, timeout=10) as client:
+    with httpx.Client(base_url=monitor.url, headers=AUTH_HEADERS, timeout=10) as client:
         # A long pairing timeout: the "late" call must still be half-open after the restart.
         config = {"windowSize": 25, "scoreTolerance": 0.3, "stableVersion": "1",
                   "pairingTimeoutSeconds": 600}  # fmt: skip
@@ -119,7 +128,7 @@ def test_kill_9_then_restart_restores_windows(monitor: MonitorProcess) -> None:
     monitor.kill9()
 
     monitor.start()
-    with httpx.Client(base_url=monitor.url, timeout=10) as client:
+    with httpx.Client(base_url=monitor.url, headers=AUTH_HEADERS, timeout=10) as client:
         params = {"since": before["since"], "until": before["until"]}
         after = client.get(BASE + "/figures", params=params).json()
         assert after["versions"] == before["versions"]
@@ -163,7 +172,7 @@ def test_kill_9_keeps_drift_alarm_history_report_and_score_baseline(
     config = {"windowSize": 200, "stableVersion": "1", "references": {"1": reference.as_uri()},
               "drift": {"detector": "ks", "pValue": 0.01, "minWindow": 50}}  # fmt: skip
     monitor.start()
-    with httpx.Client(base_url=monitor.url, timeout=30) as client:
+    with httpx.Client(base_url=monitor.url, headers=AUTH_HEADERS, timeout=30) as client:
         assert client.put(BASE + "/config", json=config).status_code == 200
         send_features(client, monitor.ingest_url, "ref", 0.0)
         wait_flushed(client)
@@ -176,7 +185,7 @@ def test_kill_9_keeps_drift_alarm_history_report_and_score_baseline(
     monitor.kill9()
 
     monitor.start()
-    with httpx.Client(base_url=monitor.url, timeout=30) as client:
+    with httpx.Client(base_url=monitor.url, headers=AUTH_HEADERS, timeout=30) as client:
         after = client.get(BASE + "/drift").json()["versions"]["1"]
         assert after == before
         assert client.get(after["reportUrl"]).text == report

@@ -27,7 +27,7 @@ from services.monitor.outcomes.tests.feedback_events import (
     serve,
     structured,
 )
-from services.monitor.tests.http_api import running
+from services.monitor.tests.http_api import AUTH_HEADERS, TEST_AUTH, TEST_TOKEN, running
 
 
 class Clock:
@@ -40,7 +40,7 @@ class Clock:
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as session:
         yield session
 
 
@@ -51,6 +51,7 @@ def clock() -> Clock:
 
 def settings(data_dir: Path, **kw: Any) -> MonitorSettings:
     return MonitorSettings(
+        auth=TEST_AUTH,
         port=0,
         ingest_port=0,
         data_dir=data_dir,
@@ -306,7 +307,7 @@ async def test_too_many_events_in_a_batch_is_413(tmp_path: Path) -> None:
     service = MonitorService(
         settings(tmp_path).model_copy(update={"limits": Limits(max_body_bytes=4 << 20)})
     )
-    async with running(service), aiohttp.ClientSession() as http:
+    async with running(service), aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         await configure(http, service.url)
         many = [structured(f"e{i}", {"requestId": "r", "label": 1})
                 for i in range(MAX_BATCH_EVENTS + 1)]  # fmt: skip
@@ -346,7 +347,7 @@ async def test_pipelined_replies_on_the_fast_port_stay_in_order(
     await configure(http, monitor.url)
     await serve(http, monitor.url, "r0", "1", 0.8)
     data = json.dumps({"requestId": "r0", "label": 1}).encode()
-    head = "".join(f"{k}: {v}\r\n" for k, v in feedback_headers("p0").items())
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**feedback_headers("p0"), **AUTH_HEADERS}.items())
     feedback = (f"POST {FEEDBACK} HTTP/1.1\r\nHost: m\r\n{head}Content-Length: {len(data)}"
                 "\r\n\r\n").encode() + data  # fmt: skip
     missing = b"POST /nowhere HTTP/1.1\r\nHost: m\r\nContent-Length: 0\r\n\r\n"
@@ -416,7 +417,7 @@ async def test_the_python_helper_sends_batches_and_retries_are_duplicates(
     labels.append({"requestId": "r0", "label": "yes"})
 
     def send() -> dict[str, Any]:
-        return send_feedback(monitor.url, "team-a", "churn", labels, batch_size=2)
+        return send_feedback(monitor.url, "team-a", "churn", labels, batch_size=2, token=TEST_TOKEN)
 
     first = await asyncio.to_thread(send)
     assert (first["accepted"], first["duplicates"]) == (5, 0)
@@ -425,5 +426,7 @@ async def test_the_python_helper_sends_batches_and_retries_are_duplicates(
     assert (again["accepted"], again["duplicates"]) == (0, 5)
     assert version(await quality(http, monitor.url), "1")["labeled"] == 5
     with pytest.raises(FeedbackRefused) as refused:
-        await asyncio.to_thread(send_feedback, monitor.url, "team-a", "nobody", labels[:1])
+        await asyncio.to_thread(
+            send_feedback, monitor.url, "team-a", "nobody", labels[:1], token=TEST_TOKEN
+        )
     assert refused.value.status == 404

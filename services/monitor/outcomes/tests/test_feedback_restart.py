@@ -23,6 +23,7 @@ from services.monitor.outcomes.tests.feedback_events import (
     structured,
 )
 from services.monitor.tests.events import binary_headers
+from services.monitor.tests.http_api import AUTH_HEADERS, TEST_AUTH
 from services.monitor.tests.test_restart import MonitorProcess, wait_flushed
 
 
@@ -38,6 +39,7 @@ def settings(data_dir: Path) -> MonitorSettings:
     # No periodic flush within a test: what is in SQLite at the crash is what the code
     # committed on purpose (labels before their 200; events where the test flushes them).
     return MonitorSettings(
+        auth=TEST_AUTH,
         port=0, data_dir=data_dir, flush_interval_s=10, drift_interval_s=3600,
         expiry_interval_s=3600,
     )  # fmt: skip
@@ -70,7 +72,7 @@ async def test_quality_figures_come_back_after_a_crash(tmp_path: Path) -> None:
     await first.start()
     rng = np.random.default_rng(5)
     labels = rng.integers(0, 2, 40)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         url = first.url
         body = {"stableVersion": "1", "shadowVersion": "2",
                 "outcomes": {"labelMaturitySeconds": 120}}  # fmt: skip
@@ -95,7 +97,7 @@ async def test_quality_figures_come_back_after_a_crash(tmp_path: Path) -> None:
     second = MonitorService(settings(tmp_path), clock=clock)
     await second.start()
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             after = await quality(http, second.url)
             assert after["orphans"] == 1 and after["pendingLabels"] == 0
             versions = {v["version"]: v for v in after["versions"]}  # type: ignore[attr-defined]
@@ -122,7 +124,7 @@ async def test_an_acknowledged_label_is_committed_before_the_answer(
     clock = Clock()
     first = MonitorService(settings(tmp_path), clock=clock)
     await first.start()
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
         async with http.put(first.url + BASE + "/config", json={"stableVersion": "1"}) as r:
             assert r.status == 200
         await serve(http, first.url, "r0", "1", 0.7)
@@ -148,7 +150,7 @@ def test_kill_9_after_acknowledged_labels_keeps_quality(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     labels = rng.integers(0, 2, 60)
     try:
-        with httpx.Client(base_url=monitor.url, timeout=10) as client:
+        with httpx.Client(base_url=monitor.url, headers=AUTH_HEADERS, timeout=10) as client:
             config = {"stableVersion": "1", "outcomes": {"labelMaturitySeconds": 3600}}
             assert client.put(BASE + "/config", json=config).status_code == 200
             for i in range(60):
@@ -170,7 +172,7 @@ def test_kill_9_after_acknowledged_labels_keeps_quality(tmp_path: Path) -> None:
             before = client.get(BASE + "/quality").json()
         monitor.kill9()
         monitor.start()
-        with httpx.Client(base_url=monitor.url, timeout=10) as client:
+        with httpx.Client(base_url=monitor.url, headers=AUTH_HEADERS, timeout=10) as client:
             after = client.get(BASE + "/quality").json()
             assert after["versions"] == before["versions"]
             assert after["versions"][0]["labeled"] == 60
