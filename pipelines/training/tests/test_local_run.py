@@ -117,7 +117,9 @@ def test_training_pipeline_runs_locally_and_registers(mlflow_sqlite: str, tmp_pa
     assert pd.Timestamp(window["train"]["start"]) >= START
     assert window["train"]["end"] == window["validation"]["start"]
     assert window["test"]["end"] == window["end"]
-    assert [a.path for a in client.list_artifacts(run_id, "reference")] == [
-        "reference/features.parquet"
+    # The training reference (feature drift) and the validation scores (prediction drift).
+    assert sorted(a.path for a in client.list_artifacts(run_id, "reference")) == [
+        "reference/features.parquet",
+        "reference/validation_scores.parquet",
     ]
     assert client.get_run(run_id).data.metrics["eval_validation_auc"] > 0.7
