@@ -7,31 +7,35 @@ the MLModel's router URL with their own `X-Request-Id`; the outcome of each call
 the monitor a second later (`services/monitor/outcomes/client.send_feedback`), as an
 application would. Three registered versions:
 
-- v1 (stable): weights partly wrong (the second one halved, the first shrunk): log loss ~0.50;
-- shuffled: a logistic regression FIT on shuffled labels: it learned nothing (~0.70);
-- better: the same regression fit on the true labels (~0.40).
+- v1 (stable): weights partly wrong (w = (1.0, −0.5) for the true (1.5, −2.0)): log loss 0.50;
+- shuffled: a logistic regression FIT on shuffled labels: it learned nothing (0.68);
+- better: the same regression fit on the true labels (0.41).
 
 The shuffled candidate answers as fast as v1 and without errors, and its disagreement is not
 judged (a primary metric is set), so only the labels can catch it: it must be rolled back in
 shadow by the log-loss gate, no user ever served by it. The better one must then walk
 shadow → 50% → 100% on labels.
 
-Sizes (docs/outcomes.md § How many labels a PASS needs; computed on 200,000 draws of this
-world with its formula, α 0.05, margin 0.05): the shuffled candidate is significantly worse
-(paired, per-request variance 0.15, difference −0.27) after ~40 labeled pairs; the better one
-passes shadow (paired, difference +0.10, variance 0.05) after ~65 pairs, so minLabeled 100
-decides there, and the 50% step (concurrent, Welch variance ~0.4 per side) after ~215
-labeled requests per side: at 20 requests/s, ~25 s.
+Sizes (docs/outcomes.md § How many labels a PASS needs: its radius formula on 200,000 draws of
+this world, α 0.05). The margin is a generous 0.1 (log loss) so that every decision takes
+one or two hundred labels; the gate's error rates at realistic margins are the simulation
+tests' job (operators/mlmodel/tests, bench/label_gate.py). The shuffled candidate is
+significantly worse (paired, difference −0.18, per-request variance 0.12) after ~40 labeled
+pairs; the better one is non-inferior in shadow (paired, +0.10, variance 0.12) after ~30
+pairs, so minLabeled 100 decides there, and at the 50% step (concurrent, Welch: 0.39 per
+request on each side) after ~100 labeled requests per side: ~10 s at 20 requests/s.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -40,6 +44,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from contracts.headers import REQUEST_ID_HEADER
+from operators.backends.monitor import HttpMonitor
 from services.monitor.outcomes.client import send_feedback
 from tests.support.kube import CustomObjects
 from tests.support.models import FEATURES, LogisticModel, register_model
@@ -53,7 +58,7 @@ STEPS = [50, 100]
 RPS = 20.0
 CLIENTS = 2
 LABEL_DELAY_S = 1.0
-MARGIN = 0.05
+MARGIN = 0.1
 MIN_LABELED = 100
 TRUE_W, TRUE_B = np.array([1.5, -2.0]), 0.3
 # ~6 answers a second per version in shadow take the predictors a fraction of a core; a
@@ -149,6 +154,8 @@ class Observer:
 
     read: Callable[[], dict[str, Any]]
     seen: list[tuple[str, str | None, int, int, int]] = field(default_factory=list)
+    # When each row was first seen, and its analysis message: the failure context.
+    history: list[str] = field(default_factory=list)
     qualities: list[list[dict[str, Any]]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -165,6 +172,8 @@ class Observer:
             )
             if not self.seen or self.seen[-1] != row:
                 self.seen.append(row)
+                message = (status.get("analysis") or {}).get("message")
+                self.history.append(f"{time.strftime('%H:%M:%S')} {row} {message}")
             quality = status.get("quality") or []
             if quality and (not self.qualities or self.qualities[-1] != quality):
                 self.qualities.append(quality)
@@ -198,20 +207,19 @@ class LabelGate(CustomObjects):
         return wait_for(probe, timeout_s, f"{phase} of version {version}", context=self.context)
 
     def context(self) -> str:
+        seen = "\n  ".join(self.observer.history[-12:])
         users = self.users
-        sent = f"labels sent {users.labels_sent}, errors {users.feedback_errors[-3:]}" if users else ""
-        return (
-            f"status: {self.model_status()}\nseen: {self.observer.seen[-12:]}\n{sent}\n"
-            f"{self.stack.logs()}"
+        sent = (
+            f"labels sent {users.labels_sent}, errors {users.feedback_errors[-3:]}" if users else ""
         )
+        return f"status: {self.model_status()}\nseen:\n  {seen}\n{sent}\n{self.stack.logs()}"
 
     def start_threads(self, url: str) -> None:
-        self.users = Users(url, self.stack.monitor_url, self.namespace)
-        targets: list[Callable[[], None]] = [
-            lambda seed=seed: self.users.call(seed)  # type: ignore[union-attr]
-            for seed in range(CLIENTS)
+        self.users = users = Users(url, self.stack.monitor_url, self.namespace)
+        clients: list[Callable[[], None]] = [
+            functools.partial(users.call, seed) for seed in range(CLIENTS)
         ]
-        for target in [*targets, self.users.post_labels, self.observer.run]:
+        for target in [*clients, users.post_labels, self.observer.run]:
             thread = threading.Thread(target=target, daemon=True)
             thread.start()
             self.threads.append(thread)
@@ -276,8 +284,12 @@ def _assert_users_were_served(gate: LabelGate) -> None:
 
 def test_shuffled_candidate_is_rolled_back_in_shadow_by_the_label_gate(gate: LabelGate) -> None:
     v1, shuffled = gate.versions["v1"], gate.versions["shuffled"]
+    since = datetime.now(UTC)
     gate.set_version(shuffled)
     status = gate.wait_phase("RolledBack", shuffled, 120)
+    served = HttpMonitor(gate.stack.monitor_url).figures(
+        gate.namespace, MODEL, since, datetime.now(UTC)
+    )
 
     assert status["stableVersion"] == v1
     assert status["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
@@ -294,9 +306,13 @@ def test_shuffled_candidate_is_rolled_back_in_shadow_by_the_label_gate(gate: Lab
     assert analysis["metric"] == "logLoss"
     assert analysis["high"] < 0 and analysis["estimate"] < 0
     assert analysis["labeled"] >= 10
-    assert analysis.get("errors") in (0, None) and (analysis.get("errorRate") or 0) == 0
-    assert (analysis.get("latencyP99Ms") or 0) < MAX_P99_MS
+    assert analysis["errors"] == 0 and analysis["errorRate"] == 0
     assert not any(w in message for w in ("error rate", "p99", "disagreement"))
+    # What the monitor counted for the shadow over its whole life: answered every mirrored
+    # request it got, without a server error, within the latency cap.
+    shadow = served.of(shuffled)
+    assert shadow.requests >= 10 and shadow.server_errors == 0
+    assert shadow.latency_p99_ms is not None and shadow.latency_p99_ms < MAX_P99_MS
     _assert_users_were_served(gate)
     # Its quality, seen while it was in shadow: labeled on the requests it shadowed.
     shadowed = [
@@ -315,13 +331,15 @@ def test_better_candidate_is_promoted_on_labels(gate: LabelGate) -> None:
     status = gate.wait_phase("Promoted", better, 150)
 
     assert status["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
-    ramp = [(phase, canary, mirror) for phase, _, _, canary, mirror in gate.observer.rows_for(better)]
+    ramp = [
+        (phase, canary, mirror) for phase, _, _, canary, mirror in gate.observer.rows_for(better)
+    ]
     assert ramp[0] == ("Shadow", 0, 100)
     assert [canary for phase, canary, _ in ramp if phase == "Canary"] == STEPS
     analysis = status["analysis"]
     assert analysis["outcome"] == "Pass"
     assert analysis["metric"] == "logLoss" and analysis["labeled"] >= MIN_LABELED
-    assert analysis["low"] > -MARGIN and analysis["estimate"] > 0
+    assert analysis["low"] > -MARGIN  # non-inferior on the canary's concurrent labels
     _assert_users_were_served(gate)
     # status.quality listed both versions with their labeled counts while both were in play.
     both = [
@@ -332,4 +350,13 @@ def test_better_candidate_is_promoted_on_labels(gate: LabelGate) -> None:
     assert both, f"never both versions in status.quality: {gate.observer.qualities[-3:]}"
     last = both[-1]
     assert last[v1]["labeled"] > 0 and last[better]["labeled"] >= MIN_LABELED
-    assert last[better]["logLoss"]["value"] < last[v1]["logLoss"]["value"]
+
+    # The promoted version's primary metric, as the Metric/Quality printer columns show it.
+    def promoted_quality() -> dict[str, Any] | None:
+        quality = gate.model_status().get("stableQuality") or {}
+        return quality if quality.get("version") == better else None
+
+    stable_quality = wait_for(
+        promoted_quality, 30, "stableQuality of the promoted version", context=gate.context
+    )
+    assert stable_quality["metric"] == "logLoss" and stable_quality["labeled"] > 0
