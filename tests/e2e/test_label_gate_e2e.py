@@ -116,6 +116,7 @@ class Users:
     url: str
     monitor_url: str
     namespace: str
+    token: str  # the embedded token the monitor requires of a label job
     statuses: list[int] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     labels_sent: int = 0
@@ -159,7 +160,9 @@ class Users:
             if not batch:
                 continue
             try:
-                answer = send_feedback(self.monitor_url, self.namespace, MODEL, batch)
+                answer = send_feedback(
+                    self.monitor_url, self.namespace, MODEL, batch, token=self.token
+                )
             except Exception as error:  # recorded, asserted on: the test names what went wrong
                 self.feedback_errors.append(repr(error))
                 continue
@@ -236,7 +239,12 @@ class LabelGate(CustomObjects):
         return f"status: {self.model_status()}\nseen:\n  {seen}\n{sent}\n{self.stack.logs()}"
 
     def start_threads(self, url: str) -> None:
-        self.users = users = Users(url, self.stack.monitor_url, self.namespace)
+        self.users = users = Users(
+            url,
+            self.stack.monitor_url,
+            self.namespace,
+            self.stack.layout.monitor_token_file.read_text().strip(),
+        )
         clients: list[Callable[[], None]] = [
             functools.partial(users.call, seed) for seed in range(CLIENTS)
         ]
@@ -307,9 +315,9 @@ def test_shuffled_candidate_is_rolled_back_in_shadow_by_the_label_gate(gate: Lab
     since = datetime.now(UTC)
     gate.set_version(shuffled)
     status = gate.wait_phase("RolledBack", shuffled, 120)
-    served = HttpMonitor(gate.stack.monitor_url).figures(
-        gate.namespace, MODEL, since, datetime.now(UTC)
-    )
+    served = HttpMonitor(
+        gate.stack.monitor_url, token_file=gate.stack.layout.monitor_token_file
+    ).figures(gate.namespace, MODEL, since, datetime.now(UTC))
 
     assert status["stableVersion"] == v1
     assert status["traffic"] == {"stable": 100, "candidate": 0, "mirror": 0}
