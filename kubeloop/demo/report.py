@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display: the report is written on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from kubeloop.demo.progress import Sample  # noqa: E402
+from kubeloop.demo.progress import Sample, VersionQuality  # noqa: E402
 
 TIMELINE_PNG = "timeline.png"
 INDEX_HTML = "index.html"
@@ -71,6 +71,53 @@ def p_value_series(samples: Sequence[Sample]) -> dict[str, list[tuple[float, flo
     return series
 
 
+def quality_series(samples: Sequence[Sample]) -> dict[str, list[tuple[float, VersionQuality]]]:
+    """Version → [(t, quality)] from MLModel status.quality in each sample (labeled ones)."""
+    series: dict[str, list[tuple[float, VersionQuality]]] = {}
+    for sample in samples:
+        for version, quality in sample.quality.items():
+            if quality.labeled:
+                series.setdefault(version, []).append((sample.t, quality))
+    return series
+
+
+def quality_moments(record: DemoRecord) -> list[tuple[str, float, dict[str, VersionQuality]]]:
+    """The versions' quality at the moments that tell the story: just before the shift, just
+    before v2 entered the rollout (the window then holds shifted traffic only, when the
+    retrain took longer than the window), and at the end."""
+    moments: list[tuple[str, float | None]] = [
+        ("before the shift", record.shift_t),
+        ("before v2's rollout", _first_candidate_t(record.samples)),
+        ("at the end", max((s.t for s in record.samples), default=None)),
+    ]
+    rows = []
+    for name, t in moments:
+        if t is None:
+            continue
+        seen = [s for s in record.samples if s.t <= t and s.quality]
+        if seen:
+            rows.append((name, seen[-1].t, seen[-1].quality))
+    return rows
+
+
+def _first_candidate_t(samples: Sequence[Sample]) -> float | None:
+    first = next((s.t for s in samples if s.candidate_version), None)
+    if first is None:
+        return None
+    before = [s.t for s in samples if s.t < first]
+    return before[-1] if before else first
+
+
+def _quality_cell(quality: VersionQuality | None) -> str:
+    if quality is None or not quality.labeled:
+        return "—"
+    auc = "—" if quality.auc is None else f"{quality.auc:.3f}"
+    if quality.auc_low is not None and quality.auc_high is not None:
+        auc += f" [{quality.auc_low:.3f}, {quality.auc_high:.3f}]"
+    accuracy = "—" if quality.accuracy is None else f"{quality.accuracy:.3f}"
+    return f"AUC {auc}, accuracy {accuracy}, {quality.labeled} labeled"
+
+
 def _mark_events(axes: object, record: DemoRecord) -> None:
     for t, label, colour in (
         (record.shift_t, "shift", "tab:red"),
@@ -82,7 +129,9 @@ def _mark_events(axes: object, record: DemoRecord) -> None:
 
 
 def write_timeline(record: DemoRecord, path: Path) -> None:
-    figure, (traffic_ax, drift_ax, accuracy_ax) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    figure, (traffic_ax, drift_ax, accuracy_ax, quality_ax) = plt.subplots(
+        4, 1, figsize=(10, 12), sharex=True
+    )
     for version, points in sorted(traffic_per_version(record.samples).items()):
         traffic_ax.step(*zip(*points, strict=True), where="post", label=f"v{version}")
     traffic_ax.set_ylabel("traffic %")
@@ -95,16 +144,30 @@ def write_timeline(record: DemoRecord, path: Path) -> None:
         starts, values, _ = zip(*record.accuracy, strict=True)
         accuracy_ax.plot(starts, values, marker="o", label="accuracy (delayed labels)")
     accuracy_ax.set_ylabel("accuracy")
-    accuracy_ax.set_xlabel("seconds since the demo started")
+    for version, points in sorted(quality_series(record.samples).items()):
+        times = [t for t, q in points if q.auc is not None]
+        aucs = [q.auc for _, q in points if q.auc is not None]
+        line = quality_ax.plot(times, aucs, label=f"v{version} AUC")[0]
+        bounded = [(t, q) for t, q in points if q.auc_low is not None and q.auc_high is not None]
+        if bounded:
+            quality_ax.fill_between(
+                [t for t, _ in bounded],
+                [q.auc_low for _, q in bounded],  # type: ignore[misc]
+                [q.auc_high for _, q in bounded],  # type: ignore[misc]
+                color=line.get_color(),
+                alpha=0.2,
+            )
+    quality_ax.set_ylabel("AUC (monitor, 95%)")
+    quality_ax.set_xlabel("seconds since the demo started")
     end = max([s.t for s in record.samples] + [s.finished_t or 0 for s in record.stages] + [1.0])
     for index, stage in enumerate(record.stages):
         # Alternate shading shows where each stage began and ended.
         if index % 2 == 0:
-            for axes in (traffic_ax, drift_ax, accuracy_ax):
+            for axes in (traffic_ax, drift_ax, accuracy_ax, quality_ax):
                 axes.axvspan(stage.started_t, stage.finished_t or end, color="0.93", zorder=0)
         traffic_ax.text(stage.started_t, 102, stage.name, fontsize=7, rotation=30, va="bottom")
     accuracy_ax.set_xlim(0, end)
-    for axes in (traffic_ax, drift_ax, accuracy_ax):
+    for axes in (traffic_ax, drift_ax, accuracy_ax, quality_ax):
         _mark_events(axes, record)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(loc="upper left", fontsize="small")
@@ -131,6 +194,15 @@ def render_html(record: DemoRecord) -> str:
     if record.drift_report:
         link = html.escape(record.drift_report)
         items += f'<li>drift report that triggered the retrain: <a href="{link}">{link}</a></li>'
+    moments = quality_moments(record)
+    versions = sorted({v for _, _, quality in moments for v in quality})
+    quality_rows = "\n".join(
+        f"<tr><td>{html.escape(name)} ({t:.0f} s)</td>"
+        + "".join(f"<td>{html.escape(_quality_cell(quality.get(v)))}</td>" for v in versions)
+        + "</tr>"
+        for name, t, quality in moments
+    )
+    quality_head = "".join(f"<th>v{html.escape(v)}</th>" for v in versions)
     lineage = "".join(
         f"<tr><td>{html.escape(key)}</td><td>{html.escape(json.dumps(value))}</td></tr>"
         for key, value in sorted(record.lineage.items())
@@ -146,10 +218,18 @@ def render_html(record: DemoRecord) -> str:
 <table><tr><th>stage</th><th>outcome</th><th>seconds</th><th>message</th></tr>
 {rows}
 </table>
+<h2>Quality per version, from the labels</h2>
+<p>MLModel <code>status.quality</code>: the monitor's figures on the labels the traffic sent
+to its feedback API, joined to each version's predictions (sliding window of labeled rows;
+95% intervals).</p>
+<table><tr><th>moment</th>{quality_head}</tr>
+{quality_rows or "<tr><td>no labeled rows yet</td></tr>"}
+</table>
 <h2>Lineage of the version now serving</h2>
 <table>{lineage or "<tr><td>not reached</td></tr>"}</table>
 <h2>Timeline</h2>
-<p>Traffic per version, drift p-values and accuracy on delayed labels over time.</p>
+<p>Traffic per version, drift p-values, accuracy on delayed labels (the traffic's own count)
+and each version's AUC as the monitor computes it from the labels, over time.</p>
 <img src="{TIMELINE_PNG}" alt="timeline">
 <p>Raw samples: <a href="{SAMPLES_JSON}">{SAMPLES_JSON}</a></p>
 </body></html>

@@ -54,7 +54,12 @@ class TrafficConfig(BaseModel):
     requests_per_s: float = Field(default=10.0, gt=0, le=1000)
     rows_per_request: int = Field(default=4, ge=1, le=1000)
     label_delay_s: float = Field(default=5.0, ge=0)
-    stream_rows: int = Field(default=4000, ge=10)
+    stream_rows: int = Field(
+        default=4000,
+        ge=10,
+        description="Rows per stream; they repeat after that (repeated rows repeat labels: "
+        "the label gate would count them twice, so the demo sizes this to its run).",
+    )
     shift_sigma: float = 1.0
     seed: int = 7
     timeout_s: float = Field(default=5.0, gt=0)
@@ -134,7 +139,12 @@ class TrafficGenerator:
         self.columns = dict(columns)
         self.client = client
         reference, shifted = streams if streams is not None else make_streams(config)
-        self._streams = {False: reference.to_dict("records"), True: shifted.to_dict("records")}
+        # Kept as frames, rows converted per request: a demo stream holds 10^5 rows, which as
+        # dicts would cost ~1 KB each.
+        self._streams = {
+            False: reference.reset_index(drop=True),
+            True: shifted.reset_index(drop=True),
+        }
         self._cursor = 0
         self._shifted = threading.Event()
         self._stop = threading.Event()
@@ -211,10 +221,10 @@ class TrafficGenerator:
 
     def next_rows(self) -> list[dict[str, Any]]:
         stream = self._streams[self._shifted.is_set()]
-        rows = []
-        for _ in range(self.config.rows_per_request):
-            rows.append(stream[self._cursor % len(stream)])
-            self._cursor += 1
+        count = self.config.rows_per_request
+        positions = [(self._cursor + i) % len(stream) for i in range(count)]
+        self._cursor += count
+        rows: list[dict[str, Any]] = stream.iloc[positions].to_dict("records")  # type: ignore[assignment]
         return rows
 
     def send_once(self) -> None:
