@@ -144,19 +144,19 @@ def write_timeline(record: DemoRecord, path: Path) -> None:
         starts, values, _ = zip(*record.accuracy, strict=True)
         accuracy_ax.plot(starts, values, marker="o", label="accuracy (delayed labels)")
     accuracy_ax.set_ylabel("accuracy")
-    for version, points in sorted(quality_series(record.samples).items()):
-        times = [t for t, q in points if q.auc is not None]
-        aucs = [q.auc for _, q in points if q.auc is not None]
-        line = quality_ax.plot(times, aucs, label=f"v{version} AUC")[0]
-        bounded = [(t, q) for t, q in points if q.auc_low is not None and q.auc_high is not None]
-        if bounded:
-            quality_ax.fill_between(
-                [t for t, _ in bounded],
-                [q.auc_low for _, q in bounded],  # type: ignore[misc]
-                [q.auc_high for _, q in bounded],  # type: ignore[misc]
-                color=line.get_color(),
-                alpha=0.2,
-            )
+    for version, history in sorted(quality_series(record.samples).items()):
+        known = [(t, q.auc) for t, q in history if q.auc is not None]
+        if not known:
+            continue
+        line = quality_ax.plot(*zip(*known, strict=True), label=f"v{version} AUC")[0]
+        bounds = [
+            (t, q.auc_low, q.auc_high)
+            for t, q in history
+            if q.auc_low is not None and q.auc_high is not None
+        ]
+        if bounds:
+            times, lows, highs = zip(*bounds, strict=True)
+            quality_ax.fill_between(times, lows, highs, color=line.get_color(), alpha=0.2)
     quality_ax.set_ylabel("AUC (monitor, 95%)")
     quality_ax.set_xlabel("seconds since the demo started")
     end = max([s.t for s in record.samples] + [s.finished_t or 0 for s in record.stages] + [1.0])

@@ -236,8 +236,8 @@ def _quality(version: str, labeled: int, auc: float | None) -> dict:
 
 
 def test_sample_reads_quality_and_the_label_gate() -> None:
-    status = {
-        **MLMODEL["status"],
+    status: dict[str, object] = {
+        **MLMODEL["status"],  # type: ignore[dict-item]
         "quality": [_quality("1", 5000, 0.61), _quality("2", 0, None)],
         "analysis": {
             "metric": "auc",
