@@ -82,30 +82,40 @@ def quality_series(samples: Sequence[Sample]) -> dict[str, list[tuple[float, Ver
 
 
 def quality_moments(record: DemoRecord) -> list[tuple[str, float, dict[str, VersionQuality]]]:
-    """The versions' quality at the moments that tell the story: just before the shift, just
-    before v2 entered the rollout (the window then holds shifted traffic only, when the
-    retrain took longer than the window), and at the end."""
+    """The versions' quality at the moments that tell the story: before the shift, at the
+    alarm, just before v2 entered the rollout, just before its promotion (both versions in
+    play) and at the end. Each is the last sample with quality at or before the moment; the
+    monitor's window slides, so just after the shift it mixes rows from before and after."""
+    candidate_t = _first_candidate_t(record.samples, after=record.alarm_t)
+    # The last look at both versions side by side: the last sample with a candidate.
+    rollout_end = max(
+        (s.t for s in record.samples if s.candidate_version and s.quality and candidate_t is not None
+         and s.t >= candidate_t),
+        default=None,
+    )  # fmt: skip
     moments: list[tuple[str, float | None]] = [
         ("before the shift", record.shift_t),
-        ("before v2's rollout", _first_candidate_t(record.samples)),
+        ("at the drift alarm", record.alarm_t),
+        ("before v2's rollout", None if candidate_t is None else candidate_t - 1e-6),
+        ("v2's last canary step", rollout_end),
         ("at the end", max((s.t for s in record.samples), default=None)),
     ]
-    rows = []
+    rows: list[tuple[str, float, dict[str, VersionQuality]]] = []
     for name, t in moments:
         if t is None:
             continue
         seen = [s for s in record.samples if s.t <= t and s.quality]
-        if seen:
+        if seen and (not rows or rows[-1][2] != seen[-1].quality):
             rows.append((name, seen[-1].t, seen[-1].quality))
     return rows
 
 
-def _first_candidate_t(samples: Sequence[Sample]) -> float | None:
-    first = next((s.t for s in samples if s.candidate_version), None)
-    if first is None:
-        return None
-    before = [s.t for s in samples if s.t < first]
-    return before[-1] if before else first
+def _first_candidate_t(samples: Sequence[Sample], after: float | None) -> float | None:
+    """When the retrained version first showed up as the candidate (after the alarm: v1 is a
+    candidate too, briefly, when it is first served)."""
+    return next(
+        (s.t for s in samples if s.candidate_version and (after is None or s.t >= after)), None
+    )
 
 
 def _quality_cell(quality: VersionQuality | None) -> str:

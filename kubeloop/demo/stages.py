@@ -246,10 +246,38 @@ def stage_traffic(ctx: DemoContext) -> str:
         _checked_without_drift,
     )
     lowest = _lowest_p_value(_status(objects[2]).get("drift") or {})
+    objects = ctx.wait_for(
+        f"v{ctx.v1}'s labels joined by the monitor (MLModel status.quality labeled > 0)",
+        ctx.config.timeouts.traffic,
+        _labels_joined(traffic, ctx.v1),
+    )
     return (
         f"{config.requests_per_s:g} requests/s x {config.rows_per_request} rows to {url}, "
         f"labels to {monitor_url}; no drift yet (lowest p {lowest})"
     )
+
+
+def labeled_rows(mlmodel: dict[str, Any] | None, version: str | None) -> int:
+    for entry in _status(mlmodel).get("quality") or []:
+        if entry.get("version") == version:
+            return int(entry.get("labeled") or 0)
+    return 0
+
+
+def _labels_joined(traffic: TrafficGenerator, version: str | None) -> Callable[[Objects], bool]:
+    """The labels the traffic sends reach the monitor and join v1's predictions: the label
+    gate and the report's "before the shift" figures need them."""
+
+    def check(objects: Objects) -> bool:
+        stats = traffic.snapshot()
+        if stats.feedback_accepted == 0 and stats.feedback_failed + stats.feedback_rejected >= 200:
+            raise StageFailed(
+                f"the monitor takes no labels: {stats.feedback_failed} failed, "
+                f"{stats.feedback_rejected} refused; last error: {stats.feedback_last_error}"
+            )
+        return labeled_rows(objects[2], version) > 0
+
+    return check
 
 
 def _lowest_p_value(drift: dict[str, Any]) -> str:

@@ -275,12 +275,26 @@ def test_report_shows_quality_per_version_before_and_after_the_shift(tmp_path: P
     )
     assert [t for t, _ in quality_series(samples)["1"]] == [0.0, 1.0, 3.0]
     moments = quality_moments(record)
+    # Samples: t0 v1 only, t1 v2 a candidate (the rollout), t3 v2 stable; the shift at 0.5.
     assert [(name, t) for name, t, _ in moments] == [
         ("before the shift", 0.0),
-        ("before v2's rollout", 0.0),
+        ("v2's last canary step", 1.0),
+        ("at the end", 3.0),
+    ]
+    record.alarm_t = 2.0  # after it, no candidate with quality: no rollout moments
+    assert [name for name, _, _ in quality_moments(record)] == [
+        "before the shift",
+        "at the drift alarm",
+        "at the end",
+    ]
+    record.alarm_t = 0.7
+    assert [(name, t) for name, t, _ in quality_moments(record)] == [
+        ("before the shift", 0.0),
+        ("v2's last canary step", 1.0),
         ("at the end", 3.0),
     ]
     page = write_report(record, tmp_path).read_text()
     assert "<th>v1</th><th>v2</th>" in page
     assert "AUC 0.650 [0.600, 0.700], accuracy —, 800 labeled" in page
     assert "AUC 0.610, accuracy —, 4000 labeled" in page
+    assert "AUC 0.600, accuracy 0.580, 9000 labeled" in page
