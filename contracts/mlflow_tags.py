@@ -9,8 +9,8 @@ tags into ``status.lineage``) and by whoever inspects a version in MLflow. Every
 ``EVAL_METRIC_PREFIX`` prefixes every metric ``components/evaluate`` logs on the training run
 (``eval_<window>_<metric>``: ``eval_validation_auc``…); the MLModel operator reads a version's
 offline validation figure from its run (``VALIDATION_METRICS``, by primary metric name) to
-judge whether the served version has degraded. ``evaluate`` logs no accuracy, so accuracy has
-no offline figure.
+judge whether the served version has degraded (accuracy at the 0.5 threshold the monitor's
+quality figures use).
 
 ``REFERENCE_ARTIFACT`` is where register_model uploads a run's training-feature sample (the
 drift detector's reference), relative to the run's artifact root; the operator points the
@@ -50,6 +50,7 @@ EVAL_METRIC_PREFIX: Final = "eval_"
 VALIDATION_METRICS: Final = {
     "auc": f"{EVAL_METRIC_PREFIX}validation_auc",
     "logLoss": f"{EVAL_METRIC_PREFIX}validation_logloss",
+    "accuracy": f"{EVAL_METRIC_PREFIX}validation_accuracy",
 }
 
 REFERENCE_DIR: Final = "reference"

@@ -68,12 +68,19 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from kubeloop.status import collect_summary, render_components, render_summary
+    from kubeloop.status import (
+        collect_summary,
+        render_components,
+        render_endpoints,
+        render_summary,
+    )
 
     layout = EmbeddedLayout(Path(args.state_dir))
     record = launcher.read_supervisor_state(layout)
     if record:
-        print(render_components(record, time.time()) + "\n")
+        endpoints = render_endpoints(record)
+        print(render_components(record, time.time()) + ("\n" + endpoints if endpoints else ""))
+        print()
     kubeconfig = args.kubeconfig or (layout.kubeconfig if layout.kubeconfig.exists() else None)
     try:
         rows = collect_summary(kubeconfig)

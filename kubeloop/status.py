@@ -1,9 +1,10 @@
 """`kubeloop status`: the supervisor's components (pid, uptime, restarts, last exit), then one
-readable line per kubeloop resource, with its progress."""
+readable line per kubeloop resource, with its progress, then each MLModel version's quality on
+the labels the monitor joined (MLModel status.quality)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,52 @@ class SummaryRow:
     ready: str
     reason: str
     progress: str
+    quality: tuple[QualityRow, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class QualityRow:
+    """One MLModel version's quality (status.quality), as text."""
+
+    version: str
+    role: str
+    labeled: str
+    auc: str
+    accuracy: str
+    log_loss: str
+
+
+def _interval_text(interval: dict[str, Any] | None, digits: int = 3) -> str:
+    """Pure: "0.612 [0.590, 0.634]", "0.612" or "-"."""
+    interval = interval or {}
+    value = interval.get("value")
+    if not isinstance(value, int | float):
+        return "-"
+    low, high = interval.get("low"), interval.get("high")
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{value:.{digits}f}"
+
+
+def quality_of(obj: dict[str, Any]) -> tuple[QualityRow, ...]:
+    """Pure: an MLModel's status.quality, one row per version (stable's first)."""
+    status = obj.get("status", {}) or {}
+    stable = status.get("stableVersion")
+    entries = sorted(
+        (e for e in status.get("quality") or [] if isinstance(e, dict)),
+        key=lambda e: (e.get("version") != stable, str(e.get("version"))),
+    )
+    return tuple(
+        QualityRow(
+            version=str(e.get("version", "-")),
+            role=str(e.get("role") or "-"),
+            labeled=str(e.get("labeled", 0)),
+            auc=_interval_text(e.get("auc")),
+            accuracy=_interval_text(e.get("accuracy")),
+            log_loss=_interval_text(e.get("logLoss")),
+        )
+        for e in entries
+    )
 
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -59,6 +106,7 @@ def summarize(kind: str, obj: dict[str, Any]) -> SummaryRow:
         ready=ready.get("status", "Unknown"),
         reason=ready.get("reason", "-") + (f": {ready['message']}" if ready.get("message") else ""),
         progress=progress_of(kind, obj),
+        quality=quality_of(obj) if kind == "MLModel" else (),
     )
 
 
@@ -82,9 +130,32 @@ def render_summary(rows: list[SummaryRow]) -> str:
     if not rows:
         return "No kubeloop resources yet. Try: kubectl apply -f examples/resources/"
     header = ("KIND", "NAMESPACE", "NAME", "READY", "PROGRESS", "REASON")
-    return _table(
+    summary = _table(
         [header, *((r.kind, r.namespace, r.name, r.ready, r.progress, r.reason[:80]) for r in rows)]
     )
+    quality = render_quality(rows)
+    return summary + ("\n\n" + quality if quality else "")
+
+
+def render_quality(rows: list[SummaryRow]) -> str:
+    """Pure: per MLModel version, the quality on joined labels (95% intervals); "" if none."""
+    table: list[tuple[str, ...]] = [
+        ("MLMODEL", "VERSION", "ROLE", "LABELED", "AUC", "ACCURACY", "LOGLOSS")
+    ]
+    for row in rows:
+        for q in row.quality:
+            name = f"{row.namespace}/{row.name}"
+            table.append((name, q.version, q.role, q.labeled, q.auc, q.accuracy, q.log_loss))
+    return _table(table) if len(table) > 1 else ""
+
+
+def render_endpoints(record: dict[str, Any]) -> str:
+    """Pure: where clients send what kubeloop cannot see by itself (the monitor's feedback)."""
+    monitor = ((record.get("components") or {}).get("monitor") or {}).get("url")
+    if not monitor:
+        return ""
+    base = str(monitor).rstrip("/")
+    return f"monitor: {base}  (labels: POST {base}/v1/models/<namespace>/<name>/feedback)"
 
 
 def uptime_text(seconds: float) -> str:

@@ -53,6 +53,8 @@ METRICS_ARTIFACT = "evaluation/metrics.json"
 MAX_SAVED_SCORES = 50_000  # validation scores kept as the prediction-drift baseline
 Metric = Literal["auc", "logloss", "ece"]
 GOALS: dict[str, str] = {"auc": "maximize", "logloss": "minimize", "ece": "minimize"}
+# Logged for the MLModel operator (validation accuracy vs served accuracy), not an objective.
+LOGGED_METRICS: dict[str, str] = {**GOALS, "accuracy": "maximize"}
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -113,7 +115,7 @@ class EvaluationReport(BaseModel):
         """Scalar metrics for MLflow and the KFP UI: ``validation_auc``, ``baseline_test_ece``…"""
         flat: dict[str, float] = {}
         for window, metrics in self.windows.items():
-            for metric in GOALS:
+            for metric in LOGGED_METRICS:
                 value = metrics.value(metric)
                 if value is not None:
                     flat[f"{window}_{metric}"] = value

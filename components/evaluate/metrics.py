@@ -16,6 +16,8 @@ from scipy.stats import rankdata
 # Probabilities are clipped before log loss so one confident mistake is large, not infinite.
 LOG_LOSS_EPSILON = 1e-15
 DEFAULT_BINS = 10
+# The monitor's quality figures use the same threshold (services/monitor/outcomes/stats.py).
+ACCURACY_THRESHOLD = 0.5
 
 
 class EvaluationError(ValueError):
@@ -38,9 +40,17 @@ class WindowMetrics(BaseModel):
     logloss: float | None
     ece: float | None
     reliability: list[ReliabilityBin]
+    # Share of rows with (score >= ACCURACY_THRESHOLD) == label: the offline figure the MLModel
+    # operator compares a served version's accuracy with (its Degraded condition).
+    accuracy: float | None = None
 
     def value(self, metric: str) -> float | None:
-        return {"auc": self.auc, "logloss": self.logloss, "ece": self.ece}[metric]
+        return {
+            "auc": self.auc,
+            "logloss": self.logloss,
+            "ece": self.ece,
+            "accuracy": self.accuracy,
+        }[metric]
 
 
 def check_binary_labels(labels: pd.Series, column: str, role: str) -> np.ndarray:
@@ -142,7 +152,15 @@ def window_metrics(
         logloss=log_loss(labels, scores),
         ece=expected_calibration_error(reliability, rows),
         reliability=reliability,
+        accuracy=accuracy(labels, scores),
     )
+
+
+def accuracy(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Share of rows classified right at ACCURACY_THRESHOLD; None without rows."""
+    if labels.size == 0:
+        return None
+    return float(np.mean((scores >= ACCURACY_THRESHOLD) == (labels == 1.0)))
 
 
 # A baseline scorer maps a window's feature frame to probabilities.

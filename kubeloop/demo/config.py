@@ -47,6 +47,14 @@ class DemoConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0: a free port.")
     requests_per_s: float = Field(default=10.0, gt=0)
+    # 40 rows a request: 400 labeled rows/s, enough for the label gate to decide a 10% canary
+    # step at the demo MLModel's margin within minutes (docs/demo.md, "The label gate").
+    rows_per_request: int = Field(default=40, ge=1, le=1000)
+    stream_rows: int = Field(
+        default=200_000,
+        ge=1000,
+        description="Rows per traffic stream: ~8 minutes at 400 rows/s before rows repeat.",
+    )
     traffic_protocol: Literal["v1", "v2"] = "v2"
     traffic_path: str | None = Field(
         default=None,

@@ -14,6 +14,16 @@ from typing import Any, TextIO
 from pydantic import BaseModel, Field
 
 
+class VersionQuality(BaseModel):
+    """One version's quality on the labels the monitor joined (MLModel status.quality)."""
+
+    labeled: int = 0
+    auc: float | None = None
+    auc_low: float | None = None
+    auc_high: float | None = None
+    accuracy: float | None = None
+
+
 class Sample(BaseModel):
     """What the demo saw at one instant (seconds since the demo started)."""
 
@@ -38,6 +48,11 @@ class Sample(BaseModel):
     request_errors: int | None = None
     accuracy: float | None = None
     shifted: bool | None = None
+    quality: dict[str, VersionQuality] = Field(
+        default_factory=dict, description="Version → its quality (MLModel status.quality)."
+    )
+    labels_sent: int | None = None
+    gate: str | None = Field(default=None, description="The label gate's last figures.")
 
 
 def _condition(obj: Mapping[str, Any] | None, kind: str) -> str | None:
@@ -49,6 +64,44 @@ def _condition(obj: Mapping[str, Any] | None, kind: str) -> str | None:
 
 def _status(obj: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict((obj or {}).get("status") or {})
+
+
+def _figure(entry: Mapping[str, Any], name: str) -> tuple[float | None, ...]:
+    interval = entry.get(name) or {}
+    return interval.get("value"), interval.get("low"), interval.get("high")
+
+
+def quality_of(mlmodel_status: Mapping[str, Any]) -> dict[str, VersionQuality]:
+    """Version → quality from MLModel status.quality (the monitor's windows of labeled rows)."""
+    quality: dict[str, VersionQuality] = {}
+    for entry in mlmodel_status.get("quality") or []:
+        auc, low, high = _figure(entry, "auc")
+        quality[str(entry.get("version"))] = VersionQuality(
+            labeled=int(entry.get("labeled") or 0),
+            auc=auc,
+            auc_low=low,
+            auc_high=high,
+            accuracy=_figure(entry, "accuracy")[0],
+        )
+    return quality
+
+
+def gate_of(mlmodel_status: Mapping[str, Any]) -> str | None:
+    """The label gate's last judgement, from status.analysis, when it judged a metric."""
+    analysis = mlmodel_status.get("analysis") or {}
+    if not analysis.get("metric"):
+        return None
+    figures = [f"{analysis['metric']} n={_fmt(analysis.get('labeled'))}"]
+    if analysis.get("estimate") is not None:
+        figures.append(
+            f"Δ {analysis['estimate']:+.3f} [{_num(analysis.get('low'))}, "
+            f"{_num(analysis.get('high'))}]"
+        )
+    return " ".join(figures + [str(analysis.get("outcome") or "")]).strip()
+
+
+def _num(value: object) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value:+.3f}"
 
 
 def sample_from_objects(
@@ -89,6 +142,9 @@ def sample_from_objects(
         request_errors=traffic.get("errors"),
         accuracy=traffic.get("accuracy"),
         shifted=traffic.get("shifted"),
+        quality=quality_of(mlm),
+        labels_sent=traffic.get("feedback_accepted"),
+        gate=gate_of(mlm),
     )
 
 
@@ -126,12 +182,30 @@ def render_line(sample: Sample) -> str:
         parts.append(
             f"req {sample.requests_sent} err {_fmt(sample.request_errors)} acc {accuracy}{shift}"
         )
+    if sample.quality:
+        shown = " ".join(
+            f"v{version} {'-' if q.auc is None else f'{q.auc:.3f}'}/{q.labeled}"
+            for version, q in sorted(sample.quality.items())
+        )
+        parts.append(f"auc/labeled {shown}")
+    if sample.gate:
+        parts.append(f"gate {sample.gate}")
     return " | ".join(parts)
 
 
 def _signature(sample: Sample) -> tuple[object, ...]:
     """What counts as a change for the plain-text view (time and counters excluded)."""
-    data = sample.model_dump(exclude={"t", "requests_sent", "request_errors", "accuracy"})
+    data = sample.model_dump(
+        exclude={
+            "t",
+            "requests_sent",
+            "request_errors",
+            "accuracy",
+            "quality",
+            "labels_sent",
+            "gate",
+        }
+    )
     data["p_values"] = tuple(sorted((k, round(v, 3)) for k, v in sample.p_values.items()))
     return tuple(sorted(data.items()))
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # no display: the report is written on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from kubeloop.demo.progress import Sample  # noqa: E402
+from kubeloop.demo.progress import Sample, VersionQuality  # noqa: E402
 
 TIMELINE_PNG = "timeline.png"
 INDEX_HTML = "index.html"
@@ -71,6 +71,63 @@ def p_value_series(samples: Sequence[Sample]) -> dict[str, list[tuple[float, flo
     return series
 
 
+def quality_series(samples: Sequence[Sample]) -> dict[str, list[tuple[float, VersionQuality]]]:
+    """Version → [(t, quality)] from MLModel status.quality in each sample (labeled ones)."""
+    series: dict[str, list[tuple[float, VersionQuality]]] = {}
+    for sample in samples:
+        for version, quality in sample.quality.items():
+            if quality.labeled:
+                series.setdefault(version, []).append((sample.t, quality))
+    return series
+
+
+def quality_moments(record: DemoRecord) -> list[tuple[str, float, dict[str, VersionQuality]]]:
+    """The versions' quality at the moments that tell the story: before the shift, at the
+    alarm, just before v2 entered the rollout, just before its promotion (both versions in
+    play) and at the end. Each is the last sample with quality at or before the moment; the
+    monitor's window slides, so just after the shift it mixes rows from before and after."""
+    candidate_t = _first_candidate_t(record.samples, after=record.alarm_t)
+    # The last look at both versions side by side: the last sample with a candidate.
+    rollout_end = max(
+        (s.t for s in record.samples if s.candidate_version and s.quality and candidate_t is not None
+         and s.t >= candidate_t),
+        default=None,
+    )  # fmt: skip
+    moments: list[tuple[str, float | None]] = [
+        ("before the shift", record.shift_t),
+        ("at the drift alarm", record.alarm_t),
+        ("before v2's rollout", None if candidate_t is None else candidate_t - 1e-6),
+        ("v2's last canary step", rollout_end),
+        ("at the end", max((s.t for s in record.samples), default=None)),
+    ]
+    rows: list[tuple[str, float, dict[str, VersionQuality]]] = []
+    for name, t in moments:
+        if t is None:
+            continue
+        seen = [s for s in record.samples if s.t <= t and s.quality]
+        if seen and (not rows or rows[-1][2] != seen[-1].quality):
+            rows.append((name, seen[-1].t, seen[-1].quality))
+    return rows
+
+
+def _first_candidate_t(samples: Sequence[Sample], after: float | None) -> float | None:
+    """When the retrained version first showed up as the candidate (after the alarm: v1 is a
+    candidate too, briefly, when it is first served)."""
+    return next(
+        (s.t for s in samples if s.candidate_version and (after is None or s.t >= after)), None
+    )
+
+
+def _quality_cell(quality: VersionQuality | None) -> str:
+    if quality is None or not quality.labeled:
+        return "—"
+    auc = "—" if quality.auc is None else f"{quality.auc:.3f}"
+    if quality.auc_low is not None and quality.auc_high is not None:
+        auc += f" [{quality.auc_low:.3f}, {quality.auc_high:.3f}]"
+    accuracy = "—" if quality.accuracy is None else f"{quality.accuracy:.3f}"
+    return f"AUC {auc}, accuracy {accuracy}, {quality.labeled} labeled"
+
+
 def _mark_events(axes: object, record: DemoRecord) -> None:
     for t, label, colour in (
         (record.shift_t, "shift", "tab:red"),
@@ -82,7 +139,9 @@ def _mark_events(axes: object, record: DemoRecord) -> None:
 
 
 def write_timeline(record: DemoRecord, path: Path) -> None:
-    figure, (traffic_ax, drift_ax, accuracy_ax) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    figure, (traffic_ax, drift_ax, accuracy_ax, quality_ax) = plt.subplots(
+        4, 1, figsize=(10, 12), sharex=True
+    )
     for version, points in sorted(traffic_per_version(record.samples).items()):
         traffic_ax.step(*zip(*points, strict=True), where="post", label=f"v{version}")
     traffic_ax.set_ylabel("traffic %")
@@ -95,16 +154,30 @@ def write_timeline(record: DemoRecord, path: Path) -> None:
         starts, values, _ = zip(*record.accuracy, strict=True)
         accuracy_ax.plot(starts, values, marker="o", label="accuracy (delayed labels)")
     accuracy_ax.set_ylabel("accuracy")
-    accuracy_ax.set_xlabel("seconds since the demo started")
+    for version, history in sorted(quality_series(record.samples).items()):
+        known = [(t, q.auc) for t, q in history if q.auc is not None]
+        if not known:
+            continue
+        line = quality_ax.plot(*zip(*known, strict=True), label=f"v{version} AUC")[0]
+        bounds = [
+            (t, q.auc_low, q.auc_high)
+            for t, q in history
+            if q.auc_low is not None and q.auc_high is not None
+        ]
+        if bounds:
+            times, lows, highs = zip(*bounds, strict=True)
+            quality_ax.fill_between(times, lows, highs, color=line.get_color(), alpha=0.2)
+    quality_ax.set_ylabel("AUC (monitor, 95%)")
+    quality_ax.set_xlabel("seconds since the demo started")
     end = max([s.t for s in record.samples] + [s.finished_t or 0 for s in record.stages] + [1.0])
     for index, stage in enumerate(record.stages):
         # Alternate shading shows where each stage began and ended.
         if index % 2 == 0:
-            for axes in (traffic_ax, drift_ax, accuracy_ax):
+            for axes in (traffic_ax, drift_ax, accuracy_ax, quality_ax):
                 axes.axvspan(stage.started_t, stage.finished_t or end, color="0.93", zorder=0)
         traffic_ax.text(stage.started_t, 102, stage.name, fontsize=7, rotation=30, va="bottom")
     accuracy_ax.set_xlim(0, end)
-    for axes in (traffic_ax, drift_ax, accuracy_ax):
+    for axes in (traffic_ax, drift_ax, accuracy_ax, quality_ax):
         _mark_events(axes, record)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(loc="upper left", fontsize="small")
@@ -131,6 +204,15 @@ def render_html(record: DemoRecord) -> str:
     if record.drift_report:
         link = html.escape(record.drift_report)
         items += f'<li>drift report that triggered the retrain: <a href="{link}">{link}</a></li>'
+    moments = quality_moments(record)
+    versions = sorted({v for _, _, quality in moments for v in quality})
+    quality_rows = "\n".join(
+        f"<tr><td>{html.escape(name)} ({t:.0f} s)</td>"
+        + "".join(f"<td>{html.escape(_quality_cell(quality.get(v)))}</td>" for v in versions)
+        + "</tr>"
+        for name, t, quality in moments
+    )
+    quality_head = "".join(f"<th>v{html.escape(v)}</th>" for v in versions)
     lineage = "".join(
         f"<tr><td>{html.escape(key)}</td><td>{html.escape(json.dumps(value))}</td></tr>"
         for key, value in sorted(record.lineage.items())
@@ -146,10 +228,18 @@ def render_html(record: DemoRecord) -> str:
 <table><tr><th>stage</th><th>outcome</th><th>seconds</th><th>message</th></tr>
 {rows}
 </table>
+<h2>Quality per version, from the labels</h2>
+<p>MLModel <code>status.quality</code>: the monitor's figures on the labels the traffic sent
+to its feedback API, joined to each version's predictions (sliding window of labeled rows;
+95% intervals).</p>
+<table><tr><th>moment</th>{quality_head}</tr>
+{quality_rows or "<tr><td>no labeled rows yet</td></tr>"}
+</table>
 <h2>Lineage of the version now serving</h2>
 <table>{lineage or "<tr><td>not reached</td></tr>"}</table>
 <h2>Timeline</h2>
-<p>Traffic per version, drift p-values and accuracy on delayed labels over time.</p>
+<p>Traffic per version, drift p-values, accuracy on delayed labels (the traffic's own count)
+and each version's AUC as the monitor computes it from the labels, over time.</p>
 <img src="{TIMELINE_PNG}" alt="timeline">
 <p>Raw samples: <a href="{SAMPLES_JSON}">{SAMPLES_JSON}</a></p>
 </body></html>

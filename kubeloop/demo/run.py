@@ -1,7 +1,8 @@
 """`kubeloop demo`: the whole loop on the embedded default.
 
 synthetic data → `kubeloop up` → FeatureView backfill → Experiment (v1) → MLModel serves v1 →
-traffic → shift → drift alarm → retrain (v2) → shadow → 1 → 10 → 50 → 100% → Promoted,
+traffic (with labels to the monitor) → shift → drift alarm → retrain (v2) → shadow → 10 → 50
+→ 100%, judged on the labels → Promoted,
 with a live progress view and a report in `<state_dir>/report/`. The stages live in
 `kubeloop/demo/`.
 """

@@ -205,12 +205,22 @@ def stage_traffic(ctx: DemoContext) -> str:
     url = _status(mlmodel).get("url")
     if not url:
         raise StageFailed("MLModel status.url is empty: no router to send traffic to")
+    # The labels go to the monitor's feedback API, as an application's would: the MLModel's
+    # label gate and status.quality are computed from them.
+    monitor_url = launcher.component_url(ctx.layout, "monitor")
+    if not monitor_url:
+        raise StageFailed("the supervisor's record names no monitor URL to send labels to")
+    metadata = ctx.documents["MLModel"]["metadata"]
     config = TrafficConfig(
         url=str(url),
-        model=str(ctx.documents["MLModel"]["metadata"]["name"]),
+        model=str(metadata["name"]),
+        namespace=str(metadata.get("namespace") or "default"),
+        monitor_url=monitor_url,
         path=ctx.config.traffic_path,
         protocol=ctx.config.traffic_protocol,
         requests_per_s=ctx.config.requests_per_s,
+        rows_per_request=ctx.config.rows_per_request,
+        stream_rows=ctx.config.stream_rows,
         label_delay_s=ctx.config.label_delay_s,
         shift_sigma=ctx.config.shift_sigma,
         seed=ctx.config.seed + 1,
@@ -236,7 +246,38 @@ def stage_traffic(ctx: DemoContext) -> str:
         _checked_without_drift,
     )
     lowest = _lowest_p_value(_status(objects[2]).get("drift") or {})
-    return f"{config.requests_per_s:g} requests/s to {url}; no drift yet (lowest p {lowest})"
+    objects = ctx.wait_for(
+        f"v{ctx.v1}'s labels joined by the monitor (MLModel status.quality labeled > 0)",
+        ctx.config.timeouts.traffic,
+        _labels_joined(traffic, ctx.v1),
+    )
+    return (
+        f"{config.requests_per_s:g} requests/s x {config.rows_per_request} rows to {url}, "
+        f"labels to {monitor_url}; no drift yet (lowest p {lowest})"
+    )
+
+
+def labeled_rows(mlmodel: dict[str, Any] | None, version: str | None) -> int:
+    for entry in _status(mlmodel).get("quality") or []:
+        if entry.get("version") == version:
+            return int(entry.get("labeled") or 0)
+    return 0
+
+
+def _labels_joined(traffic: TrafficGenerator, version: str | None) -> Callable[[Objects], bool]:
+    """The labels the traffic sends reach the monitor and join v1's predictions: the label
+    gate and the report's "before the shift" figures need them."""
+
+    def check(objects: Objects) -> bool:
+        stats = traffic.snapshot()
+        if stats.feedback_accepted == 0 and stats.feedback_failed + stats.feedback_rejected >= 200:
+            raise StageFailed(
+                f"the monitor takes no labels: {stats.feedback_failed} failed, "
+                f"{stats.feedback_rejected} refused; last error: {stats.feedback_last_error}"
+            )
+        return labeled_rows(objects[2], version) > 0
+
+    return check
 
 
 def _lowest_p_value(drift: dict[str, Any]) -> str:
@@ -365,7 +406,7 @@ STAGES: list[Stage] = [
     ("shift", "inject the distribution shift", stage_shift),
     ("drift", "wait for the drift alarm", stage_drift),
     ("retrain", "wait for the retrain and v2", stage_retrain),
-    ("rollout", "wait for v2: shadow → 1 → 10 → 50 → 100%", stage_rollout),
+    ("rollout", "wait for v2, judged on labels: shadow → 10 → 50 → 100%", stage_rollout),
     ("lineage", "check v2's lineage in the MLModel status", stage_lineage),
 ]
 STAGE_NAMES = [name for name, _, _ in STAGES]

@@ -36,6 +36,9 @@ class ProcessSpec:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    # Where the component answers, when clients outside kubeloop need it (the monitor's
+    # feedback API): kept in the supervisor's record.
+    url: str | None = None
 
 
 @dataclass
@@ -216,6 +219,13 @@ def read_supervisor_state(layout: EmbeddedLayout) -> dict[str, Any]:
         return dict(json.loads(layout.supervisor_file.read_text()))
     except (OSError, json.JSONDecodeError):
         return {}
+
+
+def component_url(layout: EmbeddedLayout, name: str) -> str | None:
+    """The URL the supervisor's record gives for a component (the monitor), or None."""
+    component = read_supervisor_state(layout).get("components", {}).get(name) or {}
+    url = component.get("url")
+    return str(url) if url else None
 
 
 def component_pids(layout: EmbeddedLayout) -> dict[str, int]:

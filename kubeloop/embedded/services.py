@@ -94,7 +94,9 @@ def monitor_process(
         args += ["--mlflow-tracking-uri", tracking_uri]
     if os.environ.get(DRIFT_INTERVAL_ENV):
         args += ["--drift-interval", os.environ[DRIFT_INTERVAL_ENV]]
-    return ProcessSpec("monitor", launcher.python_module("services.monitor", *args))
+    return ProcessSpec(
+        "monitor", launcher.python_module("services.monitor", *args), url=f"http://{host}:{port}/"
+    )
 
 
 def monitor_token(layout: EmbeddedLayout) -> Path:

@@ -68,6 +68,7 @@ class Component:
             "restarts": self.restarts,
             "lastExit": self.last_exit,
             "nextStartAt": _iso(self.start_at) if self.start_at is not None else None,
+            "url": self.spec.url,
         }
 
 

@@ -4,21 +4,32 @@ Two pre-generated streams (the reference distribution and a shifted one) feed th
 `switch_to_shifted()` flips between them at a chosen moment. Each request's true labels are
 held back for `label_delay_s` (labels arrive later in real life) before they count towards
 accuracy.
+
+Every request carries its own `X-Request-Id` (a UUID). With `monitor_url` set, each released
+label is also sent to the monitor's feedback API (one label per row: `requestId`, `row` = the
+instance's position in the request, `label`, `observedAt` = the release time), so the monitor
+joins it to the predictions every version served for that request (the shadow's too) and the
+MLModel's label gate and `status.quality` see outcomes. The labels go out in batches from a
+second thread with `services/monitor/outcomes/client.py:send_feedback`: a slow or absent
+monitor never delays the request pacing; a batch that still fails after the helper's retries
+is dropped and counted (`feedback_failed`), as is overflow of the bounded queue.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.headers import ROLE_HEADER
+from contracts.headers import REQUEST_ID_HEADER, ROLE_HEADER
 from kubeloop.sampledata.generate import GeneratorConfig, generate_events
 from kubeloop.sampledata.requests import (
     Outcome,
@@ -43,10 +54,29 @@ class TrafficConfig(BaseModel):
     requests_per_s: float = Field(default=10.0, gt=0, le=1000)
     rows_per_request: int = Field(default=4, ge=1, le=1000)
     label_delay_s: float = Field(default=5.0, ge=0)
-    stream_rows: int = Field(default=4000, ge=10)
+    stream_rows: int = Field(
+        default=4000,
+        ge=10,
+        description="Rows per stream; they repeat after that (repeated rows repeat labels: "
+        "the label gate would count them twice, so the demo sizes this to its run).",
+    )
     shift_sigma: float = 1.0
     seed: int = 7
     timeout_s: float = Field(default=5.0, gt=0)
+    monitor_url: str | None = Field(
+        default=None, description="Monitor base URL: released labels go to its feedback API."
+    )
+    namespace: str = Field(default="default", min_length=1, description="The MLModel's.")
+    feedback_batch: int = Field(default=1000, ge=1, le=5000, description="Labels per POST.")
+    feedback_interval_s: float = Field(default=0.5, gt=0, description="Feedback send period.")
+    feedback_queue: int = Field(
+        default=100_000, ge=1, description="Released labels waiting to be sent, at most."
+    )
+
+
+# Posts one batch of feedback labels; returns send_feedback's summary (accepted, duplicates,
+# rejected). Injected in tests; by default send_feedback to the configured monitor.
+PostLabels = Callable[[Sequence[Mapping[str, Any]]], Mapping[str, Any]]
 
 
 class TrafficStats(BaseModel):
@@ -57,6 +87,14 @@ class TrafficStats(BaseModel):
     shifted: bool = False
     labelled: int = 0
     accuracy: float | None = Field(default=None, description="Over the last 200 labelled rows.")
+    feedback_accepted: int = Field(default=0, description="Labels the monitor accepted.")
+    feedback_duplicates: int = 0
+    feedback_rejected: int = Field(default=0, description="Labels the monitor refused (4xx).")
+    feedback_failed: int = Field(
+        default=0, description="Labels dropped: a POST failed after retries, or queue overflow."
+    )
+    feedback_pending: int = Field(default=0, description="Released labels not yet sent.")
+    feedback_last_error: str | None = None
 
 
 def make_streams(
@@ -86,7 +124,8 @@ def make_streams(
 
 
 class TrafficGenerator:
-    """Owns one sender thread; the HTTP client is passed in and closed by the caller."""
+    """Owns a sender thread and, with a monitor, a feedback thread; the HTTP client is passed
+    in and closed by the caller."""
 
     def __init__(
         self,
@@ -94,28 +133,64 @@ class TrafficGenerator:
         columns: Mapping[str, str],
         client: httpx.Client,
         streams: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+        post_labels: PostLabels | None = None,
     ) -> None:
         self.config = config
         self.columns = dict(columns)
         self.client = client
         reference, shifted = streams if streams is not None else make_streams(config)
-        self._streams = {False: reference.to_dict("records"), True: shifted.to_dict("records")}
+        # Kept as frames, rows converted per request: a demo stream holds 10^5 rows, which as
+        # dicts would cost ~1 KB each.
+        self._streams = {
+            False: reference.reset_index(drop=True),
+            True: shifted.reset_index(drop=True),
+        }
         self._cursor = 0
         self._shifted = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = TrafficStats()
-        self._pending: deque[tuple[float, Outcome]] = deque()
+        # (due, outcome, the label for the feedback API)
+        self._pending: deque[tuple[float, Outcome, dict[str, Any]]] = deque()
         self._outcomes: list[Outcome] = []
+        self._feedback: deque[dict[str, Any]] = deque()
+        self._post_labels = post_labels or self._default_post_labels()
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._feedback_thread = threading.Thread(
+            target=self._run_feedback, name="traffic-feedback", daemon=True
+        )
+
+    def _default_post_labels(self) -> PostLabels | None:
+        if not self.config.monitor_url:
+            return None
+        # Imported here: the sample data package stays usable without the monitor's code.
+        from services.monitor.outcomes.client import send_feedback
+
+        return functools.partial(
+            send_feedback,
+            self.config.monitor_url,
+            self.config.namespace,
+            self.config.model,
+            batch_size=self.config.feedback_batch,
+            timeout_s=self.config.timeout_s,
+            retries=2,
+        )
+
+    @property
+    def sends_feedback(self) -> bool:
+        return self._post_labels is not None
 
     def start(self) -> None:
         self._thread.start()
+        if self.sends_feedback:
+            self._feedback_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=self.config.timeout_s + 2)
+        if self._feedback_thread.is_alive():
+            self._feedback_thread.join(timeout=3 * self.config.timeout_s + 2)
 
     def switch_to_shifted(self) -> None:
         self._shifted.set()
@@ -127,6 +202,7 @@ class TrafficGenerator:
             stats = self._stats.model_copy()
         stats.shifted = self._shifted.is_set()
         stats.labelled = len(self._outcomes)
+        stats.feedback_pending = len(self._feedback)
         stats.accuracy = sum(o.correct for o in recent) / len(recent) if recent else None
         return stats
 
@@ -145,10 +221,10 @@ class TrafficGenerator:
 
     def next_rows(self) -> list[dict[str, Any]]:
         stream = self._streams[self._shifted.is_set()]
-        rows = []
-        for _ in range(self.config.rows_per_request):
-            rows.append(stream[self._cursor % len(stream)])
-            self._cursor += 1
+        count = self.config.rows_per_request
+        positions = [(self._cursor + i) % len(stream) for i in range(count)]
+        self._cursor += count
+        rows: list[dict[str, Any]] = stream.iloc[positions].to_dict("records")  # type: ignore[assignment]
         return rows
 
     def send_once(self) -> None:
@@ -158,10 +234,18 @@ class TrafficGenerator:
             body: dict[str, Any] = build_v2_request(rows, self.columns)
         else:
             body = build_instances(rows, self.columns)
+        # Our own correlation id: the router forwards it to every version (shadow included)
+        # and the monitor indexes the predictions by it, so the labels can name it.
+        request_id = str(uuid.uuid4())
         with self._lock:
             self._stats.sent += 1
         try:
-            answer = self.client.post(url, json=body, timeout=self.config.timeout_s)
+            answer = self.client.post(
+                url,
+                json=body,
+                headers={REQUEST_ID_HEADER: request_id},
+                timeout=self.config.timeout_s,
+            )
         except httpx.HTTPError as error:
             self._count_error(f"{type(error).__name__}: {error}")
             return
@@ -173,17 +257,25 @@ class TrafficGenerator:
         except (ValueError, TypeError, TrafficInputError) as error:
             self._count_error(f"unreadable answer from {url}: {error}")
             return
-        self._record(rows, scores, answer.headers.get(ROLE_HEADER, "unknown"))
+        self._record(rows, scores, answer.headers.get(ROLE_HEADER, "unknown"), request_id)
 
-    def _record(self, rows: list[dict[str, Any]], scores: list[float], version: str) -> None:
+    def _record(
+        self, rows: list[dict[str, Any]], scores: list[float], version: str, request_id: str
+    ) -> None:
         now = time.time()
         due = now + self.config.label_delay_s
         with self._lock:
             self._stats.ok += 1
-            for row, score in zip(rows, scores, strict=False):
+            for index, (row, score) in enumerate(zip(rows, scores, strict=False)):
                 verdict = (score >= 0.5) == bool(row["label"])
+                label = {
+                    "requestId": request_id,
+                    "row": index,
+                    "label": int(row["label"]),
+                    "observedAt": due,
+                }
                 self._pending.append(
-                    (due, Outcome(served_at=now, version=version, correct=verdict))
+                    (due, Outcome(served_at=now, version=version, correct=verdict), label)
                 )
 
     def _count_error(self, message: str) -> None:
@@ -194,7 +286,52 @@ class TrafficGenerator:
     def _release_labels(self, now: float) -> None:
         with self._lock:
             while self._pending and self._pending[0][0] <= now:
-                self._outcomes.append(self._pending.popleft()[1])
+                _, outcome, label = self._pending.popleft()
+                self._outcomes.append(outcome)
+                if self._post_labels is None:
+                    continue
+                if len(self._feedback) >= self.config.feedback_queue:
+                    self._feedback.popleft()  # the oldest goes: the newest matter most
+                    self._stats.feedback_failed += 1
+                self._feedback.append(label)
+
+    def flush_feedback(self) -> int:
+        """Send the released labels now, in batches; returns how many were sent (accepted or
+        not). The feedback thread calls it; tests call it directly."""
+        if self._post_labels is None:
+            return 0
+        sent = 0
+        while True:
+            with self._lock:
+                count = min(len(self._feedback), self.config.feedback_batch)
+                batch = [self._feedback.popleft() for _ in range(count)]
+            if not batch:
+                return sent
+            sent += len(batch)
+            try:
+                summary = self._post_labels(batch)
+            except Exception as error:  # noqa: BLE001 - any failure is counted, never fatal
+                with self._lock:
+                    self._stats.feedback_failed += len(batch)
+                    self._stats.feedback_last_error = f"{type(error).__name__}: {error}"
+                continue
+            rejected = list(summary.get("rejected") or [])
+            with self._lock:
+                self._stats.feedback_accepted += int(summary.get("accepted", 0))
+                self._stats.feedback_duplicates += int(summary.get("duplicates", 0))
+                self._stats.feedback_rejected += len(rejected)
+                if rejected:
+                    first = rejected[0]
+                    self._stats.feedback_last_error = (
+                        f"rejected {first.get('field')}: {first.get('message')}"
+                    )
+
+    def _run_feedback(self) -> None:
+        while not self._stop.wait(self.config.feedback_interval_s):
+            self._release_labels(time.time())
+            self.flush_feedback()
+        self._release_labels(time.time())  # what is due by now still goes out
+        self.flush_feedback()
 
     def _run(self) -> None:
         interval = 1.0 / self.config.requests_per_s

@@ -532,6 +532,20 @@ class StableQuality(ApiModel):
     )
 
 
+class DriftAlarmFigures(ApiModel):
+    """The monitor's alarm rule at the last check (its drift view's ``alarm``): ``window``
+    (each window decides), ``consecutive`` or ``cusum`` (monitoring.drift.alarm)."""
+
+    rule: str | None = None
+    window_drift: bool | None = Field(default=None, description="The last window's own verdict.")
+    statistic: float | None = Field(default=None, description="CUSUM statistic.")
+    threshold: float | None = Field(default=None, description="CUSUM alarm threshold.")
+    expected_run_time_seconds: float | None = None
+    consecutive: int | None = Field(default=None, description="Failing evidence windows in a row.")
+    required_consecutive: int | None = None
+    evidence_windows: int | None = Field(default=None, description="Windows counted so far.")
+
+
 class DriftStatus(ApiModel):
     """The monitor's last drift check of the stable version."""
 
@@ -544,6 +558,17 @@ class DriftStatus(ApiModel):
     window: int | None = Field(default=None, description="Rows in the checked window.")
     checked_at: datetime | None = None
     report_url: str | None = Field(default=None, description="Absolute URL of the drift report.")
+    alarm: DriftAlarmFigures | None = Field(
+        default=None, description="How the last verdict was reached (the alarm rule's figures)."
+    )
+    prediction_baseline: str | None = Field(
+        default=None,
+        description="What the served scores were compared with: validationScores (saved at "
+        "training) or firstServedWindow (fallback when the version has none).",
+    )
+    prediction_baseline_note: str | None = Field(
+        default=None, description="Why the fallback baseline is used, when it is."
+    )
 
 
 class ApprovalSeen(ApiModel):

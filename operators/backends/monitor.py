@@ -76,6 +76,32 @@ class VersionDrift:
     report_url: str | None = None
     message: str | None = None
     skew: VersionSkew | None = None
+    # The alarm rule's figures (the view's `alarm` block, camelCase keys as the monitor sends
+    # them) and what the prediction check compared the scores with (checks.prediction).
+    alarm: dict[str, Any] | None = None
+    prediction_baseline: str | None = None
+    prediction_baseline_note: str | None = None
+
+
+# The alarm view's members kept in VersionDrift.alarm, with their types.
+_ALARM_FLOATS = ("statistic", "threshold", "expectedRunTimeSeconds")
+_ALARM_INTS = ("consecutive", "requiredConsecutive", "evidenceWindows")
+
+
+def _alarm(view: Any) -> dict[str, Any] | None:
+    """The drift view's `alarm` block, values checked (wrong types become None)."""
+    if not isinstance(view, dict):
+        return None
+    alarm: dict[str, Any] = {
+        "rule": str(view["rule"]) if isinstance(view.get("rule"), str) else None,
+        "windowDrift": view["windowDrift"] if isinstance(view.get("windowDrift"), bool) else None,
+    }
+    for name in _ALARM_FLOATS:
+        alarm[name] = _float_or_none(view.get(name))
+    for name in _ALARM_INTS:
+        value = view.get(name)
+        alarm[name] = int(value) if isinstance(value, int | float) and value == value else None
+    return alarm
 
 
 def _absolute(base_url: str, path: Any) -> str | None:
@@ -135,6 +161,8 @@ def _version_drift(base_url: str, version: str, entry: dict[str, Any]) -> Versio
     report = _absolute(base_url, entry.get("reportUrl")) or _absolute(
         base_url, entry.get("liveReportUrl")
     )
+    prediction = (entry.get("checks") or {}).get("prediction")
+    prediction = prediction if isinstance(prediction, dict) else {}
     return VersionDrift(
         version=version,
         detector=entry.get("detector"),
@@ -147,7 +175,14 @@ def _version_drift(base_url: str, version: str, entry: dict[str, Any]) -> Versio
         report_url=report,
         message=entry.get("message"),
         skew=_version_skew((entry.get("checks") or {}).get("skew")),
+        alarm=_alarm(entry.get("alarm")),
+        prediction_baseline=_text_or_none(prediction.get("baseline")),
+        prediction_baseline_note=_text_or_none(prediction.get("baselineNote")),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def parse_drift(base_url: str, body: dict[str, Any]) -> dict[str, VersionDrift]:

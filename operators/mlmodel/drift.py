@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from operators.api.common import ANNOTATION_APPROVE, ANNOTATION_RETRAIN, retrain_request_id
-from operators.api.mlmodel import ApprovalSeen, DriftStatus, MLModelStatus, RetrainStatus
+from operators.api.mlmodel import (
+    ApprovalSeen,
+    DriftAlarmFigures,
+    DriftStatus,
+    MLModelStatus,
+    RetrainStatus,
+)
 from operators.mlmodel.retrain_policy import DAY, Approval, DriftAlarm, RetrainDecision
 from operators.mlmodel.rollout import Event, EventType
 from operators.status import with_condition
@@ -44,6 +50,9 @@ def drift_status(check: VersionDrift) -> DriftStatus:
         window=check.window,
         checked_at=check.checked_at,
         report_url=check.report_url,
+        alarm=DriftAlarmFigures.model_validate(check.alarm) if check.alarm else None,
+        prediction_baseline=check.prediction_baseline,
+        prediction_baseline_note=check.prediction_baseline_note,
     )
 
 

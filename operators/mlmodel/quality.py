@@ -12,7 +12,8 @@ Degraded is judged on the stable version only, against its own validation figure
   accuracy: `high < validation - margin`; logLoss: `low > validation + margin`);
 - False (`WithinValidation`) when there are enough labels and the interval reaches back;
 - Unknown while there are too few labels (`NotEnoughLabels`) or no offline figure
-  (`NoValidationFigure`: accuracy, which evaluate does not log, or a run without metrics).
+  (`NoValidationFigure`: a run without the metric, e.g. one logged before evaluate logged
+  accuracy).
 
 The interval is the monitor's fixed-sample 95% interval over its sliding window, re-read every
 pass: overlapping windows make the checks strongly dependent, not independent chances of a

@@ -60,8 +60,8 @@ def _status(run: DemoRun, kind: str) -> dict:
 def test_demo_closes_the_loop(run_demo_until) -> None:  # type: ignore[no-untyped-def]
     """The whole loop as `make demo` runs it, on small data with shortened intervals: v1 is
     trained and served, the shifted traffic raises a drift alarm, the alarm requests a retrain,
-    v2 goes shadow → 1 → 10 → 50 → 100% — each step checked through the API, as the demo sees
-    it — and v2's lineage names its FeatureView version, data window, MLflow run and the drift
+    v2 goes shadow → 10 → 50 → 100%, judged on the labels the traffic sends to the monitor —
+    each step checked through the API, as the demo sees it — and v2's lineage names its FeatureView version, data window, MLflow run and the drift
     report that caused it."""
     demo = run_demo_until(None)
     assert demo.outcome.ok, demo.log
@@ -80,8 +80,15 @@ def test_demo_closes_the_loop(run_demo_until) -> None:  # type: ignore[no-untype
     assert mlmodel["lastRetrain"]["requestedAt"] and mlmodel["lastRetrain"]["reportUrl"]
     # The ramp went through shadow and every canary step before the promotion.
     ramp = iter(demo.ctx.phases_seen[demo.ctx.phases_seen.index("Shadow") :])
-    expected = ["Shadow", "Canary 1%", "Canary 10%", "Canary 50%", "Promoted"]
+    expected = ["Shadow", "Canary 10%", "Canary 50%", "Promoted"]
     assert all(phase in ramp for phase in expected), demo.ctx.phases_seen
+    # The labels closed the loop: the monitor joined them to both versions' predictions, and
+    # the label gate judged the primary metric (AUC) on them.
+    stats = demo.ctx.traffic.snapshot() if demo.ctx.traffic else None
+    assert stats is not None and stats.feedback_accepted > 0 and stats.feedback_rejected == 0
+    labeled = {q["version"]: q["labeled"] for q in mlmodel["quality"]}
+    assert labeled.get("2", 0) > 0, mlmodel["quality"]
+    assert mlmodel["analysis"]["metric"] == "auc", mlmodel["analysis"]
 
     lineage = mlmodel["lineage"]
     assert lineage["modelVersion"] == "2"
@@ -98,6 +105,7 @@ def test_demo_closes_the_loop(run_demo_until) -> None:  # type: ignore[no-untype
     assert index is not None and "succeeded" in index.read_text()
     assert lineage["driftReport"] in index.read_text()
     assert (index.parent / "timeline.png").stat().st_size > 0
+    assert "Quality per version, from the labels" in index.read_text()
 
 
 def _best_run(experiment: dict) -> str:

@@ -120,3 +120,13 @@ def test_baselines_fit_on_train() -> None:
     assert np.all((scores > 0) & (scores < 1))
     single_auc = roc_auc(labels, scores)
     assert single_auc is not None and single_auc > 0.8
+
+
+def test_accuracy_at_the_monitors_threshold() -> None:
+    from components.evaluate.metrics import ACCURACY_THRESHOLD, accuracy, window_metrics
+
+    labels = np.array([1.0, 0.0, 1.0, 0.0])
+    scores = np.array([0.5, 0.49, 0.2, 0.9])  # right, right, wrong, wrong
+    assert ACCURACY_THRESHOLD == 0.5 and accuracy(labels, scores) == 0.5
+    assert window_metrics(labels, scores).value("accuracy") == 0.5
+    assert accuracy(np.array([]), np.array([])) is None

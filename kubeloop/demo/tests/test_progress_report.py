@@ -10,11 +10,19 @@ import pytest
 from PIL import Image
 from pydantic import BaseModel
 
-from kubeloop.demo.progress import ProgressView, Sample, render_line, sample_from_objects
+from kubeloop.demo.progress import (
+    ProgressView,
+    Sample,
+    VersionQuality,
+    render_line,
+    sample_from_objects,
+)
 from kubeloop.demo.report import (
     DemoRecord,
     StageRecord,
     p_value_series,
+    quality_moments,
+    quality_series,
     traffic_per_version,
     write_report,
 )
@@ -219,3 +227,74 @@ def test_demo_templates_pass_the_api_models(kind: str) -> None:
         text = json.dumps(document)
         assert ".kubeloop/data" not in text and "/data/" in text
     models[kind].model_validate(document["spec"])
+
+
+def _quality(version: str, labeled: int, auc: float | None) -> dict:
+    interval = {"value": auc, "low": auc - 0.02, "high": auc + 0.02} if auc else None
+    return {"version": version, "labeled": labeled, "auc": interval,
+            "accuracy": {"value": 0.6, "low": 0.58, "high": 0.62}}  # fmt: skip
+
+
+def test_sample_reads_quality_and_the_label_gate() -> None:
+    status: dict[str, object] = {
+        **MLMODEL["status"],  # type: ignore[dict-item]
+        "quality": [_quality("1", 5000, 0.61), _quality("2", 0, None)],
+        "analysis": {
+            "metric": "auc",
+            "labeled": 1200,
+            "estimate": -0.004,
+            "low": -0.041,
+            "high": 0.033,
+            "outcome": "Inconclusive",
+        },  # fmt: skip
+    }
+    sample = sample_from_objects(
+        3.0, "rollout", None, None, {"status": status}, {"feedback_accepted": 4000}
+    )
+    assert sample.quality["1"].auc == 0.61 and sample.quality["1"].auc_low == pytest.approx(0.59)
+    assert sample.quality["2"].labeled == 0 and sample.quality["2"].auc is None
+    assert sample.labels_sent == 4000
+    assert sample.gate == "auc n=1200 Δ -0.004 [-0.041, +0.033] Inconclusive"
+    line = render_line(sample)
+    assert "auc/labeled v1 0.610/5000 v2 -/0" in line and "gate auc n=1200" in line
+    # Without a primary metric the analysis names none: no gate figures.
+    plain = sample_from_objects(3.0, "rollout", None, None, MLMODEL)
+    assert plain.gate is None and plain.quality == {}
+
+
+def test_report_shows_quality_per_version_before_and_after_the_shift(tmp_path: Path) -> None:
+    samples = _samples()
+    samples[0].quality = {"1": VersionQuality(labeled=800, auc=0.65, auc_low=0.6, auc_high=0.7)}
+    samples[1].quality = {"1": VersionQuality(labeled=9000, auc=0.6, accuracy=0.58)}
+    samples[3].quality = {
+        "1": VersionQuality(labeled=9000, auc=0.6),
+        "2": VersionQuality(labeled=4000, auc=0.61),
+    }
+    record = DemoRecord(
+        started_at="now", outcome="succeeded", stages=[], samples=samples, shift_t=0.5
+    )
+    assert [t for t, _ in quality_series(samples)["1"]] == [0.0, 1.0, 3.0]
+    moments = quality_moments(record)
+    # Samples: t0 v1 only, t1 v2 a candidate (the rollout), t3 v2 stable; the shift at 0.5.
+    assert [(name, t) for name, t, _ in moments] == [
+        ("before the shift", 0.0),
+        ("v2's last canary step", 1.0),
+        ("at the end", 3.0),
+    ]
+    record.alarm_t = 2.0  # after it, no candidate with quality: no rollout moments
+    assert [name for name, _, _ in quality_moments(record)] == [
+        "before the shift",
+        "at the drift alarm",
+        "at the end",
+    ]
+    record.alarm_t = 0.7
+    assert [(name, t) for name, t, _ in quality_moments(record)] == [
+        ("before the shift", 0.0),
+        ("v2's last canary step", 1.0),
+        ("at the end", 3.0),
+    ]
+    page = write_report(record, tmp_path).read_text()
+    assert "<th>v1</th><th>v2</th>" in page
+    assert "AUC 0.650 [0.600, 0.700], accuracy —, 800 labeled" in page
+    assert "AUC 0.610, accuracy —, 4000 labeled" in page
+    assert "AUC 0.600, accuracy 0.580, 9000 labeled" in page

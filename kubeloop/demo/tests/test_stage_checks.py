@@ -86,3 +86,26 @@ def test_missing_lineage_names_each_absent_link() -> None:
     partial = {**complete, "driftReport": None, "featureViewVersions": {}}
     assert stages.missing_lineage(partial, "2") == ["featureViewVersions", "driftReport"]
     assert stages.missing_lineage(complete, "3")[0] == "modelVersion=3 (is 2)"
+
+
+class _Traffic:
+    def __init__(self, **stats: Any) -> None:
+        from kubeloop.sampledata.traffic import TrafficStats
+
+        self.stats = TrafficStats(**stats)
+
+    def snapshot(self) -> Any:
+        return self.stats
+
+
+def test_labels_joined_waits_for_v1_labeled_rows_and_names_a_dead_feedback_path() -> None:
+    quality = [{"version": "2", "labeled": 9}, {"version": "1", "labeled": 0}]
+    traffic = _Traffic(feedback_accepted=40)
+    check = stages._labels_joined(traffic, "1")  # type: ignore[arg-type]
+    assert check((None, None, _obj("MLModel", quality=quality))) is False
+    quality[1]["labeled"] = 120
+    assert check((None, None, _obj("MLModel", quality=quality))) is True
+    assert stages.labeled_rows(None, "1") == 0
+    dead = _Traffic(feedback_failed=200, feedback_last_error="ConnectionError: refused")
+    with pytest.raises(StageFailed, match="takes no labels: 200 failed.*ConnectionError"):
+        stages._labels_joined(dead, "1")((None, None, None))  # type: ignore[arg-type]
