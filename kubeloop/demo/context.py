@@ -51,6 +51,8 @@ class DemoContext:
     shift_t: float | None = None
     alarm_t: float | None = None
     promoted_t: float | None = None
+    # Set when the label gate rolled v2 back as significantly worse than v1: its message.
+    v2_rejected: str | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
     drift_report: str | None = None
     phases_seen: list[str] = field(default_factory=list)

@@ -104,6 +104,11 @@ def run(config: DemoConfig, view: ProgressView | None = None) -> tuple[DemoOutco
         for name, title, stage in STAGES:
             if name in wanted:
                 _run_stage(ctx, name, title, stage)
+        if ctx.v2_rejected and not config.stop_after:
+            message = (
+                "the loop closed on labels: the label gate kept v1, the retrained v2 is "
+                f"significantly worse ({ctx.v2_rejected})"
+            )
     except KeyboardInterrupt:
         ok, message = False, f"interrupted during stage {ctx.stage!r}"
     except Exception as error:  # every failure still gets its report

@@ -346,21 +346,49 @@ def stage_retrain(ctx: DemoContext) -> str:
     return f"v{ctx.v2} registered after retrain ({(status.get('lastRetrain') or {}).get('reason')})"
 
 
+def label_gate_rejected(status: dict[str, Any], version: str | None) -> str | None:
+    """The rollback message when the label gate rolled `version` back as significantly worse
+    than stable (its confidence sequence entirely below 0), else None.
+
+    The retrain trains on the history v1 had (until the retrain learns from production), so
+    v2 can honestly be worse than v1 on the shifted traffic: rolling it back is the gate
+    doing its job, and the demo says so instead of hiding it behind a lenient margin."""
+    analysis = status.get("analysis") or {}
+    high = analysis.get("high")
+    if (
+        status.get("phase") == "RolledBack"
+        and status.get("candidateVersion") == version
+        and analysis.get("metric")
+        and isinstance(high, int | float)
+        and high < 0
+    ):
+        return str(status.get("message") or analysis.get("message"))
+    return None
+
+
 def stage_rollout(ctx: DemoContext) -> str:
     v2 = ctx.v2
 
-    def promoted(objects: Objects) -> bool:
-        _mlmodel_failed(objects[2])
+    def decided(objects: Objects) -> bool:
         status = _status(objects[2])
+        rejected = label_gate_rejected(status, v2)
+        if rejected is not None:
+            ctx.v2_rejected = rejected
+            return True
+        _mlmodel_failed(objects[2])
         return status.get("phase") == "Promoted" and _serves(v2)(objects)
 
     ctx.wait_for(
-        f"MLModel phase Promoted with stableVersion={v2} at 100%",
+        f"MLModel phase Promoted with stableVersion={v2} at 100%, or v{v2} rolled back by the "
+        "label gate as significantly worse",
         ctx.config.timeouts.rollout,
-        promoted,
+        decided,
     )
+    phases = "phases: " + " → ".join(ctx.phases_seen)
+    if ctx.v2_rejected is not None:
+        return f"v{v2} rolled back by the label gate, v{ctx.v1} keeps serving: {ctx.v2_rejected}"
     ctx.promoted_t = ctx.now()
-    return "phases: " + " → ".join(ctx.phases_seen)
+    return phases
 
 
 # What v2's lineage must name: the issue's "FeatureView version, data window, MLflow run and
@@ -377,6 +405,8 @@ def missing_lineage(lineage: dict[str, Any], version: str | None) -> list[str]:
 
 def stage_lineage(ctx: DemoContext) -> str:
     """The lineage is written on the operator's next pass after the promotion: wait a little."""
+    if ctx.v2_rejected is not None:
+        return f"v{ctx.v2} was not promoted: the lineage still names the serving v{ctx.v1}"
 
     def complete(objects: Objects) -> bool:
         ctx.lineage = dict(_status(objects[2]).get("lineage") or {})

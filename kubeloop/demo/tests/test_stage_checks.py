@@ -109,3 +109,23 @@ def test_labels_joined_waits_for_v1_labeled_rows_and_names_a_dead_feedback_path(
     dead = _Traffic(feedback_failed=200, feedback_last_error="ConnectionError: refused")
     with pytest.raises(StageFailed, match="takes no labels: 200 failed.*ConnectionError"):
         stages._labels_joined(dead, "1")((None, None, None))  # type: ignore[arg-type]
+
+
+def test_only_a_label_gate_rollback_of_v2_as_significantly_worse_counts_as_a_verdict() -> None:
+    analysis = {"metric": "auc", "estimate": -0.06, "low": -0.12, "high": -0.002}
+    rejected = {
+        "phase": "RolledBack",
+        "candidateVersion": "2",
+        "message": "rolled back version 2: auc significantly worse",
+        "analysis": analysis,
+    }
+    assert stages.label_gate_rejected(rejected, "2") == rejected["message"]
+    # Another version, an interval reaching 0, or a rollback for errors: not the label gate's
+    # verdict on v2, so the demo fails as before.
+    assert stages.label_gate_rejected(rejected, "3") is None
+    reaching_zero = {**rejected, "analysis": {**analysis, "high": 0.001}}
+    assert stages.label_gate_rejected(reaching_zero, "2") is None
+    for_errors = {**rejected, "analysis": {"errors": 7, "errorRate": 0.2}}
+    assert stages.label_gate_rejected(for_errors, "2") is None
+    promoted = {**rejected, "phase": "Promoted"}
+    assert stages.label_gate_rejected(promoted, "2") is None
