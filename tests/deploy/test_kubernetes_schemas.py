@@ -1,0 +1,54 @@
+"""Every built-in object kubeloop renders (kustomize and Helm) validates against the real
+Kubernetes OpenAPI schemas of the versions we support, strictly: an unknown or misspelt
+field is an error, as `kubectl apply --validate=strict` makes it on a cluster.
+
+The schemas are kubernetes-validate's (github.com/willthames/kubernetes-validate, generated
+from each release's OpenAPI); custom resources (CRDs, KServe, Istio) are checked elsewhere
+against their own CRD schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.deploy.test_helm_chart import render
+from tests.deploy.test_manifests import BUILTIN_API_VERSIONS, kustomize
+
+VERSIONS = ["1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0", "1.35.0"]
+
+
+def _builtins(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in documents if d["apiVersion"] in BUILTIN_API_VERSIONS]
+
+
+def _rendered(source: str) -> list[dict[str, Any]]:
+    if source == "kustomize":
+        return _builtins(kustomize("default"))
+    return _builtins(render({})) + _builtins(render({"networkPolicy": {"enabled": False}}))
+
+
+@pytest.mark.parametrize("source", ["kustomize", "helm"])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_rendered_builtins_validate_strictly(source: str, version: str) -> None:
+    documents = _rendered(source)
+    kinds = {d["kind"] for d in documents}
+    assert {"NetworkPolicy", "Deployment", "ServiceAccount"} <= kinds, kinds
+    problems = []
+    for document in documents:
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            name = f"{document['kind']}/{document['metadata']['name']}"
+            problems.append(f"{name}: {error.message} at {list(error.path)}")
+    assert problems == []
+
+
+def test_a_misspelt_field_is_caught() -> None:
+    """The check can fail: a NetworkPolicy with a typo in its spec is refused."""
+    policy = next(d for d in _rendered("kustomize") if d["kind"] == "NetworkPolicy")
+    broken = {**policy, "spec": {**policy["spec"], "podSelecter": {}}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, VERSIONS[-1], strict=True)
