@@ -16,6 +16,11 @@ class OperatorConfig(BaseModel):
     state_dir: Path = Field(default=Path(".kubeloop"), description="Local runs, stores, logs.")
     pipeline_backend: str = Field(default="local", pattern="^(local|kfp)$")
     kfp_host: str | None = None
+    kfp_metadata_address: str = Field(
+        default="metadata-grpc-service.kubeflow:8080",
+        description="host:port of KFP's ML Metadata gRPC service, where KFP v2 keeps task "
+        "output parameters (the run API returns only their ids).",
+    )
     mlflow_tracking_uri: str | None = None
     feast_online_store: str | None = Field(
         default=None, description="redis connection string; SQLite under state_dir if unset."

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from operators.backends.kfp_cluster import KfpClusterBackend
+from operators.backends.kfp_cluster import KfpClusterBackend, MlmdExecutionReader
 from operators.backends.kfp_local import KfpLocalBackend
 from operators.backends.runs import PipelineBackend, PipelineRunError
 
@@ -21,6 +21,15 @@ def pipeline_backend_from_config(config: Any) -> PipelineBackend:
             raise PipelineRunError("pipeline_backend 'kfp' needs kfp_host (KUBELOOP_KFP_HOST)")
         import kfp
 
+        host, _, port = config.kfp_metadata_address.rpartition(":")
+        if not host or not port.isdigit():
+            raise PipelineRunError(
+                f"kfp_metadata_address {config.kfp_metadata_address!r} is not host:port"
+            )
         # Single-user KFP: no user namespace; multi-user setups construct the backend directly.
-        return KfpClusterBackend(kfp.Client(host=config.kfp_host), host=config.kfp_host)
+        return KfpClusterBackend(
+            kfp.Client(host=config.kfp_host),
+            host=config.kfp_host,
+            outputs=MlmdExecutionReader(host, int(port)),
+        )
     return KfpLocalBackend(Path(config.state_dir) / "pipeline-runs")

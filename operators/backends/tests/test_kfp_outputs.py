@@ -302,3 +302,20 @@ def test_artifact_outputs_take_uri_and_metadata() -> None:
             "metadata": {"display_name": "model", "accuracy": 0.9},
         }
     }
+
+
+def test_metadata_address_is_configured_and_checked() -> None:
+    from operators.backends.pipelines import pipeline_backend_from_config
+    from operators.backends.runs import PipelineRunError
+    from operators.config import OperatorConfig
+
+    config = OperatorConfig.from_env(
+        {
+            "KUBELOOP_PIPELINE_BACKEND": "kfp",
+            "KUBELOOP_KFP_HOST": "http://kfp.example:8888",
+            "KUBELOOP_KFP_METADATA_ADDRESS": "mlmd",
+        }
+    )
+    with pytest.raises(PipelineRunError, match="kfp_metadata_address 'mlmd' is not host:port"):
+        pipeline_backend_from_config(config)
+    assert OperatorConfig().kfp_metadata_address == "metadata-grpc-service.kubeflow:8080"
