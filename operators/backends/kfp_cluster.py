@@ -70,8 +70,10 @@ def display_name_filter(name: str) -> str:
     return json.dumps({"predicates": [predicate]})
 
 
-# MLMD custom property of an execution holding its output parameters (client.go keyOutputs).
+# MLMD custom properties of a KFP execution (client.go keyOutputs, keyTaskName, keyParentDagID).
 MLMD_OUTPUTS_PROPERTY = "outputs"
+MLMD_TASK_NAME_PROPERTY = "task_name"
+MLMD_PARENT_DAG_PROPERTY = "parent_dag_id"
 # MLMD's gRPC service in a standalone or full Kubeflow install (manifests: metadata-grpc-service).
 MLMD_DEFAULT_HOST = "metadata-grpc-service.kubeflow"
 MLMD_DEFAULT_PORT = 8080
@@ -93,6 +95,10 @@ class ExecutionReader(Protocol):
 
     def artifacts(self, artifact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """artifact id -> {"uri", "metadata"} (the local backend's artifact shape)."""
+        ...
+
+    def root_executions(self, run_context_id: str) -> dict[str, str]:
+        """task name -> execution id of the root DAG's tasks in the run's MLMD context."""
         ...
 
 
@@ -232,6 +238,16 @@ def read_run_outputs(
         return {}, []
     tasks = task_outputs(run)
     wanted = {s.task for s in sources.values()}
+    unknown = {n for n in wanted if n not in tasks or not tasks[n].execution_id}
+    context = getattr(getattr(run, "run_details", None), "pipeline_run_context_id", None)
+    if unknown and context:
+        # The run API left a producer without its execution: find it in the run's MLMD
+        # context (RunDetails.pipeline_run_context_id) by task name, as KFP's UI does.
+        for name, execution_id in reader.root_executions(str(context)).items():
+            if name in unknown:
+                known = tasks.get(name) or TaskOutputs(task_id="", execution_id=None)
+                known.execution_id = execution_id
+                tasks[name] = known
     execution_ids = sorted(
         {t.execution_id for n, t in tasks.items() if n in wanted and t.execution_id}
     )
@@ -348,6 +364,22 @@ class MlmdExecutionReader:
             if MLMD_OUTPUTS_PROPERTY in properties:
                 value = _mlmd_value(properties[MLMD_OUTPUTS_PROPERTY])
                 found[str(execution.id)] = dict(value) if isinstance(value, dict) else {}
+        return found
+
+    def root_executions(self, run_context_id: str) -> dict[str, str]:
+        executions = self._connect().get_executions_by_context(int(run_context_id))
+        # The root DAG is the one execution without a parent DAG (client.go CreateExecution).
+        roots = {e.id for e in executions if MLMD_PARENT_DAG_PROPERTY not in e.custom_properties}
+        found: dict[str, str] = {}
+        for execution in executions:
+            properties = execution.custom_properties
+            if (
+                MLMD_PARENT_DAG_PROPERTY not in properties
+                or MLMD_TASK_NAME_PROPERTY not in properties
+            ):
+                continue
+            if _mlmd_value(properties[MLMD_PARENT_DAG_PROPERTY]) in roots:
+                found[str(_mlmd_value(properties[MLMD_TASK_NAME_PROPERTY]))] = str(execution.id)
         return found
 
     def artifacts(self, artifact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -82,6 +82,19 @@ class FakeStore:
     def get_artifacts_by_id(self, ids: Sequence[int]) -> list[Any]:
         return [self.artifacts[i] for i in ids if i in self.artifacts]
 
+    def get_executions_by_context(self, context_id: int) -> list[Any]:
+        assert context_id == 500
+        return getattr(self, "context", [])
+
+
+def execution(execution_id: int, task_name: str | None, parent: int | None) -> Any:
+    properties: dict[str, FakeValue] = {}
+    if task_name is not None:
+        properties["task_name"] = FakeValue(string_value=task_name)
+    if parent is not None:
+        properties["parent_dag_id"] = FakeValue(int_value=parent)
+    return SimpleNamespace(id=execution_id, custom_properties=properties)
+
 
 class FakeClient:
     def __init__(self, run: V2beta1Run) -> None:
@@ -319,3 +332,29 @@ def test_metadata_address_is_configured_and_checked() -> None:
     with pytest.raises(PipelineRunError, match="kfp_metadata_address 'mlmd' is not host:port"):
         pipeline_backend_from_config(config)
     assert OperatorConfig().kfp_metadata_address == "metadata-grpc-service.kubeflow:8080"
+
+
+def test_producers_without_execution_ids_are_found_in_the_run_context() -> None:
+    """When the run API lists no execution id (or no task) for a producer, the run's MLMD
+    context (``pipeline_run_context_id``) gives it by task name among the root DAG's tasks."""
+    run = training_run()
+    run.run_details.pipeline_run_context_id = "500"
+    for detail in run.run_details.task_details:
+        detail.execution_id = None
+    run.run_details.task_details = [
+        t for t in run.run_details.task_details if t.display_name != "evaluate"
+    ]
+    store = training_store()
+    store.context = [  # type: ignore[attr-defined]
+        execution(10, "root", None),
+        execution(12, "training-set-handoff", 10),
+        execution(13, "train-ddp", 10),
+        execution(14, "evaluate", 10),
+        execution(15, "condition-1", 10),
+        execution(99, "evaluate", 15),  # a nested namesake is not a root output's producer
+    ]
+    status = backend(run, store).get(ref("training"), now=FINISHED)
+    assert status.state == RunState.SUCCEEDED
+    assert status.outputs["mlflow_run_id"] == "abc123"
+    assert json.loads(status.outputs["metrics_json"]) == METRICS
+    assert store.asked == [[12, 13, 14]]
