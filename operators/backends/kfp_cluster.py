@@ -328,12 +328,57 @@ def _mlmd_value(value: Any) -> Any:
     return None
 
 
+# Seconds one MLMD call may take; a slow answer is retried on the next poll.
+MLMD_TIMEOUT_S = 10.0
+
+
+class MlmdGrpcStore:
+    """ML Metadata's ``MetadataStoreService`` over plain gRPC, with the same three read calls
+    as ``ml_metadata.MetadataStore``. Only the package's generated protos are used
+    (``ml_metadata.proto``): ``MetadataStore`` itself needs absl and a native extension, and
+    the ml-metadata release pins protobuf<5 while kfp 2.16 runs on protobuf 6 (the 4.x
+    generated modules load under it)."""
+
+    def __init__(self, channel: Any, timeout_s: float = MLMD_TIMEOUT_S) -> None:
+        from ml_metadata.proto import metadata_store_service_pb2_grpc
+
+        self._stub = metadata_store_service_pb2_grpc.MetadataStoreServiceStub(channel)
+        self._timeout_s = timeout_s
+
+    def get_executions_by_id(self, ids: Sequence[int]) -> list[Any]:
+        from ml_metadata.proto import metadata_store_service_pb2 as service
+
+        request = service.GetExecutionsByIDRequest(execution_ids=list(ids))
+        return list(self._stub.GetExecutionsByID(request, timeout=self._timeout_s).executions)
+
+    def get_artifacts_by_id(self, ids: Sequence[int]) -> list[Any]:
+        from ml_metadata.proto import metadata_store_service_pb2 as service
+
+        request = service.GetArtifactsByIDRequest(artifact_ids=list(ids))
+        return list(self._stub.GetArtifactsByID(request, timeout=self._timeout_s).artifacts)
+
+    def get_executions_by_context(self, context_id: int) -> list[Any]:
+        from ml_metadata.proto import metadata_store_pb2
+        from ml_metadata.proto import metadata_store_service_pb2 as service
+
+        executions: list[Any] = []
+        token = ""
+        while True:
+            options = metadata_store_pb2.ListOperationOptions(next_page_token=token)
+            request = service.GetExecutionsByContextRequest(context_id=context_id, options=options)
+            response = self._stub.GetExecutionsByContext(request, timeout=self._timeout_s)
+            executions.extend(response.executions)
+            token = response.next_page_token
+            if not token:
+                return executions
+
+
 class MlmdExecutionReader:
     """`ExecutionReader` on ML Metadata's gRPC service (the store KFP v2 writes outputs to).
 
-    ``store`` is an ``ml_metadata.MetadataStore`` (or anything with its
-    ``get_executions_by_id`` / ``get_artifacts_by_id``); without one it is connected on
-    first use, so building the backend does no I/O."""
+    ``store`` is anything with ``get_executions_by_id`` / ``get_artifacts_by_id`` /
+    ``get_executions_by_context`` (`MlmdGrpcStore`, ``ml_metadata.MetadataStore``); without
+    one a channel is opened on first use, so building the backend does no I/O."""
 
     def __init__(
         self, host: str = MLMD_DEFAULT_HOST, port: int = MLMD_DEFAULT_PORT, store: Any = None
@@ -345,15 +390,14 @@ class MlmdExecutionReader:
     def _connect(self) -> Any:
         if self._store is None:
             try:
-                from ml_metadata.metadata_store import metadata_store
-                from ml_metadata.proto import metadata_store_pb2
+                import grpc
+                import ml_metadata.proto.metadata_store_service_pb2_grpc  # noqa: F401
             except ImportError as error:
                 raise OutputsUnavailable(
-                    "reading KFP run outputs needs the ml-metadata package (KFP v2 keeps "
-                    "output parameters only in ML Metadata)"
+                    "reading KFP run outputs needs the ml-metadata package's protos (KFP v2 "
+                    "keeps output parameters only in ML Metadata)"
                 ) from error
-            config = metadata_store_pb2.MetadataStoreClientConfig(host=self.host, port=self.port)
-            self._store = metadata_store.MetadataStore(config)
+            self._store = MlmdGrpcStore(grpc.insecure_channel(f"{self.host}:{self.port}"))
         return self._store
 
     def output_parameters(self, execution_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

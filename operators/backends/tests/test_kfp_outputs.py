@@ -358,3 +358,70 @@ def test_producers_without_execution_ids_are_found_in_the_run_context() -> None:
     assert status.outputs["mlflow_run_id"] == "abc123"
     assert json.loads(status.outputs["metrics_json"]) == METRICS
     assert store.asked == [[12, 13, 14]]
+
+
+def test_grpc_store_reads_a_metadata_store_service_over_the_wire() -> None:
+    """`MlmdGrpcStore` against an in-process ``MetadataStoreService`` on ML Metadata's own
+    generated protos (skipped where the ml-metadata protos are not installed)."""
+    grpc = pytest.importorskip("grpc")
+    pb2 = pytest.importorskip("ml_metadata.proto.metadata_store_pb2")
+    service = pytest.importorskip("ml_metadata.proto.metadata_store_service_pb2")
+    service_grpc = pytest.importorskip("ml_metadata.proto.metadata_store_service_pb2_grpc")
+    from concurrent import futures
+
+    from operators.backends.kfp_cluster import MlmdGrpcStore
+
+    def make(execution_id: int, task_name: str, parent: int | None, outputs: dict) -> Any:
+        made = pb2.Execution(id=execution_id)
+        made.custom_properties["task_name"].string_value = task_name
+        if parent is not None:
+            made.custom_properties["parent_dag_id"].int_value = parent
+        if outputs:
+            made.custom_properties["outputs"].struct_value.update(outputs)
+        return made
+
+    executions = {
+        10: make(10, "root", None, {}),
+        13: make(13, "train-ddp", 10, {"mlflow_run_id": "abc123"}),
+        14: make(14, "evaluate", 10, {"metrics_json": "{}"}),
+    }
+
+    servicer: Any = service_grpc.MetadataStoreServiceServicer
+
+    class Service(servicer):  # type: ignore[misc,valid-type]
+        def GetExecutionsByID(self, request: Any, context: Any) -> Any:  # noqa: N802
+            found = [executions[i] for i in request.execution_ids if i in executions]
+            return service.GetExecutionsByIDResponse(executions=found)
+
+        def GetExecutionsByContext(self, request: Any, context: Any) -> Any:  # noqa: N802
+            # Two pages, as a large run's context would answer.
+            ordered = [executions[i] for i in sorted(executions)]
+            if not request.options.next_page_token:
+                return service.GetExecutionsByContextResponse(
+                    executions=ordered[:2], next_page_token="page-2"
+                )
+            return service.GetExecutionsByContextResponse(executions=ordered[2:])
+
+        def GetArtifactsByID(self, request: Any, context: Any) -> Any:  # noqa: N802
+            artifact = pb2.Artifact(id=8, uri="s3://b/model")
+            artifact.custom_properties["display_name"].string_value = "model"
+            return service.GetArtifactsByIDResponse(artifacts=[artifact])
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    service_grpc.add_MetadataStoreServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        reader = MlmdExecutionReader(store=MlmdGrpcStore(channel))
+        assert reader.output_parameters(["13", "14", "99"]) == {
+            "13": {"mlflow_run_id": "abc123"},
+            "14": {"metrics_json": "{}"},
+        }
+        assert reader.root_executions("500") == {"train-ddp": "13", "evaluate": "14"}
+        assert reader.artifacts(["8"]) == {
+            "8": {"uri": "s3://b/model", "metadata": {"display_name": "model"}}
+        }
+        channel.close()
+    finally:
+        server.stop(None)
