@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -299,7 +299,11 @@ def kfp_status(
             f"run succeeded; outputs not readable yet: {outputs_error}",
         )
     elif state == RunState.SUCCEEDED and missing:
-        waited = (now - finished_at) if now is not None and finished_at is not None else None
+        waited = None
+        if now is not None and isinstance(finished_at, datetime):
+            # The API's timestamps are UTC; a naive one is read as such.
+            finished = finished_at if finished_at.tzinfo else finished_at.replace(tzinfo=UTC)
+            waited = now - finished
         if waited is None or waited < timedelta(seconds=OUTPUTS_GRACE_S):
             state = RunState.RUNNING
             message = f"run succeeded; waiting for outputs {sorted(missing)}"

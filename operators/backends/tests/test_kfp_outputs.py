@@ -222,6 +222,10 @@ def test_missing_outputs_wait_then_succeed_naming_them() -> None:
     assert given_up.state == RunState.SUCCEEDED
     assert "mlflow_run_id" not in given_up.outputs
     assert given_up.message == "run succeeded without outputs ['mlflow_run_id']"
+    # A naive finished_at is read as UTC.
+    naive = training_run()
+    naive.finished_at = FINISHED.replace(tzinfo=None)
+    assert backend(naive, store).get(ref("training"), now=late).state == RunState.SUCCEEDED
 
 
 def test_unreachable_mlmd_keeps_polling_and_a_missing_client_fails() -> None:
