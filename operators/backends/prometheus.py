@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -112,6 +112,12 @@ def counts_from_exposition(text: str, namespace: str, inference_service: str) ->
                 code = labels.get(m.LABEL_RESPONSE_CODE, "")
                 by_code[code] = by_code.get(code, 0.0) + sample.value
     return counts_from_codes(by_code)
+
+
+class RequestCountSource(Protocol):
+    """Requests and errors of one InferenceService over the last ``window_s`` seconds."""
+
+    def counts(self, namespace: str, inference_service: str, window_s: int) -> RequestCounts: ...
 
 
 class PrometheusCounts:
