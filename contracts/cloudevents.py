@@ -44,6 +44,11 @@ What the agent really does, read in kserve/kserve (the sources, for whoever re-c
 - ``pkg/apis/serving/v1beta1/component.go`` (``LoggerSpec``): ``url``, ``mode``,
   ``metadataHeaders []string``, ``metadataAnnotations []string``.
 
+Istio's mirror copies keep ``X-Request-Id`` but not the header rules of the route's
+destinations (istio/istio#50811; mirror header rules are only proposed in istio/api#3705), so a
+shadow's events carry no ``X-Kubeloop-Role``: the monitor takes the role from the versions in
+its config (a shadow version is named there).
+
 Because the agent never logs a non-200 response, the error rate of a version cannot come from
 these events on a cluster; it comes from the mesh's request metrics (Istio's
 ``istio_requests_total`` by destination and response code).
