@@ -18,8 +18,40 @@ inference payload is the body. Attributes it sets:
 ``ce-component``            predictor / transformer / explainer
 ``ce-endpoint``             ``default`` or ``canary`` (KServe's own canary)
 ``ce-metadata``             JSON ``{header: [values]}`` of ``logger.metadataHeaders``
+                            (always sent, ``{}`` when none matched)
 ``ce-annotations``          JSON ``{key: value}`` of ``logger.metadataAnnotations``
+                            (sent only when at least one annotation matched)
 ==========================  ===============================================================
+
+What the agent really does, read in kserve/kserve (the sources, for whoever re-checks them):
+
+- ``pkg/logger/handler.go`` (``LoggerHandler.ServeHTTP``): the event id is the incoming
+  ``Ce-Id`` header or a fresh UUID (``getOrCreateID``), never ``x-request-id``; the metadata
+  map keeps the request headers whose name is *in* ``metadataHeaders``, compared with
+  ``slices.Contains`` against Go's canonical header keys (``X-Request-Id``), so the spec must
+  spell them canonically (:data:`LOGGER_METADATA_HEADERS`); the response event is queued only
+  when the status is 200 (``lrw.statusCode == http.StatusOK``), errors are never logged.
+- ``pkg/logger/worker.go`` (``sendHttpCloudEvent``): binary encoding; ``SetID``/``SetType``;
+  extensions ``inferenceservicename``, ``namespace``, ``component``, ``endpoint``;
+  ``metadata`` = ``json.Marshal(map[string][]string)``, always; ``annotations`` =
+  ``json.Marshal(map[string]string)`` only when non-empty; ``source`` = the pod name.
+- ``pkg/webhook/admission/pod/agent_injector.go`` (``InjectAgent``): ``metadataAnnotations``
+  lists annotation *keys*; the injector looks each up on the pod (KServe copies the
+  InferenceService's annotations to it) and passes ``key=value`` pairs to the agent, skipping
+  (with a warning) keys that are absent. So the version reaches the monitor only if the
+  InferenceService carries ``kubeloop.io/model-version`` *and* the logger spec names it
+  (:data:`LOGGER_METADATA_ANNOTATIONS`).
+- ``pkg/apis/serving/v1beta1/component.go`` (``LoggerSpec``): ``url``, ``mode``,
+  ``metadataHeaders []string``, ``metadataAnnotations []string``.
+
+Istio's mirror copies keep ``X-Request-Id`` but not the header rules of the route's
+destinations (istio/istio#50811; mirror header rules are only proposed in istio/api#3705), so a
+shadow's events carry no ``X-Kubeloop-Role``: the monitor takes the role from the versions in
+its config (a shadow version is named there).
+
+Because the agent never logs a non-200 response, the error rate of a version cannot come from
+these events on a cluster; it comes from the mesh's request metrics (Istio's
+``istio_requests_total`` by destination and response code).
 
 KServe only logs responses with status 200 and carries neither the status nor the latency,
 so kubeloop adds extensions. CloudEvents extension names must be lowercase alphanumeric, so
@@ -66,6 +98,11 @@ writes ``all`` into each InferenceService, the local controller reads it.
 from __future__ import annotations
 
 from typing import Final
+
+from contracts.headers import REQUEST_ID_HEADER as _REQUEST_ID_HTTP_HEADER
+from contracts.headers import ROLE_HEADER as _ROLE_HTTP_HEADER
+from contracts.headers import canonical
+from contracts.kube import MLMODEL_LABEL, MODEL_VERSION_LABEL
 
 SPECVERSION: Final = "1.0"
 TYPE_REQUEST: Final = "org.kubeflow.serving.inference.request"
@@ -134,3 +171,12 @@ LOGGER_MODE_ALL: Final = "all"
 LOGGER_MODE_REQUEST: Final = "request"
 LOGGER_MODE_RESPONSE: Final = "response"
 LOGGER_MODES: Final = (LOGGER_MODE_ALL, LOGGER_MODE_REQUEST, LOGGER_MODE_RESPONSE)
+
+# What kubeloop writes into each InferenceService's ``spec.predictor.logger``: the headers
+# the agent copies into ``ce-metadata`` (Go-canonical spelling, see above: the agent compares
+# names exactly) and the InferenceService annotations it copies into ``ce-annotations``.
+#: ``X-Request-Id`` pairs a stable response with its shadow's (the agent's ``ce-id`` is a fresh
+#: UUID per pod); ``X-Kubeloop-Role`` is the role the VirtualService route set.
+LOGGER_METADATA_HEADERS: Final = (canonical(_REQUEST_ID_HTTP_HEADER), canonical(_ROLE_HTTP_HEADER))
+#: The MLModel name and the model version (the monitor rejects an event with no version).
+LOGGER_METADATA_ANNOTATIONS: Final = (MLMODEL_LABEL, MODEL_VERSION_LABEL)

@@ -7,8 +7,12 @@ worker tasks, so a slow or absent monitor never delays or fails a prediction: wh
 is full the event is dropped and counted.
 
 Differences from KServe's logger, on purpose: ``ce-id`` is the ``x-request-id`` header (KServe
-reads ``Ce-Id``), and the response event is sent for every status, not only 200, carrying
-``ce-kubeloopstatus`` so the monitor can count client and server errors.
+reads ``Ce-Id`` or makes a UUID; the monitor pairs by ``X-Request-Id`` in ``ce-metadata``
+either way), and the response event is sent for every status, not only 200, carrying
+``ce-kubeloopstatus``: the embedded default still takes its error counts from these events.
+On a cluster they come from ``istio_requests_total`` through Prometheus
+(``operators/backends/prometheus.py``); the local router exports the same counter, and once
+the embedded operator reads it (not yet) this logger can drop non-200 responses as KServe does.
 """
 
 from __future__ import annotations

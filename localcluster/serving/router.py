@@ -26,7 +26,10 @@ import aiohttp
 import yaml
 from aiohttp import web
 from multidict import CIMultiDict
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import Counter as PromCounter
 
+from contracts import mesh_metrics as mesh
 from localcluster.serving import constants as c
 from localcluster.serving.routing import (
     Destination,
@@ -94,6 +97,16 @@ class Router:
         self.max_mirror_in_flight = max_mirror_in_flight
         self.stats: Counter[str] = Counter()
         self._mirror_tasks: set[asyncio.Task[None]] = set()
+        # What Istio's sidecars export (contracts/mesh_metrics.py): KServe's logger never logs
+        # a failed response, so the operator's error figures come from this counter. One
+        # registry per router: no process-global metric state.
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests_total = PromCounter(
+            mesh.REQUESTS_TOTAL.removesuffix("_total"),
+            "Requests by destination workload and response code (Istio's metric).",
+            mesh.LABELS,
+            registry=self.registry,
+        )
 
     def reconfigure(self, table: RouteTable) -> None:
         self.table = table
@@ -101,11 +114,20 @@ class Router:
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_get(STATS_PATH, self._stats)
+        app.router.add_get(mesh.ROUTER_METRICS_PATH, self._metrics)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
     async def _stats(self, _: web.Request) -> web.Response:
         return web.json_response({"counts": dict(self.stats), "table": self.table.model_dump()})
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _count(self, destination: Destination, status: int, reporter: str) -> None:
+        workload, namespace = mesh.predictor_workload(destination.host)
+        self.requests_total.labels(reporter, workload, namespace, workload, str(status)).inc()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         table = self.table  # snapshot: a concurrent reconfigure does not affect this request
@@ -156,9 +178,12 @@ class Router:
                     (k, v) for k, v in upstream.headers.items() if k.lower() not in _DROP_HEADERS
                 )
                 out.setdefault(c.REQUEST_ID_HEADER, request_id)
+                self._count(destination, upstream.status, mesh.REPORTER_DESTINATION)
                 return web.Response(status=upstream.status, body=payload, headers=out)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.stats[f"upstream_errors:{destination.role}"] += 1
+            # Never reached the workload: on a mesh only the caller's sidecar reports it.
+            self._count(destination, 503, "source")
             return _error(503, f"upstream {destination.host} failed: {exc}", request_id)
 
     def _start_mirror(
@@ -188,6 +213,7 @@ class Router:
                 method, mirror.url + path_qs, data=body, headers=headers
             ) as resp:
                 await resp.read()  # the shadow's answer is discarded
+                self._count(mirror, resp.status, mesh.REPORTER_DESTINATION)
             self.stats["mirror_sent"] += 1
         except (aiohttp.ClientError, TimeoutError, OSError):
             self.stats["mirror_failed"] += 1

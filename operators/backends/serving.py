@@ -18,7 +18,11 @@ from kubernetes.client.rest import ApiException
 from pydantic import BaseModel, ConfigDict
 
 from contracts import kube
-from contracts.cloudevents import LOGGER_MODE_ALL
+from contracts.cloudevents import (
+    LOGGER_METADATA_ANNOTATIONS,
+    LOGGER_METADATA_HEADERS,
+    LOGGER_MODE_ALL,
+)
 from contracts.headers import BUCKET_HEADER, BUCKETS, ROLE_CANDIDATE, ROLE_HEADER, ROLE_STABLE
 from operators.api.mlmodel import Assignment, Serving, Traffic
 
@@ -83,7 +87,15 @@ def inference_service(
         model["resources"] = resources
     predictor: dict[str, Any] = {"minReplicas": serving.min_replicas, "model": model}
     if monitor_url:
-        predictor["logger"] = {"mode": LOGGER_MODE_ALL, "url": monitor_url}
+        # KServe's agent sends neither the version nor the request id on its own: it copies the
+        # named headers into ce-metadata and the named annotations (set below) into
+        # ce-annotations (contracts/cloudevents.py cites the agent's code).
+        predictor["logger"] = {
+            "mode": LOGGER_MODE_ALL,
+            "url": monitor_url,
+            "metadataHeaders": list(LOGGER_METADATA_HEADERS),
+            "metadataAnnotations": list(LOGGER_METADATA_ANNOTATIONS),
+        }
     return {
         "apiVersion": f"{kube.ISVC_GROUP}/{kube.ISVC_VERSION}",
         "kind": "InferenceService",

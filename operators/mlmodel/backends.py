@@ -12,6 +12,7 @@ from typing import Any
 
 from operators.api.mlmodel import MLModelSpec, MLModelStatus
 from operators.backends.monitor import MonitorClient
+from operators.backends.prometheus import RequestCountSource
 from operators.backends.registry import ModelRegistry
 from operators.backends.serving import KubeObjects, Owner, TrafficBackend
 from operators.config import OperatorConfig
@@ -27,6 +28,9 @@ class ServingBackends:
     traffic: TrafficBackend
     monitor: MonitorClient | None = None
     monitor_url: str | None = None
+    # Requests and errors per version from the mesh (istio_requests_total via Prometheus):
+    # KServe's agent logs only 200s, so on a cluster the monitor cannot count errors.
+    request_counts: RequestCountSource | None = None
 
 
 def owner_of(obj: MLModel) -> Owner:
@@ -37,6 +41,7 @@ def owner_of(obj: MLModel) -> Owner:
 def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
     """The serving backends for this process, from the operator's configuration (startup)."""
     from operators.backends.monitor import HttpMonitor
+    from operators.backends.prometheus import PrometheusCounts
     from operators.backends.registry import MlflowRegistry
     from operators.backends.serving import IstioTraffic
 
@@ -56,4 +61,5 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
         # Where the InferenceServices' loggers send events: the monitor's ingest port when it
         # has one (the NetworkPolicy lets predictors reach only that port).
         monitor_url=config.monitor_ingest_url or config.monitor_url,
+        request_counts=PrometheusCounts(config.prometheus_url) if config.prometheus_url else None,
     )

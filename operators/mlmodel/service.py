@@ -8,7 +8,9 @@ patch to the Kopf shell. Backends are passed in (built once at startup).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ from contracts.quality import Comparison
 from operators.api.common import find_condition
 from operators.api.mlmodel import MLModelSpec, MLModelStatus, ModelRef, RolloutPhase
 from operators.backends.monitor import CompareRequest, ModelFigures, MonitorUnavailable
+from operators.backends.prometheus import PrometheusError, RequestCountSource
 from operators.backends.registry import ModelVersionNotFound, ResolvedVersion
 from operators.backends.serving import (
     TrafficTarget,
@@ -26,6 +29,7 @@ from operators.backends.serving import (
 from operators.kind import Event, EventType, Outcome
 from operators.mlmodel import monitoring
 from operators.mlmodel import reconcile as core
+from operators.mlmodel.analysis import VersionFigures
 from operators.mlmodel.backends import MLModel, ServingBackends, owner_of
 from operators.mlmodel.rollout import Inputs, RolloutState, TickResult, tick
 from operators.status import observed
@@ -103,13 +107,50 @@ def _observe_figures(
 ) -> ModelFigures | None:
     if backends.monitor is None or state.phase not in core.ANALYSING:
         return ModelFigures()
+    start = since or state.phase_started_at or now
     try:
-        return backends.monitor.figures(
-            obj.namespace, obj.name, since or state.phase_started_at or now, now
-        )
+        figures = backends.monitor.figures(obj.namespace, obj.name, start, now)
     except MonitorUnavailable as error:
         log.warning("%s/%s: %s", obj.namespace, obj.name, error)
         return None
+    if backends.request_counts is None:
+        return figures
+    try:
+        return with_mesh_counts(
+            figures, backends.request_counts, obj.namespace, obj.name, state, start, now
+        )
+    except PrometheusError as error:
+        # Like a monitor outage: no figures, no verdict this tick (never judged on 200s only).
+        log.warning("%s/%s: %s", obj.namespace, obj.name, error)
+        return None
+
+
+def with_mesh_counts(
+    figures: ModelFigures,
+    source: RequestCountSource,
+    namespace: str,
+    name: str,
+    state: RolloutState,
+    since: datetime,
+    now: datetime,
+) -> ModelFigures:
+    """The monitor's figures with each version's requests and 4xx/5xx taken from the mesh.
+
+    KServe's agent logs only 200 responses (contracts/mesh_metrics.py), so the monitor's
+    error counts are zero on a cluster whatever happens; latency stays the monitor's."""
+    window_s = max(1, math.ceil((now - since).total_seconds()))
+    versions = dict(figures.versions)
+    wanted = set(versions) | {v for v in (state.stable_version, state.candidate_version) if v}
+    for version in sorted(wanted):
+        counts = source.counts(namespace, isvc_name(name, version), window_s)
+        current = versions.get(version) or VersionFigures()
+        versions[version] = dataclasses.replace(
+            current,
+            requests=round(counts.total),
+            server_errors=round(counts.server_errors),
+            client_errors=round(counts.client_errors),
+        )
+    return dataclasses.replace(figures, versions=versions)
 
 
 def compare_request(spec: MLModelSpec, state: RolloutState, now: datetime) -> CompareRequest | None:

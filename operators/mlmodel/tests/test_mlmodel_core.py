@@ -55,7 +55,12 @@ def test_inference_service_is_per_version_with_logger_and_owner() -> None:
         "modelFormat": {"name": "mlflow"},
         "storageUri": "file:///a/model",
     }
-    assert predictor["logger"] == {"mode": "all", "url": "http://monitor/"}
+    assert predictor["logger"] == {
+        "mode": "all",
+        "url": "http://monitor/",
+        "metadataHeaders": ["X-Request-Id", "X-Kubeloop-Role"],
+        "metadataAnnotations": ["kubeloop.io/mlmodel", "kubeloop.io/model-version"],
+    }
 
 
 def test_virtual_service_splits_by_weight_and_mirrors_the_shadow() -> None:
