@@ -138,9 +138,10 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         api_group="kopf.dev",
         resources=("clusterkopfpeerings",),
-        verbs=("get", "list", "watch", "patch"),
-        why="Kopf's cluster-wide peering: operators running with --all-namespaces see each "
-        "other and only one of them is active.",
+        verbs=("get", "list", "watch", "create", "patch"),
+        why="Kopf's cluster-wide peering: operators running cluster-wide see each other and "
+        "only the highest-priority one is active; the operator creates the `kubeloop` peering "
+        "object at start-up when it is missing (operators/peering.py).",
     ),
     Permission(
         api_group="kopf.dev",
