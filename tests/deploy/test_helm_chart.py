@@ -166,6 +166,9 @@ def test_default_render_has_every_component_in_the_release_namespace() -> None:
             ("ClusterRoleBinding", "kubeloop-system-kubeloop-operator"),
             # TokenReview, SAR
             ("ClusterRoleBinding", "kubeloop-system-kubeloop-monitor-auth-delegator"),
+            # KFP's pipeline-runner creates TrainJobs (nodes > 1)
+            ("ClusterRole", "kubeloop-system-kubeloop-pipeline-runner"),
+            ("ClusterRoleBinding", "kubeloop-system-kubeloop-pipeline-runner"),
             ("ConfigMap", "kubeloop-operator-config"),
             ("NetworkPolicy", "kubeloop-default-deny"),
             ("NetworkPolicy", "kubeloop-operator-egress"),

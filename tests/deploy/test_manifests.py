@@ -141,6 +141,7 @@ def test_default_renders_every_component_in_kubeloop_system() -> None:
         ["Namespace", "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
         + ["Role", "RoleBinding", "ConfigMap", "Service", "Deployment", "Deployment"]
         + ["ClusterRoleBinding"]  # the monitor's system:auth-delegator (TokenReview, SAR)
+        + ["ClusterRole", "ClusterRoleBinding"]  # KFP's pipeline-runner: TrainJobs (nodes > 1)
         + ["NetworkPolicy"] * 4  # manifests/network
         + ["CustomResourceDefinition"] * 5
     )
