@@ -91,8 +91,13 @@ async def _paused(identity: str, priorities: dict[str, int]) -> bool:
     settings.peering.name = peering.PEERING_NAME
     settings.peering.priority = priorities[identity]
     now = datetime.datetime.now(datetime.UTC).isoformat()
-    status = {peer: {"priority": p, "lifetime": 60, "lastseen": now} for peer, p in priorities.items()}
-    event: Any = {"type": "MODIFIED", "object": {"metadata": {"name": "kubeloop"}, "status": status}}
+    status = {
+        peer: {"priority": p, "lifetime": 60, "lastseen": now} for peer, p in priorities.items()
+    }
+    event: Any = {
+        "type": "MODIFIED",
+        "object": {"metadata": {"name": "kubeloop"}, "status": status},
+    }
     conflicts = aiotoggles.Toggle(True)  # mandatory peering starts paused
     wakeup = asyncio.Event()
     wakeup.set()  # do not sleep until the peers' deadlines
