@@ -20,10 +20,29 @@ REPO_ROOT = services.REPO_ROOT
 PORT_ENV = "KUBELOOP_PORT"
 
 
+PEERING_CRDS = Path("manifests/crd/kopf/kopf.dev_peerings.yaml")
+
+
+def crd_stream(root: Path) -> str:
+    """Every CRD kubeloop installs as one YAML stream: the generated ones, then Kopf's peering."""
+    from operators.api.crdgen import generated_files
+
+    texts = list(generated_files().values())
+    peering = root / PEERING_CRDS
+    if peering.is_file():
+        texts.append(peering.read_text())
+    return "".join(f"---\n{text if text.endswith(chr(10)) else text + chr(10)}" for text in texts)
+
+
 def cmd_crds(args: argparse.Namespace) -> int:
     from operators.api.crdgen import stale_files, write_crds
 
     root = Path(args.root)
+    if args.stdout:
+        # The upgrade path Helm lacks (it never upgrades crds/): pipe into
+        # `kubectl apply --server-side -f -` (docs/deploy.md).
+        sys.stdout.write(crd_stream(root))
+        return 0
     if args.check:
         stale = stale_files(root)
         if stale:
@@ -144,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     crds = sub.add_parser("crds", help="generate crds/ from the API models")
     crds.add_argument("--root", default=str(REPO_ROOT))
     crds.add_argument("--check", action="store_true", help="fail if the files are stale")
+    crds.add_argument(
+        "--stdout",
+        action="store_true",
+        help="print every CRD (for `kubectl apply --server-side -f -`) instead of writing files",
+    )
     crds.set_defaults(func=cmd_crds)
 
     up = sub.add_parser("up", help="start the embedded control plane, operators, controllers")

@@ -1,6 +1,6 @@
 """Run the three kubeloop operators (FeatureView, Experiment, MLModel) in one Kopf process.
 
-`python -m operators [--standalone] [--namespace NS]... [--liveness URL] [--verbose]`;
+`python -m operators [--standalone | --priority N] [--namespace NS]... [--liveness URL] [--verbose]`;
 `kubeloop operator` takes the same options through `add_arguments` and `run`.
 """
 
@@ -9,11 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-OPTIONS = ("namespaces", "standalone", "liveness", "verbose")
+OPTIONS = ("namespaces", "standalone", "liveness", "verbose", "priority")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--standalone", action="store_true", help="no peering")
+    parser.add_argument(
+        "--standalone", action="store_true", help="no peering (one process, e.g. `kubeloop up`)"
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="Kopf peering priority (default: drawn per process; the highest live one acts)",
+    )
     parser.add_argument("--namespace", dest="namespaces", metavar="NS", action="append", default=[])
     parser.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--verbose", action="store_true")

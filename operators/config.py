@@ -42,6 +42,16 @@ class OperatorConfig(BaseModel):
     prometheus_url: str | None = None
     namespace: str | None = Field(default=None, description="The operator's own namespace.")
     spark_master: str = "local[*]"
+    trainjob_image: str | None = Field(
+        default=None,
+        description="Image of the Kubeflow Trainer TrainJob that trains with nodes > 1 "
+        "(the kubeloop image).",
+    )
+    shared_dir: str | None = Field(
+        default=None,
+        description="A directory every TrainJob node and the KFP training step mount "
+        "(nodes > 1: checkpoints and the model are written there).",
+    )
     # Intervals are configurable so tests and the demo can shorten them.
     poll_interval_s: float = Field(default=10.0, gt=0)
     analysis_tick_s: float = Field(

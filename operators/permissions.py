@@ -48,6 +48,10 @@ class Scope(StrEnum):
 
     CLUSTER = "cluster"  # ClusterRole + ClusterRoleBinding
     OPERATOR_NAMESPACE = "operator-namespace"  # Role + RoleBinding in the operator's namespace
+    # A ClusterRole + ClusterRoleBinding for Kubeflow Pipelines' run identity (the
+    # `pipeline-runner` ServiceAccount KFP's task pods run as), not for the operator: some API
+    # calls are made by pipeline steps, not by the operators.
+    PIPELINE_RUNNER = "pipeline-runner"
 
 
 class Permission(BaseModel):
@@ -138,9 +142,10 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(
         api_group="kopf.dev",
         resources=("clusterkopfpeerings",),
-        verbs=("get", "list", "watch", "patch"),
-        why="Kopf's cluster-wide peering: operators running with --all-namespaces see each "
-        "other and only one of them is active.",
+        verbs=("get", "list", "watch", "create", "patch"),
+        why="Kopf's cluster-wide peering: operators running cluster-wide see each other and "
+        "only the highest-priority one is active; the operator creates the `kubeloop` peering "
+        "object at start-up when it is missing (operators/peering.py).",
     ),
     Permission(
         api_group="kopf.dev",
@@ -174,7 +179,10 @@ PERMISSIONS: tuple[Permission, ...] = (
         api_group="trainer.kubeflow.org",
         resources=("trainjobs",),
         verbs=("get", "list", "watch", "create", "delete"),
-        why="Multi-node training runs as a Kubeflow Trainer TrainJob.",
+        scope=Scope.PIPELINE_RUNNER,
+        why="Multi-node training runs as a Kubeflow Trainer TrainJob, which the train_ddp step "
+        "creates and waits on from its KFP pod (components/train_ddp/trainjob.py), in the "
+        "Experiment's namespace; the operators never touch TrainJobs.",
     ),
 )
 
@@ -202,6 +210,11 @@ def cluster_role_rules(table: Sequence[Permission] = PERMISSIONS) -> list[dict[s
 def namespace_role_rules(table: Sequence[Permission] = PERMISSIONS) -> list[dict[str, Any]]:
     """The rules of the Role in the operator's own namespace."""
     return rules_for(Scope.OPERATOR_NAMESPACE, table)
+
+
+def pipeline_runner_rules(table: Sequence[Permission] = PERMISSIONS) -> list[dict[str, Any]]:
+    """The rules of the ClusterRole bound to KFP's pipeline-runner ServiceAccount."""
+    return rules_for(Scope.PIPELINE_RUNNER, table)
 
 
 def required_grants(scope: Scope, table: Sequence[Permission] = PERMISSIONS) -> set[Grant]:
@@ -247,6 +260,7 @@ def render_yaml() -> str:
     document = {
         "clusterRoleRules": cluster_role_rules(),
         "namespaceRoleRules": namespace_role_rules(),
+        "pipelineRunnerRules": pipeline_runner_rules(),
     }
     return yaml.safe_dump(document, sort_keys=False)
 

@@ -16,6 +16,7 @@ import kopf
 
 from operators.api.common import FINALIZER, GROUP
 from operators.config import OperatorConfig
+from operators.peering import PEERING_NAME
 
 PIPELINES = "pipelines"
 KUBERNETES = "kubernetes"
@@ -65,4 +66,4 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = 30  # WARNING and above become Kubernetes Events
     settings.watching.server_timeout = 300
-    settings.peering.name = "kubeloop"
+    settings.peering.name = PEERING_NAME

@@ -217,12 +217,18 @@ def virtual_service(target: TrafficTarget) -> dict[str, Any]:
 
 
 def isvc_ready(obj: Mapping[str, Any] | None) -> bool:
-    """KServe's client: the `Ready` condition is True for the current generation."""
+    """KServe's client: the `Ready` condition is True and the controller has seen this generation.
+
+    `observedGeneration >= generation`, as KServe's own Python client checks it
+    (`KServeClient.is_isvc_ready` in the kserve package, kserve/api/kserve_client.py): a status written for a newer generation than the copy we
+    read (a read racing an update) is still a status of this spec or a later one, never stale.
+    """
     if not obj:
         return False
     status = obj.get("status") or {}
     generation = (obj.get("metadata") or {}).get("generation")
-    if generation is not None and status.get("observedGeneration") != generation:
+    observed = status.get("observedGeneration")
+    if generation is not None and (observed is None or observed < generation):
         return False
     conditions = status.get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

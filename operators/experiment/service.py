@@ -119,6 +119,9 @@ class ExperimentBackends:
     tracking_uri: str
     spark_master: str
     registrar: Registrar = register_with_mlflow
+    # nodes > 1: the TrainJob's image and the storage every node and the KFP step share.
+    trainjob_image: str = ""
+    shared_dir: str = ""
 
     @classmethod
     def from_config(
@@ -134,6 +137,8 @@ class ExperimentBackends:
             training_root=config.state_dir.resolve() / "training-sets",
             tracking_uri=config.effective_mlflow_tracking_uri,
             spark_master=config.spark_master,
+            trainjob_image=config.trainjob_image or "",
+            shared_dir=config.shared_dir or "",
         )
 
 
@@ -295,6 +300,11 @@ def trial_params(
         "batch_size": spec.trainer.batch_size,
         "nproc_per_node": spec.trainer.nproc_per_node,
         "nodes": spec.trainer.nodes,
+        # What train_ddp needs for a TrainJob (it refuses nodes > 1 without them); the job
+        # runs in the Experiment's namespace.
+        "shared_dir": backends.shared_dir,
+        "trainjob_image": backends.trainjob_image,
+        "trainjob_namespace": obj.namespace,
         "backend": str(spec.trainer.backend),
         "mlflow_tracking_uri": backends.tracking_uri,
         "mlflow_experiment": mlflow_experiment(obj),

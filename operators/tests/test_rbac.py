@@ -31,20 +31,35 @@ def _documents(texts: list[str]) -> list[dict[str, Any]]:
     return [doc for text in texts for doc in yaml.safe_load_all(text) if doc]
 
 
+RUNNER = "pipeline-runner"
+
+
 @functools.cache
-def kustomize_rbac() -> list[dict[str, Any]]:
+def kustomize_all_rbac() -> list[dict[str, Any]]:
     paths = sorted(p for p in RBAC_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
     return _documents([path.read_text() for path in paths])
 
 
+def component(doc: dict[str, Any]) -> str | None:
+    return doc["metadata"].get("labels", {}).get(COMPONENT)
+
+
+def kustomize_rbac() -> list[dict[str, Any]]:
+    return [d for d in kustomize_all_rbac() if component(d) != RUNNER]
+
+
 @functools.cache
-def helm_rbac() -> list[dict[str, Any]]:
+def helm_all_rbac() -> list[dict[str, Any]]:
     with helm.Chart.load(CHART_DIR) as chart:
         rendered = chart.render(name="kubeloop", namespace="kubeloop-system")
     docs = _documents([text for path, text in rendered.items() if path.endswith(".yaml")])
-    # The monitor's own binding (system:auth-delegator, for TokenReview/SubjectAccessReview) is
-    # not the operator's RBAC.
-    return [d for d in docs if d["metadata"].get("labels", {}).get(COMPONENT) != "monitor"]
+    return [d for d in docs if d["kind"] in RBAC_KINDS]
+
+
+def helm_rbac() -> list[dict[str, Any]]:
+    # The monitor's own binding (system:auth-delegator, for TokenReview/SubjectAccessReview) and
+    # the pipeline runner's grant are not the operator's RBAC.
+    return [d for d in helm_all_rbac() if component(d) not in ("monitor", RUNNER)]
 
 
 def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -54,6 +69,27 @@ def only(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 SOURCES = {"kustomize": kustomize_rbac, "helm": helm_rbac}
+ALL_SOURCES = {"kustomize": kustomize_all_rbac, "helm": helm_all_rbac}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_the_pipeline_runner_identity_holds_the_trainjob_grant(source: str) -> None:
+    """The train_ddp step creates TrainJobs from its KFP pod, which runs as KFP's
+    pipeline-runner ServiceAccount: that identity needs the grant, the operator does not."""
+    docs = [d for d in ALL_SOURCES[source]() if component(d) == RUNNER]
+    role, binding = only(docs, "ClusterRole"), only(docs, "ClusterRoleBinding")
+    assert permissions.grants_of(role["rules"]) == permissions.required_grants(
+        Scope.PIPELINE_RUNNER
+    )
+    assert ("trainer.kubeflow.org", "trainjobs", "create") in permissions.grants_of(role["rules"])
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
+    ]
+    operator_role = only(SOURCES[source](), "ClusterRole")
+    assert not any(
+        resource == "trainjobs" for _, resource, _ in permissions.grants_of(operator_role["rules"])
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -57,6 +57,11 @@ def training(
     nodes: int = 1,
     backend: str = "auto",
     checkpoint_dir: str = "",
+    # nodes > 1 runs a Kubeflow Trainer TrainJob: its image, the directory every node and this
+    # step share, and its namespace (train_ddp refuses nodes > 1 without the first two).
+    shared_dir: str = "",
+    trainjob_image: str = "",
+    trainjob_namespace: str = "default",
     mlflow_tracking_uri: str = "",
     mlflow_experiment: str = "kubeloop-training",
     code_version: str = "",
@@ -93,6 +98,9 @@ def training(
         run_name=kfp_run_name,
         params=trial_params,
         checkpoint_dir=checkpoint_dir,
+        shared_dir=shared_dir,
+        trainjob_image=trainjob_image,
+        namespace=trainjob_namespace,
     ).set_display_name("train-ddp")
     evaluated = evaluate(
         training_set_dir=training_set_dir,

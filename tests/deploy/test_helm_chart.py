@@ -86,9 +86,15 @@ def assert_operator_liveness_wired(deployment: dict[str, Any]) -> None:
     liveness_args = [a for a in container.get("args", []) if a.startswith("--liveness=")]
     assert len(liveness_args) == 1, container.get("args")
     url = liveness_args[0].removeprefix("--liveness=")
-    probe = container["livenessProbe"]["httpGet"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert url == f"http://0.0.0.0:{ports[probe['port']]}{probe['path']}"
+    # Liveness and readiness both probe Kopf's endpoint: it answers only after the startup
+    # handlers ran, so Ready means configured; no other server runs in the operator's pod.
+    for kind in ("livenessProbe", "readinessProbe"):
+        assert kind in container, f"operator has no {kind}"
+        probe = container[kind]["httpGet"]
+        assert url == f"http://0.0.0.0:{ports[probe['port']]}{probe['path']}", kind
+    # Kopf's peering decides which operator acts; --standalone would switch it off.
+    assert "--standalone" not in container.get("args", []) + container.get("command", [])
 
 
 def test_chart_lints_with_zero_errors_and_warnings() -> None:
@@ -109,6 +115,40 @@ def test_lint_reports_a_broken_template(tmp_path: Path) -> None:
     assert report["errors"] or any(m["severity"] == 3 for m in report["messages"])
 
 
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+
+def cluster_scoped_names(name: str, namespace: str) -> set[tuple[str, str]]:
+    with helm.Chart.load(CHART_DIR) as chart:
+        rendered = chart.render(None, name=name, namespace=namespace)
+    docs = [
+        doc
+        for path, text in rendered.items()
+        if path.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+    return {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in CLUSTER_SCOPED}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("kubeloop", "team-a"), ("kubeloop", "team-b")),  # same release name, two namespaces
+        (("kubeloop", "ml"), ("kubeloop-canary", "ml")),
+        (("prod", "ml"), ("staging", "ml")),
+    ],
+)
+def test_two_releases_share_no_cluster_scoped_object(
+    first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    """Release names are unique per namespace only: a ClusterRole named after the release alone
+    would be taken over (or refused) by the second install."""
+    a, b = cluster_scoped_names(*first), cluster_scoped_names(*second)
+    assert a and b
+    assert not a & b, a & b
+
+
 def test_chart_metadata() -> None:
     with helm.Chart.load(CHART_DIR) as chart:
         metadata = chart.metadata
@@ -122,9 +162,13 @@ def test_default_render_has_every_component_in_the_release_namespace() -> None:
     kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in docs)
     assert kinds == sorted(
         [
-            ("ClusterRole", "kubeloop-operator"),
-            ("ClusterRoleBinding", "kubeloop-operator"),
-            ("ClusterRoleBinding", "kubeloop-monitor-auth-delegator"),  # TokenReview, SAR
+            ("ClusterRole", "kubeloop-system-kubeloop-operator"),
+            ("ClusterRoleBinding", "kubeloop-system-kubeloop-operator"),
+            # TokenReview, SAR
+            ("ClusterRoleBinding", "kubeloop-system-kubeloop-monitor-auth-delegator"),
+            # KFP's pipeline-runner creates TrainJobs (nodes > 1)
+            ("ClusterRole", "kubeloop-system-kubeloop-pipeline-runner"),
+            ("ClusterRoleBinding", "kubeloop-system-kubeloop-pipeline-runner"),
             ("ConfigMap", "kubeloop-operator-config"),
             ("NetworkPolicy", "kubeloop-default-deny"),
             ("NetworkPolicy", "kubeloop-operator-egress"),
@@ -267,10 +311,11 @@ def test_bad_values_are_rejected_naming_the_field(values: dict[str, Any], field:
 
 
 def test_chart_crds_are_the_generated_ones() -> None:
-    """helm/kubeloop/crds, manifests/crd/bases and crds/ hold the same generated files."""
+    """helm/kubeloop/crds, manifests/crd/bases and crds/ hold the same generated files (plus
+    Kopf's peering CRDs, checked in tests/deploy/test_manifests.py)."""
     with helm.Chart.load(CHART_DIR) as chart:
         chart_crds = {crd["filename"].rsplit("/", 1)[-1]: crd["data"] for crd in chart.crds}
-    assert sorted(chart_crds) == sorted(CRD_FILES)
+    assert sorted(chart_crds) == sorted([*CRD_FILES, "kopf.dev_peerings.yaml"])
     for name in CRD_FILES:
         generated = (ROOT / "crds" / name).read_text()
         assert (ROOT / "manifests" / "crd" / "bases" / name).read_text() == generated, name

@@ -33,6 +33,8 @@ CLUSTER_SCOPED_KINDS = {
     "ClusterRoleBinding",
 }
 CRD_NAMES = ("featureviews.kubeloop.io", "experiments.kubeloop.io", "mlmodels.kubeloop.io")
+# Kopf's peering CRDs ship with kubeloop: the operator's peering needs them (one active operator).
+PEERING_CRD_NAMES = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
 
 
 def kubectl(*args: str, env: dict[str, str] | None = None) -> str:
@@ -139,11 +141,12 @@ def test_default_renders_every_component_in_kubeloop_system() -> None:
         ["Namespace", "ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
         + ["Role", "RoleBinding", "ConfigMap", "Service", "Deployment", "Deployment"]
         + ["ClusterRoleBinding"]  # the monitor's system:auth-delegator (TokenReview, SAR)
+        + ["ClusterRole", "ClusterRoleBinding"]  # KFP's pipeline-runner: TrainJobs (nodes > 1)
         + ["NetworkPolicy"] * 4  # manifests/network
-        + ["CustomResourceDefinition"] * 3
+        + ["CustomResourceDefinition"] * 5
     )
     assert set(by_kind(docs, "Namespace")) == {NAMESPACE}
-    assert set(by_kind(docs, "CustomResourceDefinition")) == set(CRD_NAMES)
+    assert set(by_kind(docs, "CustomResourceDefinition")) == set(CRD_NAMES + PEERING_CRD_NAMES)
     for doc in docs:
         metadata = doc["metadata"]
         assert metadata["labels"]["app.kubernetes.io/name"] == "kubeloop", metadata["name"]
@@ -157,6 +160,8 @@ def test_default_renders_every_component_in_kubeloop_system() -> None:
 def test_default_crds_are_the_generated_ones() -> None:
     rendered = by_kind(kustomize("default"), "CustomResourceDefinition")
     for name, crd in rendered.items():
+        if name in PEERING_CRD_NAMES:
+            continue
         plural = name.split(".")[0]
         generated = yaml.safe_load((ROOT / "crds" / f"kubeloop.io_{plural}.yaml").read_text())
         assert crd["spec"] == generated["spec"], name
@@ -215,6 +220,41 @@ def test_argocd_application_syncs_manifests_default_server_side() -> None:
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert "ServerSideApply=true" in spec["syncPolicy"]["syncOptions"]
     assert (ROOT / spec["source"]["path"] / "kustomization.yaml").is_file()
+
+
+def test_argocd_never_prunes_or_deletes_a_crd() -> None:
+    """Deleting a CRD deletes every object of its kind: neither a prune nor deleting the
+    Application (whose resources-finalizer cascades) may remove one. Argo CD's resource-level
+    sync options Prune=false and Delete=false keep them."""
+    (application,) = kustomize("argocd")
+    synced = kustomize(application["spec"]["source"]["path"].removeprefix("manifests/"))
+    crds = by_kind(synced, "CustomResourceDefinition")
+    assert set(crds) == set(CRD_NAMES + PEERING_CRD_NAMES)
+    for name, crd in crds.items():
+        value = crd["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-options", "")
+        options = {option.strip() for option in value.split(",")}
+        assert {"Prune=false", "Delete=false"} <= options, name
+
+
+def test_peering_crds_are_kopfs_and_the_same_in_both_renderings() -> None:
+    crds = by_kind(kustomize("default"), "CustomResourceDefinition")
+    with helm.Chart.load(CHART_DIR) as chart:
+        chart_crds = {
+            doc["metadata"]["name"]: doc
+            for crd in chart.crds
+            for doc in yaml.safe_load_all(crd["data"])
+            if doc
+        }
+    for name in PEERING_CRD_NAMES:
+        assert crds[name]["spec"] == chart_crds[name]["spec"], name
+        spec = crds[name]["spec"]
+        assert spec["group"] == "kopf.dev"  # the group Kopf >= 1.0 looks up (kopf.dev/v1)
+        (version,) = spec["versions"]
+        assert version["name"] == "v1" and version["served"] and version["storage"]
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True  # keep-alives live here
+    assert crds["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
+    assert crds["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
 
 
 def test_samples_are_one_of_each_kind_and_valid() -> None:

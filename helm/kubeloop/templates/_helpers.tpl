@@ -21,6 +21,13 @@
 {{- printf "%s-operator" (include "kubeloop.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Cluster-scoped objects (ClusterRole, ClusterRoleBinding): release names are unique only per
+namespace, so the name carries the namespace too; two releases never share one. Up to 253
+characters are allowed for these names, so nothing is cut. */}}
+{{- define "kubeloop.clusterScopedName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "kubeloop.fullname" .) }}
+{{- end }}
+
 {{- define "kubeloop.monitorName" -}}
 {{- printf "%s-monitor" (include "kubeloop.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -170,3 +170,25 @@ def test_lost_trial_run_fails_it_once(tmp_path: Path, labels: str) -> None:
     assert obj.condition("Trained") == ("False", "AllTrialsFailed")
     assert "4242" in (obj.status.trials[0].message or "")
     assert list(pipelines.launches.values()) == [1]
+
+
+def test_a_multi_node_trial_gets_what_the_trainjob_needs(tmp_path: Path, labels: str) -> None:
+    """train_ddp refuses nodes > 1 without shared_dir and trainjob_image: the operator passes
+    them from its configuration, and the TrainJob's namespace is the Experiment's."""
+    views = FakeFeatureViews({("team-a", "fv"): feature_view()})
+    pipelines = FakePipelines()
+    config = OperatorConfig(
+        state_dir=tmp_path / "state",
+        mlflow_tracking_uri="http://fake",
+        trainjob_image="ghcr.io/kubeloop/kubeloop:0.1.0",
+        shared_dir="/shared",
+    )
+    backends = service.ExperimentBackends.from_config(config, views, pipelines)
+    spec = experiment(labels)
+    spec["spec"]["trainer"] = {"nodes": 2}
+    passes(FakeObject(EXPERIMENT, spec), backends, 1)
+    (params,) = pipelines.params.values()
+    assert params["nodes"] == 2
+    assert params["shared_dir"] == "/shared"
+    assert params["trainjob_image"] == "ghcr.io/kubeloop/kubeloop:0.1.0"
+    assert params["trainjob_namespace"] == "team-a"

@@ -99,6 +99,16 @@ def test_readiness_needs_ready_condition_for_the_current_generation() -> None:
     assert not isvc_ready(None)
 
 
+def test_readiness_accepts_a_status_observed_at_a_later_generation() -> None:
+    """KServe's own client checks observedGeneration >= generation: a status written for a newer
+    spec than the copy we read is not stale."""
+    ready = {"type": "Ready", "status": "True"}
+    assert isvc_ready(
+        {"metadata": {"generation": 2}, "status": {"observedGeneration": 3, "conditions": [ready]}}
+    )
+    assert not isvc_ready({"metadata": {"generation": 2}, "status": {"conditions": [ready]}})
+
+
 def test_monitor_figures_become_gate_inputs() -> None:
     body = {
         "versions": {

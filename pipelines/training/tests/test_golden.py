@@ -22,3 +22,19 @@ def test_graph_order_and_registration_gates() -> None:
     assert "beats_baseline" in conditions[2] and "== true" in conditions[2]
     register_inputs = component["dag"]["tasks"]["register-model"]["inputs"]["parameters"]
     assert register_inputs["kfp_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+
+
+def test_train_ddp_gets_what_a_multi_node_trainjob_needs() -> None:
+    """train_ddp refuses nodes > 1 without shared_dir and trainjob_image: the pipeline takes them
+    (and the TrainJob's namespace) as inputs and hands them to the step."""
+    spec = checked_in("training")
+    pipeline_inputs = spec["root"]["inputDefinitions"]["parameters"]
+    train_inputs = spec["root"]["dag"]["tasks"]["train-ddp"]["inputs"]["parameters"]
+    for pipeline_input, step_input in (
+        ("nodes", "nodes"),
+        ("shared_dir", "shared_dir"),
+        ("trainjob_image", "trainjob_image"),
+        ("trainjob_namespace", "namespace"),
+    ):
+        assert pipeline_input in pipeline_inputs
+        assert train_inputs[step_input]["componentInputParameter"] == pipeline_input
