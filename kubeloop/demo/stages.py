@@ -216,6 +216,7 @@ def stage_traffic(ctx: DemoContext) -> str:
         model=str(metadata["name"]),
         namespace=str(metadata.get("namespace") or "default"),
         monitor_url=monitor_url,
+        monitor_token_file=str(ctx.layout.monitor_token_file),
         path=ctx.config.traffic_path,
         protocol=ctx.config.traffic_protocol,
         requests_per_s=ctx.config.requests_per_s,

@@ -67,6 +67,11 @@ class TrafficConfig(BaseModel):
         default=None, description="Monitor base URL: released labels go to its feedback API."
     )
     namespace: str = Field(default="default", min_length=1, description="The MLModel's.")
+    monitor_token_file: str | None = Field(
+        default=None,
+        description="The monitor's bearer token (0600 file; `kubeloop up` writes it). Default: "
+        "the file named by $KUBELOOP_MONITOR_TOKEN_FILE.",
+    )
     feedback_batch: int = Field(default=1000, ge=1, le=5000, description="Labels per POST.")
     feedback_interval_s: float = Field(default=0.5, gt=0, description="Feedback send period.")
     feedback_queue: int = Field(
@@ -164,6 +169,7 @@ class TrafficGenerator:
         if not self.config.monitor_url:
             return None
         # Imported here: the sample data package stays usable without the monitor's code.
+        from services.monitor.auth.tokens import read_token
         from services.monitor.outcomes.client import send_feedback
 
         return functools.partial(
@@ -174,6 +180,8 @@ class TrafficGenerator:
             batch_size=self.config.feedback_batch,
             timeout_s=self.config.timeout_s,
             retries=2,
+            # Read once: the token of a running monitor does not change.
+            token=read_token(self.config.monitor_token_file),
         )
 
     @property

@@ -202,12 +202,14 @@ async def test_labels_join_in_a_real_monitor(tmp_path: Path) -> None:
     does → labels through the feedback API → the monitor's quality counts them."""
     from services.monitor import MonitorService
     from services.monitor.outcomes.tests.feedback_events import serve
-    from services.monitor.tests.http_api import running, settings
+    from services.monitor.tests.http_api import AUTH_HEADERS, TEST_TOKEN, running, settings
 
+    token_file = tmp_path / "token"
+    token_file.write_text(TEST_TOKEN)  # what `kubeloop up` writes for the monitor's clients
     async with running(MonitorService(settings(tmp_path))) as monitor:
         import aiohttp
 
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=AUTH_HEADERS) as http:
             async with http.put(
                 monitor.url + "/v1/models/team-a/churn/config", json={"stableVersion": "1"}
             ) as r:
@@ -225,7 +227,12 @@ async def test_labels_join_in_a_real_monitor(tmp_path: Path) -> None:
                 ).result(10)
                 return httpx.Response(200, json={"predictions": scores})
 
-            config = _config(monitor_url=monitor.url, namespace="team-a", feedback_batch=100)
+            config = _config(
+                monitor_url=monitor.url,
+                namespace="team-a",
+                feedback_batch=100,
+                monitor_token_file=str(token_file),
+            )
             client = httpx.Client(transport=httpx.MockTransport(predict))
             generator = TrafficGenerator(config, COLUMNS, client, make_streams(config))
 
