@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.kserve_runtime import STORAGE_PREFIXES, kserve_can_fetch
+from contracts.kserve_runtime import RUNTIME_NAME, STORAGE_PREFIXES, kserve_can_fetch
 from localcluster.serving import constants as c
 
 SUPPORTED_FORMATS = ("mlflow",)
@@ -55,6 +55,15 @@ def parse_isvc(obj: Mapping[str, Any]) -> PredictorSpec | InvalidSpec:
             reason="InvalidSpec",
             message=f"spec.predictor.model.modelFormat.name {model_format or '(missing)'!r} is not "
             f"supported locally; supported: {list(SUPPORTED_FORMATS)}",
+        )
+    runtime = model.get("runtime")
+    if runtime not in (None, RUNTIME_NAME):
+        # The local cluster has one runtime, the one the chart ships; KServe fails an
+        # InferenceService naming a runtime it does not have.
+        return InvalidSpec(
+            reason="InvalidSpec",
+            message=f"spec.predictor.model.runtime {runtime!r} does not exist locally; "
+            f"the local cluster serves with {RUNTIME_NAME!r} (or leave it unset)",
         )
     storage_uri = model.get("storageUri")
     if not isinstance(storage_uri, str) or not storage_uri:

@@ -86,6 +86,10 @@ def test_storage_uri_kserve_cannot_fetch_is_refused() -> None:
         invalid = parse_isvc(isvc(uri=uri))
         assert isinstance(invalid, InvalidSpec), uri
         assert "spec.predictor.model.storageUri" in invalid.message and uri in invalid.message
+    other_runtime = isvc()
+    other_runtime["spec"]["predictor"]["model"]["runtime"] = "kserve-mlserver"
+    refused = parse_isvc(other_runtime)
+    assert isinstance(refused, InvalidSpec) and "spec.predictor.model.runtime" in refused.message
     for uri in ("s3://b/m", "gs://b/m", "pvc://claim/m", "https://h/m.tgz", "file:///m", "/m"):
         assert isinstance(parse_isvc(isvc(uri=uri)), PredictorSpec), uri
 
