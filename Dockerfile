@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # The kubeloop image: the operators (`kubeloop operator`, the entrypoint), the monitor
-# (`python -m services.monitor`) and the KFP components, with Java for Spark.
+# (`python -m services.monitor`) and the KFP components, with Java for Spark. It is also the
+# KServe model server: the `kubeloop-mlflow` ClusterServingRuntime (helm/kubeloop/templates/
+# servingruntime.yaml) runs `python -m localcluster.serving.predictor` from it, with the locked
+# torch (CPU build) and MLflow so pyfunc models of every flavour kubeloop trains load.
 #
 #   docker build -t ghcr.io/kubeloop/kubeloop:0.1.0 .
 #

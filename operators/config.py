@@ -22,6 +22,12 @@ class OperatorConfig(BaseModel):
         "output parameters (the run API returns only their ids).",
     )
     mlflow_tracking_uri: str | None = None
+    mlflow_artifacts_destination: str | None = Field(
+        default=None,
+        description="The tracking server's --artifacts-destination as KServe's storage "
+        "initializer reaches it (s3://…, gs://…, pvc://<claim>/<dir>): mlflow-artifacts:/ model "
+        "URIs are mapped under it (operators/backends/registry.py kserve_storage_uri).",
+    )
     feast_online_store: str | None = Field(
         default=None, description="redis connection string; SQLite under state_dir if unset."
     )

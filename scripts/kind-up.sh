@@ -98,6 +98,11 @@ install_kserve() {
     --version "$KSERVE_VERSION" --namespace kserve --create-namespace --wait
   helm upgrade --install kserve oci://ghcr.io/kserve/charts/kserve-resources \
     --version "$KSERVE_VERSION" --namespace kserve --create-namespace --wait
+  # Since 0.15 the ClusterServingRuntimes ship in their own chart (KServe install guide, Helm:
+  # https://kserve.github.io/website/docs/install/kserve-install). kubeloop's own runtime,
+  # kubeloop-mlflow (v1+v2, torch, the MLflow pyfunc loader), comes with its chart below.
+  helm upgrade --install kserve-runtime-configs oci://ghcr.io/kserve/charts/kserve-runtime-configs \
+    --version "$KSERVE_VERSION" --namespace kserve --wait
   # Standard (formerly RawDeployment): each InferenceService is a Deployment + Service. The
   # rollout's traffic split lives in kubeloop's own VirtualService, not in Knative revisions.
   local deploy

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.kserve_runtime import RUNTIME_NAME, STORAGE_PREFIXES, kserve_can_fetch
 from localcluster.serving import constants as c
 
 SUPPORTED_FORMATS = ("mlflow",)
@@ -43,15 +44,6 @@ def isvc_key(obj: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
 
 
-def _version_from_uri(uri: str) -> str:
-    # models:/name/3 → "3"; aliases (models:/name@champion) carry no number.
-    if uri.startswith("models:/"):
-        tail = uri[len("models:/") :].split("/")
-        if len(tail) == 2 and tail[1].isdigit():
-            return tail[1]
-    return ""
-
-
 def parse_isvc(obj: Mapping[str, Any]) -> PredictorSpec | InvalidSpec:
     """``spec.predictor.model {modelFormat.name, storageUri}`` and ``spec.predictor.logger``."""
     meta = obj.get("metadata", {})
@@ -64,10 +56,27 @@ def parse_isvc(obj: Mapping[str, Any]) -> PredictorSpec | InvalidSpec:
             message=f"spec.predictor.model.modelFormat.name {model_format or '(missing)'!r} is not "
             f"supported locally; supported: {list(SUPPORTED_FORMATS)}",
         )
+    runtime = model.get("runtime")
+    if runtime not in (None, RUNTIME_NAME):
+        # The local cluster has one runtime, the one the chart ships; KServe fails an
+        # InferenceService naming a runtime it does not have.
+        return InvalidSpec(
+            reason="InvalidSpec",
+            message=f"spec.predictor.model.runtime {runtime!r} does not exist locally; "
+            f"the local cluster serves with {RUNTIME_NAME!r} (or leave it unset)",
+        )
     storage_uri = model.get("storageUri")
     if not isinstance(storage_uri, str) or not storage_uri:
         return InvalidSpec(
             reason="InvalidSpec", message="spec.predictor.model.storageUri is required"
+        )
+    if not kserve_can_fetch(storage_uri):
+        # KServe's storage initializer fails on any other scheme (models:/, mlflow-artifacts:/),
+        # so the stand-in refuses it too instead of letting MLflow resolve it.
+        return InvalidSpec(
+            reason="InvalidSpec",
+            message=f"spec.predictor.model.storageUri {storage_uri!r} has no scheme KServe's "
+            f"storage initializer supports; supported: {list(STORAGE_PREFIXES)} or a local path",
         )
     logger = predictor.get("logger") or {}
     mode = logger.get("mode", c.LOGGER_MODE_ALL)
@@ -82,7 +91,7 @@ def parse_isvc(obj: Mapping[str, Any]) -> PredictorSpec | InvalidSpec:
         name=meta["name"],
         model_uri=storage_uri,
         model_format=model_format,
-        model_version=tags.get(c.MODEL_VERSION_LABEL) or _version_from_uri(storage_uri),
+        model_version=tags.get(c.MODEL_VERSION_LABEL, ""),
         mlmodel=tags.get(c.MLMODEL_LABEL, ""),
         logger_url=logger.get("url", "") or "",
         logger_mode=mode,

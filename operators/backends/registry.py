@@ -10,9 +10,11 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.kserve_runtime import STORAGE_PREFIXES, kserve_can_fetch
 from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
 from contracts.mlflow_tags import (
     EVALUATION_PASSED,
@@ -40,6 +42,58 @@ VALIDATION_RETRY_S = 300.0
 
 class ModelVersionNotFound(LookupError):
     """The registry has no version matching `spec.model`; the message names what was asked."""
+
+
+class StorageUriUnsupported(ModelVersionNotFound):
+    """A model's artifact location that KServe's storage initializer cannot fetch; the message
+    names the URI and the operator setting that maps it. A kind of "not found" (no servable
+    version) so the MLModel shows it in its Ready condition instead of retrying an exception."""
+
+
+MLFLOW_ARTIFACTS_SCHEME = "mlflow-artifacts"
+ARTIFACTS_DESTINATION_SETTING = "KUBELOOP_MLFLOW_ARTIFACTS_DESTINATION"
+
+
+def kserve_storage_uri(uri: str, artifacts_destination: str | None = None) -> str:
+    """The ``storageUri`` for a model version's MLflow download URI (pure).
+
+    - ``mlflow-artifacts:/<path>`` (or ``mlflow-artifacts://<host>/<path>``): a tracking server
+      started with ``--serve-artifacts`` proxies these to its ``--artifacts-destination``,
+      ``<path>`` relative to it (MLflow docs, "Tracking Server", artifact proxy:
+      https://mlflow.org/docs/latest/ml/tracking/server). KServe's storage initializer cannot
+      talk to the tracking server, so the URI becomes ``<artifacts_destination>/<path>``: the
+      same store the server writes, by a scheme the initializer knows (``s3://bucket/root``,
+      ``gs://``, or ``pvc://<claim>/<dir>`` for the kind PVC ``manifests/dev-deps/mlflow.yaml``
+      mounts at ``/mlartifacts``).
+    - A local absolute path (the embedded default's SQLite store keeps artifacts under the
+      state directory) becomes ``file://<path>``, which the initializer and MLflow both load.
+    - A URI with a scheme the initializer knows (``s3://``, ``gs://``, ``file://`` …) is kept.
+    - Anything else (``models:/``, ``runs:/``, ``dbfs:/``, or ``mlflow-artifacts:`` with no
+      destination configured) raises :class:`StorageUriUnsupported` naming the setting.
+    """
+    if uri.startswith(f"{MLFLOW_ARTIFACTS_SCHEME}:"):
+        if not artifacts_destination:
+            raise StorageUriUnsupported(
+                f"model artifact URI {uri!r} is served by the MLflow tracking server, which "
+                f"KServe's storage initializer cannot reach; set {ARTIFACTS_DESTINATION_SETTING} "
+                "to the server's --artifacts-destination as s3://, gs:// or pvc://<claim>/<dir>"
+            )
+        path = urlparse(uri).path.lstrip("/")
+        mapped = f"{artifacts_destination.rstrip('/')}/{path}"
+        if not mapped.startswith(STORAGE_PREFIXES):
+            raise StorageUriUnsupported(
+                f"{ARTIFACTS_DESTINATION_SETTING}={artifacts_destination!r} has no scheme KServe's "
+                f"storage initializer supports ({', '.join(STORAGE_PREFIXES)})"
+            )
+        return mapped
+    if uri.startswith("/"):
+        return f"file://{uri}"
+    if kserve_can_fetch(uri):
+        return uri
+    raise StorageUriUnsupported(
+        f"model artifact URI {uri!r} has no scheme KServe's storage initializer supports "
+        f"({', '.join(STORAGE_PREFIXES)})"
+    )
 
 
 class ResolvedVersion(BaseModel):
@@ -86,8 +140,13 @@ class MlflowRegistry:
     schema migrations, which must not hold up the operator's startup (and every handler).
     """
 
-    def __init__(self, connect: Callable[[], MlflowClient]) -> None:
+    def __init__(
+        self, connect: Callable[[], MlflowClient], artifacts_destination: str | None = None
+    ) -> None:
         self._connect = connect
+        # The tracking server's --artifacts-destination as KServe can fetch it (None: the
+        # embedded default, whose artifacts are local paths).
+        self._artifacts_destination = artifacts_destination
         self._client: MlflowClient | None = None
         self._lock = threading.Lock()
         # A version's run and a run's artifact root never change: asked once each.
@@ -98,13 +157,15 @@ class MlflowRegistry:
         self._score_references: dict[str, str | None] = {}
 
     @classmethod
-    def from_uri(cls, tracking_uri: str) -> MlflowRegistry:
+    def from_uri(
+        cls, tracking_uri: str, artifacts_destination: str | None = None
+    ) -> MlflowRegistry:
         def connect() -> MlflowClient:
             from mlflow import MlflowClient
 
             return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
-        return cls(connect)
+        return cls(connect, artifacts_destination)
 
     @property
     def client(self) -> MlflowClient:
@@ -142,9 +203,10 @@ class MlflowRegistry:
         return max(passing, key=lambda v: int(v.version), default=None)
 
     def _resolved(self, found: ModelVersion) -> ResolvedVersion:
-        # The artifact location, not a models:/ URI: a KServe storage initializer can fetch it
-        # without talking to the registry, and the local predictor loads it the same way.
-        storage_uri = self.client.get_model_version_download_uri(found.name, str(found.version))
+        # The artifact location, not a models:/ URI, in a scheme KServe's storage initializer
+        # fetches without talking to the registry; the local predictor loads it the same way.
+        download_uri = self.client.get_model_version_download_uri(found.name, str(found.version))
+        storage_uri = kserve_storage_uri(download_uri, self._artifacts_destination)
         return ResolvedVersion(
             name=found.name,
             version=str(found.version),

@@ -50,7 +50,7 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return ServingBackends(
-        registry=MlflowRegistry.from_uri(tracking_uri),
+        registry=MlflowRegistry.from_uri(tracking_uri, config.mlflow_artifacts_destination),
         objects=objects,
         traffic=IstioTraffic(objects),
         monitor=(

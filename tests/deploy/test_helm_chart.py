@@ -169,6 +169,7 @@ def test_default_render_has_every_component_in_the_release_namespace() -> None:
             # KFP's pipeline-runner creates TrainJobs (nodes > 1)
             ("ClusterRole", "kubeloop-system-kubeloop-pipeline-runner"),
             ("ClusterRoleBinding", "kubeloop-system-kubeloop-pipeline-runner"),
+            ("ClusterServingRuntime", "kubeloop-mlflow"),  # KServe runtime, cluster-scoped
             ("ConfigMap", "kubeloop-operator-config"),
             ("NetworkPolicy", "kubeloop-default-deny"),
             ("NetworkPolicy", "kubeloop-operator-egress"),
@@ -287,7 +288,13 @@ def test_monitor_persistence_creates_a_claim() -> None:
 def test_rbac_and_monitor_can_be_turned_off() -> None:
     docs = render({"rbac": {"create": False}, "monitor": {"enabled": False}})
     kinds = {doc["kind"] for doc in docs}
-    assert kinds == {"ConfigMap", "Deployment", "ServiceAccount", "NetworkPolicy"}
+    assert kinds == {
+        "ConfigMap",
+        "Deployment",
+        "ServiceAccount",
+        "NetworkPolicy",
+        "ClusterServingRuntime",
+    }
     # Without a monitor, only the operator's policies remain.
     policies = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "NetworkPolicy"}
     assert policies == {"kubeloop-default-deny", "kubeloop-operator-egress"}

@@ -21,9 +21,19 @@ from localcluster.serving.router import new_client_session
 from localcluster.serving.supervisor import PredictorSupervisor
 from localcluster.serving.tests.conftest import RegisteredModel, kubectl, kubectl_apply
 from localcluster.serving.tests.logistic_model import LogisticModel
+from operators.api.mlmodel import ModelRef
+from operators.backends.registry import MlflowRegistry
 from tests.support.localcluster import RunningCluster
 
 pytestmark = pytest.mark.slow  # starts a predictor twice
+
+
+def storage_uri_of(model: RegisteredModel) -> str:
+    """What the operator writes: the registry's KServe-fetchable URI (file:// here), since the
+    stand-in, like KServe's storage initializer, refuses models:/."""
+    name, version = model.model_uri.removeprefix("models:/").split("/")
+    ref = ModelRef(name=name, version=version)
+    return MlflowRegistry.from_uri(model.tracking_uri).resolve(ref).storage_uri
 
 
 def isvc(model_uri: str) -> dict[str, Any]:
@@ -98,7 +108,7 @@ async def test_isvc_served_routed_restarted_after_crash_and_removed(
     ctl = controller
     api = ctl.api
     assert isinstance(api, KubeApi)
-    kubectl_apply(cluster, isvc(registered_model.model_uri))
+    kubectl_apply(cluster, isvc(storage_uri_of(registered_model)))
     kubectl_apply(cluster, VIRTUALSERVICE)
     ready = condition_is(api, c.ISVC_PLURAL, "logistic", status="True")
     await reconcile_until(ctl, ready, "predictor Ready")

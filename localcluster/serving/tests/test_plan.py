@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from localcluster.serving import constants as c
-from localcluster.serving.inferenceservice import PredictorSpec, parse_isvc
+from localcluster.serving.inferenceservice import InvalidSpec, PredictorSpec, parse_isvc
 from localcluster.serving.plan import (
     PatchStatus,
     PredictorProcess,
@@ -26,7 +26,7 @@ T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:01:00Z"
 
 
-def isvc(name: str = "m-v2", uri: str = "models:/m/2", fmt: str = "mlflow", generation: int = 1, status: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def isvc(name: str = "m-v2", uri: str = "file:///models/m/2", fmt: str = "mlflow", generation: int = 1, status: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     obj: dict[str, Any] = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -73,18 +73,25 @@ def test_new_isvc_starts_a_predictor_read_as_kserve_does() -> None:
     assert actions == [
         StartPredictor(
             spec=PredictorSpec(
-                namespace="ns", name="m-v2", model_uri="models:/m/2", model_version="2",
+                namespace="ns", name="m-v2", model_uri="file:///models/m/2", model_version="2",
                 logger_url="http://monitor/", logger_mode="all",
             )
         )
     ]  # fmt: skip
 
 
-def test_version_falls_back_to_the_models_uri() -> None:
-    obj = isvc(uri="models:/m/5")
-    del obj["metadata"]["labels"]
-    spec = parse_isvc(obj)
-    assert isinstance(spec, PredictorSpec) and spec.model_version == "5"
+def test_storage_uri_kserve_cannot_fetch_is_refused() -> None:
+    # KServe's storage initializer knows no MLflow scheme: the stand-in refuses them as well.
+    for uri in ("models:/m/5", "mlflow-artifacts:/1/abc/artifacts/model", "runs:/r/model"):
+        invalid = parse_isvc(isvc(uri=uri))
+        assert isinstance(invalid, InvalidSpec), uri
+        assert "spec.predictor.model.storageUri" in invalid.message and uri in invalid.message
+    other_runtime = isvc()
+    other_runtime["spec"]["predictor"]["model"]["runtime"] = "kserve-mlserver"
+    refused = parse_isvc(other_runtime)
+    assert isinstance(refused, InvalidSpec) and "spec.predictor.model.runtime" in refused.message
+    for uri in ("s3://b/m", "gs://b/m", "pvc://claim/m", "https://h/m.tgz", "file:///m", "/m"):
+        assert isinstance(parse_isvc(isvc(uri=uri)), PredictorSpec), uri
 
 
 def test_starting_predictor_is_not_ready_and_has_its_url() -> None:
@@ -139,8 +146,8 @@ def test_backoff_grows_and_is_capped() -> None:
 
 
 def test_changed_spec_replaces_the_process() -> None:
-    old = isvc(uri="models:/m/2")
-    new = isvc(uri="models:/m/3", generation=2)
+    old = isvc(uri="file:///models/m/2")
+    new = isvc(uri="file:///models/m/3", generation=2)
     actions = plan([new], {"ns/m-v2": running(old)}, 0.0, T0)
     assert [a.kind for a in actions] == ["StopPredictor", "StartPredictor"]
 
@@ -199,7 +206,7 @@ def virtualservice(weights: tuple[int, int], managed: bool = True, port: str | N
 def processes() -> dict[str, PredictorProcess]:
     out = {}
     for index, name in enumerate(("m-v1", "m-v2", "m-v3")):
-        spec = PredictorSpec(namespace="ns", name=name, model_uri=f"models:/m/{index + 1}")
+        spec = PredictorSpec(namespace="ns", name=name, model_uri=f"file:///models/m/{index + 1}")
         out[spec.key] = PredictorProcess(spec=spec, port=6000 + index, phase="Ready")
     return out
 
