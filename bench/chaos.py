@@ -101,6 +101,7 @@ def rollout_cell(root: Path, victim: str, moment: str) -> dict[str, Any]:
             "chaos",
             failing=failing,
             timeout_s=TIMEOUT_S,
+            monitor_headers=stack.monitor_headers,
         )
     phases = [phase for phase, _, _ in outcome["seen"]]
     if failing:

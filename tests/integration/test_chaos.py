@@ -61,6 +61,7 @@ def supervised_models(localcluster_module: RunningCluster, model_stack: Stack) -
             "supervisor": supervisor,
             "versions": versions,
             "monitor": model_stack.monitor_url,
+            "monitor_headers": model_stack.monitor_headers,
         }
 
 
@@ -74,6 +75,7 @@ def _roll(models: dict, moment: str, versions: tuple[str, str], name: str, faili
         versions,
         name,
         failing=failing,
+        monitor_headers=models["monitor_headers"],
     )
 
 

@@ -136,9 +136,15 @@ class RolloutDriver:
     """Plays KServe's and the predictors' parts for one MLModel (as the rollout tests do),
     and writes down every phase, step and weight it sees on the way."""
 
-    def __init__(self, objects: CustomObjects, monitor_url: str, name: str) -> None:
+    def __init__(
+        self,
+        objects: CustomObjects,
+        monitor_url: str,
+        name: str,
+        monitor_headers: dict[str, str] | None = None,
+    ) -> None:
         self.objects = objects
-        self.predictors = PredictorLogs(monitor_url)
+        self.predictors = PredictorLogs(monitor_url, headers=monitor_headers)
         self.name = name
         self.seen: list[tuple[str, int | None, int]] = []
 
@@ -189,10 +195,12 @@ def rollout_under_kill(
     name: str,
     failing: bool = False,
     timeout_s: float = 120.0,
+    monitor_headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An MLModel at `versions[0]` moves to `versions[1]`; `victim` is killed when the rollout
     reaches `moment` ("Shadow" or "Canary"); the candidate's canary traffic fails when
-    `failing`. Waits for Promoted or RolledBack."""
+    `failing`. Waits for Promoted or RolledBack. `monitor_headers`: the monitor's token, which
+    the loggers the driver plays must present."""
     stable, candidate = versions
     objects.create(
         MLMODELS,
@@ -208,7 +216,7 @@ def rollout_under_kill(
         },
     )
     objects.mark_ready(f"{name}-v{stable}", url=f"http://{name}-v{stable}.example.com")
-    driver = RolloutDriver(objects, monitor_url, name)
+    driver = RolloutDriver(objects, monitor_url, name, monitor_headers)
     driver.drive_until({"Promoted"}, stable, candidate, False, timeout_s)
     driver.seen.clear()  # from here on: the candidate's rollout
     objects.patch(MLMODELS, name, {"spec": {"model": {"version": candidate}}})
