@@ -111,7 +111,9 @@ def test_demo_closes_the_loop(run_demo_until) -> None:  # type: ignore[no-untype
         assert json.loads(lineage["dataWindow"])
         assert lineage["mlflowRunId"] == _best_run(experiment)
         assert lineage["driftReport"] == retrain["reportUrl"] == mlmodel["lastRetrain"]["reportUrl"]
-    with httpx.Client() as http:
+    # Reports are reads: they need the monitor's token (the embedded one here).
+    token = demo.ctx.layout.monitor_token_file.read_text().strip()
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as http:
         report = http.get(retrain["reportUrl"])
     assert report.status_code == 200 and "<svg" in report.text
 

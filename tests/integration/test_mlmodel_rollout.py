@@ -121,9 +121,12 @@ def test_serving_objects_have_the_kserve_and_istio_shape(harness: Harness) -> No
     model = isvc["spec"]["predictor"]["model"]
     assert model["modelFormat"] == {"name": "mlflow"}
     assert model["storageUri"].endswith("/model") or "artifacts" in model["storageUri"]
+    # What KServe's agent needs to tell the monitor the version, role and request id.
     assert isvc["spec"]["predictor"]["logger"] == {
         "mode": "all",
         "url": harness.stack.monitor_url,
+        "metadataHeaders": ["X-Request-Id", "X-Kubeloop-Role"],
+        "metadataAnnotations": ["kubeloop.io/mlmodel", "kubeloop.io/model-version"],
     }
 
     vs = harness.virtual_service("shape")
