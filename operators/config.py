@@ -46,6 +46,11 @@ class OperatorConfig(BaseModel):
         "token, or a projected ServiceAccount token with the monitor's audience.",
     )
     prometheus_url: str | None = None
+    istio_gateway: str | None = Field(
+        default="istio-system/kubeloop-gateway",
+        description="The Istio Gateway (<namespace>/<name>) MLModel VirtualServices bind "
+        "besides the mesh, where traffic from outside the mesh enters; empty: the mesh only.",
+    )
     namespace: str | None = Field(default=None, description="The operator's own namespace.")
     spark_master: str = "local[*]"
     trainjob_image: str | None = Field(

@@ -128,6 +128,15 @@ PERMISSIONS: tuple[Permission, ...] = (
     ),
     Permission(
         api_group="",
+        resources=("services",),
+        verbs=("get", "create"),
+        why="The MLModel operator owns a selector-less Service per MLModel, so the "
+        "VirtualService host <mlmodel>.<ns>.svc.cluster.local resolves and Istio routes it. "
+        "Created once, read back on a conflict, never changed; garbage collection deletes it "
+        "with the MLModel (ownerReference), so no update, delete or list.",
+    ),
+    Permission(
+        api_group="",
         resources=("namespaces",),
         verbs=READ,
         why="Kopf follows namespaces to serve every namespace it is told to watch.",

@@ -30,6 +30,7 @@ from aiohttp import web
 from localcluster.serving import constants as c
 from localcluster.serving.kubeapi import KubeApi
 from localcluster.serving.plan import (
+    REFUSALS,
     Action,
     PatchStatus,
     ReconfigureRouter,
@@ -103,6 +104,20 @@ class RouterHost:
             await self.stop(key)
 
 
+def _log_refusal(action: PatchStatus) -> None:
+    """Log an object the stand-in refuses, once (a status is patched only when it changes)."""
+    for condition in action.status.get("conditions") or []:
+        if condition.get("type") == "Ready" and condition.get("reason") in REFUSALS:
+            log.warning(
+                "%s %s/%s refused (%s): %s",
+                action.plural,
+                action.namespace,
+                action.name,
+                condition["reason"],
+                condition.get("message", ""),
+            )
+
+
 class ServingController:
     """The I/O shell around ``plan``/``plan_routers``."""
 
@@ -117,11 +132,13 @@ class ServingController:
     async def reconcile_once(self) -> list[Action]:
         isvcs = await self.api.list(c.ISVC_GROUP, c.ISVC_VERSION, c.ISVC_PLURAL)
         virtualservices = await self.api.list(c.VS_GROUP, c.VS_VERSION, c.VS_PLURAL)
+        # A VirtualService routes only for a host that has a Service (as in a mesh).
+        services = await self.api.list("", "v1", "services")
         await self.supervisor.observe()
         stamp = now_iso()
         actions = plan(isvcs, self.supervisor.views(), time.monotonic(), stamp)
         actions += plan_routers(
-            virtualservices, self.supervisor.views(), self.routers.running(), stamp
+            virtualservices, self.supervisor.views(), self.routers.running(), stamp, services
         )
         for action in actions:
             await self._apply(action)
@@ -141,6 +158,7 @@ class ServingController:
         elif isinstance(action, StopRouter):
             await self.routers.stop(action.key)
         elif isinstance(action, PatchStatus):
+            _log_refusal(action)
             await self.api.patch_status(
                 action.group,
                 action.version,
@@ -212,6 +230,7 @@ async def run_controller(args: argparse.Namespace) -> None:
             asyncio.create_task(
                 controller.watch_forever(api, c.VS_GROUP, c.VS_VERSION, c.VS_PLURAL)
             ),
+            asyncio.create_task(controller.watch_forever(api, "", "v1", "services")),
         ]
         try:
             await controller.run()

@@ -50,9 +50,11 @@ class KubeApi:
 
     @staticmethod
     def _path(group: str, version: str, plural: str, namespace: str | None = None) -> str:
+        # The core group ("": Services) lives under /api, every other group under /apis.
+        root = f"/apis/{group}/{version}" if group else f"/api/{version}"
         if namespace:
-            return f"/apis/{group}/{version}/namespaces/{namespace}/{plural}"
-        return f"/apis/{group}/{version}/{plural}"
+            return f"{root}/namespaces/{namespace}/{plural}"
+        return f"{root}/{plural}"
 
     async def list(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
         response = await self.client.get(self._path(group, version, plural))

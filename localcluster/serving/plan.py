@@ -26,6 +26,10 @@ from localcluster.serving.routing import (
 )
 
 MAX_BACKOFF_S = 30.0
+REASON_NO_SERVICE = "HostWithoutService"
+REASON_INVALID = "InvalidSpec"
+# Ready=False reasons that mean "the real controller would refuse this object", not "wait".
+REFUSALS = frozenset({REASON_INVALID, REASON_NO_SERVICE})
 
 
 class PredictorProcess(BaseModel):
@@ -234,15 +238,105 @@ def _vs_patch(obj: Mapping[str, Any], status: dict[str, Any]) -> list[Action]:
     return _status_patch(c.VS_GROUP, c.VS_VERSION, c.VS_PLURAL, obj, status)
 
 
+# ``VirtualService.spec`` fields Istio has (networking/v1 reference,
+# https://istio.io/v1.27/docs/reference/config/networking/virtual-service/); of these the local
+# router realizes hosts, gateways (every binding: it stands in for the gateway and the sidecars
+# alike) and http. The others are refused by name rather than ignored.
+_SPEC_FIELDS = frozenset({"hosts", "gateways", "http", "exportTo"})
+_UNSUPPORTED_SPEC = frozenset({"tls", "tcp"})
+# The cluster domain the hosts kubeloop writes use (<name>.<ns>.svc.cluster.local).
+_CLUSTER_SUFFIXES = (".svc.cluster.local", ".svc")
+
+
+def _check_spec(spec: Mapping[str, Any]) -> list[str]:
+    """Refuse what Istio's validation refuses at the spec level (hosts missing, unknown
+    fields), and name the ``spec.hosts``; raises VirtualServiceError."""
+    unsupported = sorted(set(spec) & _UNSUPPORTED_SPEC)
+    if unsupported:
+        raise VirtualServiceError(f"spec.{unsupported[0]}: not supported by the local router")
+    unknown = sorted(set(spec) - _SPEC_FIELDS - _UNSUPPORTED_SPEC)
+    if unknown:
+        raise VirtualServiceError(f"spec: unknown field(s) {unknown}")
+    hosts = spec.get("hosts")
+    # Istio's validation: a VirtualService that is not a delegate needs at least one host.
+    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h for h in hosts):
+        raise VirtualServiceError("spec.hosts must be a non-empty list of host names")
+    gateways = spec.get("gateways", [])
+    if not isinstance(gateways, list) or not all(isinstance(g, str) and g for g in gateways):
+        raise VirtualServiceError("spec.gateways must be a list of gateway names")
+    return hosts
+
+
+def service_of_host(host: str, namespace: str) -> tuple[str, str] | None:
+    """The Kubernetes Service (namespace, name) a VirtualService host names, or None for a
+    host outside the cluster domain (``models.example.com``, a wildcard): Istio reads a short
+    name in the VirtualService's own namespace, ``<name>.<ns>`` and ``…svc[.cluster.local]``
+    as that Service."""
+    if "*" in host:
+        return None
+    for suffix in _CLUSTER_SUFFIXES:
+        if host.endswith(suffix):
+            parts = host.removesuffix(suffix).split(".")
+            return (parts[1], parts[0]) if len(parts) == 2 else None
+    parts = host.split(".")
+    if len(parts) == 1:
+        return namespace, host
+    if len(parts) == 2:
+        return parts[1], parts[0]
+    return None
+
+
+def _service_types(services: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    found = {}
+    for service in services:
+        meta = service.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        kind = (service.get("spec") or {}).get("type") or "ClusterIP"
+        found[(meta.get("namespace", "default"), meta.get("name", ""))] = kind
+    return found
+
+
+def hosts_without_service(
+    hosts: Sequence[str], namespace: str, services: Mapping[tuple[str, str], str]
+) -> list[str]:
+    """The in-cluster hosts a mesh would route nothing for, each with why.
+
+    A sidecar applies a VirtualService to a Kubernetes host only when the name resolves and is
+    in its service registry, i.e. a Service of that name exists (a selector-less ClusterIP one
+    is enough: the VIP gives DNS, the sidecar intercepts and routes by the VirtualService).
+    An ExternalName Service does not count: since Istio 1.21 it is only an alias and
+    VirtualServices on it no longer apply (Istio 1.21 upgrade notes,
+    https://istio.io/latest/news/releases/1.21.x/announcing-1.21/upgrade-notes/)."""
+    problems = []
+    for host in hosts:
+        service = service_of_host(host, namespace)
+        if service is None:
+            continue
+        kind = services.get(service)
+        if kind is None:
+            problems.append(f"{host}: no Service {service[1]!r} in namespace {service[0]!r}")
+        elif kind == "ExternalName":
+            problems.append(
+                f"{host}: Service {service[1]!r} is ExternalName, an alias Istio routes nothing by"
+            )
+    return problems
+
+
 def plan_routers(
     virtualservices: Sequence[Mapping[str, Any]],
     running_processes: Mapping[str, PredictorProcess],
     routers: Mapping[str, RunningRouter],
     now_iso: str,
+    services: Sequence[Mapping[str, Any]],
 ) -> list[Action]:
-    """Router actions for kubeloop-managed VirtualServices, plus their status."""
+    """Router actions for kubeloop-managed VirtualServices, plus their status.
+
+    A VirtualService whose host has no Service gets no router and ``Ready=False`` with
+    reason ``HostWithoutService``: a mesh would route nothing for it."""
     actions: list[Action] = []
     wanted = set()
+    known_services = _service_types(services)
     for obj in virtualservices:
         if not is_managed(obj) or obj.get("metadata", {}).get("deletionTimestamp"):
             continue
@@ -251,13 +345,22 @@ def plan_routers(
         wanted.add(key)
         router = routers.get(key)
         try:
+            hosts = _check_spec(obj.get("spec") or {})
             resolve = _resolver(host_map(running_processes, namespace))
             annotations = obj.get("metadata", {}).get("annotations")
             table = route_table_from_spec(obj.get("spec") or {}, resolve, annotations)
         except VirtualServiceError as exc:
             stop: list[Action] = [StopRouter(key=key)] if router else []
             actions += stop + _vs_patch(
-                obj, _vs_status(obj, False, "InvalidSpec", str(exc), "", now_iso)
+                obj, _vs_status(obj, False, REASON_INVALID, str(exc), "", now_iso)
+            )
+            continue
+        missing = hosts_without_service(hosts, namespace, known_services)
+        if missing:
+            stop = [StopRouter(key=key)] if router else []
+            message = f"no route until the host has a Service: {'; '.join(missing)}"
+            actions += stop + _vs_patch(
+                obj, _vs_status(obj, False, REASON_NO_SERVICE, message, "", now_iso)
             )
             continue
         if router is None:

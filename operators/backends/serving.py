@@ -10,6 +10,7 @@ without touching the operator.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -26,7 +27,16 @@ from contracts.cloudevents import (
 from contracts.headers import BUCKET_HEADER, BUCKETS, ROLE_CANDIDATE, ROLE_HEADER, ROLE_STABLE
 from operators.api.mlmodel import Assignment, Serving, Traffic
 
+log = logging.getLogger(__name__)
+
 SERVICE_PORT = 80
+# Istio's reserved gateway name for every sidecar in the mesh (VirtualService.gateways,
+# https://istio.io/v1.27/docs/reference/config/networking/virtual-service/#VirtualService).
+MESH_GATEWAY = "mesh"
+# The port's name and appProtocol tell Istio the traffic is HTTP, so the VirtualService's http
+# routes apply to it (explicit protocol selection,
+# https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/).
+SERVICE_PORT_NAME = "http"
 
 
 class Owner(BaseModel):
@@ -52,6 +62,11 @@ class Owner(BaseModel):
 def isvc_name(model: str, version: str) -> str:
     """`<mlmodel>-v<version>`: the monitor reads the MLModel name back by stripping `-v<n>`."""
     return f"{model}-v{version}"
+
+
+def model_host(owner: Owner) -> str:
+    """The host clients call for an MLModel, whatever version serves: its Service's name."""
+    return f"{owner.name}.{owner.namespace}.svc.cluster.local"
 
 
 def predictor_host(owner: Owner, version: str) -> str:
@@ -107,6 +122,43 @@ def inference_service(
             "ownerReferences": [owner.reference()],
         },
         "spec": {"predictor": predictor},
+    }
+
+
+def model_service(owner: Owner) -> dict[str, Any]:
+    """The Service behind the VirtualService host ``<mlmodel>.<ns>.svc.cluster.local``.
+
+    Istio applies a VirtualService to a Kubernetes host only when that host is in its service
+    registry and a caller can resolve it: without a Service the name has no DNS record and
+    sidecars have no route for it (a destination "should unambiguously refer to a service in
+    the service registry", https://istio.io/v1.27/docs/reference/config/networking/virtual-service/#Destination).
+    Selector-less ClusterIP, not ExternalName: the ClusterIP gives the name an address the
+    sidecar intercepts and routes by the VirtualService, whereas since Istio 1.21 an
+    ExternalName Service is only an alias and VirtualServices on it no longer apply
+    (https://istio.io/latest/news/releases/1.21.x/announcing-1.21/upgrade-notes/). No selector:
+    the Service has no endpoints of its own; every request is routed by the VirtualService to
+    a version's predictor (a caller outside the mesh goes through the gateway instead).
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": owner.name,
+            "namespace": owner.namespace,
+            "labels": _labels(owner),
+            "ownerReferences": [owner.reference()],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "ports": [
+                {
+                    "name": SERVICE_PORT_NAME,
+                    "port": SERVICE_PORT,
+                    "protocol": "TCP",
+                    "appProtocol": SERVICE_PORT_NAME,
+                }
+            ],
+        },
     }
 
 
@@ -192,9 +244,17 @@ def assignment_annotation(assignment: Assignment) -> str | None:
     return json.dumps({"by": assignment.by, "key": assignment.key, "header": BUCKET_HEADER})
 
 
-def virtual_service(target: TrafficTarget) -> dict[str, Any]:
+def gateways_for(gateway: str | None) -> list[str]:
+    """``spec.gateways``: the sidecars (``mesh``) and, when configured, the ingress gateway
+    (``<namespace>/<name>``). Naming a gateway without ``mesh`` would take the routes away from
+    in-mesh callers: Istio applies ``mesh`` only by default, when the field is empty."""
+    return [MESH_GATEWAY, gateway] if gateway else [MESH_GATEWAY]
+
+
+def virtual_service(target: TrafficTarget, gateway: str | None = None) -> dict[str, Any]:
     """The Istio VirtualService: weights stable/candidate, mirror a share to a shadow, and
-    with sticky assignment the bucket routes (see ``docs/sticky-assignment.md``)."""
+    with sticky assignment the bucket routes (see ``docs/sticky-assignment.md``); bound to the
+    mesh and to ``gateway`` (``<namespace>/<name>`` of an Istio Gateway) when given."""
     owner = target.owner
     metadata: dict[str, Any] = {
         "name": owner.name,
@@ -210,7 +270,8 @@ def virtual_service(target: TrafficTarget) -> dict[str, Any]:
         "kind": "VirtualService",
         "metadata": metadata,
         "spec": {
-            "hosts": [f"{owner.name}.{owner.namespace}.svc.cluster.local"],
+            "hosts": [model_host(owner)],
+            "gateways": gateways_for(gateway),
             "http": _http_routes(target),
         },
     }
@@ -239,6 +300,20 @@ class KubeObjects:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+
+    def ensure_service(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the MLModel's Service if missing; an existing one is left as it is (its
+        spec never changes, and garbage collection removes it with the MLModel)."""
+        meta = body["metadata"]
+        try:
+            created = self.core.create_namespaced_service(meta["namespace"], body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            created = self.core.read_namespaced_service(meta["name"], meta["namespace"])
+        found: dict[str, Any] = self.core.api_client.sanitize_for_serialization(created)
+        return found
 
     def ensure_isvc(self, body: dict[str, Any]) -> None:
         """Create if missing. An existing one is left alone: a version's object is immutable."""
@@ -337,6 +412,11 @@ class KubeObjects:
         )
 
 
+def _owned_by(obj: Mapping[str, Any], owner: Owner) -> bool:
+    references = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner.uid for ref in references)
+
+
 class TrafficBackend(Protocol):
     """Realizes a traffic split; returns the URL clients call, when known."""
 
@@ -344,12 +424,23 @@ class TrafficBackend(Protocol):
 
 
 class IstioTraffic:
-    """Traffic as an Istio VirtualService (realized locally by the kubeloop router)."""
+    """Traffic as an Istio VirtualService over the MLModel's own Service (realized locally
+    by the kubeloop router), bound to the mesh and to ``gateway`` when set."""
 
-    def __init__(self, objects: KubeObjects) -> None:
+    def __init__(self, objects: KubeObjects, gateway: str | None = None) -> None:
         self.objects = objects
+        self.gateway = gateway
 
     def apply(self, target: TrafficTarget) -> str | None:
-        applied = self.objects.apply_virtual_service(virtual_service(target))
+        # The Service first: a VirtualService whose host has none routes nothing.
+        service = self.objects.ensure_service(model_service(target.owner))
+        if not _owned_by(service, target.owner):
+            log.warning(
+                "Service %s/%s exists and is not owned by MLModel %s: routing through it",
+                target.owner.namespace,
+                target.owner.name,
+                target.owner.name,
+            )
+        applied = self.objects.apply_virtual_service(virtual_service(target, self.gateway))
         url = (applied.get("status") or {}).get("url")
         return str(url) if url else None

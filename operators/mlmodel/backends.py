@@ -34,7 +34,7 @@ class ServingBackends:
 
 
 def owner_of(obj: MLModel) -> Owner:
-    """The MLModel as the owner of its InferenceServices and VirtualService."""
+    """The MLModel as the owner of its InferenceServices, Service and VirtualService."""
     return Owner(namespace=obj.namespace, name=obj.name, uid=obj.uid)
 
 
@@ -52,7 +52,7 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
     return ServingBackends(
         registry=MlflowRegistry.from_uri(tracking_uri, config.mlflow_artifacts_destination),
         objects=objects,
-        traffic=IstioTraffic(objects),
+        traffic=IstioTraffic(objects, config.istio_gateway or None),
         monitor=(
             HttpMonitor(config.monitor_url, token_file=config.monitor_token_file)
             if config.monitor_url

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from tests.support.kube import NS, CustomObjects, condition
 from tests.support.localcluster import RunningCluster
@@ -136,6 +137,13 @@ def test_serving_objects_have_the_kserve_and_istio_shape(harness: Harness) -> No
     assert route["destination"]["host"] == f"shape-v{v1}-predictor.{NS}.svc.cluster.local"
     assert route["weight"] == 100
     assert "mirror" not in vs["spec"]["http"][0]
+    # Routable on a mesh: the host's Service exists (selector-less, owned by the MLModel)
+    # and the VirtualService binds the sidecars and the ingress gateway.
+    assert vs["spec"]["hosts"] == [f"shape.{NS}.svc.cluster.local"]
+    assert vs["spec"]["gateways"] == ["mesh", "istio-system/kubeloop-gateway"]
+    service = client.CoreV1Api(harness.api_client).read_namespaced_service("shape", NS)
+    assert service.spec.selector is None and service.spec.type == "ClusterIP"
+    assert service.metadata.owner_references[0].uid == owner
 
     table = subprocess.run(
         ["kubectl", "get", "mlmodels", "shape", "--no-headers"],

@@ -51,8 +51,9 @@ VIRTUALSERVICE = {
     "apiVersion": "networking.istio.io/v1beta1",
     "kind": "VirtualService",
     "metadata": {"name": "logistic-route", "namespace": "default", "labels": {c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE}},
-    "spec": {"http": [{"route": [{"destination": {"host": "logistic-predictor.default.svc.cluster.local"}, "weight": 100}]}]},
+    "spec": {"hosts": ["logistic-route"], "http": [{"route": [{"destination": {"host": "logistic-predictor.default.svc.cluster.local"}, "weight": 100}]}]},
 }  # fmt: skip
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "logistic-route", "namespace": "default"}, "spec": {"ports": [{"name": "http", "port": 80}]}}  # fmt: skip
 
 
 @pytest.fixture
@@ -109,6 +110,7 @@ async def test_isvc_served_routed_restarted_after_crash_and_removed(
     api = ctl.api
     assert isinstance(api, KubeApi)
     kubectl_apply(cluster, isvc(storage_uri_of(registered_model)))
+    kubectl_apply(cluster, SERVICE)
     kubectl_apply(cluster, VIRTUALSERVICE)
     ready = condition_is(api, c.ISVC_PLURAL, "logistic", status="True")
     await reconcile_until(ctl, ready, "predictor Ready")

@@ -36,6 +36,13 @@ VS = {
     "metadata": {"name": "m", "namespace": "default", "labels": {c.MANAGED_BY_LABEL: c.MANAGED_BY_VALUE}},
     "spec": {"hosts": ["m"], "http": [{"route": [{"destination": {"host": "m-v1-predictor"}, "weight": 100}]}]},
 }  # fmt: skip
+# The selector-less Service the MLModel operator writes for its VirtualService host.
+SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "m", "namespace": "default"},
+    "spec": {"ports": [{"name": "http", "port": 80, "appProtocol": "http"}]},
+}
 
 
 @pytest.fixture
@@ -57,6 +64,12 @@ async def test_status_written_router_served_and_watch_wakes(
 ) -> None:
     kubectl_apply(cluster, ISVC)
     kubectl_apply(cluster, VS)
+    # No Service for the host "m": refused as a mesh would route nothing, and no router.
+    await controller.reconcile_once()
+    refused = get(cluster, "virtualservices.networking.istio.io", "m")["status"]
+    assert refused["conditions"][0]["reason"] == "HostWithoutService" and "url" not in refused
+    assert controller.routers.running() == {}
+    kubectl_apply(cluster, SERVICE)
     await controller.reconcile_once()  # starts the router, writes the ISVC status
     await controller.reconcile_once()  # writes the VirtualService status with the router URL
 

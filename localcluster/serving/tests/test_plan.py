@@ -183,6 +183,8 @@ def virtualservice(weights: tuple[int, int], managed: bool = True, port: str | N
     obj: dict[str, Any] = {
         "metadata": meta,
         "spec": {
+            "hosts": ["m.ns.svc.cluster.local"],
+            "gateways": ["mesh", "istio-system/kubeloop-gateway"],
             "http": [
                 {
                     "route": [
@@ -195,12 +197,23 @@ def virtualservice(weights: tuple[int, int], managed: bool = True, port: str | N
                     "mirror": {"host": "m-v3-predictor.ns.svc.cluster.local"},
                     "mirrorPercentage": {"value": 50.0},
                 }
-            ]
+            ],
         },
     }
     if status is not None:
         obj["status"] = status
     return obj
+
+
+def service(name: str = "m", namespace: str = "ns", kind: str = "ClusterIP") -> dict[str, Any]:
+    """A Service as the MLModel operator writes it (selector-less) or of another type."""
+    spec: dict[str, Any] = {"type": kind, "ports": [{"name": "http", "port": 80}]}
+    if kind == "ExternalName":
+        spec = {"type": kind, "externalName": "elsewhere.example.com"}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace}, "spec": spec}  # fmt: skip
+
+
+SERVICES = [service()]
 
 
 def processes() -> dict[str, PredictorProcess]:
@@ -212,11 +225,13 @@ def processes() -> dict[str, PredictorProcess]:
 
 
 def test_unmanaged_virtualservices_are_ignored() -> None:
-    assert plan_routers([virtualservice((90, 10), managed=False)], processes(), {}, T0) == []
+    assert (
+        plan_routers([virtualservice((90, 10), managed=False)], processes(), {}, T0, SERVICES) == []
+    )
 
 
 def test_new_virtualservice_starts_a_router_with_resolved_hosts() -> None:
-    [action] = plan_routers([virtualservice((90, 10), port="18123")], processes(), {}, T0)
+    [action] = plan_routers([virtualservice((90, 10), port="18123")], processes(), {}, T0, SERVICES)
     assert isinstance(action, StartRouter) and action.port == 18123
     urls = [(d.url, d.weight, d.role) for d in action.table.destinations]
     assert urls == [
@@ -228,32 +243,83 @@ def test_new_virtualservice_starts_a_router_with_resolved_hosts() -> None:
 
 
 def test_changed_weights_reconfigure_and_status_carries_the_url() -> None:
-    first = plan_routers([virtualservice((90, 10))], processes(), {}, T0)[0]
+    first = plan_routers([virtualservice((90, 10))], processes(), {}, T0, SERVICES)[0]
     assert isinstance(first, StartRouter)
     router = RunningRouter(key="ns/m", port=7000, table=first.table)
-    actions = plan_routers([virtualservice((50, 50))], processes(), {"ns/m": router}, T0)
+    actions = plan_routers([virtualservice((50, 50))], processes(), {"ns/m": router}, T0, SERVICES)
     assert isinstance(actions[0], ReconfigureRouter)
     assert [d.weight for d in actions[0].table.destinations] == [50, 50]
     patch = only_patch(actions)
     assert patch.plural == "virtualservices" and patch.status["url"] == "http://127.0.0.1:7000"
     assert patch.status["conditions"][0]["status"] == "True"
     settled = virtualservice((90, 10), status=patch.status)
-    assert plan_routers([settled], processes(), {"ns/m": router}, T1) == []
+    assert plan_routers([settled], processes(), {"ns/m": router}, T1, SERVICES) == []
 
 
 def test_missing_destination_makes_the_virtualservice_not_ready() -> None:
     procs = {k: v for k, v in processes().items() if k != "ns/m-v2"}
     router = RunningRouter(key="ns/m", port=7000, table=RouteTable())
-    patch = only_patch(plan_routers([virtualservice((90, 10))], procs, {"ns/m": router}, T0))
+    patch = only_patch(
+        plan_routers([virtualservice((90, 10))], procs, {"ns/m": router}, T0, SERVICES)
+    )
     ready = patch.status["conditions"][0]
     assert ready["status"] == "False" and "m-v2-predictor" in ready["message"]
 
 
 def test_removed_or_invalid_virtualservice_stops_its_router() -> None:
     router = RunningRouter(key="ns/m", port=7000, table=RouteTable())
-    assert plan_routers([], processes(), {"ns/m": router}, T0) == [StopRouter(key="ns/m")]
+    assert plan_routers([], processes(), {"ns/m": router}, T0, SERVICES) == [StopRouter(key="ns/m")]
     broken = virtualservice((90, 10))
     broken["spec"] = {"http": []}
-    actions = plan_routers([broken], processes(), {"ns/m": router}, T0)
+    actions = plan_routers([broken], processes(), {"ns/m": router}, T0, SERVICES)
     assert actions[0] == StopRouter(key="ns/m")
     assert only_patch(actions).status["conditions"][0]["reason"] == "InvalidSpec"
+
+
+def test_a_host_without_a_service_gets_no_router_and_says_why() -> None:
+    """Issue #13, break 4: a mesh routes nothing for a VirtualService host that has no Service
+    (no DNS name, nothing in the registry); the stand-in refuses it the same way."""
+    router = RunningRouter(key="ns/m", port=7000, table=RouteTable())
+    for services in ([], [service(namespace="other")], [service(name="m-v1")]):
+        actions = plan_routers([virtualservice((90, 10))], processes(), {}, T0, services)
+        assert not any(isinstance(a, StartRouter) for a in actions)
+        ready = only_patch(actions).status["conditions"][0]
+        assert ready["status"] == "False" and ready["reason"] == "HostWithoutService"
+        assert "m.ns.svc.cluster.local" in ready["message"] and "no Service 'm'" in ready["message"]
+    # A running router is stopped once its host's Service is gone.
+    actions = plan_routers([virtualservice((90, 10))], processes(), {"ns/m": router}, T0, [])
+    assert actions[0] == StopRouter(key="ns/m")
+
+
+def test_an_externalname_service_is_not_enough() -> None:
+    actions = plan_routers(
+        [virtualservice((90, 10))], processes(), {}, T0, [service(kind="ExternalName")]
+    )
+    ready = only_patch(actions).status["conditions"][0]
+    assert ready["reason"] == "HostWithoutService" and "ExternalName" in ready["message"]
+
+
+def test_spec_level_fields_are_checked_like_istio() -> None:
+    cases = {
+        "hosts": lambda spec: spec.pop("hosts"),
+        "spec.tcp": lambda spec: spec.update(tcp=[{"route": []}]),
+        "unknown field(s) ['retries']": lambda spec: spec.update(retries={"attempts": 3}),
+        "spec.gateways": lambda spec: spec.update(gateways="mesh"),
+    }
+    for expected, mutate in cases.items():
+        vs = virtualservice((90, 10))
+        mutate(vs["spec"])
+        actions = plan_routers([vs], processes(), {}, T0, SERVICES)
+        ready = only_patch(actions).status["conditions"][0]
+        assert ready["reason"] == "InvalidSpec" and expected in ready["message"], expected
+
+
+def test_service_of_host_reads_names_as_istio_does() -> None:
+    from localcluster.serving.plan import service_of_host
+
+    assert service_of_host("m.ns.svc.cluster.local", "x") == ("ns", "m")
+    assert service_of_host("m.ns.svc", "x") == ("ns", "m")
+    assert service_of_host("m.ns", "x") == ("ns", "m")
+    assert service_of_host("m", "x") == ("x", "m")
+    assert service_of_host("models.example.com", "x") is None
+    assert service_of_host("*.example.com", "x") is None
