@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts.kserve_runtime import RUNTIME_NAME, STORAGE_PREFIXES, kserve_can_fetch
 from localcluster.serving import constants as c
+from localcluster.serving.kserve_types import inference_service_problems
 
 SUPPORTED_FORMATS = ("mlflow",)
 
@@ -45,8 +46,17 @@ def isvc_key(obj: Mapping[str, Any]) -> str:
 
 
 def parse_isvc(obj: Mapping[str, Any]) -> PredictorSpec | InvalidSpec:
-    """``spec.predictor.model {modelFormat.name, storageUri}`` and ``spec.predictor.logger``."""
+    """``spec.predictor.model {modelFormat.name, storageUri}`` and ``spec.predictor.logger``,
+    after the whole spec is read against KServe's types (``kserve_types``)."""
     meta = obj.get("metadata", {})
+    refused = inference_service_problems(obj)
+    if refused:
+        # What KServe's API server would drop or refuse never reaches a predictor here either.
+        return InvalidSpec(
+            reason="InvalidSpec",
+            message="not a valid serving.kserve.io/v1beta1 InferenceService: "
+            + "; ".join(refused[:5]),
+        )
     predictor = (obj.get("spec") or {}).get("predictor") or {}
     model = predictor.get("model") or {}
     model_format = ((model.get("modelFormat") or {}).get("name") or "").lower()

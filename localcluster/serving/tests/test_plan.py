@@ -323,3 +323,30 @@ def test_service_of_host_reads_names_as_istio_does() -> None:
     assert service_of_host("m", "x") == ("x", "m")
     assert service_of_host("models.example.com", "x") is None
     assert service_of_host("*.example.com", "x") is None
+
+
+def test_an_isvc_is_read_against_kserves_own_types() -> None:
+    """Issue #13 item 6: what KServe's API server would drop (an unknown field: it would do
+    nothing there) or refuse (a required field missing) is InvalidSpec here, naming it."""
+    misspelt = isvc()
+    model = misspelt["spec"]["predictor"]["model"]
+    model["storageURI"] = model.pop("storageUri")
+    parsed = parse_isvc(misspelt)
+    assert isinstance(parsed, InvalidSpec) and "spec.predictor.model.storageURI" in parsed.message
+    no_format = isvc()
+    del no_format["spec"]["predictor"]["model"]["modelFormat"]
+    parsed = parse_isvc(no_format)
+    assert isinstance(parsed, InvalidSpec) and "model_format" in parsed.message
+    logger = isvc()
+    logger["spec"]["predictor"]["logger"] = {
+        "mode": "all",
+        "url": "http://m/",
+        "metadataHeader": [],
+    }
+    parsed = parse_isvc(logger)
+    assert isinstance(parsed, InvalidSpec) and "logger.metadataHeader" in parsed.message
+    wrong_type = isvc()
+    wrong_type["spec"]["predictor"]["minReplicas"] = "one"
+    parsed = parse_isvc(wrong_type)
+    assert isinstance(parsed, InvalidSpec) and "minReplicas: must be int" in parsed.message
+    assert isinstance(parse_isvc(isvc()), PredictorSpec)
