@@ -58,6 +58,8 @@ from components.build_training_set.split import (
     parse_split,
     resolve_windows,
     split_by_time,
+    with_recency_weights,
+    with_spark_recency_weights,
 )
 from components.spark_feature_backfill.session import spark_session
 
@@ -184,6 +186,8 @@ def _write_pandas_splits(
     windows = resolve_windows(time_split, last)
     rows = {}
     for name, part in split_by_time(joined, label_spec.timestamp_field, windows).items():
+        if name == "train":
+            part = with_recency_weights(part, label_spec.timestamp_field, windows, time_split)
         target = Path(output_dir) / name
         target.mkdir(parents=True, exist_ok=True)
         for stale in target.glob("*.parquet"):
@@ -215,7 +219,7 @@ def _write_spark_splits(
     )
     windows = resolve_windows(time_split, last)
     bounds = {
-        "train": (None, windows.train_until),
+        "train": (windows.train_start, windows.train_until),
         "validation": (windows.validation_start, windows.test_start),
         "test": (windows.test_start, windows.end),
     }
@@ -224,6 +228,8 @@ def _write_spark_splits(
         part = joined.filter(F.col(ts) < F.lit(high))
         if low is not None:
             part = part.filter(F.col(ts) >= F.lit(low))
+        if name == "train":
+            part = with_spark_recency_weights(part, ts, windows, time_split)
         part = part.persist()
         rows[name] = part.count()
         part.write.mode("overwrite").parquet(str(Path(output_dir) / name))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -20,6 +20,7 @@ from operators.api.common import (
     PrinterColumn,
     ResourceKind,
     StatusBase,
+    parse_duration,
 )
 
 
@@ -48,6 +49,29 @@ class Split(ApiModel):
     )
     validation: Duration = Field(description="Length of the validation window.")
     test: Duration = Field(description="Length of the test window, after validation.")
+    train_window: Duration | None = Field(
+        default=None,
+        description="Sliding training window, e.g. 7d: only labels in the last window before "
+        "the training end are trained on, so a retrain after a shift learns the world as it "
+        "is now. Default: all labels before the training end.",
+    )
+    recency_half_life: Duration | None = Field(
+        default=None,
+        description="Weight training rows by recency: a row this much older than the training "
+        "end counts half as much (sample weights, mean 1). Default: equal weights.",
+    )
+
+    @model_validator(mode="after")
+    def _positive_durations(self) -> Split:
+        for field, value in (
+            ("validation", self.validation),
+            ("test", self.test),
+            ("trainWindow", self.train_window),
+            ("recencyHalfLife", self.recency_half_life),
+        ):
+            if value is not None and parse_duration(value) <= timedelta(0):
+                raise ValueError(f"split.{field}: {value!r} must be a positive duration")
+        return self
 
 
 class Backend(StrEnum):

@@ -102,7 +102,9 @@ def test_backfill_survives_restart_and_gets_ready(harness: OperatorHarness) -> N
     assert last["run"] == run and last["runUrl"].startswith("file://")
     assert last["rows"] > 0
     assert last["window"] == {"start": "2026-01-05T00:00:00Z", "end": "2026-01-08T00:00:00Z"}
-    assert datetime.fromisoformat(status["freshness"]) == datetime.fromisoformat(END)
+    freshness = status["freshness"]
+    assert datetime.fromisoformat(freshness["offline"]) == datetime.fromisoformat(END)
+    assert freshness["online"] == freshness["offline"] and freshness["observedAt"]
     generation = harness.get(PLURAL, "activity")["metadata"]["generation"]
     for type_ in ("Backfilled", "Materialized", "Ready"):
         cond = condition(status, type_)
@@ -179,7 +181,8 @@ def test_schedule_launches_an_incremental_backfill(harness: OperatorHarness) -> 
     end = datetime.fromisoformat(increment["window"]["end"])
     assert start < end and start.second == end.second == 0
     assert increment["rows"] == 0  # the source holds no events after January
-    assert datetime.fromisoformat(status["freshness"]) == end
+    assert datetime.fromisoformat(status["freshness"]["offline"]) == end
+    assert datetime.fromisoformat(status["freshness"]["online"]) == end
     assert condition(status, "Ready")["status"] == "True"
     # The initial run covered [START, m) for a minute m: its name is deterministic. Under load a
     # second tick may pass before the first increment finished, so m <= start.
