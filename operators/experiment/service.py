@@ -21,7 +21,7 @@ from contracts.mlflow_tags import EVALUATION_PASSED
 from operators.api.common import ANNOTATION_RETRAIN, GROUP, VERSION
 from operators.api.experiment import ExperimentSpec, ExperimentStatus, Trial, TrialState
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
-from operators.backends.runs import PipelineBackend, RunRef
+from operators.backends.runs import PipelineBackend, RunRef, RunState
 from operators.config import OperatorConfig
 from operators.experiment import reconcile as core
 from operators.experiment import trials as planning
@@ -177,12 +177,27 @@ def ready_view(backends: ExperimentBackends, namespace: str, name: str) -> Ready
     status = FeatureViewStatus.model_validate(body.get("status") or {})
     backfilled = next((c for c in status.conditions if c.type == "Backfilled"), None)
     current = status.version == definition_version(spec)
-    if not (current and backfilled and backfilled.status == "True" and status.offline_path):
+    # A scheduled view is re-backfilled every tick (Backfilled=Unknown meanwhile); what it
+    # already holds stays readable, so a freshness mark of this version is enough.
+    fresh = status.freshness is not None and status.freshness.offline is not None
+    succeeded = backfilled is not None and backfilled.status == "True"
+    if not (current and (succeeded or fresh) and status.offline_path):
         state = f"Backfilled={backfilled.status}" if backfilled else "no backfill yet"
         raise NotReady(
             "FeaturesNotReady", f"FeatureView {name} is not backfilled for its definition ({state})"
         )
     return ReadyView(name=name, spec=spec, status=status)
+
+
+def view_freshness(view: ReadyView) -> core.ViewFreshness:
+    last = view.status.last_backfill
+    return core.ViewFreshness(
+        name=view.name,
+        scheduled=view.spec.backfill.schedule is not None,
+        offline=view.status.freshness.offline if view.status.freshness else None,
+        backfill_end=view.spec.backfill.end,
+        last_failed=last is not None and last.state == RunState.FAILED,
+    )
 
 
 def check_features(spec: ExperimentSpec, views: list[ReadyView]) -> None:
@@ -425,6 +440,9 @@ def reconcile(
         views = [ready_view(backends, obj.namespace, ref.feature_view) for ref in spec.features]
     except NotReady as waiting:
         return Outcome(core.waiting(status, waiting.reason, str(waiting), obj.generation))
+    lagging = core.lagging_views(status, [view_freshness(v) for v in views])
+    if lagging:
+        return Outcome(core.waiting_for_features(status, lagging, obj.generation))
     if any(t.state == TrialState.PENDING for t in status.trials):
         try:
             check_features(spec, views)
