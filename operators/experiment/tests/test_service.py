@@ -198,7 +198,8 @@ def scheduled_view(fresh_until: str | None, **backfill: str) -> dict[str, Any]:
     """A scheduled FeatureView between ticks: Backfilled=Unknown (the next increment is
     pinned) while what it already holds is fresh up to `fresh_until`."""
     window: dict[str, Any] = {"start": "2026-01-01T00:00:00Z", "schedule": "* * * * *"}
-    spec = {**FV_SPEC, "backfill": {**window, **backfill}}
+    spec: dict[str, Any] = dict(FV_SPEC)
+    spec["backfill"] = {**window, **backfill}
     body = feature_view()
     body["spec"] = spec
     body["status"]["conditions"] = [{"type": "Backfilled", "status": "Unknown"}]
