@@ -43,6 +43,7 @@ from pyspark.sql import functions as F
 
 from components.build_training_set.pit_feast import pit_join_feast
 from components.build_training_set.pit_spark import pit_join_spark
+from components.build_training_set.predlog import join_prediction_log, parse_source, served_rows
 from components.build_training_set.spec import (
     FeatureRequest,
     LabelSpec,
@@ -69,7 +70,7 @@ DEFAULT_FEAST_MAX_ROWS = 200_000
 
 
 class TrainingSetSummary(BaseModel):
-    method: Literal["feast", "spark"]
+    method: Literal["feast", "spark", "predictionLog"]
     rows: dict[str, int]
     windows: SplitWindows
     columns: list[str]
@@ -93,6 +94,13 @@ def build_training_set(
         raise TrainingSetError("labels.source (Parquet path of the label events) is required")
     requests = parse_requests(feature_views)
     time_split = parse_split(split)
+    log = parse_source(labels.get("predictionLog")) if isinstance(labels, dict) else None
+    if log is not None:  # the features as served, not rebuilt (predlog.py)
+        frame = pd.read_parquet(label_spec.source)
+        joined = join_prediction_log(frame, label_spec, log, requests, served_rows(log))
+        return _write_pandas_splits(
+            joined, label_spec, requests, time_split, output_dir, "predictionLog"
+        )
     chosen = _choose(method, label_spec.source, feast_max_rows)
     if chosen == "feast":
         frame = pd.read_parquet(label_spec.source)
@@ -179,6 +187,7 @@ def _write_pandas_splits(
     requests: list[FeatureRequest],
     time_split: TimeSplit,
     output_dir: str,
+    method: Literal["feast", "predictionLog"] = "feast",
 ) -> TrainingSetSummary:
     if joined.empty:
         raise TrainingSetError(f"labels.source {label_spec.source!r} has no rows")
@@ -195,7 +204,7 @@ def _write_pandas_splits(
         part.to_parquet(target / "part-00000.parquet", index=False)
         rows[name] = len(part)
     return TrainingSetSummary(
-        method="feast",
+        method=method,
         rows=rows,
         windows=windows,
         columns=list(joined.columns),
