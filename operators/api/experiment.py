@@ -31,11 +31,38 @@ class FeatureRef(ApiModel):
     )
 
 
+class PredictionLogLabels(ApiModel):
+    """Train on the features exactly as served: the prediction log joined with the labels."""
+
+    path: str = Field(
+        min_length=1, description="Root of the prediction log (the monitor's prediction-log URI)."
+    )
+    model: str = Field(
+        pattern=K8S_NAME_PATTERN, description="MLModel (this namespace) whose predictions to use."
+    )
+    request_id_field: str = Field(
+        default="request_id",
+        pattern=IDENTIFIER_PATTERN,
+        description="Column of the label events holding the request id the prediction was "
+        "logged under.",
+    )
+    row_field: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER_PATTERN,
+        description="Column holding the row within a multi-row call; default: row 0.",
+    )
+
+
 class Labels(ApiModel):
     source: str = Field(min_length=1, description="Path of the label events (Parquet).")
     timestamp_field: str = Field(pattern=IDENTIFIER_PATTERN)
     label_field: str = Field(pattern=IDENTIFIER_PATTERN)
     entity_keys: list[str] = Field(min_length=1)
+    prediction_log: PredictionLogLabels | None = Field(
+        default=None,
+        description="Take the features from the prediction log (as served) instead of a "
+        "point-in-time join of the FeatureViews; the features' names select the served columns.",
+    )
 
 
 class Split(ApiModel):

@@ -226,9 +226,11 @@ def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
         raise BadInputs(f"labels.source {spec.labels.source!r} is not Parquet: {error}") from None
     columns = {field.name: field.type for field in schema}
     labels = spec.labels
+    log = labels.prediction_log
+    joins = [log.request_id_field, *([log.row_field] if log.row_field else [])] if log else []
     missing = [
         c
-        for c in (labels.timestamp_field, labels.label_field, *labels.entity_keys)
+        for c in (labels.timestamp_field, labels.label_field, *labels.entity_keys, *joins)
         if c not in columns
     ]
     if missing:
@@ -291,6 +293,10 @@ def trial_params(
     spec = obj.spec
     labels = spec.labels.to_k8s()
     labels["source"] = backends.paths.local_path(spec.labels.source)
+    if spec.labels.prediction_log is not None:
+        log = labels["predictionLog"]
+        log["path"] = backends.paths.local_path(spec.labels.prediction_log.path)
+        log["namespace"] = obj.namespace
     return {
         "labels": labels,
         "feature_views": [
@@ -440,7 +446,9 @@ def reconcile(
         views = [ready_view(backends, obj.namespace, ref.feature_view) for ref in spec.features]
     except NotReady as waiting:
         return Outcome(core.waiting(status, waiting.reason, str(waiting), obj.generation))
-    lagging = core.lagging_views(status, [view_freshness(v) for v in views])
+    # Features from the prediction log were served already: no FeatureView to wait for.
+    read = [] if spec.labels.prediction_log else [view_freshness(v) for v in views]
+    lagging = core.lagging_views(status, read)
     if lagging:
         return Outcome(core.waiting_for_features(status, lagging, obj.generation))
     if any(t.state == TrialState.PENDING for t in status.trials):

@@ -269,3 +269,31 @@ def test_an_unscheduled_view_is_a_snapshot_a_retrain_does_not_wait_for(
     passes(obj, backends, 1)
     assert obj.condition("Trained") == ("Unknown", "TrialsRunning")
     assert len(pipelines.submits) == 1
+
+
+def test_prediction_log_labels_need_the_request_id_and_wait_for_no_view(
+    tmp_path: Path, labels: str
+) -> None:
+    lagging = scheduled_view("2026-03-01T11:00:00Z")
+    backends, pipelines = make(tmp_path, FakeFeatureViews({("team-a", "fv"): lagging}), Registrar())
+    obj = retrain(labels)
+    obj.body["spec"]["labels"]["predictionLog"] = {"path": "/log", "model": "churn"}
+    passes(obj, backends, 1)
+    # The served features need no backfill; the label events lack the request id column.
+    assert obj.condition("Trained") == ("False", "AllTrialsFailed")
+    assert "labels: columns ['request_id'] are absent" in (obj.status.trials[0].message or "")
+    assert pipelines.submits == {}
+
+    with_ids = tmp_path / "with_ids.parquet"
+    pq.write_table(pq.read_table(labels).append_column("request_id", pa.array(["q1"])), with_ids)
+    obj = retrain(str(with_ids))
+    obj.body["spec"]["labels"]["predictionLog"] = {"path": "/log", "model": "churn"}
+    passes(obj, backends, 1)
+    assert obj.condition("Trained") == ("Unknown", "TrialsRunning")
+    (params,) = pipelines.params.values()
+    assert params["labels"]["predictionLog"] == {
+        "path": "/log",
+        "model": "churn",
+        "requestIdField": "request_id",
+        "namespace": "team-a",
+    }
