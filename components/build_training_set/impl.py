@@ -43,6 +43,7 @@ from pyspark.sql import functions as F
 
 from components.build_training_set.pit_feast import pit_join_feast
 from components.build_training_set.pit_spark import pit_join_spark
+from components.build_training_set.predlog import join_prediction_log, parse_source, served_rows
 from components.build_training_set.spec import (
     FeatureRequest,
     LabelSpec,
@@ -58,6 +59,8 @@ from components.build_training_set.split import (
     parse_split,
     resolve_windows,
     split_by_time,
+    with_recency_weights,
+    with_spark_recency_weights,
 )
 from components.spark_feature_backfill.session import spark_session
 
@@ -67,7 +70,7 @@ DEFAULT_FEAST_MAX_ROWS = 200_000
 
 
 class TrainingSetSummary(BaseModel):
-    method: Literal["feast", "spark"]
+    method: Literal["feast", "spark", "predictionLog"]
     rows: dict[str, int]
     windows: SplitWindows
     columns: list[str]
@@ -91,6 +94,13 @@ def build_training_set(
         raise TrainingSetError("labels.source (Parquet path of the label events) is required")
     requests = parse_requests(feature_views)
     time_split = parse_split(split)
+    log = parse_source(labels.get("predictionLog")) if isinstance(labels, dict) else None
+    if log is not None:  # the features as served, not rebuilt (predlog.py)
+        frame = pd.read_parquet(label_spec.source)
+        joined = join_prediction_log(frame, label_spec, log, requests, served_rows(log))
+        return _write_pandas_splits(
+            joined, label_spec, requests, time_split, output_dir, "predictionLog"
+        )
     chosen = _choose(method, label_spec.source, feast_max_rows)
     if chosen == "feast":
         frame = pd.read_parquet(label_spec.source)
@@ -177,6 +187,7 @@ def _write_pandas_splits(
     requests: list[FeatureRequest],
     time_split: TimeSplit,
     output_dir: str,
+    method: Literal["feast", "predictionLog"] = "feast",
 ) -> TrainingSetSummary:
     if joined.empty:
         raise TrainingSetError(f"labels.source {label_spec.source!r} has no rows")
@@ -184,6 +195,8 @@ def _write_pandas_splits(
     windows = resolve_windows(time_split, last)
     rows = {}
     for name, part in split_by_time(joined, label_spec.timestamp_field, windows).items():
+        if name == "train":
+            part = with_recency_weights(part, label_spec.timestamp_field, windows, time_split)
         target = Path(output_dir) / name
         target.mkdir(parents=True, exist_ok=True)
         for stale in target.glob("*.parquet"):
@@ -191,7 +204,7 @@ def _write_pandas_splits(
         part.to_parquet(target / "part-00000.parquet", index=False)
         rows[name] = len(part)
     return TrainingSetSummary(
-        method="feast",
+        method=method,
         rows=rows,
         windows=windows,
         columns=list(joined.columns),
@@ -215,7 +228,7 @@ def _write_spark_splits(
     )
     windows = resolve_windows(time_split, last)
     bounds = {
-        "train": (None, windows.train_until),
+        "train": (windows.train_start, windows.train_until),
         "validation": (windows.validation_start, windows.test_start),
         "test": (windows.test_start, windows.end),
     }
@@ -224,6 +237,8 @@ def _write_spark_splits(
         part = joined.filter(F.col(ts) < F.lit(high))
         if low is not None:
             part = part.filter(F.col(ts) >= F.lit(low))
+        if name == "train":
+            part = with_spark_recency_weights(part, ts, windows, time_split)
         part = part.persist()
         rows[name] = part.count()
         part.write.mode("overwrite").parquet(str(Path(output_dir) / name))

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
+from contracts.training_set import SAMPLE_WEIGHT_COLUMN
+
 
 class TrainingInputError(ValueError):
     """The training input is unusable; the message names the table/column and the problem."""
@@ -26,6 +28,8 @@ class TabularData:
     features: np.ndarray  # float32, shape (rows, n_features)
     labels: np.ndarray  # float32, shape (rows,)
     feature_columns: tuple[str, ...]
+    # Per-row loss weights (the training set's recency weights); None: equal weights.
+    weights: np.ndarray | None = None
 
 
 def check_path(path: str | Path, role: str) -> Path:
@@ -62,7 +66,8 @@ def resolve_feature_columns(
             f"{role}: label column {label_column!r} not found (columns: {list(columns)})"
         )
     if not requested:
-        chosen = tuple(column for column in columns if column != label_column)
+        # The sample weight is how much a row counts, never something to learn from.
+        chosen = tuple(c for c in columns if c not in (label_column, SAMPLE_WEIGHT_COLUMN))
         if not chosen:
             raise TrainingInputError(f"{role}: no feature columns besides {label_column!r}")
         return chosen
@@ -109,7 +114,9 @@ def load_tabular(
     resolved_features = resolve_feature_columns(
         read_columns(path, role), label_column, feature_columns, role
     )
-    frame = read_table(path, role, [*resolved_features, label_column])
+    weighted = SAMPLE_WEIGHT_COLUMN in read_columns(path, role)
+    extra = [SAMPLE_WEIGHT_COLUMN] if weighted else []
+    frame = read_table(path, role, [*resolved_features, label_column, *extra])
     if frame.empty:
         raise TrainingInputError(f"{role}: the table at {path} has no rows")
     check_label(frame, label_column, role)
@@ -118,7 +125,17 @@ def load_tabular(
         features=frame[list(resolved_features)].to_numpy(dtype=np.float32),
         labels=frame[label_column].to_numpy(dtype=np.float32),
         feature_columns=resolved_features,
+        weights=check_weights(frame, role) if weighted else None,
     )
+
+
+def check_weights(frame: pd.DataFrame, role: str) -> np.ndarray:
+    weights = frame[SAMPLE_WEIGHT_COLUMN].to_numpy(dtype=np.float64, na_value=np.nan)
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise TrainingInputError(
+            f"{role}: column {SAMPLE_WEIGHT_COLUMN!r} must hold finite weights >= 0"
+        )
+    return weights.astype(np.float32)
 
 
 def _is_numeric_arrow(field_type: pa.DataType) -> bool:

@@ -133,8 +133,10 @@ def train_epoch(
     tensors: tuple[torch.Tensor, torch.Tensor],
     sampler: DistributedSampler[Any],
     batch: int,
+    weights: torch.Tensor | None = None,
 ) -> tuple[float, int]:
-    """Mean training loss over the epoch's global batches, and the global sample count."""
+    """Mean training loss over the epoch's global batches, and the global sample count.
+    With `weights` (mean 1 over the set), each row's loss counts by its weight."""
     features, labels = tensors
     loss_fn = nn.BCEWithLogitsLoss()
     total = torch.zeros((), device=features.device, dtype=torch.float64)
@@ -143,7 +145,13 @@ def train_epoch(
     for index in batch_indices(sampler, batch):
         index = index.to(features.device)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(ddp_model(features[index]).squeeze(1), labels[index])
+        logits = ddp_model(features[index]).squeeze(1)
+        if weights is None:
+            loss = loss_fn(logits, labels[index])
+        else:
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                logits, labels[index], weight=weights[index]
+            )
         loss.backward()
         optimizer.step()
         total += loss.detach().double() * len(index)
@@ -245,6 +253,9 @@ def run_epochs(
     """Train the remaining epochs; returns how much was trained in how long."""
     train, validation = data
     train_tensors = to_device(train, state.standardizer, ctx.device)
+    train_weights = (
+        None if train.weights is None else torch.from_numpy(train.weights).to(ctx.device)
+    )
     val_x, val_y = to_device(validation, state.standardizer, ctx.device)
     val_x, val_y = (shard_rows(t, ctx.rank, ctx.world_size) for t in (val_x, val_y))
     sampler: DistributedSampler[Any] = DistributedSampler(
@@ -263,7 +274,7 @@ def run_epochs(
         sampler.set_epoch(epoch)
         started, cpu_started = time.perf_counter(), time.process_time()
         train_loss, epoch_samples = train_epoch(
-            ddp_model, state.optimizer, train_tensors, sampler, batch
+            ddp_model, state.optimizer, train_tensors, sampler, batch, train_weights
         )
         elapsed = time.perf_counter() - started
         cpu_seconds += time.process_time() - cpu_started

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -20,6 +20,7 @@ from operators.api.common import (
     PrinterColumn,
     ResourceKind,
     StatusBase,
+    parse_duration,
 )
 
 
@@ -30,11 +31,38 @@ class FeatureRef(ApiModel):
     )
 
 
+class PredictionLogLabels(ApiModel):
+    """Train on the features exactly as served: the prediction log joined with the labels."""
+
+    path: str = Field(
+        min_length=1, description="Root of the prediction log (the monitor's prediction-log URI)."
+    )
+    model: str = Field(
+        pattern=K8S_NAME_PATTERN, description="MLModel (this namespace) whose predictions to use."
+    )
+    request_id_field: str = Field(
+        default="request_id",
+        pattern=IDENTIFIER_PATTERN,
+        description="Column of the label events holding the request id the prediction was "
+        "logged under.",
+    )
+    row_field: str | None = Field(
+        default=None,
+        pattern=IDENTIFIER_PATTERN,
+        description="Column holding the row within a multi-row call; default: row 0.",
+    )
+
+
 class Labels(ApiModel):
     source: str = Field(min_length=1, description="Path of the label events (Parquet).")
     timestamp_field: str = Field(pattern=IDENTIFIER_PATTERN)
     label_field: str = Field(pattern=IDENTIFIER_PATTERN)
     entity_keys: list[str] = Field(min_length=1)
+    prediction_log: PredictionLogLabels | None = Field(
+        default=None,
+        description="Take the features from the prediction log (as served) instead of a "
+        "point-in-time join of the FeatureViews; the features' names select the served columns.",
+    )
 
 
 class Split(ApiModel):
@@ -48,6 +76,29 @@ class Split(ApiModel):
     )
     validation: Duration = Field(description="Length of the validation window.")
     test: Duration = Field(description="Length of the test window, after validation.")
+    train_window: Duration | None = Field(
+        default=None,
+        description="Sliding training window, e.g. 7d: only labels in the last window before "
+        "the training end are trained on, so a retrain after a shift learns the world as it "
+        "is now. Default: all labels before the training end.",
+    )
+    recency_half_life: Duration | None = Field(
+        default=None,
+        description="Weight training rows by recency: a row this much older than the training "
+        "end counts half as much (sample weights, mean 1). Default: equal weights.",
+    )
+
+    @model_validator(mode="after")
+    def _positive_durations(self) -> Split:
+        for field, value in (
+            ("validation", self.validation),
+            ("test", self.test),
+            ("trainWindow", self.train_window),
+            ("recencyHalfLife", self.recency_half_life),
+        ):
+            if value is not None and parse_duration(value) <= timedelta(0):
+                raise ValueError(f"split.{field}: {value!r} must be a positive duration")
+        return self
 
 
 class Backend(StrEnum):

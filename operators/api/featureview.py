@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from operators.api.common import (
     AGE_COLUMN,
@@ -151,17 +151,43 @@ class BackfillRun(ApiModel):
     message: str | None = None
 
 
+class Freshness(ApiModel):
+    """How far each store is complete: every source event before `offline` (`online`) that
+    existed when the covering backfill ran is in the offline (online) store. A watermark, not
+    the newest event: a quiet hour without events is still fresh."""
+
+    offline: datetime | None = Field(
+        default=None, description="End of the newest successfully backfilled window."
+    )
+    online: datetime | None = Field(
+        default=None, description="End of the newest window materialized to the online store."
+    )
+    observed_at: datetime | None = Field(
+        default=None, description="When the run that moved these marks finished."
+    )
+
+
 class FeatureViewStatus(StatusBase):
     TRACKED_CONDITIONS: ClassVar[tuple[str, ...]] = ("Ready", "Backfilled", "Materialized")
 
     version: str | None = Field(default=None, description="Hash of the feature definition.")
     last_backfill: BackfillRun | None = None
-    freshness: datetime | None = Field(
-        default=None, description="End of the newest window materialized."
+    freshness: Freshness | None = Field(
+        default=None,
+        description="Watermarks of the current version's stores (reset by a new version).",
     )
     offline_path: str | None = Field(
         default=None, description="Offline store directory of this version (Parquet by date)."
     )
+
+    @field_validator("freshness", mode="before")
+    @classmethod
+    def _legacy_freshness(cls, value: object) -> object:
+        """Statuses written before freshness was split by store held one timestamp, the end
+        of the newest window backfilled."""
+        if isinstance(value, str | datetime):
+            return {"offline": value}
+        return value
 
 
 FEATUREVIEW = ResourceKind(
@@ -174,7 +200,7 @@ FEATUREVIEW = ResourceKind(
         condition_column("Backfilled", "Backfilled"),
         PrinterColumn(name="Version", type="string", json_path=".status.version"),
         PrinterColumn(name="Rows", type="integer", json_path=".status.lastBackfill.rows"),
-        PrinterColumn(name="Fresh", type="date", json_path=".status.freshness"),
+        PrinterColumn(name="Fresh", type="date", json_path=".status.freshness.offline"),
         REASON_COLUMN,
         AGE_COLUMN,
     ],

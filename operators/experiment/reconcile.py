@@ -11,6 +11,7 @@ round however often it is reconciled.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -139,6 +140,10 @@ def trial_split(spec: ExperimentSpec, status: ExperimentStatus) -> dict[str, Any
     split: dict[str, Any] = {"validation": spec.split.validation, "test": spec.split.test}
     if spec.split.train_until is not None:
         split["trainUntil"] = spec.split.train_until.isoformat()
+    if spec.split.train_window is not None:
+        split["trainWindow"] = spec.split.train_window
+    if spec.split.recency_half_life is not None:
+        split["recencyHalfLife"] = spec.split.recency_half_life
     if status.data_window is not None:
         split["end"] = status.data_window.end.isoformat()
     return split
@@ -220,6 +225,62 @@ def fail_unlaunched(status: ExperimentStatus, message: str) -> ExperimentStatus:
         for t in status.trials
     ]
     return status.model_copy(update={"trials": trials})
+
+
+@dataclass(frozen=True)
+class ViewFreshness:
+    """What the freshness gate needs of one FeatureView the round reads."""
+
+    name: str
+    scheduled: bool  # spec.backfill.schedule: the view follows time and will catch up
+    offline: datetime | None  # status.freshness.offline
+    backfill_end: datetime | None  # spec.backfill.end
+    last_failed: bool  # the newest backfill run failed: it will not catch up by itself
+
+
+def launched_any(status: ExperimentStatus) -> bool:
+    return any(t.state != TrialState.PENDING for t in status.trials)
+
+
+def lagging_views(status: ExperimentStatus, views: list[ViewFreshness]) -> list[str]:
+    """Why the round cannot build its training set yet: one sentence per scheduled FeatureView
+    whose offline store is not complete up to the round's window end. Only rounds with a
+    window end (retrain rounds: "up to now") wait, and only before their first trial is
+    launched: every trial of a round trains on the same data. A view without a schedule is a
+    snapshot that never moves, so waiting for it would be forever; the round uses it as is."""
+    window = status.data_window
+    if window is None or launched_any(status):
+        return []
+    lagging = []
+    for view in views:
+        if not view.scheduled or (view.offline is not None and view.offline >= window.end):
+            continue
+        fresh = view.offline.isoformat() if view.offline else "nowhere yet"
+        why = f"FeatureView {view.name} is fresh up to {fresh}, the round's window ends at "
+        why += f"{window.end.isoformat()}"
+        if view.backfill_end is not None and view.backfill_end < window.end:
+            why += (
+                f"; its spec.backfill.end {view.backfill_end.isoformat()} stops it short: "
+                "extend or remove it"
+            )
+        elif view.last_failed:
+            why += "; its last backfill failed (see its Backfilled condition)"
+        else:
+            why += "; waiting for its scheduled backfill"
+        lagging.append(why)
+    return lagging
+
+
+def waiting_for_features(
+    status: ExperimentStatus, lagging: list[str], generation: int | None
+) -> ExperimentStatus:
+    """Trained=False/WaitingForFeatures: nothing is launched until every view catches up."""
+    message = f"round {status.round}: " + "; ".join(lagging)
+    status = status.model_copy(update={"phase": ExperimentPhase.PENDING})
+    status = with_condition(status, "Trained", "False", "WaitingForFeatures", message, generation)
+    if status.registered_version is None:
+        status = with_condition(status, "Ready", "False", "WaitingForFeatures", message, generation)
+    return status
 
 
 def waiting(

@@ -21,7 +21,7 @@ from contracts.mlflow_tags import EVALUATION_PASSED
 from operators.api.common import ANNOTATION_RETRAIN, GROUP, VERSION
 from operators.api.experiment import ExperimentSpec, ExperimentStatus, Trial, TrialState
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
-from operators.backends.runs import PipelineBackend, RunRef
+from operators.backends.runs import PipelineBackend, RunRef, RunState
 from operators.config import OperatorConfig
 from operators.experiment import reconcile as core
 from operators.experiment import trials as planning
@@ -177,12 +177,27 @@ def ready_view(backends: ExperimentBackends, namespace: str, name: str) -> Ready
     status = FeatureViewStatus.model_validate(body.get("status") or {})
     backfilled = next((c for c in status.conditions if c.type == "Backfilled"), None)
     current = status.version == definition_version(spec)
-    if not (current and backfilled and backfilled.status == "True" and status.offline_path):
+    # A scheduled view is re-backfilled every tick (Backfilled=Unknown meanwhile); what it
+    # already holds stays readable, so a freshness mark of this version is enough.
+    fresh = status.freshness is not None and status.freshness.offline is not None
+    succeeded = backfilled is not None and backfilled.status == "True"
+    if not (current and (succeeded or fresh) and status.offline_path):
         state = f"Backfilled={backfilled.status}" if backfilled else "no backfill yet"
         raise NotReady(
             "FeaturesNotReady", f"FeatureView {name} is not backfilled for its definition ({state})"
         )
     return ReadyView(name=name, spec=spec, status=status)
+
+
+def view_freshness(view: ReadyView) -> core.ViewFreshness:
+    last = view.status.last_backfill
+    return core.ViewFreshness(
+        name=view.name,
+        scheduled=view.spec.backfill.schedule is not None,
+        offline=view.status.freshness.offline if view.status.freshness else None,
+        backfill_end=view.spec.backfill.end,
+        last_failed=last is not None and last.state == RunState.FAILED,
+    )
 
 
 def check_features(spec: ExperimentSpec, views: list[ReadyView]) -> None:
@@ -211,9 +226,11 @@ def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
         raise BadInputs(f"labels.source {spec.labels.source!r} is not Parquet: {error}") from None
     columns = {field.name: field.type for field in schema}
     labels = spec.labels
+    log = labels.prediction_log
+    joins = [log.request_id_field, *([log.row_field] if log.row_field else [])] if log else []
     missing = [
         c
-        for c in (labels.timestamp_field, labels.label_field, *labels.entity_keys)
+        for c in (labels.timestamp_field, labels.label_field, *labels.entity_keys, *joins)
         if c not in columns
     ]
     if missing:
@@ -276,6 +293,10 @@ def trial_params(
     spec = obj.spec
     labels = spec.labels.to_k8s()
     labels["source"] = backends.paths.local_path(spec.labels.source)
+    if spec.labels.prediction_log is not None:
+        log = labels["predictionLog"]
+        log["path"] = backends.paths.local_path(spec.labels.prediction_log.path)
+        log["namespace"] = obj.namespace
     return {
         "labels": labels,
         "feature_views": [
@@ -425,6 +446,11 @@ def reconcile(
         views = [ready_view(backends, obj.namespace, ref.feature_view) for ref in spec.features]
     except NotReady as waiting:
         return Outcome(core.waiting(status, waiting.reason, str(waiting), obj.generation))
+    # Features from the prediction log were served already: no FeatureView to wait for.
+    read = [] if spec.labels.prediction_log else [view_freshness(v) for v in views]
+    lagging = core.lagging_views(status, read)
+    if lagging:
+        return Outcome(core.waiting_for_features(status, lagging, obj.generation))
     if any(t.state == TrialState.PENDING for t in status.trials):
         try:
             check_features(spec, views)

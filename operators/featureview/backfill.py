@@ -24,8 +24,8 @@ def next_incremental_window(
     backfill: Backfill, last_end: datetime, now: datetime
 ) -> BackfillWindow | None:
     """With a cron schedule, the window from the last end to the latest tick that has passed."""
-    if backfill.schedule is None:
-        return None
+    if backfill.schedule is None or (backfill.end is not None and last_end >= backfill.end):
+        return None  # nothing scheduled, or the bounded backfill is done: no ticks to walk
     ticks = croniter(backfill.schedule, last_end)
     latest: datetime | None = None
     while True:

@@ -12,7 +12,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from operators.api.featureview import BackfillRun, FeatureViewSpec, FeatureViewStatus
+from operators.api.featureview import BackfillRun, FeatureViewSpec, FeatureViewStatus, Freshness
 from operators.backends.runs import RunState, RunStatus, failure_message
 from operators.featureview.backfill import initial_window, next_incremental_window, run_name
 from operators.status import observed, with_condition
@@ -122,7 +122,9 @@ def _succeeded(
             "message": None,
         }
     )
-    status = status.model_copy(update={"last_backfill": last, "freshness": last.window.end})
+    status = status.model_copy(
+        update={"last_backfill": last, "freshness": advanced(status.freshness, last, online)}
+    )
     window = _window(last)
     message = f"{rows} rows for {window} in run {last.run}"
     status = with_condition(status, "Backfilled", "True", "BackfillSucceeded", message, generation)
@@ -132,6 +134,18 @@ def _succeeded(
         materialized = ("False", "OnlineDisabled", "spec.online is false")
     status = with_condition(status, "Materialized", *materialized, generation)
     return with_condition(status, "Ready", "True", "BackfillSucceeded", message, generation)
+
+
+def advanced(previous: Freshness | None, run: BackfillRun, online: bool) -> Freshness:
+    """The watermarks after `run` succeeded: runs of one version cover consecutive windows, so
+    its end is how far the offline store (and the online one, when materialized) is complete.
+    Never moved back: a re-run of an older window leaves what later runs covered."""
+    end = run.window.end
+    offline = max(end, previous.offline) if previous and previous.offline else end
+    online_mark = previous.online if previous else None
+    if online:
+        online_mark = max(end, online_mark) if online_mark else end
+    return Freshness(offline=offline, online=online_mark, observed_at=run.finished_at)
 
 
 def _failed(
@@ -171,8 +185,11 @@ def launch_failed(
 def versioned(
     status: FeatureViewStatus, version: str, offline_path: str, generation: int | None
 ) -> FeatureViewStatus:
-    status = status.model_copy(update={"version": version, "offline_path": offline_path})
-    return observed(status, generation)
+    update: dict[str, object] = {"version": version, "offline_path": offline_path}
+    if status.version is not None and status.version != version:
+        # A new definition starts an empty offline directory: the old marks say nothing of it.
+        update["freshness"] = None
+    return observed(status.model_copy(update=update), generation)
 
 
 def is_pending_launch(status: FeatureViewStatus) -> bool:

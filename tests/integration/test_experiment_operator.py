@@ -72,9 +72,12 @@ def _iso(moment: pd.Timestamp) -> str:
 
 
 def view_spec(events: str) -> dict:
+    # Scheduled but bounded a day after START: it lags any retrain window until the test
+    # moves its end (a real Spark backfill then catches it up).
     window = {
         "start": _iso(START - pd.Timedelta(days=1)),
         "end": _iso(START + pd.Timedelta(days=1)),
+        "schedule": "* * * * *",
     }
     sql = "SELECT user_id, event_timestamp, x1, x2 FROM source"
     return feature_view_spec(events, sql, ["x1", "x2"], window, created_field=False, ttl="30d")
@@ -199,6 +202,42 @@ def test_retrain_request_starts_exactly_one_round(harness: OperatorHarness) -> N
     assert retrain["round"] == 2 and retrain["startedAt"]
     assert status["dataWindow"]["end"]
     assert [t["name"] for t in status["trials"]] == ["ctr-r2-t0", "ctr-r2-t1"]
+
+    # The FeatureView is fresh only up to its backfill.end: the round waits, launching nothing.
+    waiting = harness.wait_status(
+        EXP,
+        "ctr",
+        lambda s: condition(s, "Trained").get("reason") == "WaitingForFeatures",
+        "round 2 waiting for its features",
+        START_TIMEOUT_S,
+    )
+    trained = condition(waiting, "Trained")
+    assert trained["status"] == "False"
+    assert trained["observedGeneration"] == harness.get(EXP, "ctr")["metadata"]["generation"]
+    fresh = harness.status(FV, "stats")["freshness"]["offline"]
+    assert pd.Timestamp(fresh) == START + pd.Timedelta(days=1)
+    assert (
+        f"FeatureView stats is fresh up to {pd.Timestamp(fresh).isoformat()}"
+        in (trained["message"])
+    )
+    assert "spec.backfill.end" in trained["message"]
+    assert harness.run_names("ctr-r2-") == []
+    # Moving the end to the round's window end lets one incremental backfill catch it up.
+    window_end = status["dataWindow"]["end"]
+    harness.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, NS, FV, "stats", {"spec": {"backfill": {"end": window_end}}}
+    )
+    caught_up = harness.wait_status(
+        FV,
+        "stats",
+        lambda s: (
+            pd.Timestamp((s.get("freshness") or {}).get("offline") or START)
+            >= pd.Timestamp(window_end)
+        ),
+        "the FeatureView's incremental backfill",
+        RUN_TIMEOUT_S,
+    )
+    assert caught_up["lastBackfill"]["window"]["start"] == _iso(START + pd.Timedelta(days=1))
 
     # Further changes to the object (the same request still on it) start nothing more.
     harness.annotate(EXP, "ctr", {"example.com/touched": "yes"})

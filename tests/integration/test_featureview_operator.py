@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
@@ -102,7 +105,9 @@ def test_backfill_survives_restart_and_gets_ready(harness: OperatorHarness) -> N
     assert last["run"] == run and last["runUrl"].startswith("file://")
     assert last["rows"] > 0
     assert last["window"] == {"start": "2026-01-05T00:00:00Z", "end": "2026-01-08T00:00:00Z"}
-    assert datetime.fromisoformat(status["freshness"]) == datetime.fromisoformat(END)
+    freshness = status["freshness"]
+    assert datetime.fromisoformat(freshness["offline"]) == datetime.fromisoformat(END)
+    assert freshness["online"] == freshness["offline"] and freshness["observedAt"]
     generation = harness.get(PLURAL, "activity")["metadata"]["generation"]
     for type_ in ("Backfilled", "Materialized", "Ready"):
         cond = condition(status, type_)
@@ -162,7 +167,8 @@ def test_schedule_launches_an_incremental_backfill(harness: OperatorHarness) -> 
     at a minute, the next cron tick pins [that end, tick) as its own run. The operator may pin
     the increment in the same pass that sees the initial run finish, so the initial run is
     checked by its deterministic name rather than by catching it in status."""
-    spec = view_spec(str(harness.workdir / "data" / "events"), GOOD_SQL, GOOD_FEATURES)
+    source = _partitioned_copy(harness.workdir / "data" / "events", harness.workdir / "lake")
+    spec = view_spec(str(source), GOOD_SQL, GOOD_FEATURES)
     spec["backfill"] = {"start": START, "schedule": "* * * * *"}
     harness.create(PLURAL, KIND, "minutely", spec)
 
@@ -179,7 +185,8 @@ def test_schedule_launches_an_incremental_backfill(harness: OperatorHarness) -> 
     end = datetime.fromisoformat(increment["window"]["end"])
     assert start < end and start.second == end.second == 0
     assert increment["rows"] == 0  # the source holds no events after January
-    assert datetime.fromisoformat(status["freshness"]) == end
+    assert datetime.fromisoformat(status["freshness"]["offline"]) == end
+    assert datetime.fromisoformat(status["freshness"]["online"]) == end
     assert condition(status, "Ready")["status"] == "True"
     # The initial run covered [START, m) for a minute m: its name is deterministic. Under load a
     # second tick may pass before the first increment finished, so m <= start.
@@ -193,3 +200,51 @@ def test_schedule_launches_an_incremental_backfill(harness: OperatorHarness) -> 
         if run_name("minutely", status["version"], BackfillWindow(start=origin, end=m)) in runs
     ]
     assert initial, (runs, increment)
+
+    # The application appends an event now, as to its data lake: the increment whose window
+    # holds its time is pinned after that time has passed, so it reads the new file.
+    appended_at = _append_event(source, user_id=NEW_USER)
+    caught_up = harness.wait_status(
+        PLURAL,
+        "minutely",
+        lambda s: (
+            datetime.fromisoformat((s.get("freshness") or {}).get("online") or START) > appended_at
+        ),
+        "an increment past the appended event",
+        RUN_TIMEOUT_S,
+    )
+    assert datetime.fromisoformat(caught_up["freshness"]["offline"]) > appended_at
+    offline = pd.read_parquet(caught_up["offlinePath"])
+    (row,) = offline[offline["user_id"] == NEW_USER].itertuples()
+    assert row.dwell_seconds == 42.0 and row.clicks == 7
+    assert condition(caught_up, "Materialized")["status"] == "True"
+
+
+NEW_USER = 987_654_321  # no generated user has this id
+
+
+def _partitioned_copy(events: Path, lake: Path) -> Path:
+    """The generated events as an application's date-partitioned lake (`date=YYYY-MM-DD/`)."""
+    frame = pd.read_parquet(events)
+    for day, rows in frame.groupby(frame["event_timestamp"].dt.strftime("%Y-%m-%d")):
+        target = lake / f"date={day}"
+        target.mkdir(parents=True)
+        table = pa.Table.from_pandas(rows.reset_index(drop=True), preserve_index=False)
+        pq.write_table(table, target / "part-0.parquet", coerce_timestamps="us")
+    return lake
+
+
+def _append_event(lake: Path, user_id: int) -> datetime:
+    """One new event at the current time, written as a new file of today's partition."""
+    template = next(lake.glob("date=*/part-0.parquet"))
+    schema = pq.read_schema(template).remove_metadata()
+    row = pd.read_parquet(template).head(1).reset_index(drop=True)
+    now = pd.Timestamp.now(tz="UTC")
+    row = row.assign(
+        event_timestamp=now, created_timestamp=now, user_id=user_id, dwell_seconds=42.0, clicks=7
+    )
+    target = lake / f"date={now.strftime('%Y-%m-%d')}"
+    target.mkdir(exist_ok=True)
+    table = pa.Table.from_pandas(row, preserve_index=False).select(schema.names).cast(schema)
+    pq.write_table(table, target / f"app-{now.value}.parquet", coerce_timestamps="us")
+    return now.to_pydatetime()

@@ -149,3 +149,41 @@ def test_retrain_round_ending_now_finds_labels_in_every_split(tmp_path: Path) ->
     rows = {name: len(part) for name, part in parts.items()}
     assert all(count > 0 for count in rows.values()), rows
     assert set(parts["test"]["label"]) == {0, 1}, "the test window needs both classes for AUC"
+
+
+def test_freshness_gate_only_for_windowed_rounds_before_any_launch() -> None:
+    spec = exp_spec()
+    first = exp.start_round("e", spec, ExperimentStatus(), 1, NOW)
+    lag = exp.ViewFreshness("fv", True, NOW - timedelta(hours=1), None, False)
+    assert exp.lagging_views(first, [lag]) == []  # round 1: no window end to be fresh up to
+    request = exp.parse_retrain_request("drift")
+    retrain = exp.start_round("e", spec, first, 1, NOW, request)
+    (why,) = exp.lagging_views(retrain, [lag])
+    assert why.startswith("FeatureView fv is fresh up to 2026-03-01T11:34:56+00:00")
+    assert "waiting for its scheduled backfill" in why
+    failed = exp.ViewFreshness("fv", True, None, None, True)
+    assert "fresh up to nowhere yet" in exp.lagging_views(retrain, [failed])[0]
+    assert "its last backfill failed" in exp.lagging_views(retrain, [failed])[0]
+    caught_up = exp.ViewFreshness("fv", True, NOW.replace(second=0), None, False)
+    snapshot = exp.ViewFreshness("fv", False, NOW - timedelta(days=9), None, False)
+    assert exp.lagging_views(retrain, [caught_up, snapshot]) == []
+    launched = exp.replace_trial(
+        retrain, retrain.trials[0].model_copy(update={"state": TrialState.RUNNING})
+    )
+    assert exp.lagging_views(launched, [lag]) == []
+    waiting = exp.waiting_for_features(retrain, [why], 3)
+    assert waiting.phase == ExperimentPhase.PENDING
+    trained = next(c for c in waiting.conditions if c.type == "Trained")
+    assert (trained.status, trained.reason, trained.observed_generation) == (
+        "False",
+        "WaitingForFeatures",
+        3,
+    )
+    assert trained.message == f"round 2: {why}"
+
+
+def test_trial_split_carries_the_sliding_window_and_weighting() -> None:
+    spec = exp_spec(validation="1d", test="1d", trainWindow="7d", recencyHalfLife="2d")
+    split = exp.trial_split(spec, ExperimentStatus())
+    assert split == {"validation": "1d", "test": "1d", "trainWindow": "7d", "recencyHalfLife": "2d"}
+    assert parse_split(split).train_window == timedelta(days=7)

@@ -192,3 +192,108 @@ def test_a_multi_node_trial_gets_what_the_trainjob_needs(tmp_path: Path, labels:
     assert params["shared_dir"] == "/shared"
     assert params["trainjob_image"] == "ghcr.io/kubeloop/kubeloop:0.1.0"
     assert params["trainjob_namespace"] == "team-a"
+
+
+def scheduled_view(fresh_until: str | None, **backfill: str) -> dict[str, Any]:
+    """A scheduled FeatureView between ticks: Backfilled=Unknown (the next increment is
+    pinned) while what it already holds is fresh up to `fresh_until`."""
+    window: dict[str, Any] = {"start": "2026-01-01T00:00:00Z", "schedule": "* * * * *"}
+    spec: dict[str, Any] = dict(FV_SPEC)
+    spec["backfill"] = {**window, **backfill}
+    body = feature_view()
+    body["spec"] = spec
+    body["status"]["conditions"] = [{"type": "Backfilled", "status": "Unknown"}]
+    if fresh_until:
+        body["status"]["freshness"] = {"offline": fresh_until, "online": fresh_until}
+    return body
+
+
+def retrain(labels: str) -> FakeObject:
+    body = experiment(labels)
+    body["metadata"]["annotations"] = {"kubeloop.io/retrain-requested": "drift on fv__x"}
+    body["spec"]["split"] = {"validation": "1d", "test": "1d", "trainWindow": "7d"}
+    body["spec"]["split"]["recencyHalfLife"] = "2d"
+    return FakeObject(EXPERIMENT, body)
+
+
+def test_a_retrain_waits_for_its_features_then_trains(tmp_path: Path, labels: str) -> None:
+    views = FakeFeatureViews({("team-a", "fv"): scheduled_view("2026-03-01T11:58:00Z")})
+    backends, pipelines = make(tmp_path, views, Registrar())
+    obj = retrain(labels)
+    passes(obj, backends, 2)
+    assert obj.condition("Trained") == ("False", "WaitingForFeatures")
+    assert obj.condition("Ready") == ("False", "WaitingForFeatures")
+    trained = next(c for c in obj.status.conditions if c.type == "Trained")
+    assert trained.observed_generation == 1
+    assert "FeatureView fv is fresh up to 2026-03-01T11:58:00+00:00" in trained.message
+    assert "window ends at 2026-03-01T12:00:00+00:00" in trained.message
+    assert pipelines.submits == {}
+    # The scheduled backfill catches up: the same round launches, with the sliding window.
+    views.objects[("team-a", "fv")] = scheduled_view("2026-03-01T12:00:00Z")
+    passes(obj, backends, 1)
+    assert obj.condition("Trained") == ("Unknown", "TrialsRunning")
+    (params,) = pipelines.params.values()
+    assert params["split"] == {
+        "validation": "1d",
+        "test": "1d",
+        "trainWindow": "7d",
+        "recencyHalfLife": "2d",
+        "end": "2026-03-01T12:00:00+00:00",
+    }
+    # The gate holds only launches back: a launched round finishes whatever the view says.
+    views.objects[("team-a", "fv")] = scheduled_view("2026-03-01T11:00:00Z")
+    finish_all(pipelines)
+    passes(obj, backends, 2)
+    assert obj.condition("Registered") == ("True", "Registered")
+    assert list(pipelines.launches.values()) == [1]
+
+
+def test_a_view_bounded_before_the_window_names_its_end(tmp_path: Path, labels: str) -> None:
+    view = scheduled_view("2026-02-20T00:00:00Z", end="2026-02-20T00:00:00Z")
+    backends, pipelines = make(tmp_path, FakeFeatureViews({("team-a", "fv"): view}), Registrar())
+    obj = retrain(labels)
+    passes(obj, backends, 1)
+    assert obj.condition("Trained") == ("False", "WaitingForFeatures")
+    trained = next(c for c in obj.status.conditions if c.type == "Trained")
+    assert "spec.backfill.end 2026-02-20T00:00:00+00:00 stops it short" in trained.message
+    assert pipelines.submits == {}
+
+
+def test_an_unscheduled_view_is_a_snapshot_a_retrain_does_not_wait_for(
+    tmp_path: Path, labels: str
+) -> None:
+    backends, pipelines = make(
+        tmp_path, FakeFeatureViews({("team-a", "fv"): feature_view()}), Registrar()
+    )
+    obj = retrain(labels)
+    passes(obj, backends, 1)
+    assert obj.condition("Trained") == ("Unknown", "TrialsRunning")
+    assert len(pipelines.submits) == 1
+
+
+def test_prediction_log_labels_need_the_request_id_and_wait_for_no_view(
+    tmp_path: Path, labels: str
+) -> None:
+    lagging = scheduled_view("2026-03-01T11:00:00Z")
+    backends, pipelines = make(tmp_path, FakeFeatureViews({("team-a", "fv"): lagging}), Registrar())
+    obj = retrain(labels)
+    obj.body["spec"]["labels"]["predictionLog"] = {"path": "/log", "model": "churn"}
+    passes(obj, backends, 1)
+    # The served features need no backfill; the label events lack the request id column.
+    assert obj.condition("Trained") == ("False", "AllTrialsFailed")
+    assert "labels: columns ['request_id'] are absent" in (obj.status.trials[0].message or "")
+    assert pipelines.submits == {}
+
+    with_ids = tmp_path / "with_ids.parquet"
+    pq.write_table(pq.read_table(labels).append_column("request_id", pa.array(["q1"])), with_ids)
+    obj = retrain(str(with_ids))
+    obj.body["spec"]["labels"]["predictionLog"] = {"path": "/log", "model": "churn"}
+    passes(obj, backends, 1)
+    assert obj.condition("Trained") == ("Unknown", "TrialsRunning")
+    (params,) = pipelines.params.values()
+    assert params["labels"]["predictionLog"] == {
+        "path": "/log",
+        "model": "churn",
+        "requestIdField": "request_id",
+        "namespace": "team-a",
+    }

@@ -28,3 +28,13 @@ def test_incremental_windows_follow_the_cron_schedule() -> None:
     assert window == BackfillWindow(start=last_end, end=datetime(2026, 3, 10, tzinfo=UTC))
     assert next_incremental_window(daily, datetime(2026, 3, 10, tzinfo=UTC), NOW) is None
     assert next_incremental_window(Backfill(start=NOW), last_end, NOW) is None
+
+
+def test_a_bounded_backfill_past_its_end_has_no_increment() -> None:
+    bounded = Backfill(
+        start=NOW - timedelta(days=5), end=NOW - timedelta(days=1), schedule="* * * * *"
+    )
+    assert next_incremental_window(bounded, NOW - timedelta(days=1), NOW) is None
+    # Before its end, the increment stops at the end.
+    window = next_incremental_window(bounded, NOW - timedelta(days=2), NOW)
+    assert window == BackfillWindow(start=NOW - timedelta(days=2), end=NOW - timedelta(days=1))

@@ -50,7 +50,9 @@ def test_new_version_pins_a_new_run_and_schedule_adds_increments() -> None:
     status = fv.observe(
         status, run_status(run.run, RunState.SUCCEEDED, outputs={"rows": 7}), True, 1
     )
-    assert status.freshness == run.window.end and status.last_backfill.rows == 7  # type: ignore[union-attr]
+    assert status.freshness is not None and status.last_backfill is not None
+    assert status.freshness.offline == status.freshness.online == run.window.end
+    assert status.last_backfill.rows == 7
     assert fv.next_run("v", spec, status, version, NOW) is None  # no daily tick passed yet
     later = fv.next_run("v", spec, status, version, datetime(2026, 3, 2, 1, tzinfo=UTC))
     assert later is not None and later.window.start == run.window.end
@@ -84,3 +86,58 @@ def test_merge_patch_deletes_what_the_new_status_lacks() -> None:
         "lastBackfill": {"run": "b", "rows": None, "state": None, "window": {"start": "s"}}
     }
     assert merge_patch(new, new) == {}
+
+
+def _succeed(status: FeatureViewStatus, run: object, online: bool = True) -> FeatureViewStatus:
+    finished = datetime(2026, 3, 2, 0, 5, tzinfo=UTC)
+    pinned = fv.pin(status, run, 1)  # type: ignore[arg-type]
+    done = run_status(pinned.last_backfill.run, RunState.SUCCEEDED, finished_at=finished)  # type: ignore[union-attr]
+    return fv.observe(pinned, done, online, 1)
+
+
+def test_freshness_follows_each_increment_offline_and_online() -> None:
+    spec = fv_spec(schedule="@daily")
+    version = fv.definition_version(spec)
+    first = fv.next_run("v", spec, FeatureViewStatus(), version, NOW)
+    assert first is not None
+    status = _succeed(FeatureViewStatus(), first)
+    increment = fv.next_run("v", spec, status, version, datetime(2026, 3, 3, 1, tzinfo=UTC))
+    assert increment is not None
+    # The increment is pinned and running: the marks stay where the last success left them.
+    assert fv.pin(status, increment, 1).freshness == status.freshness
+    after = _succeed(status, increment)
+    assert after.freshness is not None
+    assert after.freshness.offline == after.freshness.online == increment.window.end
+    assert after.freshness.observed_at == datetime(2026, 3, 2, 0, 5, tzinfo=UTC)
+    assert increment.window.end > first.window.end
+
+
+def test_offline_only_view_has_no_online_mark_and_marks_never_go_back() -> None:
+    spec = fv_spec(schedule="@daily")
+    run = fv.next_run("v", spec, FeatureViewStatus(), fv.definition_version(spec), NOW)
+    assert run is not None
+    status = _succeed(FeatureViewStatus(), run, online=False)
+    assert status.freshness is not None and status.freshness.online is None
+    older = run.model_copy(
+        update={"window": run.window.model_copy(update={"end": NOW.replace(hour=1, minute=0)})}
+    )
+    again = fv.advanced(status.freshness, older, online=True)
+    assert again.offline == run.window.end  # not moved back
+    assert again.online == older.window.end
+
+
+def test_a_new_definition_resets_freshness() -> None:
+    spec = fv_spec()
+    version = fv.definition_version(spec)
+    run = fv.next_run("v", spec, FeatureViewStatus(), version, NOW)
+    assert run is not None
+    status = fv.versioned(_succeed(FeatureViewStatus(), run), version, "/off/" + version, 1)
+    assert status.freshness is not None  # same version: kept
+    assert fv.versioned(status, "another", "/off/another", 2).freshness is None
+
+
+def test_a_legacy_freshness_timestamp_is_read_as_the_offline_mark() -> None:
+    status = FeatureViewStatus.model_validate({"freshness": "2026-03-01T00:00:00Z"})
+    assert status.freshness is not None
+    assert status.freshness.offline == datetime(2026, 3, 1, tzinfo=UTC)
+    assert status.freshness.online is None
