@@ -18,10 +18,10 @@ monitor at it. ``SCORE_REFERENCE_ARTIFACT`` is where ``components/evaluate`` sav
 scores on the validation window (one ``SCORE_REFERENCE_COLUMN`` column): the prediction-drift
 baseline of the version, tagged ``SCORE_REFERENCE`` on the version by register_model.
 
-Champion/challenger (docs/retrain.md): ``CHAMPION_ALIAS`` is the registered-model alias the MLModel
-operator moves to the version it serves as stable (MLflow's own aliases, the ``@champion`` of
-https://mlflow.org/docs/latest/ml/model-registry/); ``components/evaluate`` scores
-``models:/<name>@champion`` next to the candidate. A version registered as passing carries the
+Champion/challenger (docs/architecture.md "Champion/challenger"): ``CHAMPION_ALIAS`` is the
+registered-model alias the MLModel operator moves to the version it serves as stable (MLflow's
+own aliases, the ``@champion`` of https://mlflow.org/docs/latest/ml/model-registry/);
+``components/evaluate`` scores ``models:/<name>@champion`` next to the candidate. A version registered as passing carries the
 two paired-bootstrap comparisons as JSON: ``VS_CHAMPION`` (absent when there was no champion
 yet) and ``VS_BASELINE`` (the best heuristic baseline).
 """

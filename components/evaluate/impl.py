@@ -450,7 +450,7 @@ def champion_version(registered_model: str, tracking_uri: str | None) -> str | N
 
 
 def load_champion(registered_model: str, tracking_uri: str | None) -> Champion | None:
-    if not registered_model:
+    if not registered_model or not tracking_uri:  # no registry: nothing is in production
         return None
     version = champion_version(registered_model, tracking_uri)
     if version is None:

@@ -266,6 +266,52 @@ def metric_value(metric: str, labels: np.ndarray, scores: np.ndarray) -> float |
     raise EvaluationError(f"objective.metric {metric!r} is not one of auc, logloss, ece")
 
 
+def weighted_metric(
+    metric: str, labels: np.ndarray, scores: np.ndarray
+) -> Callable[[np.ndarray], float | None]:
+    """The metric of rows repeated ``weights[i]`` times, as a function of the weights, with
+    the sort and binning done once: equal to ``metric_value`` on the repeated rows, but O(n)
+    per bootstrap resample (bincounts) instead of a rank per resample."""
+    if metric == "auc":
+        # Mann-Whitney with ties counting one half, per group of equal scores.
+        _, group = np.unique(scores, return_inverse=True)
+        groups = int(group.max()) + 1 if group.size else 0
+
+        def auc(weights: np.ndarray) -> float | None:
+            positives = np.bincount(group, weights * labels, groups)
+            negatives = np.bincount(group, weights * (1.0 - labels), groups)
+            total_pos, total_neg = positives.sum(), negatives.sum()
+            if total_pos == 0 or total_neg == 0:
+                return None
+            below = np.cumsum(negatives) - negatives
+            return float((positives * (below + 0.5 * negatives)).sum() / (total_pos * total_neg))
+
+        return auc
+    if metric == "logloss":
+        clipped = np.clip(scores, LOG_LOSS_EPSILON, 1.0 - LOG_LOSS_EPSILON)
+        losses = -(labels * np.log(clipped) + (1.0 - labels) * np.log(1.0 - clipped))
+
+        def logloss(weights: np.ndarray) -> float | None:
+            total = weights.sum()
+            return float((weights * losses).sum() / total) if total else None
+
+        return logloss
+    if metric == "ece":
+        edges = np.linspace(0.0, 1.0, DEFAULT_BINS + 1)
+        index = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, DEFAULT_BINS - 1)
+
+        def ece(weights: np.ndarray) -> float | None:
+            total = weights.sum()
+            if not total:
+                return None
+            predicted = np.bincount(index, weights * scores, DEFAULT_BINS)
+            observed = np.bincount(index, weights * labels, DEFAULT_BINS)
+            return float(np.abs(predicted - observed).sum() / total)
+
+        return ece
+    raise EvaluationError(f"objective.metric {metric!r} is not one of auc, logloss, ece")
+
+
 def improvement(metric: str, candidate: float, reference: float) -> float:
     """Candidate minus reference, oriented so that positive means the candidate is better."""
     return candidate - reference if metric == "auc" else reference - candidate
@@ -312,11 +358,14 @@ def paired_bootstrap(
     if rows == 0:
         return None, None
     rng = np.random.default_rng(seed)
+    metric_of_candidate = weighted_metric(metric, labels, candidate)
+    metric_of_reference = weighted_metric(metric, labels, reference)
     deltas = []
     for _ in range(resamples):
-        index = rng.integers(0, rows, size=rows)
-        a = metric_value(metric, labels[index], candidate[index])
-        b = metric_value(metric, labels[index], reference[index])
+        # A resample as row multiplicities: the metric on labels[index] without re-sorting.
+        weights = np.bincount(rng.integers(0, rows, size=rows), minlength=rows).astype(np.float64)
+        a = metric_of_candidate(weights)
+        b = metric_of_reference(weights)
         if a is not None and b is not None:
             deltas.append(improvement(metric, a, b))
     if not deltas:

@@ -222,8 +222,8 @@ class MlflowRegistry:
     def mark_champion(self, name: str, version: str) -> None:
         """Move the registered model's CHAMPION_ALIAS to ``version`` (the MLModel's stable
         version): what the training pipeline's evaluate step scores as the champion every
-        candidate must beat (docs/retrain.md). Asked once per change (the timer runs every
-        few seconds); after a restart, once more."""
+        candidate must beat (docs/architecture.md "Champion/challenger"). Asked once per
+        change (the timer runs every few seconds); after a restart, once more."""
         if self._champions.get(name) == version:
             return
         self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)

@@ -1,5 +1,6 @@
 """Pure trial planning for an Experiment: the trial set, what to launch next, the best trial,
-and whether it may be registered (objective, baselines, and the champion: docs/retrain.md)."""
+and whether it may be registered (objective, baselines, and the champion: docs/architecture.md
+"Champion/challenger")."""
 
 from __future__ import annotations
 

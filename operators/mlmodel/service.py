@@ -263,8 +263,8 @@ def _stable_ready(
 
 def _mark_champion(backends: ServingBackends, obj: MLModel, stable: str) -> None:
     """The stable version is the registered model's champion (alias in the registry), which
-    the Experiment's next candidates must beat (docs/retrain.md "Champion/challenger"). A
-    registry that refuses only delays that comparison; serving goes on."""
+    the Experiment's next candidates must beat (docs/architecture.md "Champion/challenger").
+    A registry that refuses only delays that comparison; serving goes on."""
     try:
         backends.registry.mark_champion(obj.spec.model.name, stable)
     except Exception as error:

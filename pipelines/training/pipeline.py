@@ -3,8 +3,8 @@
 build_training_set → (hand-off) → train_ddp → evaluate → register_model, where the
 registration runs only if it is requested (``register``), the objective passes its threshold,
 the model beats the heuristic baselines and the champion (``model_name``'s ``@champion``
-version, when there is one; docs/retrain.md "Champion/challenger") (nested ``dsl.If``s, so the
-KFP UI shows which gate stopped it).
+version, when there is one; docs/architecture.md "Champion/challenger"), in nested
+``dsl.If``s, so the KFP UI shows which gate stopped it.
 """
 
 # No `from __future__ import annotations`: KFP reads the real annotation types.

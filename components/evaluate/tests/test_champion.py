@@ -12,7 +12,9 @@ from components.evaluate.metrics import (
     BOOTSTRAP_CONFIDENCE,
     EvaluationError,
     compare,
+    metric_value,
     paired_bootstrap,
+    weighted_metric,
 )
 from components.evaluate.tests.synthetic import (
     FEATURES,
@@ -86,6 +88,20 @@ def test_the_interval_is_seeded_and_paired() -> None:
     assert paired_bootstrap("ece", labels, a, a, 50) == (0.0, 0.0)
     with pytest.raises(EvaluationError, match="minImprovement"):
         compare("auc", "test", labels, a, b, "champion", -0.1)
+
+
+@pytest.mark.parametrize("metric", ["auc", "logloss", "ece"])
+def test_the_weighted_metric_is_the_metric_of_the_repeated_rows(metric: str) -> None:
+    rng = np.random.default_rng(13)
+    labels = (rng.random(400) < 0.3).astype(np.float64)
+    scores = np.round(rng.random(400), 2)  # ties, which AUC counts one half
+    of_weights = weighted_metric(metric, labels, scores)
+    for _ in range(5):
+        index = rng.integers(0, 400, size=400)
+        weights = np.bincount(index, minlength=400).astype(np.float64)
+        assert of_weights(weights) == pytest.approx(
+            metric_value(metric, labels[index], scores[index]), abs=1e-12
+        )
 
 
 def splits() -> dict[str, pd.DataFrame]:
