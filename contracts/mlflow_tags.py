@@ -17,6 +17,13 @@ drift detector's reference), relative to the run's artifact root; the operator p
 monitor at it. ``SCORE_REFERENCE_ARTIFACT`` is where ``components/evaluate`` saves the model's
 scores on the validation window (one ``SCORE_REFERENCE_COLUMN`` column): the prediction-drift
 baseline of the version, tagged ``SCORE_REFERENCE`` on the version by register_model.
+
+Champion/challenger (docs/architecture.md "Champion/challenger"): ``CHAMPION_ALIAS`` is the
+registered-model alias the MLModel operator moves to the version it serves as stable (MLflow's
+own aliases, the ``@champion`` of https://mlflow.org/docs/latest/ml/model-registry/);
+``components/evaluate`` scores ``models:/<name>@champion`` next to the candidate. A version registered as passing carries the
+two paired-bootstrap comparisons as JSON: ``VS_CHAMPION`` (absent when there was no champion
+yet) and ``VS_BASELINE`` (the best heuristic baseline).
 """
 
 from __future__ import annotations
@@ -42,6 +49,13 @@ REFERENCE: Final = "kubeloop.io/reference"  # runs:/ URI of REFERENCE_ARTIFACT
 SCORE_REFERENCE: Final = "kubeloop.io/score-reference"  # runs:/ URI of SCORE_REFERENCE_ARTIFACT
 FEATURE_COLUMNS: Final = "kubeloop.io/feature-columns"  # JSON list
 LOGGED_MODEL_ID: Final = "kubeloop.io/logged-model-id"  # MLflow 3 logged model of the version
+# JSON {reference, version?, metric, window, candidate, referenceValue, improvement, low, high,
+# confidence, resamples, seed, minImprovement, passed} (components/evaluate Comparison).
+VS_CHAMPION: Final = "kubeloop.io/vs-champion"
+VS_BASELINE: Final = "kubeloop.io/vs-baseline"
+
+# Registered-model alias on the version an MLModel serves as stable (its production model).
+CHAMPION_ALIAS: Final = "champion"
 
 EVALUATION_PASSED: Final = "passed"
 

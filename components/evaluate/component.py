@@ -20,19 +20,23 @@ def evaluate(
     feature_columns: list = [],  # noqa: B006
     mlflow_tracking_uri: str = "",
     mlflow_run_id: str = "",
+    champion_model: str = "",
 ) -> NamedTuple(  # type: ignore[valid-type]  # noqa: UP014
     "EvaluateOutputs",
     [
         ("metrics_json", str),
         ("passes_threshold", bool),
         ("beats_baseline", bool),
+        ("beats_champion", bool),
         ("feature_columns", list),
     ],
 ):
     """Metrics (AUC, log loss, calibration) on the validation and test windows vs baselines.
 
     The model is train_ddp's artifact (an MLflow model directory at ``<model.path>/model``)
-    or, without one, ``model_uri`` (``runs:/``, ``models:/`` or a path).
+    or, without one, ``model_uri`` (``runs:/``, ``models:/`` or a path). With
+    ``champion_model`` (a registered model name), its ``@champion`` version is scored on the
+    same test window and must be beaten (paired bootstrap); none yet: baselines only.
     """
     import os
     from collections import namedtuple
@@ -52,17 +56,25 @@ def evaluate(
         feature_columns=[str(column) for column in feature_columns],
         tracking_uri=mlflow_tracking_uri or None,
         mlflow_run_id=mlflow_run_id or None,
+        champion_model=champion_model,
     )
     for key, value in report.flat_metrics().items():
         metrics.log_metric(key, value)
     print(report.objective.reason)
     EvaluateOutputs = namedtuple(
         "EvaluateOutputs",
-        ["metrics_json", "passes_threshold", "beats_baseline", "feature_columns"],
+        [
+            "metrics_json",
+            "passes_threshold",
+            "beats_baseline",
+            "beats_champion",
+            "feature_columns",
+        ],
     )
     return EvaluateOutputs(
         report_json(report),
         report.objective.passes_threshold,
         report.objective.beats_baseline,
+        report.objective.beats_champion,
         report.feature_columns,
     )

@@ -12,6 +12,15 @@ The model's scores on the validation window are saved to the run too
 (``contracts.mlflow_tags.SCORE_REFERENCE_ARTIFACT``): they are what the served version's
 scores are compared with by the monitor's prediction-drift check, so that check measures
 drift from what the model did before it was deployed, not from its first served traffic.
+
+Champion/challenger (as TFX's Evaluator blesses a model only against a baseline model,
+https://www.tensorflow.org/tfx/guide/evaluator): given the registered model's name, the current
+production model (the version under ``contracts.mlflow_tags.CHAMPION_ALIAS``, which the MLModel
+operator moves to its stable version) is scored on the same test window as the candidate, the
+freshest rows and the ones no trial was selected on. The candidate passes only if it beats the
+champion by ``objective.minImprovement`` with a paired bootstrap interval above zero, and the
+best heuristic baseline the same way (``metrics.compare``). No champion yet (a first version):
+the baseline comparison only.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from components.evaluate.metrics import (
     Baseline,
+    Comparison,
     EvaluationError,
     Scorer,
     WindowMetrics,
@@ -36,11 +47,14 @@ from components.evaluate.metrics import (
     better,
     check_binary_labels,
     check_probabilities,
+    compare,
+    metric_value,
     single_feature_baseline,
     window_metrics,
 )
 from components.validation import problems
 from contracts.mlflow_tags import (
+    CHAMPION_ALIAS,
     EVAL_METRIC_PREFIX,
     REFERENCE_DIR,
     SCORE_REFERENCE_COLUMN,
@@ -49,6 +63,8 @@ from contracts.mlflow_tags import (
 
 SPLITS = ("train", "validation", "test")
 EVALUATED_WINDOWS = ("validation", "test")
+# Where candidate, champion and baseline are compared: the freshest window, not selected on.
+COMPARISON_WINDOW = "test"
 METRICS_ARTIFACT = "evaluation/metrics.json"
 MAX_SAVED_SCORES = 50_000  # validation scores kept as the prediction-drift baseline
 Metric = Literal["auc", "logloss", "ece"]
@@ -71,6 +87,9 @@ class Objective(BaseModel):
     goal: Literal["maximize", "minimize"] | None = None
     threshold: float | None = None
     window: Literal["validation", "test"] = "validation"
+    # How much better than the champion and the best baseline (point estimate, in the metric's
+    # units) the candidate must be, on top of a paired bootstrap interval above zero.
+    min_improvement: float = Field(default=0.0, ge=0.0, alias="minImprovement")
 
     @model_validator(mode="after")
     def _goal_matches_metric(self) -> Objective:
@@ -97,6 +116,8 @@ class ObjectiveReport(BaseModel):
     baseline: str | None
     baseline_value: float | None
     beats_baseline: bool
+    # True without a champion (a first version): only the baselines are compared then.
+    beats_champion: bool = True
     passed: bool
     reason: str
 
@@ -108,6 +129,9 @@ class EvaluationReport(BaseModel):
     windows: dict[str, WindowMetrics]
     baselines: list[BaselineReport]
     objective: ObjectiveReport
+    # Paired bootstrap comparisons on COMPARISON_WINDOW (metrics.compare).
+    vs_champion: Comparison | None = None
+    vs_baseline: Comparison | None = None
     # The model's scores per evaluated window (kept out of metrics.json and the KFP output).
     scores: dict[str, list[float]] = Field(default_factory=dict, exclude=True)
 
@@ -122,6 +146,14 @@ class EvaluationReport(BaseModel):
         best = self.objective.baseline_value
         if best is not None:
             flat[f"baseline_{self.objective.window}_{self.objective.metric}"] = best
+        for name, comparison in (
+            ("vs_champion", self.vs_champion),
+            ("vs_baseline", self.vs_baseline),
+        ):
+            for key in ("improvement", "low", "high"):
+                figure = getattr(comparison, key) if comparison is not None else None
+                if figure is not None:
+                    flat[f"{name}_{key}"] = figure
         return flat
 
 
@@ -164,8 +196,15 @@ def impute(frame: pd.DataFrame, features: Sequence[str], means: pd.Series) -> pd
 
 
 def assess_objective(
-    objective: Objective, windows: dict[str, WindowMetrics], baselines: list[BaselineReport]
+    objective: Objective,
+    windows: dict[str, WindowMetrics],
+    baselines: list[BaselineReport],
+    vs_baseline: Comparison | None = None,
+    vs_champion: Comparison | None = None,
 ) -> ObjectiveReport:
+    """Threshold and baselines on the objective's window (point estimates); with comparisons,
+    the baseline must also be beaten on the comparison window with an interval above zero,
+    and the champion (when there is one) the same way."""
     metric, window = objective.metric, objective.window
     value = windows[window].value(metric)
     candidates = [
@@ -185,6 +224,16 @@ def assess_objective(
     )
     beats = value is not None and (best_baseline is None or better(metric, value, best_baseline[1]))
     reason = _reason(objective, value, passes, beats, best_baseline)
+    point_ok = passes and beats
+    comparisons = [c for c in (vs_baseline, vs_champion) if c is not None]
+    failed = [c.reason for c in comparisons if not c.passed]
+    if vs_baseline is not None:
+        beats = beats and vs_baseline.passed
+    beats_champion = vs_champion is None or vs_champion.passed
+    if failed:
+        reason = "; ".join([*([] if point_ok else [reason]), *failed])
+    elif point_ok and comparisons:
+        reason = "; ".join([reason, *(c.reason for c in comparisons)])
     return ObjectiveReport(
         metric=metric,
         goal=GOALS[metric],
@@ -195,7 +244,8 @@ def assess_objective(
         baseline=best_baseline[0] if best_baseline else None,
         baseline_value=best_baseline[1] if best_baseline else None,
         beats_baseline=beats,
-        passed=passes and beats,
+        beats_champion=beats_champion,
+        passed=passes and beats and beats_champion,
         reason=reason,
     )
 
@@ -221,14 +271,25 @@ def _reason(
     return "; ".join(parts) or f"{label} {value:.4f} passes the objective and beats the baselines"
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The production model to beat: its registered version, scorer and input columns."""
+
+    version: str
+    score: Scorer
+    input_columns: list[str]
+
+
 def evaluate_frames(
     splits: dict[str, pd.DataFrame],
     label_column: str,
     feature_columns: Sequence[str],
     score: Scorer,
     objective: Objective,
+    champion: Champion | None = None,
 ) -> EvaluationReport:
-    """Core: metrics of ``score`` and of the baselines on the evaluated windows."""
+    """Core: metrics of ``score`` and of the baselines on the evaluated windows, and the
+    paired comparisons with the best baseline and the champion on COMPARISON_WINDOW."""
     if not feature_columns:
         raise EvaluationError("feature_columns is empty: the model's input features are unknown")
     labels = {}
@@ -265,14 +326,69 @@ def evaluate_frames(
         BaselineReport(name=b.name, description=b.description, windows=baseline_windows[b.name])
         for b in baselines
     ]
+    vs_baseline, vs_champion = _comparisons(
+        splits, labels, feature_columns, baselines, champion, objective, window_scores
+    )
     return EvaluationReport(
         label_column=label_column,
         feature_columns=list(feature_columns),
         windows=windows,
         baselines=reports,
-        objective=assess_objective(objective, windows, reports),
+        objective=assess_objective(objective, windows, reports, vs_baseline, vs_champion),
+        vs_champion=vs_champion,
+        vs_baseline=vs_baseline,
         scores=window_scores,
     )
+
+
+def _comparisons(
+    splits: dict[str, pd.DataFrame],
+    labels: dict[str, np.ndarray],
+    feature_columns: Sequence[str],
+    baselines: list[Baseline],
+    champion: Champion | None,
+    objective: Objective,
+    window_scores: dict[str, list[float]],
+) -> tuple[Comparison, Comparison | None]:
+    """The candidate against the best baseline (by point value on the window, the hardest
+    one) and against the champion, all on the same COMPARISON_WINDOW rows."""
+    window, metric = COMPARISON_WINDOW, objective.metric
+    frame, truth = splits[window], labels[window]
+    candidate = np.asarray(window_scores[window], dtype=np.float64)
+    hardest: tuple[str, np.ndarray] | None = None
+    hardest_value: float | None = None
+    for baseline in baselines:
+        scores = check_probabilities(baseline.score(frame), f"baseline {baseline.name}")
+        value = metric_value(metric, truth, scores)
+        if hardest is None or (
+            value is not None and (hardest_value is None or better(metric, value, hardest_value))
+        ):
+            hardest, hardest_value = (baseline.name, scores), value
+    assert hardest is not None  # the base rate is always there
+    minimum = objective.min_improvement
+    vs_baseline = compare(metric, window, truth, candidate, hardest[1], hardest[0], minimum)
+    if champion is None:
+        return vs_baseline, None
+    columns = champion.input_columns or list(feature_columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise EvaluationError(
+            f"the champion (version {champion.version}) reads columns {missing} that the "
+            f"{window} split lacks: it cannot be scored on the same rows (move the "
+            f"{CHAMPION_ALIAS!r} alias or retrain on its features)"
+        )
+    check_columns(frame, columns, window)
+    champion_means = splits["train"][columns].astype(np.float64).mean()
+    scores = champion.score(impute(frame, columns, champion_means)) if len(frame) else np.empty(0)
+    scores = check_probabilities(scores, f"champion {window}")
+    if scores.size != len(frame):
+        raise EvaluationError(
+            f"the champion returned {scores.size} scores for {len(frame)} {window} rows"
+        )
+    vs_champion = compare(
+        metric, window, truth, candidate, scores, "champion", minimum, champion.version
+    )
+    return vs_baseline, vs_champion
 
 
 def resolve_download_uri(model_uri: str, tracking_uri: str | None) -> str:
@@ -318,6 +434,31 @@ class ModelScorer:
         return np.asarray(predictions, dtype=np.float64).reshape(-1)
 
 
+def champion_version(registered_model: str, tracking_uri: str | None) -> str | None:
+    """The version under CHAMPION_ALIAS, or None when the model or the alias does not exist
+    yet (no version has been served as stable: a first version)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        return str(client.get_model_version_by_alias(registered_model, CHAMPION_ALIAS).version)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def load_champion(registered_model: str, tracking_uri: str | None) -> Champion | None:
+    if not registered_model or not tracking_uri:  # no registry: nothing is in production
+        return None
+    version = champion_version(registered_model, tracking_uri)
+    if version is None:
+        return None
+    scorer = ModelScorer(f"models:/{registered_model}/{version}", tracking_uri)
+    return Champion(version=version, score=scorer, input_columns=scorer.input_columns)
+
+
 def log_to_mlflow(report: EvaluationReport, tracking_uri: str, run_id: str) -> None:
     """Metrics and the full report on the training run, so the registry shows them too."""
     from mlflow import MlflowClient
@@ -357,13 +498,16 @@ def evaluate(
     feature_columns: Sequence[str] = (),
     tracking_uri: str | None = None,
     mlflow_run_id: str | None = None,
+    champion_model: str = "",
 ) -> EvaluationReport:
-    """Load splits and model, evaluate, and log to the MLflow run when one is given."""
+    """Load splits and model (and the champion of the registered model ``champion_model``,
+    when it has one), evaluate, and log to the MLflow run when one is given."""
     parsed_objective = parse_objective(objective)
     splits = {split: read_split(training_set_dir, split) for split in SPLITS}
     scorer = ModelScorer(model_uri, tracking_uri or None)
     features = list(feature_columns) or scorer.input_columns
-    report = evaluate_frames(splits, label_column, features, scorer, parsed_objective)
+    champion = load_champion(champion_model, tracking_uri or None)
+    report = evaluate_frames(splits, label_column, features, scorer, parsed_objective, champion)
     report.model_uri = model_uri
     if tracking_uri and mlflow_run_id:
         log_to_mlflow(report, tracking_uri, mlflow_run_id)

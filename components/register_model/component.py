@@ -25,6 +25,7 @@ def register_model(
     retrain_reason: str = "",
     drift_report: str = "",
     retrain_requested_at: str = "",
+    evaluation_json: str = "",
     model_artifact_path: str = "model",
     sample_rows: int = 5000,
 ) -> NamedTuple(  # type: ignore[valid-type]  # noqa: UP014
@@ -34,7 +35,11 @@ def register_model(
     """MLflow model version from the run's model, with lineage tags and a drift reference."""
     from collections import namedtuple
 
-    from components.register_model.impl import Lineage, register_from_training_set
+    from components.register_model.impl import (
+        Lineage,
+        comparison_lineage,
+        register_from_training_set,
+    )
     from components.register_model.impl import code_version as current_code_version
 
     lineage = Lineage(
@@ -48,6 +53,8 @@ def register_model(
         retrain_reason=retrain_reason,
         drift_report=drift_report,
         retrain_requested_at=retrain_requested_at,
+        # The champion/challenger figures of the evaluation that let it through.
+        **comparison_lineage(evaluation_json),
     )
     registration = register_from_training_set(
         tracking_uri=mlflow_tracking_uri,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from contracts import mlflow_tags as tag
 from contracts.mlflow_tags import (
@@ -62,6 +63,10 @@ class Lineage(BaseModel):
     retrain_reason: str = ""
     drift_report: str = ""
     retrain_requested_at: str = ""
+    # Champion/challenger figures (camelCase JSON, see comparison_lineage): the paired
+    # comparison with the champion (empty when there was none yet) and with the best baseline.
+    vs_champion: str = ""
+    vs_baseline: str = ""
 
     def tags(self) -> dict[str, str]:
         values = {
@@ -76,6 +81,8 @@ class Lineage(BaseModel):
             tag.RETRAIN_REASON: self.retrain_reason,
             tag.DRIFT_REPORT: self.drift_report,
             tag.RETRAIN_REQUESTED_AT: self.retrain_requested_at,
+            tag.VS_CHAMPION: self.vs_champion,
+            tag.VS_BASELINE: self.vs_baseline,
         }
         return {key: value for key, value in values.items() if value}
 
@@ -95,6 +102,27 @@ def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"not JSON serializable: {value!r}")
+
+
+def comparison_lineage(evaluation_json: str) -> dict[str, str]:
+    """``vs_champion``/``vs_baseline`` lineage from an evaluation report (components/evaluate's
+    ``metrics_json``): each comparison as camelCase JSON, the form the Experiment's status and
+    the operator's registration use too; absent comparisons are left out."""
+    if not evaluation_json.strip():
+        return {}
+    try:
+        report = json.loads(evaluation_json)
+    except json.JSONDecodeError as error:
+        raise RegistrationError(f"evaluation_json is not JSON: {error}") from None
+    lineage = {}
+    for key in ("vs_champion", "vs_baseline"):
+        comparison = report.get(key) if isinstance(report, dict) else None
+        if isinstance(comparison, dict):
+            camel = {to_camel(name): value for name, value in comparison.items()}
+            lineage[key] = json.dumps(
+                {k: v for k, v in camel.items() if v is not None}, sort_keys=True
+            )
+    return lineage
 
 
 def code_version(repo_dir: str | Path | None = None) -> str:

@@ -185,6 +185,15 @@ class Objective(ApiModel):
     threshold: float | None = Field(
         default=None, description="The best trial is registered only if it passes this."
     )
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Champion/challenger: how much better (in the metric's units, point "
+        "estimate on the test window) the best trial must be than the champion (the version "
+        "an MLModel serves as stable, alias `champion` of register.model) and than the best "
+        "heuristic baseline; each improvement's paired bootstrap interval must also lie above "
+        "zero. No champion yet: only the baseline.",
+    )
 
 
 class Register(ApiModel):
@@ -227,6 +236,30 @@ class TrialState(StrEnum):
     FAILED = "Failed"
 
 
+class Comparison(ApiModel):
+    """The candidate against one reference model on the same test rows (paired bootstrap);
+    the same fields as the version's MLflow tags kubeloop.io/vs-champion and vs-baseline."""
+
+    reference: str = Field(description="`champion` or the heuristic baseline's name.")
+    version: str | None = Field(default=None, description="The champion's registered version.")
+    metric: str
+    window: str
+    rows: int = Field(ge=0)
+    candidate: float | None = None
+    reference_value: float | None = None
+    improvement: float | None = Field(
+        default=None, description="Candidate minus reference, oriented: positive is better."
+    )
+    low: float | None = None
+    high: float | None = None
+    confidence: float
+    resamples: int
+    seed: int
+    min_improvement: float
+    passed: bool
+    reason: str
+
+
 class Trial(ApiModel):
     name: str
     params: dict[str, str] = Field(default_factory=dict)
@@ -234,6 +267,9 @@ class Trial(ApiModel):
     run_url: str | None = None
     mlflow_run_id: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    # Champion/challenger figures of the trial's evaluation (kept for rejected trials too).
+    vs_champion: Comparison | None = None
+    vs_baseline: Comparison | None = None
     state: TrialState = TrialState.PENDING
     message: str | None = None
 
@@ -243,6 +279,10 @@ class BestTrial(ApiModel):
     metric: str
     value: float
     baseline: float | None = None
+    vs_champion: Comparison | None = Field(
+        default=None, description="Against the champion; absent when there was none yet."
+    )
+    vs_baseline: Comparison | None = None
 
 
 class DataWindow(ApiModel):

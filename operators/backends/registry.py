@@ -15,14 +15,15 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict
 
 from contracts.kserve_runtime import STORAGE_PREFIXES, kserve_can_fetch
-from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
 from contracts.mlflow_tags import (
+    CHAMPION_ALIAS,
     EVALUATION_PASSED,
     REFERENCE_ARTIFACT,
     REFERENCE_DIR,
     SCORE_REFERENCE_ARTIFACT,
     VALIDATION_METRICS,
 )
+from contracts.mlflow_tags import EVALUATION as EVALUATION_TAG
 from operators.api.mlmodel import ModelRef
 
 if TYPE_CHECKING:
@@ -119,6 +120,8 @@ class ModelRegistry(Protocol):
 
     def score_reference_uri(self, run_id: str | None) -> str | None: ...
 
+    def mark_champion(self, name: str, version: str) -> None: ...
+
 
 def describe_ref(ref: ModelRef) -> str:
     if ref.version is not None:
@@ -155,6 +158,7 @@ class MlflowRegistry:
         self._validation: dict[tuple[str, str], float] = {}
         self._validation_missing: dict[tuple[str, str], float] = {}  # -> when last asked
         self._score_references: dict[str, str | None] = {}
+        self._champions: dict[str, str] = {}  # registered model -> version last marked
 
     @classmethod
     def from_uri(
@@ -214,6 +218,16 @@ class MlflowRegistry:
             run_id=found.run_id or None,
             tags=dict(found.tags or {}),
         )
+
+    def mark_champion(self, name: str, version: str) -> None:
+        """Move the registered model's CHAMPION_ALIAS to ``version`` (the MLModel's stable
+        version): what the training pipeline's evaluate step scores as the champion every
+        candidate must beat (docs/architecture.md "Champion/challenger"). Asked once per
+        change (the timer runs every few seconds); after a restart, once more."""
+        if self._champions.get(name) == version:
+            return
+        self.client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        self._champions[name] = version
 
     def run_id_of(self, name: str, version: str) -> str | None:
         """The run that produced a model version (cached); None when it has none."""

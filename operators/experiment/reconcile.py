@@ -204,6 +204,9 @@ def observe_trial(trial: Trial, run: RunStatus, metric: str) -> Trial:
                 "run_url": run.url,
                 "mlflow_run_id": str(run.outputs.get("mlflow_run_id") or "") or None,
                 "metrics": metrics,
+                **planning.trial_comparisons(
+                    json.loads(str(run.outputs.get("metrics_json") or "{}"))
+                ),
                 "message": None,
             }
         )
@@ -337,9 +340,10 @@ def registered(
 
 def not_registered(status: ExperimentStatus, why: str, generation: int | None) -> ExperimentStatus:
     status = status.model_copy(update={"phase": ExperimentPhase.SUCCEEDED})
-    status = with_condition(status, "Registered", "False", "ObjectiveNotMet", why, generation)
+    reason = planning.refusal_reason(status.best)  # ChampionNotBeaten, BaselineNotBeaten...
+    status = with_condition(status, "Registered", "False", reason, why, generation)
     if status.registered_version is None:
-        status = with_condition(status, "Ready", "False", "ObjectiveNotMet", why, generation)
+        status = with_condition(status, "Ready", "False", reason, why, generation)
     return status
 
 

@@ -310,7 +310,11 @@ def trial_params(
         "split": core.trial_split(spec, status),
         "training_set_dir": training_set_dir(backends, obj, trial),
         "model_name": spec.registration.model,
-        "objective": {"metric": spec.objective.metric, "threshold": spec.objective.threshold},
+        "objective": {
+            "metric": spec.objective.metric,
+            "threshold": spec.objective.threshold,
+            "minImprovement": spec.objective.min_improvement,
+        },
         "register": False,
         "experiment": obj.name,
         "trial": trial.name,
@@ -411,6 +415,7 @@ def register_best(
             # Only a best trial that passed registration_verdict() gets this far.
             "evaluation": EVALUATION_PASSED,
             **core.retrain_lineage(status),
+            **planning.comparison_lineage(status.best),
         }
         registration = backends.registrar(
             backends.tracking_uri,

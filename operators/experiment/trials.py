@@ -1,4 +1,6 @@
-"""Pure trial planning for an Experiment: the trial set, what to launch next, the best trial."""
+"""Pure trial planning for an Experiment: the trial set, what to launch next, the best trial,
+and whether it may be registered (objective, baselines, and the champion: docs/architecture.md
+"Champion/challenger")."""
 
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import math
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from operators.api.common import parse_duration
 from operators.api.experiment import (
     BestTrial,
+    Comparison,
     Goal,
     Objective,
     ParameterType,
@@ -129,6 +133,8 @@ def pick_best(trials: Sequence[Trial], objective: Objective) -> BestTrial | None
         metric=objective.metric,
         value=best.metrics[objective.metric],
         baseline=best.metrics.get(baseline_key),
+        vs_champion=best.vs_champion,
+        vs_baseline=best.vs_baseline,
     )
 
 
@@ -148,7 +154,42 @@ def registration_verdict(best: BestTrial | None, objective: Objective) -> tuple[
             False,
             f"best {best.metric}={best.value:.4f} does not beat baseline {best.baseline:.4f}",
         )
-    return True, f"best {best.trial}: {best.metric}={best.value:.4f}"
+    for comparison in (best.vs_baseline, best.vs_champion):
+        if comparison is not None and not comparison.passed:
+            return False, f"best {best.trial}: {comparison.reason}"
+    champion = best.vs_champion
+    versus = f", beats champion version {champion.version}" if champion else ", no champion yet"
+    return True, f"best {best.trial}: {best.metric}={best.value:.4f}{versus}"
+
+
+def refusal_reason(best: BestTrial | None) -> str:
+    """The Registered=False reason for a best trial registration_verdict() refused."""
+    if best is not None and best.vs_champion is not None and not best.vs_champion.passed:
+        return "ChampionNotBeaten"
+    if best is not None and best.vs_baseline is not None and not best.vs_baseline.passed:
+        return "BaselineNotBeaten"
+    return "ObjectiveNotMet"
+
+
+def trial_comparisons(report: dict[str, Any]) -> dict[str, Comparison | None]:
+    """The champion/challenger figures of a trial's evaluation report (components/evaluate:
+    ``vs_champion``, ``vs_baseline``; absent from reports written before them)."""
+    return {
+        key: Comparison.model_validate(report[key]) if isinstance(report.get(key), dict) else None
+        for key in ("vs_champion", "vs_baseline")
+    }
+
+
+def comparison_lineage(best: BestTrial) -> dict[str, str]:
+    """The registered version's vs-champion / vs-baseline tags (camelCase JSON, as in status)."""
+    return {
+        key: json.dumps(comparison.to_k8s(), sort_keys=True)
+        for key, comparison in (
+            ("vs_champion", best.vs_champion),
+            ("vs_baseline", best.vs_baseline),
+        )
+        if comparison is not None
+    }
 
 
 def split_windows(split: Split, data_end: datetime) -> dict[str, datetime]:

@@ -263,6 +263,16 @@ def _stable_ready(
     return isvc_ready(found)
 
 
+def _mark_champion(backends: ServingBackends, obj: MLModel, stable: str) -> None:
+    """The stable version is the registered model's champion (alias in the registry), which
+    the Experiment's next candidates must beat (docs/architecture.md "Champion/challenger").
+    A registry that refuses only delays that comparison; serving goes on."""
+    try:
+        backends.registry.mark_champion(obj.spec.model.name, stable)
+    except Exception as error:
+        log.warning("could not mark %s version %s as champion: %s", obj.name, stable, error)
+
+
 def observe_and_step(
     backends: ServingBackends, obj: MLModel, now: datetime
 ) -> Outcome[MLModelStatus]:
@@ -275,6 +285,8 @@ def observe_and_step(
     isvcs = _ensure_isvcs(backends, obj, spec, core.versions_needed(before, desired), resolved)
     result, opened = _tick_if_due(backends, obj, spec, desired, isvcs, now)
     after = result.state
+    if after.stable_version is not None:
+        _mark_champion(backends, obj, after.stable_version)
     url = _apply_traffic(backends, obj, after)
     if after.stable_version is not None:
         backends.objects.delete_isvcs_except(owner_of(obj), core.versions_needed(after, desired))

@@ -1,9 +1,10 @@
 """KFP pipeline ``training``: one trial of an Experiment.
 
 build_training_set → (hand-off) → train_ddp → evaluate → register_model, where the
-registration runs only if it is requested (``register``), the objective passes its threshold
-and the model beats the heuristic baselines (nested ``dsl.If``s, so the KFP UI shows which gate
-stopped it).
+registration runs only if it is requested (``register``), the objective passes its threshold,
+the model beats the heuristic baselines and the champion (``model_name``'s ``@champion``
+version, when there is one; docs/architecture.md "Champion/challenger"), in nested
+``dsl.If``s, so the KFP UI shows which gate stopped it.
 """
 
 # No `from __future__ import annotations`: KFP reads the real annotation types.
@@ -110,11 +111,13 @@ def training(
         feature_columns=handoff.outputs["feature_columns"],
         mlflow_tracking_uri=mlflow_tracking_uri,
         mlflow_run_id=trained.outputs["mlflow_run_id"],
+        champion_model=model_name,
     ).set_display_name("evaluate")
     with (
         dsl.If(register == True, name="registration-requested"),  # noqa: E712 - KFP condition
         dsl.If(evaluated.outputs["passes_threshold"] == True, name="passes-threshold"),  # noqa: E712
         dsl.If(evaluated.outputs["beats_baseline"] == True, name="beats-baseline"),  # noqa: E712
+        dsl.If(evaluated.outputs["beats_champion"] == True, name="beats-champion"),  # noqa: E712
     ):
         register_model(
             mlflow_tracking_uri=mlflow_tracking_uri,
@@ -132,6 +135,7 @@ def training(
             retrain_reason=retrain_reason,
             drift_report=drift_report,
             retrain_requested_at=retrain_requested_at,
+            evaluation_json=evaluated.outputs["metrics_json"],
         ).set_display_name("register-model")
     return TrainingOutputs(
         evaluated.outputs["metrics_json"],

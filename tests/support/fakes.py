@@ -94,6 +94,7 @@ class FakeRegistry:
         # (version, primary metric name) -> offline validation figure
         self.validation: dict[tuple[str, str], float] = {}
         self.validation_error: Exception | None = None  # only validation_metric fails
+        self.champions: dict[str, str] = {}  # registered model -> version under @champion
 
     def _check(self) -> None:
         if self.down is not None:
@@ -124,6 +125,10 @@ class FakeRegistry:
 
     def score_reference_uri(self, run_id: str | None) -> str | None:
         return None
+
+    def mark_champion(self, name: str, version: str) -> None:
+        self._check()
+        self.champions[name] = version
 
 
 class FakeMonitor:

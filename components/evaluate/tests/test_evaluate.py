@@ -158,6 +158,17 @@ def test_evaluate_real_mlflow_model_and_logs_to_run(mlflow_sqlite: str, tmp_path
     assert located is not None and located.endswith(SCORE_REFERENCE_ARTIFACT)
     assert registry.score_reference_uri(None) is None
 
+    # Champion/challenger on a real registry: no alias yet, then the MLModel operator's
+    # registry client marks the version champion, and the same model no longer passes.
+    first = evaluate(dataset, model_uri, LABEL, {}, (), mlflow_sqlite, champion_model="scored")
+    assert first.vs_champion is None and first.objective.passed
+    registry.mark_champion("scored", registration.version)
+    against = evaluate(dataset, model_uri, LABEL, {}, (), mlflow_sqlite, champion_model="scored")
+    assert against.vs_champion is not None
+    assert against.vs_champion.version == registration.version
+    assert against.vs_champion.improvement == 0.0 and not against.vs_champion.passed
+    assert not against.objective.passed and not against.objective.beats_champion
+
 
 def test_scores_of_the_evaluated_windows_stay_out_of_the_report_json() -> None:
     data = splits()

@@ -142,3 +142,28 @@ def test_retrain_lineage_becomes_tags_only_when_set() -> None:
     assert retrained["kubeloop.io/retrain-requested-at"] == "2026-03-01T10:00:00+00:00"
     first = LINEAGE.tags()
     assert not {k for k in first if "retrain" in k or "drift" in k}
+
+
+def test_champion_and_baseline_comparisons_become_camel_case_tags() -> None:
+    from components.register_model.impl import comparison_lineage
+    from contracts.mlflow_tags import VS_BASELINE, VS_CHAMPION
+
+    report = {
+        "vs_champion": {"reference": "champion", "version": "2", "reference_value": 0.7},
+        "vs_baseline": {"reference": "base_rate", "version": None, "min_improvement": 0.01},
+    }
+    lineage = comparison_lineage(json.dumps(report))
+    tags = Lineage(**lineage).tags()
+    assert json.loads(tags[VS_CHAMPION]) == {
+        "reference": "champion",
+        "version": "2",
+        "referenceValue": 0.7,
+    }
+    assert json.loads(tags[VS_BASELINE]) == {"reference": "base_rate", "minImprovement": 0.01}
+    # No champion yet: only the baseline's tag.
+    first = comparison_lineage(json.dumps({"vs_champion": None, "vs_baseline": {"passed": True}}))
+    first_tags = Lineage(**first).tags()
+    assert VS_BASELINE in first_tags and VS_CHAMPION not in first_tags
+    assert comparison_lineage("") == {}
+    with pytest.raises(RegistrationError, match="evaluation_json is not JSON"):
+        comparison_lineage("{")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from operators.api.experiment import Objective, Search, Split, Trial, TrialState
+from operators.api.experiment import Comparison, Objective, Search, Split, Trial, TrialState
 from operators.experiment import trials as t
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
@@ -91,6 +92,66 @@ def test_best_trial_and_registration_gate() -> None:
         False,
         "no trial succeeded with the objective metric",
     )
+
+
+def _versus(reference: str, improvement: float, low: float, version: str | None = None) -> dict:
+    """A comparison as components/evaluate writes it into the report (snake_case)."""
+    return {
+        "reference": reference,
+        "version": version,
+        "metric": "auc",
+        "window": "test",
+        "rows": 500,
+        "candidate": 0.8,
+        "reference_value": 0.8 - improvement,
+        "improvement": improvement,
+        "low": low,
+        "high": improvement + (improvement - low),
+        "confidence": 0.95,
+        "resamples": 1000,
+        "seed": 0,
+        "min_improvement": 0.0,
+        "passed": low > 0 and improvement >= 0,
+        "reason": f"improvement {improvement:+.4f} vs {reference}",
+    }
+
+
+def _compared(champion: dict | None, baseline: dict) -> Trial:
+    report = {"vs_champion": champion, "vs_baseline": baseline}
+    return _done("b", 0.8).model_copy(update=t.trial_comparisons(report))
+
+
+def test_champion_and_baseline_comparisons_gate_registration() -> None:
+    objective = Objective(metric="auc", goal="maximize")
+    beats_baseline = _versus("single_feature:x", 0.1, 0.05)
+    # The champion not beaten: refused, with the reason the condition carries.
+    tie = _compared(_versus("champion", 0.001, -0.02, "3"), beats_baseline)
+    assert isinstance(tie.vs_champion, Comparison) and tie.vs_champion.version == "3"
+    best = t.pick_best([tie], objective)
+    assert best is not None and best.vs_champion == tie.vs_champion
+    ok, why = t.registration_verdict(best, objective)
+    assert not ok and "vs champion" in why
+    assert t.refusal_reason(best) == "ChampionNotBeaten"
+    # The champion beaten but not the baseline's interval: BaselineNotBeaten.
+    weak = _compared(_versus("champion", 0.05, 0.01, "3"), _versus("base_rate", 0.01, -0.01))
+    best = t.pick_best([weak], objective)
+    assert not t.registration_verdict(best, objective)[0]
+    assert t.refusal_reason(best) == "BaselineNotBeaten"
+    # Both beaten: registered; both figures go to the version's tags as camelCase JSON.
+    good = _compared(_versus("champion", 0.05, 0.01, "3"), beats_baseline)
+    best = t.pick_best([good], objective)
+    assert best is not None
+    ok, why = t.registration_verdict(best, objective)
+    assert ok and "beats champion version 3" in why
+    tags = t.comparison_lineage(best)
+    assert json.loads(tags["vs_champion"])["referenceValue"] == pytest.approx(0.75)
+    assert json.loads(tags["vs_baseline"])["reference"] == "single_feature:x"
+    # No champion yet (a first version): the baseline comparison only.
+    first = t.pick_best([_compared(None, beats_baseline)], objective)
+    assert first is not None and first.vs_champion is None
+    assert t.registration_verdict(first, objective)[0]
+    assert set(t.comparison_lineage(first)) == {"vs_baseline"}
+    assert t.refusal_reason(t.pick_best([_done("a", 0.5)], objective)) == "ObjectiveNotMet"
 
 
 def test_split_windows_are_time_ordered() -> None:

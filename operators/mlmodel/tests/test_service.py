@@ -55,6 +55,15 @@ def test_first_version_serves() -> None:
     assert dict(objects.creates) == {"churn-v1": 1}
 
 
+def test_the_stable_version_is_marked_champion_in_the_registry() -> None:
+    registry = FakeRegistry("churn", ["1"])
+    serving, _ = backends(registry)
+    obj = FakeObject(MLMODEL, mlmodel())
+    for _ in range(3):
+        tick(obj, serving)
+    assert obj.status.stable_version == "1" and registry.champions == {"churn": "1"}
+
+
 def test_registry_unavailable_then_back() -> None:
     registry = FakeRegistry("churn", ["1"])
     registry.down = ConnectionError("MLflow at fake:// is unavailable")

@@ -9,7 +9,7 @@ def test_graph_order_and_registration_gates() -> None:
     assert tasks["training-set-handoff"]["dependentTasks"] == ["build-training-set"]
     assert tasks["train-ddp"]["dependentTasks"] == ["training-set-handoff"]
     assert sorted(tasks["evaluate"]["dependentTasks"]) == ["train-ddp", "training-set-handoff"]
-    # register_model sits under three nested conditions: requested, threshold, baseline.
+    # register_model sits under four nested conditions: requested, threshold, baseline, champion.
     conditions = []
     component = spec["components"][tasks["condition-1"]["componentRef"]["name"]]
     conditions.append(tasks["condition-1"]["triggerPolicy"]["condition"])
@@ -20,7 +20,13 @@ def test_graph_order_and_registration_gates() -> None:
     assert "register" in conditions[0]
     assert "passes_threshold" in conditions[1] and "== true" in conditions[1]
     assert "beats_baseline" in conditions[2] and "== true" in conditions[2]
+    assert "beats_champion" in conditions[3] and "== true" in conditions[3]
+    # evaluate scores the registered model's champion; registration tags its figures.
+    evaluate_inputs = tasks["evaluate"]["inputs"]["parameters"]
+    assert evaluate_inputs["champion_model"]["componentInputParameter"] == "model_name"
     register_inputs = component["dag"]["tasks"]["register-model"]["inputs"]["parameters"]
+    evaluation = register_inputs["evaluation_json"]["componentInputParameter"]
+    assert evaluation == "pipelinechannel--evaluate-metrics_json"  # evaluate's report
     assert register_inputs["kfp_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
 
 
