@@ -105,3 +105,20 @@ def test_feast_and_spark_methods_write_identical_splits(
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
     train = pd.read_parquet(tmp_path / "feast" / "train")
     assert (train["event_timestamp"] < pd.Timestamp("2026-01-05T10:00:00Z")).all()
+
+
+def test_auto_is_duckdb_on_one_node_and_writes_feasts_splits(
+    inputs: tuple[dict, list[dict]], tmp_path: Path
+) -> None:
+    labels, views = inputs
+    feast = build_training_set(labels, views, SPLIT, str(tmp_path / "feast"), method="feast")
+    auto = build_training_set(labels, views, SPLIT, str(tmp_path / "auto"))
+    assert auto.method == "duckdb"
+    assert auto.rows == feast.rows and auto.windows == feast.windows
+    for name in ("train", "validation", "test"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "auto" / name), pd.read_parquet(tmp_path / "feast" / name)
+        )
+    # Beyond the memory budget auto goes to Spark (the choice itself: components/engines.py).
+    with pytest.raises(TrainingSetError, match="engine 'polars' is not one of"):
+        build_training_set(labels, views, SPLIT, str(tmp_path / "x"), method="polars")  # type: ignore[arg-type]
