@@ -53,7 +53,11 @@ def backfill_duckdb(
     con: Any = None,
 ) -> int:
     """Backfill ``[start, end)`` into ``output_path`` (local) with DuckDB; returns rows written."""
-    from components.spark_feature_backfill.impl import BackfillError, check_source_exists
+    from components.spark_feature_backfill.impl import (
+        BackfillError,
+        DuckDBSqlError,
+        check_source_exists,
+    )
 
     definition = parse_feature_view(feature_view)
     window_start, window_end = parse_window(start, end, BackfillError)
@@ -70,7 +74,7 @@ def backfill_duckdb(
             con.execute(f"CREATE OR REPLACE TEMP VIEW __kubeloop_transformed AS {sql}")
             described = con.execute("DESCRIBE __kubeloop_transformed").fetchall()
         except Exception as err:  # duckdb.Error: binder/parser errors name the column
-            raise BackfillError(
+            raise DuckDBSqlError(
                 f"SQL error in transformation.sql (DuckDB, transpiled from Spark SQL): "
                 f"{str(err).splitlines()[0]}; if the SQL runs on Spark, set spec.engine: spark"
             ) from None

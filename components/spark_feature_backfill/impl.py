@@ -77,6 +77,10 @@ class BackfillError(ValueError):
     """The backfill cannot run on this input; the message names the problem."""
 
 
+class DuckDBSqlError(BackfillError):
+    """DuckDB rejected the transpiled SQL: the SQL is wrong, or the translation is."""
+
+
 def run_backfill(
     feature_view: dict[str, Any],
     start: str | datetime,
@@ -111,9 +115,14 @@ def run_backfill(
             raise BackfillError(
                 f"engine duckdb writes local paths only, not {output_path!r}; use engine spark"
             )
-        return backfill_duckdb(
-            definition, window[0], window[1], _local(output_path), memory_budget_mb
-        )
+        try:
+            return backfill_duckdb(
+                definition, window[0], window[1], _local(output_path), memory_budget_mb
+            )
+        except DuckDBSqlError:
+            if engine != "auto":
+                raise
+            # auto: Spark is the reference for Spark SQL; it runs the SQL or names the error.
     session = spark_session(
         spark_master, spark_conf, app_name=f"kubeloop-backfill-{definition.name}"
     )

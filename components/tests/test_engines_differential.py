@@ -31,7 +31,7 @@ from components.build_training_set.pit_duckdb import connect
 from components.build_training_set.spec import FeatureRequest, LabelSpec
 from components.build_training_set.tests.reference import reference_join
 from components.spark_feature_backfill.duckdb_backfill import backfill_duckdb
-from components.spark_feature_backfill.impl import BackfillError, backfill
+from components.spark_feature_backfill.impl import BackfillError, backfill, run_backfill
 from kubeloop.sampledata.feature_views import item_pricing_view, user_activity_view
 from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 
@@ -366,3 +366,18 @@ def test_untranspilable_sql_names_engine_spark(events: str, tmp_path: Path) -> N
     unknown = {**view, "transformation": {"sql": "SELECT user_id, nope FROM source"}}
     with pytest.raises(BackfillError, match=r"SQL error in transformation.sql .*nope"):
         backfill_duckdb(unknown, "2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z", str(tmp_path))
+
+
+def test_auto_lets_spark_judge_sql_duckdb_rejects(
+    spark: SparkSession, events: str, tmp_path: Path
+) -> None:
+    """DuckDB rejecting the transpiled SQL may be the translation's fault: auto asks Spark."""
+    view = {
+        **user_activity_view(events),
+        "transformation": {"sql": "SELECT user_id, nope FROM source"},
+    }
+    window = ("2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z")
+    with pytest.raises(BackfillError, match=r"^Spark SQL error in transformation.sql: .*nope"):
+        run_backfill(view, *window, str(tmp_path / "auto"), engine="auto")
+    with pytest.raises(BackfillError, match=r"^SQL error in transformation.sql \(DuckDB"):
+        run_backfill(view, *window, str(tmp_path / "duckdb"), engine="duckdb")
