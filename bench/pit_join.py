@@ -1,37 +1,56 @@
-"""Point-in-time join benchmark: kubeloop's Spark as-of join vs Feast get_historical_features.
+"""Point-in-time join benchmark: kubeloop's DuckDB and Spark joins vs Feast, in one run.
 
 Same data, same run: an offline store of ``--feature-rows`` rows × ``--features`` float
 features keyed by ``user_id`` (date-partitioned Parquet, ~2% late-arriving rows), and
 ``--labels`` label rows. Timed:
 
-* ``spark``: ``join_spark`` (sort-based as-of join) collected to canonical pandas;
+* ``duckdb``: ``join_duckdb`` (running max + ASOF JOIN, ``pit_duckdb.py``) to canonical pandas,
+  in a fresh process (so its peak memory is its own), cold and then warm;
+* ``spark``: ``join_spark`` (sort-based as-of join) collected to canonical pandas, cold (first
+  join in the session) and warm (again);
 * ``feast``: ``join_feast`` — Feast's ``get_historical_features`` (file offline store) plus
   the fix-ups that make it exact (``pit_feast.py``);
 * ``feast-raw`` (unless ``--skip-feast-raw``): Feast's own ``get_historical_features`` over the
   offline store as-is (its own semantics; not compared row for row).
 
-The Spark session is started (and warmed) before timing; its start-up is reported separately.
-Prints the ratios and checks the Spark and Feast results are identical.
+Cold start is reported separately: Spark's session start-up (and the JVM's memory then), DuckDB's
+``import duckdb`` + connect in a fresh interpreter. Peak memory: the JVM's RSS and the DuckDB
+process's RSS, sampled every 100 ms. Prints the same-run ratios and checks that the three
+results are identical row for row.
 
     python -m bench.pit_join            # the issue's sizes: 1M labels x 10 features over 10M rows
     python -m bench.pit_join --small    # 20k labels over 200k rows
+    python -m bench.pit_join --labels 200000 --feature-rows 2000000 --skip-feast-raw
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import multiprocessing
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 from _repo import add_spark_run_arguments
 
-from components.build_training_set.impl import join_feast, join_spark, to_canonical_pandas
+from components.build_training_set.impl import (
+    join_duckdb,
+    join_feast,
+    join_spark,
+    to_canonical_pandas,
+)
+from components.build_training_set.pit_duckdb import connect
 from components.build_training_set.spec import FeatureRequest, LabelSpec
 from components.feast_apply_materialize.feast_objects import (
     FeastStoreConfig,
@@ -122,6 +141,65 @@ def feast_raw(labels: pd.DataFrame, request: FeatureRequest, work: Path) -> pd.D
     ).to_df()
 
 
+class PeakRss:
+    """Peak resident memory of some processes, sampled every 100 ms on a thread."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for process in self.processes:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _duckdb_child(labels_path: str, request_json: str, out_path: str, queue: object) -> None:
+    """In a fresh process: cold join, warm join, canonical result to Parquet."""
+    request = FeatureRequest.model_validate(json.loads(request_json))
+    labels = pd.read_parquet(labels_path)
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        con = connect()
+        joined = join_duckdb(con, labels, LABELS, [request])
+        con.close()
+        times.append(time.perf_counter() - t0)
+    joined.to_parquet(out_path, index=False)
+    queue.put(times)  # type: ignore[attr-defined]
+
+
+def duckdb_cold_start() -> float:
+    """``import duckdb`` + connect + a query, in a fresh interpreter (what a pipeline step pays)."""
+    code = (
+        "import time; t=time.perf_counter(); import duckdb; "
+        "duckdb.connect().execute('select 1').fetchall(); print(time.perf_counter()-t)"
+    )
+    return float(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    )
+
+
+def jvm_pids() -> list[int]:
+    return [p.pid for p in psutil.Process().children(recursive=True) if "java" in p.name()]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Spark as-of join vs Feast get_historical_features"
@@ -151,21 +229,64 @@ def main(argv: list[str] | None = None) -> None:
         feature_view=feature_view(args.features, args.ttl), offline_path=str(offline)
     )
 
+    timings: dict[str, float] = {}
+    print(f"duckdb cold start (import + connect, fresh interpreter): {duckdb_cold_start():.2f}s")
+    labels_path = work / "labels.parquet"
+    labels.to_parquet(labels_path, index=False)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(
+        target=_duckdb_child,
+        args=(
+            str(labels_path),
+            json.dumps(
+                {
+                    "featureView": feature_view(args.features, args.ttl),
+                    "offlinePath": str(offline),
+                }
+            ),
+            str(work / "duckdb.parquet"),
+            queue,
+        ),
+    )
+    child.start()
+    with PeakRss([child.pid or 0]) as duck_peak:
+        duck_times = queue.get()
+        child.join()
+    timings["duckdb"], timings["duckdb-warm"] = duck_times
+    via_duckdb = pd.read_parquet(work / "duckdb.parquet")
+    print(
+        f"duckdb join: {timings['duckdb']:.1f}s (warm {timings['duckdb-warm']:.1f}s), "
+        f"peak process RSS {duck_peak.peak / 2**20:.0f} MiB"
+    )
+
     t0 = time.perf_counter()
     spark = spark_session(
         args.spark_master, {"spark.driver.memory": "8g"}, app_name="kubeloop-bench"
     )
     spark.range(1).count()
-    print(f"spark session start-up (not timed below): {time.perf_counter() - t0:.1f}s")
-
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    labels_df = spark.createDataFrame(labels)
-    via_spark = to_canonical_pandas(
-        join_spark(spark, labels_df, LABELS, [request]), list(labels.columns), LABELS, [request]
+    jvm = jvm_pids()
+    jvm_start = sum(psutil.Process(p).memory_info().rss for p in jvm)
+    print(
+        f"spark session start-up (not timed below): {time.perf_counter() - t0:.1f}s, "
+        f"JVM RSS then {jvm_start / 2**20:.0f} MiB"
     )
-    timings["spark"] = time.perf_counter() - t0
-    print(f"spark as-of join: {timings['spark']:.1f}s")
+
+    with PeakRss(jvm) as spark_peak:
+        for name in ("spark", "spark-warm"):
+            t0 = time.perf_counter()
+            labels_df = spark.createDataFrame(labels)
+            via_spark = to_canonical_pandas(
+                join_spark(spark, labels_df, LABELS, [request]),
+                list(labels.columns),
+                LABELS,
+                [request],
+            )
+            timings[name] = time.perf_counter() - t0
+    print(
+        f"spark as-of join: {timings['spark']:.1f}s (warm {timings['spark-warm']:.1f}s), "
+        f"peak JVM RSS {spark_peak.peak / 2**20:.0f} MiB"
+    )
 
     t0 = time.perf_counter()
     via_feast = join_feast(labels, LABELS, [request], work / "feast")
@@ -181,15 +302,23 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     identical = via_spark.equals(via_feast)
+    duck_identical = via_duckdb.equals(via_spark)
     print(
-        f"results identical (spark vs feast path): {identical}; rows={len(via_spark)}; "
+        f"results identical (spark vs feast path): {identical}; (duckdb vs spark): "
+        f"{duck_identical}; rows={len(via_spark)}; "
         f"non-null={int(via_spark[request.output_columns[0]].notna().sum())}"
+    )
+    print(
+        f"ratio spark / duckdb: {timings['spark'] / timings['duckdb']:.2f}x "
+        f"(warm {timings['spark-warm'] / timings['duckdb-warm']:.2f}x); "
+        f"feast-path / duckdb: {timings['feast'] / timings['duckdb']:.2f}x; "
+        f"peak memory duckdb / spark JVM: {duck_peak.peak / max(spark_peak.peak, 1):.2f}"
     )
     print(f"ratio feast-path / spark: {timings['feast'] / timings['spark']:.2f}x")
     if "feast-raw" in timings:
         print(f"ratio feast-raw / spark: {timings['feast-raw'] / timings['spark']:.2f}x")
-    if not identical:
-        raise SystemExit("Spark and Feast results differ")
+    if not identical or not duck_identical:
+        raise SystemExit("the engines' results differ")
     if args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
 

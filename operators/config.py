@@ -53,6 +53,12 @@ class OperatorConfig(BaseModel):
     )
     namespace: str | None = Field(default=None, description="The operator's own namespace.")
     spark_master: str = "local[*]"
+    duckdb_memory_budget_mb: int = Field(
+        default=4096,
+        gt=0,
+        description="engine auto: inputs whose estimated in-memory size fits this run on DuckDB "
+        "(one process), larger ones on Spark (components/engines.py).",
+    )
     trainjob_image: str | None = Field(
         default=None,
         description="Image of the Kubeflow Trainer TrainJob that trains with nodes > 1 "

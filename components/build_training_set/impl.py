@@ -21,8 +21,10 @@ For each label row (entity keys, timestamp ``T``) and each requested FeatureView
 Then the rows are split by label time only (``split.py``): train, validation, test. Random
 splits are rejected.
 
-``method``: ``feast`` (Feast ``get_historical_features``; small sets), ``spark`` (sort-based
-as-of join; large sets) or ``auto`` (Feast up to ``feast_max_rows`` label rows, Spark above).
+``method`` (the Experiment's ``spec.engine``): ``duckdb`` (running max + ``ASOF JOIN`` in one
+process, ``pit_duckdb.py``), ``spark`` (sort-based as-of join; a cluster), ``feast`` (Feast
+``get_historical_features``; kept for comparison) or ``auto``: DuckDB while the input fits the
+single-node memory budget on a local Spark master, Spark otherwise (``components/engines.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from components.build_training_set.pit_duckdb import connect, pit_join_duckdb
 from components.build_training_set.pit_feast import pit_join_feast
 from components.build_training_set.pit_spark import pit_join_spark
 from components.build_training_set.predlog import join_prediction_log, parse_source, served_rows
@@ -62,15 +65,15 @@ from components.build_training_set.split import (
     with_recency_weights,
     with_spark_recency_weights,
 )
+from components.engines import DEFAULT_MEMORY_BUDGET_MB, choose_engine, local_input_bytes
 from components.spark_feature_backfill.session import spark_session
 
-Method = Literal["auto", "feast", "spark"]
+Method = Literal["auto", "duckdb", "feast", "spark"]
 SPLITS = ("train", "validation", "test")
-DEFAULT_FEAST_MAX_ROWS = 200_000
 
 
 class TrainingSetSummary(BaseModel):
-    method: Literal["feast", "spark", "predictionLog"]
+    method: Literal["duckdb", "feast", "spark", "predictionLog"]
     rows: dict[str, int]
     windows: SplitWindows
     columns: list[str]
@@ -85,8 +88,8 @@ def build_training_set(
     method: Method = "auto",
     spark_master: str = "local[*]",
     spark_conf: Mapping[str, str] | None = None,
-    feast_max_rows: int = DEFAULT_FEAST_MAX_ROWS,
     spark: SparkSession | None = None,
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
 ) -> TrainingSetSummary:
     """Join, split and write ``<output_dir>/{train,validation,test}/`` (Parquet directories)."""
     label_spec = labels if isinstance(labels, LabelSpec) else LabelSpec.model_validate(labels)
@@ -101,12 +104,19 @@ def build_training_set(
         return _write_pandas_splits(
             joined, label_spec, requests, time_split, output_dir, "predictionLog"
         )
-    chosen = _choose(method, label_spec.source, feast_max_rows)
+    chosen = _choose(method, label_spec, requests, spark_master, memory_budget_mb)
+    if chosen == "duckdb":
+        con = connect(memory_limit_mb=memory_budget_mb)
+        try:
+            joined = join_duckdb(con, label_spec.source, label_spec, requests)
+        finally:
+            con.close()
+        return _write_pandas_splits(joined, label_spec, requests, time_split, output_dir, "duckdb")
     if chosen == "feast":
         frame = pd.read_parquet(label_spec.source)
         with tempfile.TemporaryDirectory(prefix="kubeloop-pit-") as work_dir:
             joined = join_feast(frame, label_spec, requests, work_dir)
-        return _write_pandas_splits(joined, label_spec, requests, time_split, output_dir)
+        return _write_pandas_splits(joined, label_spec, requests, time_split, output_dir, "feast")
     session = spark or spark_session(spark_master, spark_conf, app_name="kubeloop-training-set")
     labels_df = _read_labels(session, label_spec.source)
     joined_df = join_spark(session, labels_df, label_spec, requests)
@@ -123,6 +133,23 @@ def join_feast(
     check_labels(list(labels.columns), label_spec, requests)
     joined = pit_join_feast(labels, label_spec, requests, work_dir)
     return canonicalize(joined, list(labels.columns), label_spec, requests)
+
+
+def join_duckdb(
+    con: Any,
+    labels: pd.DataFrame | str,
+    label_spec: LabelSpec,
+    requests: list[FeatureRequest],
+) -> pd.DataFrame:
+    """DuckDB path, in canonical form. ``labels``: a DataFrame or a Parquet path."""
+    relation = pit_join_duckdb(con, labels, label_spec, requests)
+    columns = [c for c in relation.columns if c not in _output_columns(requests)]
+    check_labels(columns, label_spec, requests)
+    return canonicalize(relation.df(), columns, label_spec, requests)
+
+
+def _output_columns(requests: list[FeatureRequest]) -> set[str]:
+    return {c for r in requests for c in r.output_columns}
 
 
 def join_spark(
@@ -172,13 +199,20 @@ def _is_local(path: str) -> bool:
     return urlparse(path).scheme in ("", "file")
 
 
-def _choose(method: Method, labels_path: str, feast_max_rows: int) -> Literal["feast", "spark"]:
-    if method == "feast" or method == "spark":
+def _choose(
+    method: Method,
+    label_spec: LabelSpec,
+    requests: list[FeatureRequest],
+    spark_master: str,
+    memory_budget_mb: int,
+) -> Literal["duckdb", "feast", "spark"]:
+    if method == "feast":
         return method
-    if method != "auto":
-        raise TrainingSetError(f"method {method!r} is not one of auto, feast, spark")
-    rows = pads.dataset(labels_path, format="parquet").count_rows()
-    return "feast" if rows <= feast_max_rows else "spark"
+    if method not in ("auto", "duckdb", "spark"):
+        raise TrainingSetError(f"engine {method!r} is not one of auto, duckdb, spark, feast")
+    paths = [label_spec.source or "", *(r.offline_path for r in requests)]
+    engine, _ = choose_engine(method, spark_master, local_input_bytes(paths), memory_budget_mb)
+    return engine
 
 
 def _write_pandas_splits(
@@ -187,7 +221,7 @@ def _write_pandas_splits(
     requests: list[FeatureRequest],
     time_split: TimeSplit,
     output_dir: str,
-    method: Literal["feast", "predictionLog"] = "feast",
+    method: Literal["duckdb", "feast", "predictionLog"],
 ) -> TrainingSetSummary:
     if joined.empty:
         raise TrainingSetError(f"labels.source {label_spec.source!r} has no rows")

@@ -15,8 +15,19 @@ def spark_feature_backfill(
     output_path: str,
     spark_master: str = "local[*]",
     spark_conf: dict = {},  # noqa: B006 - KFP needs a literal default; never mutated
+    engine: str = "auto",
+    memory_budget_mb: int = 4096,
 ) -> int:
-    """Returns the number of rows written for [start, end)."""
+    """Returns the number of rows written for [start, end) (engine: auto, duckdb or spark)."""
     from components.spark_feature_backfill.impl import run_backfill
 
-    return run_backfill(feature_view, start, end, output_path, spark_master, spark_conf or None)
+    return run_backfill(
+        feature_view,
+        start,
+        end,
+        output_path,
+        spark_master,
+        spark_conf or None,
+        engine=engine,
+        memory_budget_mb=memory_budget_mb,
+    )

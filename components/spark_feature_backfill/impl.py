@@ -11,6 +11,10 @@ the window are carried over, so incremental windows that do not align to midnigh
 
 Without ``createdTimestampField`` a row is taken to be known at its event time
 (``created_timestamp = event_timestamp``).
+
+``engine`` (the FeatureView's ``spec.engine``): the same backfill runs on DuckDB
+(``duckdb_backfill.py``, one process) or on Spark; ``auto`` picks DuckDB while the input fits
+one node (``components/engines.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from components.engines import (
+    DEFAULT_MEMORY_BUDGET_MB,
+    choose_engine,
+    local_input_bytes,
+    transpiles,
+)
 from components.spark_feature_backfill.definition import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -67,6 +77,10 @@ class BackfillError(ValueError):
     """The backfill cannot run on this input; the message names the problem."""
 
 
+class DuckDBSqlError(BackfillError):
+    """DuckDB rejected the transpiled SQL: the SQL is wrong, or the translation is."""
+
+
 def run_backfill(
     feature_view: dict[str, Any],
     start: str | datetime,
@@ -74,11 +88,41 @@ def run_backfill(
     output_path: str,
     spark_master: str = "local[*]",
     spark_conf: Mapping[str, str] | None = None,
+    engine: str = "auto",
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
 ) -> int:
-    """Entry point for the KFP component: create the session, backfill, return rows written."""
+    """Entry point for the KFP component: pick the engine, backfill, return rows written."""
     definition = parse_feature_view(feature_view)
     window = parse_window(start, end, BackfillError)
-    _check_source_exists(definition.source.path)
+    check_source_exists(definition.source.path)
+    size = local_input_bytes([definition.source.path])
+    if not _is_local(output_path):
+        size = None  # DuckDB writes local files only
+    try:
+        chosen, _ = choose_engine(
+            engine,
+            spark_master,
+            size,
+            memory_budget_mb,
+            transpiles(definition.transformation.sql),
+        )
+    except ValueError as err:
+        raise BackfillError(str(err)) from None
+    if chosen == "duckdb":
+        from components.spark_feature_backfill.duckdb_backfill import backfill_duckdb
+
+        if not _is_local(output_path):
+            raise BackfillError(
+                f"engine duckdb writes local paths only, not {output_path!r}; use engine spark"
+            )
+        try:
+            return backfill_duckdb(
+                definition, window[0], window[1], _local(output_path), memory_budget_mb
+            )
+        except DuckDBSqlError:
+            if engine != "auto":
+                raise
+            # auto: Spark is the reference for Spark SQL; it runs the SQL or names the error.
     session = spark_session(
         spark_master, spark_conf, app_name=f"kubeloop-backfill-{definition.name}"
     )
@@ -95,7 +139,7 @@ def backfill(
     """Backfill ``[start, end)`` of ``feature_view`` into ``output_path``; returns rows written."""
     definition = parse_feature_view(feature_view)
     window_start, window_end = parse_window(start, end, BackfillError)
-    _check_source_exists(definition.source.path)
+    check_source_exists(definition.source.path)
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     transformed = transform(spark, definition)
     rows = offline_rows(transformed, definition, window_start, window_end)
@@ -248,7 +292,7 @@ def _path_exists(spark: SparkSession, path: str) -> bool:
         return False
 
 
-def _check_source_exists(path: str) -> None:
+def check_source_exists(path: str) -> None:
     if _is_local(path) and not os.path.exists(_local(path)):
         raise BackfillError(f"source.path {path!r} does not exist")
 

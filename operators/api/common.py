@@ -47,6 +47,22 @@ def parse_duration(value: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+class Engine(StrEnum):
+    """Where a backfill or a point-in-time join runs; both engines give identical results
+    (components/engines.py). auto: DuckDB while the input fits one node, Spark beyond."""
+
+    AUTO = "auto"
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
+
+ENGINE_DESCRIPTION = (
+    "auto | duckdb | spark. auto: DuckDB on a local Spark master while the input fits the "
+    "single-node memory budget, Spark otherwise. The SQL is Spark SQL either way (transpiled "
+    "for DuckDB); SQL DuckDB cannot run needs spark."
+)
+
+
 class ApiModel(BaseModel):
     """Base for every spec/status model: camelCase on the wire, unknown fields rejected."""
 

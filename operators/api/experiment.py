@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from operators.api.common import (
     AGE_COLUMN,
+    ENGINE_DESCRIPTION,
     IDENTIFIER_PATTERN,
     K8S_NAME_PATTERN,
     PHASE_COLUMN,
@@ -17,6 +18,7 @@ from operators.api.common import (
     REASON_COLUMN,
     ApiModel,
     Duration,
+    Engine,
     PrinterColumn,
     ResourceKind,
     StatusBase,
@@ -211,6 +213,10 @@ class ExperimentSpec(ApiModel):
     objective: Objective = Field(default_factory=Objective)
     # `register` would shadow BaseModel.register (an ABC method), hence the alias.
     registration: Register = Field(alias="register")
+    engine: Engine = Field(
+        default=Engine.AUTO,
+        description="Training-set (point-in-time join) engine. " + ENGINE_DESCRIPTION,
+    )
 
     @model_validator(mode="after")
     def _objective_goal_matches_metric(self) -> ExperimentSpec:
@@ -316,6 +322,9 @@ class ExperimentStatus(StatusBase):
     best: BestTrial | None = None
     registered_version: str | None = None
     last_retrain: RetrainRecord | None = None
+    engine: str | None = Field(
+        default=None, description="The engine that built the last training set, and why."
+    )
 
 
 EXPERIMENT = ResourceKind(

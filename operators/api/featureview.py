@@ -10,11 +10,13 @@ from pydantic import Field, field_validator, model_validator
 
 from operators.api.common import (
     AGE_COLUMN,
+    ENGINE_DESCRIPTION,
     IDENTIFIER_PATTERN,
     READY_COLUMN,
     REASON_COLUMN,
     ApiModel,
     Duration,
+    Engine,
     PrinterColumn,
     ResourceKind,
     StatusBase,
@@ -122,6 +124,9 @@ class FeatureViewSpec(ApiModel):
     backfill: Backfill
     online: bool = Field(default=True, description="Materialize to the online store.")
     store: Store | None = None
+    engine: Engine = Field(
+        default=Engine.AUTO, description="Backfill engine. " + ENGINE_DESCRIPTION
+    )
 
     @model_validator(mode="after")
     def _names_unique(self) -> FeatureViewSpec:
@@ -133,6 +138,15 @@ class FeatureViewSpec(ApiModel):
         clash = sorted(keys & set(names))
         if clash:
             raise ValueError(f"features: {clash} are entity join keys, not features")
+        return self
+
+    @model_validator(mode="after")
+    def _duckdb_can_run_the_sql(self) -> FeatureViewSpec:
+        # engine auto falls back to Spark for such SQL; an explicit duckdb cannot.
+        if self.engine == Engine.DUCKDB and self.transformation is not None:
+            from components.engines import transpile
+
+            transpile(self.transformation.sql)  # TranspileError is a ValueError
         return self
 
 
@@ -149,6 +163,7 @@ class BackfillRun(ApiModel):
     rows: int | None = None
     finished_at: datetime | None = None
     message: str | None = None
+    engine: str | None = Field(default=None, description="The engine that ran it, and why.")
 
 
 class Freshness(ApiModel):

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from components.engines import choose_engine, local_input_bytes
 from contracts.mlflow_tags import EVALUATION_PASSED
 from operators.api.common import ANNOTATION_RETRAIN, GROUP, VERSION
 from operators.api.experiment import ExperimentSpec, ExperimentStatus, Trial, TrialState
@@ -119,6 +120,7 @@ class ExperimentBackends:
     tracking_uri: str
     spark_master: str
     registrar: Registrar = register_with_mlflow
+    memory_budget_mb: int = 4096
     # nodes > 1: the TrainJob's image and the storage every node and the KFP step share.
     trainjob_image: str = ""
     shared_dir: str = ""
@@ -137,6 +139,7 @@ class ExperimentBackends:
             training_root=config.state_dir.resolve() / "training-sets",
             tracking_uri=config.effective_mlflow_tracking_uri,
             spark_master=config.spark_master,
+            memory_budget_mb=config.duckdb_memory_budget_mb,
             trainjob_image=config.trainjob_image or "",
             shared_dir=config.shared_dir or "",
         )
@@ -283,6 +286,17 @@ def pipeline_parameters(params: dict[str, str]) -> dict[str, Any]:
     return mapped
 
 
+def join_engine(
+    backends: ExperimentBackends, spec: ExperimentSpec, views: list[ReadyView]
+) -> tuple[str, str]:
+    """(engine, why) of the training set's point-in-time join; auto resolves here."""
+    paths = [backends.paths.local_path(spec.labels.source)]
+    paths += [v.status.offline_path or "" for v in views]
+    return choose_engine(
+        str(spec.engine), backends.spark_master, local_input_bytes(paths), backends.memory_budget_mb
+    )
+
+
 def trial_params(
     backends: ExperimentBackends,
     obj: Experiment,
@@ -321,6 +335,7 @@ def trial_params(
         "trial_params": trial.params,
         "feature_view_versions": {v.name: v.status.version for v in views},
         "spark_master": backends.spark_master,
+        "join_method": join_engine(backends, spec, views)[0],
         "epochs": spec.trainer.epochs,
         "batch_size": spec.trainer.batch_size,
         "nproc_per_node": spec.trainer.nproc_per_node,
@@ -354,6 +369,8 @@ def launch_and_observe(
     launch = planning.to_launch(status.trials, obj.spec.search.parallel_trials)
     if launch:
         ensure_mlflow_experiment(backends.tracking_uri, mlflow_experiment(obj))
+        engine, why = join_engine(backends, obj.spec, views)
+        status = status.model_copy(update={"engine": f"{engine} ({why})"})
     return _observe_all(backends, obj, status, views, launch)
 
 

@@ -23,9 +23,10 @@ BACKFILL_ERRORS = ("BackfillError", "FeastError", "DefinitionError")
 
 def definition_version(spec: FeatureViewSpec) -> str:
     """Hash of what defines the feature values; the backfill window and schedule are excluded,
-    so widening the window does not make a new version of the same features."""
+    so widening the window does not make a new version of the same features. The engine is
+    excluded too: both give identical rows (components/engines.py)."""
     definition = spec.model_dump(
-        by_alias=True, mode="json", exclude={"backfill", "online", "store"}
+        by_alias=True, mode="json", exclude={"backfill", "online", "store", "engine"}
     )
     digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
     return digest[:12]

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from components.engines import choose_engine, local_input_bytes, transpiles
 from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
 from operators.backends.runs import PipelineBackend
 from operators.config import OperatorConfig
@@ -35,6 +36,7 @@ class FeatureViewBackends:
     feast_registry: str | None
     redis_connection_string: str | None
     spark_master: str
+    memory_budget_mb: int = 4096
 
     @classmethod
     def from_config(cls, config: OperatorConfig, pipelines: PipelineBackend) -> FeatureViewBackends:
@@ -47,6 +49,7 @@ class FeatureViewBackends:
             feast_registry=config.feast_registry,
             redis_connection_string=config.feast_online_store,
             spark_master=config.spark_master,
+            memory_budget_mb=config.duckdb_memory_budget_mb,
         )
 
 
@@ -76,6 +79,19 @@ def feast_store(backends: FeatureViewBackends, spec: FeatureViewSpec) -> dict[st
     return config
 
 
+def backfill_engine(backends: FeatureViewBackends, spec: FeatureViewSpec) -> tuple[str, str]:
+    """(engine, why) for spec.engine: auto resolves here, so status says what will run."""
+    source = backends.paths.local_path(spec.source.path)
+    sql = spec.transformation.sql if spec.transformation else None
+    return choose_engine(
+        str(spec.engine),
+        backends.spark_master,
+        local_input_bytes([source]),
+        backends.memory_budget_mb,
+        transpiles(sql),
+    )
+
+
 def run_params(
     backends: FeatureViewBackends, obj: FeatureView, status: FeatureViewStatus
 ) -> dict[str, Any]:
@@ -89,6 +105,10 @@ def run_params(
         "store": feast_store(backends, obj.spec),
         "materialize": obj.spec.online,
         "spark_master": backends.spark_master,
+        # As asked: the component resolves auto the same way (components/engines.py) and, on
+        # auto, lets Spark judge SQL that DuckDB rejects.
+        "engine": str(obj.spec.engine),
+        "memory_budget_mb": backends.memory_budget_mb,
     }
 
 
@@ -104,7 +124,12 @@ def _submit_and_observe(
         run = backends.pipelines.get(ref)
     except Exception as error:  # a backend problem must not crash the operator
         return core.launch_failed(status, f"{type(error).__name__}: {error}"[:2000], obj.generation)
-    return core.observe(status, run, obj.spec.online, obj.generation)
+    observed = core.observe(status, run, obj.spec.online, obj.generation)
+    if observed.last_backfill is not None and observed.last_backfill.engine is None:
+        engine, why = backfill_engine(backends, obj.spec)
+        last = observed.last_backfill.model_copy(update={"engine": f"{engine} ({why})"})
+        observed = observed.model_copy(update={"last_backfill": last})
+    return observed
 
 
 def reconcile(

@@ -33,6 +33,8 @@ def feature_backfill(
     materialize: bool = True,
     spark_master: str = "local[*]",
     spark_conf: dict = {},  # noqa: B006
+    engine: str = "auto",
+    memory_budget_mb: int = 4096,
 ) -> BackfillOutputs:
     backfill = spark_feature_backfill(
         feature_view=feature_view,
@@ -41,6 +43,8 @@ def feature_backfill(
         output_path=offline_path,
         spark_master=spark_master,
         spark_conf=spark_conf,
+        engine=engine,
+        memory_budget_mb=memory_budget_mb,
     ).set_display_name("spark-feature-backfill")
     feast = (
         feast_apply_materialize(

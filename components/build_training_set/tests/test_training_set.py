@@ -180,3 +180,20 @@ def test_windowed_weighted_splits_agree_between_feast_and_spark(
     expected = np.exp2(-ages / 900.0)
     np.testing.assert_allclose(a["sample_weight"], expected / expected.mean())
     assert "sample_weight" not in pd.read_parquet(tmp_path / "feast" / "validation").columns
+
+
+def test_auto_is_duckdb_on_one_node_and_writes_feasts_splits(
+    inputs: tuple[dict, list[dict]], tmp_path: Path
+) -> None:
+    labels, views = inputs
+    feast = build_training_set(labels, views, SPLIT, str(tmp_path / "feast"), method="feast")
+    auto = build_training_set(labels, views, SPLIT, str(tmp_path / "auto"))
+    assert auto.method == "duckdb"
+    assert auto.rows == feast.rows and auto.windows == feast.windows
+    for name in ("train", "validation", "test"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "auto" / name), pd.read_parquet(tmp_path / "feast" / name)
+        )
+    # Beyond the memory budget auto goes to Spark (the choice itself: components/engines.py).
+    with pytest.raises(TrainingSetError, match="engine 'polars' is not one of"):
+        build_training_set(labels, views, SPLIT, str(tmp_path / "x"), method="polars")  # type: ignore[arg-type]

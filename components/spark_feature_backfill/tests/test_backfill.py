@@ -143,6 +143,8 @@ def test_component_is_thin_and_uses_the_kubeloop_image() -> None:
         "output_path",
         "spark_master",
         "spark_conf",
+        "engine",
+        "memory_budget_mb",
     ]
     assert spec.outputs["Output"].type == "Integer"
     assert "run_backfill" in " ".join(spec.implementation.container.command)

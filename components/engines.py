@@ -1,0 +1,122 @@
+"""Which engine runs a backfill or a point-in-time join: DuckDB on one node, Spark beyond it.
+
+Both engines implement one semantics (``spark_feature_backfill/impl.py`` for backfills,
+``build_training_set/impl.py`` for point-in-time joins); the differential tests
+(``components/tests/test_engines_differential.py``) hold them to it row for row. The choice is
+only about where the work fits:
+
+* ``spark`` / ``duckdb``: what the user asked for, always;
+* ``auto``: DuckDB when Spark's master is local (the embedded default: one node either way) and
+  the input's estimated in-memory size fits the memory budget; Spark otherwise (a Kubernetes
+  master or Spark Connect means a cluster was provisioned for the work, and an input beyond the
+  budget would spill a single process to disk).
+
+Pure: the caller measures the input (``input_bytes``) and passes the budget.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Literal
+from urllib.parse import urlparse
+
+Engine = Literal["auto", "duckdb", "spark"]
+ENGINES: tuple[str, ...] = ("auto", "duckdb", "spark")
+# Parquet is compressed and columnar: decoded, a column takes several times its file size
+# (dictionary/RLE-encoded floats and timestamps). 4x is what bench/pit_join.py's data shows
+# (10M feature rows: 0.5 GiB of Parquet, ~2.5 GiB peak for the DuckDB join).
+PARQUET_EXPANSION = 4
+DEFAULT_MEMORY_BUDGET_MB = 4096
+
+
+class EngineError(ValueError):
+    """The requested engine cannot run this input; the message names the field and the fix."""
+
+
+class TranspileError(EngineError):
+    """The Spark SQL has no faithful DuckDB translation; the message says to use Spark."""
+
+
+def transpile(spark_sql: str) -> str:
+    """Spark SQL → DuckDB SQL with sqlglot (https://github.com/tobymao/sqlglot), or
+    TranspileError saying why and what to do. Constructs sqlglot knows it cannot carry over
+    (hints, for one) raise rather than being dropped or passed through."""
+    # Imported here: the operator imports this module; only transpiling pays for sqlglot.
+    import sqlglot
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    try:
+        statements = sqlglot.transpile(
+            spark_sql, read="spark", write="duckdb", unsupported_level=ErrorLevel.RAISE
+        )
+    except SqlglotError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TranspileError(
+            f"transformation.sql cannot run on DuckDB ({first}); set spec.engine: spark"
+        ) from None
+    if len(statements) != 1:
+        raise TranspileError(
+            f"transformation.sql must be one SELECT, got {len(statements)} statements"
+        )
+    return statements[0]
+
+
+def transpiles(spark_sql: str | None) -> bool:
+    if spark_sql is None:
+        return True
+    try:
+        transpile(spark_sql)
+    except TranspileError:
+        return False
+    return True
+
+
+def choose_engine(
+    requested: str,
+    spark_master: str,
+    input_bytes: int | None,
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
+    sql_transpiles: bool = True,
+) -> tuple[Literal["duckdb", "spark"], str]:
+    """(engine, why). ``input_bytes`` None: the input is not on a local file system (size
+    unknown, so it is not assumed to fit one node). ``sql_transpiles``: the transformation SQL
+    has a DuckDB translation (``transpile``); auto runs SQL without one on Spark."""
+    if requested not in ENGINES:
+        raise EngineError(f"engine {requested!r} is not one of {', '.join(ENGINES)}")
+    if requested == "duckdb":
+        return "duckdb", "spec.engine is duckdb"
+    if requested == "spark":
+        return "spark", "spec.engine is spark"
+    if not spark_master.startswith("local"):
+        return "spark", f"auto: Spark master {spark_master} is a cluster"
+    if input_bytes is None:
+        return "spark", "auto: the input is not on a local file system"
+    if not sql_transpiles:
+        return "spark", "auto: transformation.sql has no DuckDB translation"
+    estimate_mb = input_bytes * PARQUET_EXPANSION / 2**20
+    if estimate_mb > memory_budget_mb:
+        return "spark", (
+            f"auto: input ~{estimate_mb:.0f} MiB in memory exceeds the {memory_budget_mb} MiB "
+            "single-node budget"
+        )
+    return "duckdb", (
+        f"auto: input ~{estimate_mb:.0f} MiB in memory fits the {memory_budget_mb} MiB "
+        "single-node budget"
+    )
+
+
+def local_input_bytes(paths: Iterable[str]) -> int | None:
+    """Total size of the files under ``paths`` (files or directories); None if any is remote."""
+    total = 0
+    for path in paths:
+        parsed = urlparse(path)
+        if parsed.scheme not in ("", "file"):
+            return None
+        local = parsed.path if parsed.scheme == "file" else path
+        if os.path.isfile(local):
+            total += os.path.getsize(local)
+            continue
+        for root, _, files in os.walk(local):
+            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total

@@ -1,0 +1,242 @@
+"""The backfill of ``impl.py`` on DuckDB: same inputs, same checks, same offline-store layout.
+
+The transformation SQL is Spark SQL (one dialect for users, whatever engine runs it); it is
+transpiled to DuckDB's dialect with sqlglot (``components.engines.transpile``). SQL that
+sqlglot cannot carry over faithfully is refused with a reason naming ``spec.engine: spark``
+rather than run with a different meaning.
+
+Layout and idempotence as in ``impl.py``: ``date=YYYY-MM-DD`` directories of Parquet files
+(microsecond UTC timestamps, as Spark writes them); every date the window touches is replaced,
+rows of a partially covered edge day outside the window are carried over.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from components.build_training_set.pit_duckdb import DUCKDB_TYPES, connect
+from components.engines import TranspileError, transpile
+from components.spark_feature_backfill.definition import (
+    CREATED_TIMESTAMP,
+    EVENT_TIMESTAMP,
+    PARTITION_COLUMN,
+    FeatureViewDefinition,
+    parse_feature_view,
+    parse_window,
+)
+
+_INTS = ("TINYINT", "SMALLINT", "INTEGER")
+# DuckDB source types that convert to a declared dtype without losing meaning (as _COMPATIBLE
+# in impl.py for Spark's types).
+_COMPATIBLE: dict[str, tuple[str, ...]] = {
+    "int32": _INTS,
+    "int64": (*_INTS, "BIGINT"),
+    "float32": ("FLOAT",),
+    "float64": (*_INTS, "BIGINT", "FLOAT", "DOUBLE", "DECIMAL"),
+    "string": ("VARCHAR",),
+    "bool": ("BOOLEAN",),
+}
+_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "DATE")
+
+
+def backfill_duckdb(
+    feature_view: dict[str, Any] | FeatureViewDefinition,
+    start: str | datetime,
+    end: str | datetime,
+    output_path: str,
+    memory_limit_mb: int | None = None,
+    con: Any = None,
+) -> int:
+    """Backfill ``[start, end)`` into ``output_path`` (local) with DuckDB; returns rows written."""
+    from components.spark_feature_backfill.impl import (
+        BackfillError,
+        DuckDBSqlError,
+        check_source_exists,
+    )
+
+    definition = parse_feature_view(feature_view)
+    window_start, window_end = parse_window(start, end, BackfillError)
+    check_source_exists(definition.source.path)
+    try:
+        sql = transpile(definition.transformation.sql)
+    except TranspileError as err:
+        raise BackfillError(str(err)) from None
+    own = con is None
+    con = con or connect(memory_limit_mb=memory_limit_mb)
+    try:
+        _source_view(con, definition, BackfillError)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW __kubeloop_transformed AS {sql}")
+            described = con.execute("DESCRIBE __kubeloop_transformed").fetchall()
+        except Exception as err:  # duckdb.Error: binder/parser errors name the column
+            raise DuckDBSqlError(
+                f"SQL error in transformation.sql (DuckDB, transpiled from Spark SQL): "
+                f"{str(err).splitlines()[0]}; if the SQL runs on Spark, set spec.engine: spark"
+            ) from None
+        schema = {row[0]: str(row[1]) for row in described}
+        _check_columns(schema, definition, BackfillError)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __kubeloop_rows AS "
+            + _offline_rows_sql(definition, schema, window_start, window_end)
+        )
+        written = con.execute("SELECT count(*) FROM __kubeloop_rows").fetchone()[0]
+        _carry_edge_days(con, output_path, window_start, window_end)
+        _write_partitions(con, output_path)
+        return int(written)
+    finally:
+        if own:
+            con.close()
+
+
+def _source_view(con: Any, definition: FeatureViewDefinition, error: type[ValueError]) -> None:
+    path, fmt = definition.source.path, definition.source.format
+    local = path.removeprefix("file:")
+    if fmt == "csv":
+        reader = f"read_csv({_literal(local)}, header = true)"
+    elif os.path.isdir(local):
+        # A directory as Spark reads it: every Parquet file below, key=value folders as columns.
+        reader = f"read_parquet({_literal(local + '/**/*.parquet')}, hive_partitioning = true)"
+    else:
+        reader = f"read_parquet({_literal(local)})"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW source AS SELECT * FROM {reader}")
+        columns = [row[0] for row in con.execute("DESCRIBE source").fetchall()]
+    except Exception as err:
+        raise error(
+            f"cannot read source.path {path!r} as {fmt}: {str(err).splitlines()[0]}"
+        ) from None
+    if definition.source.timestamp_field not in columns:
+        raise error(
+            f"source.timestampField {definition.source.timestamp_field!r} is not a column of "
+            f"{path} (columns: {columns})"
+        )
+
+
+def _check_columns(
+    schema: dict[str, str], definition: FeatureViewDefinition, error: type[ValueError]
+) -> None:
+    columns = list(schema)
+    required = [*definition.join_keys, definition.source.timestamp_field, *definition.feature_names]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise error(
+            f"transformation.sql output lacks declared column(s) {missing}; it has {columns}"
+        )
+    problems = []
+    for feature in definition.features:
+        if not _compatible(schema[feature.name], feature.dtype):
+            problems.append(
+                f"feature {feature.name!r} is declared {feature.dtype} but the SQL yields "
+                f"{schema[feature.name]}"
+            )
+    for entity in definition.entities:
+        if not _compatible(schema[entity.join_key], entity.dtype):
+            problems.append(
+                f"entity join key {entity.join_key!r} is declared {entity.value_type} "
+                f"but the SQL yields {schema[entity.join_key]}"
+            )
+    ts_type = schema[definition.source.timestamp_field]
+    if not ts_type.startswith(_TIMESTAMPS) and ts_type != "VARCHAR":
+        problems.append(
+            f"timestamp field {definition.source.timestamp_field!r} has type {ts_type}, "
+            "not a timestamp"
+        )
+    if problems:
+        raise error("wrong dtypes: " + "; ".join(problems))
+
+
+def _compatible(actual: str, dtype: str) -> bool:
+    return actual.split("(")[0] in _COMPATIBLE[dtype]
+
+
+def _offline_rows_sql(
+    definition: FeatureViewDefinition, schema: dict[str, str], start: datetime, end: datetime
+) -> str:
+    event = f"CAST({_ident(definition.source.timestamp_field)} AS TIMESTAMPTZ)"
+    created_field = definition.source.created_timestamp_field
+    if created_field and created_field in schema:
+        created = f"coalesce(CAST({_ident(created_field)} AS TIMESTAMPTZ), {event})"
+    else:
+        created = event
+    columns = [
+        *(
+            f"CAST({_ident(e.join_key)} AS {DUCKDB_TYPES[e.dtype]}) AS {_ident(e.join_key)}"
+            for e in definition.entities
+        ),
+        f"{event} AS {EVENT_TIMESTAMP}",
+        f"{created} AS {CREATED_TIMESTAMP}",
+        *(
+            f"CAST({_ident(f.name)} AS {DUCKDB_TYPES[f.dtype]}) AS {_ident(f.name)}"
+            for f in definition.features
+        ),
+    ]
+    rows = f"SELECT {', '.join(columns)} FROM __kubeloop_transformed"
+    return (
+        f"SELECT *, strftime({EVENT_TIMESTAMP}, '%Y-%m-%d') AS {PARTITION_COLUMN} "
+        f"FROM ({rows}) WHERE {_in_window(start, end)}"
+    )
+
+
+def _carry_edge_days(con: Any, output_path: str, start: datetime, end: datetime) -> None:
+    """Existing rows of partially covered edge days outside the window join the new rows."""
+    edge_dates = {
+        moment.strftime("%Y-%m-%d")
+        for moment in (start, end)
+        if (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0)
+    }
+    files = [
+        str(f)
+        for date in sorted(edge_dates)
+        for f in sorted((Path(output_path) / f"{PARTITION_COLUMN}={date}").glob("*.parquet"))
+    ]
+    if not files:
+        return
+    listed = ", ".join(_literal(f) for f in files)
+    columns = [row[0] for row in con.execute("DESCRIBE __kubeloop_rows").fetchall()]
+    stored = [c for c in columns if c != PARTITION_COLUMN]
+    con.execute(
+        f"INSERT INTO __kubeloop_rows SELECT {', '.join(_ident(c) for c in stored)}, "
+        f"strftime({EVENT_TIMESTAMP}, '%Y-%m-%d') FROM read_parquet([{listed}], "
+        f"hive_partitioning = false, union_by_name = true) "
+        f"WHERE NOT ({_in_window(start, end)})"
+    )
+
+
+def _write_partitions(con: Any, output_path: str) -> None:
+    """Each written date directory replaces the old one (Spark's dynamic partition overwrite)."""
+    out = Path(output_path)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".kubeloop-staging-", dir=out))
+    try:
+        con.execute(
+            f"COPY __kubeloop_rows TO {_literal(str(staging / 'rows'))} "
+            f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}), FILENAME_PATTERN 'part-{{i}}')"
+        )
+        written = staging / "rows"
+        for part in sorted(written.iterdir()) if written.exists() else []:
+            target = out / part.name
+            if target.exists():
+                shutil.rmtree(target)
+            part.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _in_window(start: datetime, end: datetime) -> str:
+    return (
+        f"{EVENT_TIMESTAMP} >= TIMESTAMPTZ '{start.isoformat()}' "
+        f"AND {EVENT_TIMESTAMP} < TIMESTAMPTZ '{end.isoformat()}'"
+    )
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,59 @@
+"""spec.engine on the Experiment: the training set's join engine is resolved at launch, passed
+to the run and recorded in status with why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from operators.api.experiment import EXPERIMENT
+from operators.experiment.tests.test_service import (
+    Registrar,
+    experiment,
+    feature_view,
+    make,
+    passes,
+)
+from tests.support.fakes import FakeFeatureViews, FakeObject
+
+
+@pytest.mark.parametrize(
+    ("engine", "master", "expected", "why"),
+    [
+        (None, "local[*]", "duckdb", "fits the 4096 MiB single-node budget"),
+        (None, "k8s://https://api:6443", "spark", "is a cluster"),
+        ("spark", "local[*]", "spark", "spec.engine is spark"),
+    ],
+)
+def test_join_engine_is_resolved_passed_and_recorded(
+    tmp_path: Path, labels: str, engine: str | None, master: str, expected: str, why: str
+) -> None:
+    views = FakeFeatureViews({("team-a", "fv"): feature_view()})
+    backends, pipelines = make(tmp_path, views, Registrar())
+    backends.spark_master = master
+    spec = experiment(labels)
+    if engine:
+        spec["spec"]["engine"] = engine
+    obj = FakeObject(EXPERIMENT, spec)
+    passes(obj, backends, 1)
+    assert [p["join_method"] for p in pipelines.params.values()] == [expected]
+    assert obj.status.engine is not None
+    assert obj.status.engine.startswith(expected) and why in obj.status.engine
+
+
+@pytest.fixture
+def labels(tmp_path: Path) -> str:
+    path = tmp_path / "labels.parquet"
+    table = pa.table(
+        {
+            "t": pa.array([datetime(2026, 2, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
+            "y": pa.array([1], pa.int64()),
+            "user_id": pa.array([7], pa.int64()),
+        }
+    )
+    pq.write_table(table, path)
+    return str(path)
