@@ -25,7 +25,7 @@ budget shoppers stop converting, premium shoppers start (``PRICE_EFFECT``). A mo
 before the shift loses ~0.2 AUC on the shifted events; one trained after it recovers.
 
 CLI: ``python -m kubeloop.sampledata.generate --rows N --seed S --out DIR [--shift-at ISO --shift-sigma X]``
-writes ``DIR/events/part-NNNNN.parquet`` and ``DIR/labels/part-NNNNN.parquet``.
+writes ``DIR/events/date=YYYY-MM-DD/part-NNNNN.parquet`` and ``DIR/labels/part-NNNNN.parquet``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kubeloop.sampledata import lake
 
 # Fixed so that output is a function of the config only (not of the machine's memory).
 CHUNK_ROWS = 250_000
@@ -281,7 +282,8 @@ def generate_labels(config: GeneratorConfig) -> pd.DataFrame:
 
 
 def write_dataset(config: GeneratorConfig, out_dir: str | Path) -> dict[str, int]:
-    """Write ``events/`` and ``labels/`` Parquet parts under ``out_dir``; returns row counts.
+    """Write ``events/date=YYYY-MM-DD/`` and ``labels/`` Parquet parts under ``out_dir``
+    (layout in ``lake.py``); returns row counts.
 
     Memory stays bounded by one chunk. The raw ``label`` column is left out of the events
     table so that features can never be computed from the label itself.
@@ -292,17 +294,20 @@ def write_dataset(config: GeneratorConfig, out_dir: str | Path) -> dict[str, int
     totals = {"events": 0, "labels": 0}
     for index, chunk in enumerate(iter_event_chunks(config)):
         labels = labels_from_events(chunk, config, index)
-        _write_parquet(chunk.drop(columns=["label"]), out / "events" / f"part-{index:05d}.parquet")
-        _write_parquet(labels, out / "labels" / f"part-{index:05d}.parquet")
+        events = lake.to_table(chunk, lake.EVENTS_SCHEMA, "events")
+        days = chunk["event_timestamp"].dt.strftime("%Y-%m-%d").to_numpy()
+        for day in sorted(set(days)):
+            folder = lake.partition_dir(out / "events", day)
+            lake.write_atomic(
+                events.filter(pa.array(days == day)), folder / f"part-{index:05d}.parquet"
+            )
+        lake.write_atomic(
+            lake.to_table(labels, lake.LABELS_SCHEMA, "labels"),
+            out / "labels" / f"part-{index:05d}.parquet",
+        )
         totals["events"] += len(chunk)
         totals["labels"] += len(labels)
     return totals
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    # Microsecond timestamps: Spark cannot read Parquet nanosecond timestamps.
-    pq.write_table(table, path, coerce_timestamps="us", allow_truncated_timestamps=False)
 
 
 def _parse_time(text: str) -> datetime:
