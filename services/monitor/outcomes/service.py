@@ -262,14 +262,16 @@ class FeedbackService:
         window = state.windows[version]
         rows = self.join.rows(key, version, now, since)
         assert rows is not None
-        stamp = (window.revision, rows.size, self._role_of(key, version), since)
+        stamp = (window.revision, rows.size, self._role_of(key, version))
         slot = (*key, version)
         cached = self._cache.get(slot)
-        if cached is not None and cached[0] == stamp:
+        if since is None and cached is not None and cached[0] == stamp:
             return cached[1]
         # The version's role now (it changes at a promotion), else the one it served with.
         role = self._role_of(key, version) or window.role
         figures_ = figures.version_quality(version, role, rows, state.config.label_threshold)
+        if since is not None:  # a period's figures: asked rarely, not cached
+            return figures_
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[slot] = (stamp, figures_)
