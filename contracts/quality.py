@@ -5,7 +5,8 @@ Written by the monitor (``services/monitor``: the quality windows of each versio
 (``operators/backends/monitor.py``; ``operators/mlmodel/outcome_gate.py`` judges a
 :class:`Comparison`). One pydantic model serves both sides.
 
-- ``GET /v1/models/{ns}/{name}/quality`` answers a :class:`QualityReport`.
+- ``GET /v1/models/{ns}/{name}/quality[?since=<epoch s>]`` answers a :class:`QualityReport`
+  (with ``since``: each version's figures on the rows it served since then).
 - ``GET /v1/models/{ns}/{name}/compare?candidate=V&stable=V&metric=auc|logLoss|accuracy
   &design=paired|concurrent&since=<epoch s>`` answers a :class:`Comparison`.
 

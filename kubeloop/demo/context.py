@@ -54,6 +54,9 @@ class DemoContext:
     # Set when the label gate rolled v2 back as significantly worse than v1: its message.
     v2_rejected: str | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
+    # The monitor's QualityReport at the moment of the shift (v1's pre-shift figures).
+    quality_at_shift: dict[str, Any] | None = None
+    shift_epoch: float | None = None
     drift_report: str | None = None
     phases_seen: list[str] = field(default_factory=list)
 

@@ -19,6 +19,7 @@ from kubeloop.demo.progress import Sample, VersionQuality  # noqa: E402
 TIMELINE_PNG = "timeline.png"
 INDEX_HTML = "index.html"
 SAMPLES_JSON = "samples.json"
+SUMMARY_JSON = "summary.json"
 
 
 class StageRecord(BaseModel):
@@ -45,6 +46,7 @@ class DemoRecord(BaseModel):
     promoted_t: float | None = None
     drift_report: str | None = None
     lineage: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
 
 
 def traffic_per_version(samples: Sequence[Sample]) -> dict[str, list[tuple[float, float]]]:
@@ -213,6 +215,7 @@ def render_html(record: DemoRecord) -> str:
         for name, t, quality in moments
     )
     quality_head = "".join(f"<th>v{html.escape(v)}</th>" for v in versions)
+    recovery = render_recovery(record.summary)
     lineage = "".join(
         f"<tr><td>{html.escape(key)}</td><td>{html.escape(json.dumps(value))}</td></tr>"
         for key, value in sorted(record.lineage.items())
@@ -235,6 +238,8 @@ to its feedback API, joined to each version's predictions (sliding window of lab
 <table><tr><th>moment</th>{quality_head}</tr>
 {quality_rows or "<tr><td>no labeled rows yet</td></tr>"}
 </table>
+<h2>Did the retrain recover? (online AUC from the labels)</h2>
+{recovery}
 <h2>Lineage of the version now serving</h2>
 <table>{lineage or "<tr><td>not reached</td></tr>"}</table>
 <h2>Timeline</h2>
@@ -246,10 +251,43 @@ and each version's AUC as the monitor computes it from the labels, over time.</p
 """
 
 
+def _auc_text(value: object) -> str:
+    return "—" if not isinstance(value, int | float) else f"{value:.3f}"
+
+
+def render_recovery(summary: dict[str, Any]) -> str:
+    """The summary's figures (summary.json) as a table, with the reasons for missing ones."""
+    if not summary:
+        return "<p>not reached</p>"
+    auc = summary.get("auc") or {}
+    labeled = summary.get("labeled") or {}
+    rows = "".join(
+        f"<tr><td>{html.escape(title)}</td><td>{_auc_text(auc.get(key))}</td>"
+        f"<td>{labeled.get(key, 0)}</td></tr>"
+        for key, title in (
+            ("v1_pre_shift", "v1 before the shift"),
+            ("v1_post_shift", "v1 after the shift (while v2 served)"),
+            ("v2_post_shift", "v2 after the shift (same period)"),
+        )
+    )
+    p = summary.get("paired_p")
+    lines = [f"paired test v2 vs v1 (same requests): p = {'—' if p is None else f'{p:.3g}'}"]
+    if summary.get("recovered_fraction") is not None:
+        lines.append(f"v2 recovered {summary['recovered_fraction']:.0%} of v1's drop")
+    lines += [f"{key}: {why}" for key, why in (summary.get("reasons") or {}).items()]
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return (
+        "<table><tr><th>version and period</th><th>AUC</th><th>labeled rows</th></tr>"
+        f"{rows}</table><ul>{items}</ul>"
+        f'<p>Machine-readable: <a href="{SUMMARY_JSON}">{SUMMARY_JSON}</a></p>'
+    )
+
+
 def write_report(record: DemoRecord, report_dir: Path) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
     write_timeline(record, report_dir / TIMELINE_PNG)
     (report_dir / SAMPLES_JSON).write_text(json.dumps(record.model_dump(mode="json"), indent=1))
+    (report_dir / SUMMARY_JSON).write_text(json.dumps(record.summary, indent=1) + "\n")
     index = report_dir / INDEX_HTML
     index.write_text(render_html(record))
     return index

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from kubeloop.demo.config import DemoConfig
 from kubeloop.demo.context import DemoContext, StageFailed
 from kubeloop.demo.progress import ProgressView
 from kubeloop.demo.report import DemoRecord, StageRecord, write_report
-from kubeloop.demo.stages import STAGE_NAMES, STAGES
+from kubeloop.demo.resources import name_of, namespace_of
+from kubeloop.demo.stages import STAGE_NAMES, STAGES, monitor_client
+from kubeloop.demo.summary import build_summary, fetch_comparison, fetch_quality
 from kubeloop.embedded import launcher
 from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout
 
@@ -75,6 +80,52 @@ def _record(ctx: DemoContext, ok: bool, message: str) -> DemoRecord:
     )
 
 
+def v2_first_served(ctx: DemoContext) -> float | None:
+    """Epoch seconds of the first sample that shows v2 in play (shadow, canary or stable)."""
+    if ctx.v2 is None:
+        return None
+    origin = ctx.started_at.timestamp()
+    for sample in ctx.samples:
+        if ctx.v2 in (sample.candidate_version, sample.stable_version):
+            return origin + sample.t
+    return None
+
+
+def collect_summary(ctx: DemoContext) -> dict[str, Any]:
+    """Ask the monitor for the period figures and the paired comparison (summary.py)."""
+    since = v2_first_served(ctx)
+    post_shift = comparison = None
+    errors: dict[str, str] = {}
+    document = ctx.documents.get("MLModel")
+    if document is not None and ctx.started_up and since is not None and ctx.v1 and ctx.v2:
+        namespace, model = namespace_of(document), name_of(document)
+        try:
+            http, monitor_url = monitor_client(ctx)
+            with http:
+                post_shift = fetch_quality(http, monitor_url, namespace, model, since)
+                comparison = fetch_comparison(
+                    http, monitor_url, namespace, model, candidate=ctx.v2, stable=ctx.v1,
+                    since=since,
+                )  # fmt: skip
+        except (httpx.HTTPError, OSError, StageFailed) as error:
+            errors["monitor"] = f"{type(error).__name__}: {error}"
+    summary = build_summary(
+        v1=ctx.v1,
+        v2=ctx.v2,
+        at_shift=ctx.quality_at_shift,
+        post_shift=post_shift,
+        comparison=comparison,
+        since=since,
+        extra={
+            "v2_rejected_by_label_gate": ctx.v2_rejected,
+            "stage_seconds": {s.name: s.seconds for s in ctx.stages},
+            "traffic": ctx.traffic.snapshot().model_dump() if ctx.traffic else None,
+        },
+    )
+    summary["reasons"].update(errors)
+    return summary
+
+
 def _shutdown(ctx: DemoContext) -> None:
     if ctx.traffic is not None:
         ctx.traffic.stop()
@@ -116,7 +167,12 @@ def run(config: DemoConfig, view: ProgressView | None = None) -> tuple[DemoOutco
     finally:
         with contextlib.suppress(Exception):
             ctx.observe()
-        report = write_report(_record(ctx, ok, message), config.state_dir / "report")
+        record = _record(ctx, ok, message)
+        try:
+            record.summary = collect_summary(ctx)
+        except Exception as error:  # noqa: BLE001 - the report is written whatever happens
+            record.summary = {"error": f"{type(error).__name__}: {error}"}
+        report = write_report(record, config.state_dir / "report")
         _shutdown(ctx)
     ctx.view.message(f"{'✔' if ok else '✘'} {message}")
     ctx.view.message(f"report: {report.resolve()}")

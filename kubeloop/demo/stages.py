@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from kubeloop.demo.resources import (
     render,
     tour_resource,
 )
+from kubeloop.demo.summary import fetch_quality
 from kubeloop.embedded import launcher, services
 from kubeloop.sampledata.requests import feature_columns
 from kubeloop.sampledata.sample import sample_config, write_sample_data
@@ -225,6 +227,10 @@ def stage_traffic(ctx: DemoContext) -> str:
         label_delay_s=ctx.config.label_delay_s,
         shift_sigma=ctx.config.shift_sigma,
         seed=ctx.config.seed + 1,
+        # The traffic plays the application: what it serves lands in the FeatureView's source
+        # and its labels in the Experiment's, where a retrain reads them.
+        events_dir=str(Path(ctx.data_dir) / "events"),
+        labels_dir=str(Path(ctx.data_dir) / "labels"),
     )
     columns = feature_columns(ctx.documents["Experiment"]["spec"])
     ctx.http = httpx.Client()
@@ -297,11 +303,37 @@ def _checked_without_drift(objects: Objects) -> bool:
     return bool(drift.get("checkedAt")) and bool(drift.get("pValues"))
 
 
+def monitor_client(ctx: DemoContext) -> tuple[httpx.Client, str]:
+    """An HTTP client with the monitor's token (reports and quality are reads: authenticated)
+    and the monitor's URL; the caller closes the client."""
+    monitor_url = launcher.component_url(ctx.layout, "monitor")
+    if not monitor_url:
+        raise StageFailed("the supervisor's record names no monitor URL")
+    token = ctx.layout.monitor_token_file.read_text().strip()
+    return httpx.Client(headers={"Authorization": f"Bearer {token}"}), monitor_url
+
+
 def stage_shift(ctx: DemoContext) -> str:
     assert ctx.traffic is not None
+    # v1's figures before the shift, from the monitor (the summary's v1_pre_shift): every row
+    # it holds now was served before the switch below.
+    metadata = ctx.documents["MLModel"]["metadata"]
+    note = ""
+    try:
+        http, monitor_url = monitor_client(ctx)
+        with http:
+            ctx.quality_at_shift = fetch_quality(
+                http, monitor_url, str(metadata.get("namespace") or "default"), metadata["name"]
+            )
+    except (httpx.HTTPError, OSError, StageFailed) as error:
+        note = f" (v1's pre-shift quality not read: {error})"
     ctx.traffic.switch_to_shifted()
     ctx.shift_t = ctx.now()
-    return f"requests now drawn from the stream shifted by {ctx.config.shift_sigma:g} sigma"
+    ctx.shift_epoch = time.time()
+    return (
+        f"requests now drawn from the stream shifted by {ctx.config.shift_sigma:g} sigma, "
+        f"and the world's price sensitivity flipped{note}"
+    )
 
 
 def _drift_detected(objects: Objects) -> bool:

@@ -47,11 +47,11 @@ def sample_config(
 
 
 def write_sample_data(config: GeneratorConfig, out_dir: Path) -> dict[str, int]:
-    """Write `out_dir/{events,labels}`, replacing the parts an earlier run left there (a
+    """Write `out_dir/{events,labels}`, replacing the files an earlier run left there (a
     smaller rerun must not leave a mix of two datasets); returns row counts."""
+    from kubeloop.sampledata import lake
     from kubeloop.sampledata.generate import write_dataset
 
-    for folder in ("events", "labels"):
-        for part in sorted((out_dir / folder).glob("part-*.parquet")):
-            part.unlink()
+    # The traffic's appended production goes too: it belonged to the earlier world.
+    lake.clear(out_dir / "events", out_dir / "labels")
     return write_dataset(config, out_dir)

@@ -13,6 +13,13 @@ MLModel's label gate and `status.quality` see outcomes. The labels go out in bat
 second thread with `services/monitor/outcomes/client.py:send_feedback`: a slow or absent
 monitor never delays the request pacing; a batch that still fails after the helper's retries
 is dropped and counted (`feedback_failed`), as is overflow of the bounded queue.
+
+With `events_dir` and `labels_dir` set, the generator also plays the application's data
+pipeline (`lake.py`): every answered row is appended to the FeatureView's source as an event
+of the moment it was served (date-partitioned Parquet; created = when its file landed), and
+every released label to the Experiment's labels (label time = the event's). What production
+saw is then what a retrain can train on. A third thread writes them every
+`lake_interval_s`; a failed write is counted (`lake_failed`), never fatal.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.headers import REQUEST_ID_HEADER, ROLE_HEADER
+from kubeloop.sampledata import lake
 from kubeloop.sampledata.generate import GeneratorConfig, generate_events
 from kubeloop.sampledata.requests import (
     Outcome,
@@ -77,6 +85,13 @@ class TrafficConfig(BaseModel):
     feedback_queue: int = Field(
         default=100_000, ge=1, description="Released labels waiting to be sent, at most."
     )
+    events_dir: str | None = Field(
+        default=None, description="The FeatureView's source folder: served events go there."
+    )
+    labels_dir: str | None = Field(
+        default=None, description="The Experiment's labels folder: released labels go there."
+    )
+    lake_interval_s: float = Field(default=2.0, gt=0, description="Write period of the lake.")
 
 
 # Posts one batch of feedback labels; returns send_feedback's summary (accepted, duplicates,
@@ -100,6 +115,10 @@ class TrafficStats(BaseModel):
     )
     feedback_pending: int = Field(default=0, description="Released labels not yet sent.")
     feedback_last_error: str | None = None
+    events_written: int = Field(default=0, description="Served events appended to events_dir.")
+    labels_written: int = Field(default=0, description="Labels appended to labels_dir.")
+    lake_failed: int = Field(default=0, description="Rows whose write failed (dropped).")
+    lake_last_error: str | None = None
 
 
 def make_streams(
@@ -155,12 +174,20 @@ class TrafficGenerator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = TrafficStats()
-        # (due, outcome, the label for the feedback API)
-        self._pending: deque[tuple[float, Outcome, dict[str, Any]]] = deque()
+        # (due, outcome, the label for the feedback API, the label's row for the lake)
+        self._pending: deque[tuple[float, Outcome, dict[str, Any], dict[str, Any]]] = deque()
         self._outcomes: list[Outcome] = []
         self._feedback: deque[dict[str, Any]] = deque()
         self._post_labels = post_labels or self._default_post_labels()
+        # Served events and released labels waiting for the lake writer (its own lock: a
+        # slow disk never holds up the request pacing).
+        self._lake_lock = threading.Lock()
+        self._served: list[dict[str, Any]] = []
+        self._labelled: list[dict[str, Any]] = []
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._lake_thread = threading.Thread(
+            target=self._run_lake, name="traffic-lake", daemon=True
+        )
         self._feedback_thread = threading.Thread(
             target=self._run_feedback, name="traffic-feedback", daemon=True
         )
@@ -188,10 +215,16 @@ class TrafficGenerator:
     def sends_feedback(self) -> bool:
         return self._post_labels is not None
 
+    @property
+    def writes_lake(self) -> bool:
+        return bool(self.config.events_dir or self.config.labels_dir)
+
     def start(self) -> None:
         self._thread.start()
         if self.sends_feedback:
             self._feedback_thread.start()
+        if self.writes_lake:
+            self._lake_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -199,6 +232,8 @@ class TrafficGenerator:
             self._thread.join(timeout=self.config.timeout_s + 2)
         if self._feedback_thread.is_alive():
             self._feedback_thread.join(timeout=3 * self.config.timeout_s + 2)
+        if self._lake_thread.is_alive():
+            self._lake_thread.join(timeout=30)
 
     def switch_to_shifted(self) -> None:
         self._shifted.set()
@@ -272,6 +307,11 @@ class TrafficGenerator:
     ) -> None:
         now = time.time()
         due = now + self.config.label_delay_s
+        served_at = pd.Timestamp(now, unit="s", tz="UTC")
+        if self.config.events_dir:
+            events = [{**row, "event_timestamp": served_at} for row in rows]
+            with self._lake_lock:
+                self._served.extend(events)
         with self._lock:
             self._stats.ok += 1
             for index, (row, score) in enumerate(zip(rows, scores, strict=False)):
@@ -282,8 +322,19 @@ class TrafficGenerator:
                     "label": int(row["label"]),
                     "observedAt": due,
                 }
+                lake_label = {
+                    "user_id": row["user_id"],
+                    "item_id": row["item_id"],
+                    "event_timestamp": served_at,
+                    "label": int(row["label"]),
+                }
                 self._pending.append(
-                    (due, Outcome(served_at=now, version=version, correct=verdict), label)
+                    (
+                        due,
+                        Outcome(served_at=now, version=version, correct=verdict),
+                        label,
+                        lake_label,
+                    )
                 )
 
     def _count_error(self, message: str) -> None:
@@ -292,16 +343,64 @@ class TrafficGenerator:
             self._stats.last_error = message
 
     def _release_labels(self, now: float) -> None:
+        released = []
         with self._lock:
             while self._pending and self._pending[0][0] <= now:
-                _, outcome, label = self._pending.popleft()
+                _, outcome, label, lake_label = self._pending.popleft()
                 self._outcomes.append(outcome)
+                released.append(lake_label)
                 if self._post_labels is None:
                     continue
                 if len(self._feedback) >= self.config.feedback_queue:
                     self._feedback.popleft()  # the oldest goes: the newest matter most
                     self._stats.feedback_failed += 1
                 self._feedback.append(label)
+        if self.config.labels_dir and released:
+            with self._lake_lock:
+                self._labelled.extend(released)
+
+    def flush_lake(self) -> tuple[int, int]:
+        """Append the served events and released labels to the lake now; returns how many
+        (events, labels) were written. The lake thread calls it; tests call it directly."""
+        with self._lake_lock:
+            served, self._served = self._served, []
+            labelled, self._labelled = self._labelled, []
+        written = [0, 0]
+        events_dir, labels_dir = self.config.events_dir, self.config.labels_dir
+        if served and events_dir:
+            events = pd.DataFrame(served)
+            # Created = when the row reached the lake: later than its event, as the label's
+            # own row must be (a label at the event's time must not see it, point-in-time).
+            events["created_timestamp"] = pd.Timestamp(time.time(), unit="s", tz="UTC")
+            written[0] = self._write(
+                lambda: lake.append_events(events, events_dir, "traffic"), len(events)
+            )
+        if labelled and labels_dir:
+            labels = pd.DataFrame(labelled)
+            written[1] = self._write(
+                lambda: lake.append_labels(labels, labels_dir, "traffic"), len(labels)
+            )
+        with self._lock:
+            self._stats.events_written += written[0]
+            self._stats.labels_written += written[1]
+        return written[0], written[1]
+
+    def _write(self, append: Callable[[], object], rows: int) -> int:
+        try:
+            append()
+        except Exception as error:  # noqa: BLE001 - a failed write is counted, never fatal
+            with self._lock:
+                self._stats.lake_failed += rows
+                self._stats.lake_last_error = f"{type(error).__name__}: {error}"
+            return 0
+        return rows
+
+    def _run_lake(self) -> None:
+        while not self._stop.wait(self.config.lake_interval_s):
+            self._release_labels(time.time())
+            self.flush_lake()
+        self._release_labels(time.time())
+        self.flush_lake()
 
     def flush_feedback(self) -> int:
         """Send the released labels now, in batches; returns how many were sent (accepted or

@@ -223,8 +223,9 @@ def _finite_edges(histogram: dict[str, Any]) -> dict[str, Any]:
 
 async def quality(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
+    since = _time_param(request, "since")  # a period's figures: the rows served since
     try:
-        report = service.outcomes.quality(_model_key(request))
+        report = service.outcomes.quality(_model_key(request), since)
     except KeyError as error:
         return _error(404, "unknown_model", str(error.args[0]))
     return web.json_response(report.model_dump(by_alias=True, mode="json"))

@@ -123,6 +123,18 @@ def test_demo_closes_the_loop(run_demo_until) -> None:  # type: ignore[no-untype
     assert demo.ctx.drift_report and demo.ctx.drift_report in index.read_text()
     assert (index.parent / "timeline.png").stat().st_size > 0
     assert "Quality per version, from the labels" in index.read_text()
+    # summary.json: the monitor's online AUC per version and period, and the paired test.
+    summary = json.loads((index.parent / "summary.json").read_text())
+    print(f"summary: {json.dumps(summary['auc'])} paired p {summary['paired_p']}")
+    print(f"stage seconds: {summary['stage_seconds']}")
+    # The world has real signal and a real shift (kubeloop/sampledata/tests/test_world.py):
+    # v1 is good before the shift and clearly worse after it, on what production labeled.
+    assert summary["auc"]["v1_pre_shift"] >= 0.8, summary
+    assert summary["auc"]["v1_pre_shift"] - summary["auc"]["v1_post_shift"] >= 0.08, summary
+    # v2 served (shadow at least): the label gate's paired test has a p-value.
+    assert summary["auc"]["v2_post_shift"] is not None, summary
+    assert summary["paired_p"] is not None and 0 <= summary["paired_p"] <= 1, summary
+    assert summary["traffic"]["events_written"] > 0 and summary["traffic"]["lake_failed"] == 0
 
 
 def _best_run(experiment: dict) -> str:

@@ -29,8 +29,20 @@ def test_chunked_write_equals_in_memory_generation(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(generate, "CHUNK_ROWS", 1500)  # force several chunks
     config = GeneratorConfig(rows=5000, seed=3, days=5)
     totals = write_dataset(config, tmp_path)
-    assert len(list((tmp_path / "events").glob("*.parquet"))) == 4
-    events = pd.read_parquet(tmp_path / "events")
+    # Date partitions (the chunks are time slices, so some cross midnight): one file per
+    # chunk and day, each in the folder of its events' UTC date.
+    files = sorted((tmp_path / "events").glob("date=*/part-*.parquet"))
+    assert {f.name for f in files} == {f"part-{i:05d}.parquet" for i in range(4)}
+    assert len({f.parent.name for f in files}) == 5
+    for file in files:
+        days = pd.read_parquet(file)["event_timestamp"].dt.strftime("%Y-%m-%d")
+        assert set(days) == {file.parent.name.removeprefix("date=")}
+    events = (
+        pd.read_parquet(tmp_path / "events")
+        .drop(columns=["date"])
+        .sort_values("event_timestamp", kind="stable")
+        .reset_index(drop=True)
+    )
     expected = generate_events(config).drop(columns=["label"])
     pd.testing.assert_frame_equal(
         events, expected.astype(events.dtypes.to_dict()), check_dtype=False

@@ -87,12 +87,24 @@ def test_accuracy_series_buckets_by_serving_time() -> None:
 
 
 def test_shifted_stream_moves_only_the_shifted_columns() -> None:
-    reference, shifted = make_streams(
-        TrafficConfig(url="http://x", model="m", stream_rows=500, shift_sigma=1.0)
-    )
+    config = TrafficConfig(url="http://x", model="m", stream_rows=2000, shift_sigma=1.0)
+    world = GeneratorConfig(rows=2000, seed=config.seed, shift_relation=False)
+    reference, shifted = make_streams(config, world=world)
     assert shifted["dwell_seconds"].mean() == pytest.approx(reference["dwell_seconds"].mean() + 40)
     assert (shifted["clicks"] == reference["clicks"]).all()
     assert (shifted["label"] == reference["label"]).all()
+
+
+def test_the_shifted_world_flips_price_sensitivity() -> None:
+    """By default the shift changes the labels too: budget shoppers convert before the
+    shift, premium shoppers after it (same events, same draws)."""
+    reference, shifted = make_streams(
+        TrafficConfig(url="http://x", model="m", stream_rows=4000, shift_sigma=1.0)
+    )
+    assert (shifted["clicks"] == reference["clicks"]).all()
+    cheap = reference["price"] < reference["price"].median()
+    assert reference.loc[cheap, "label"].mean() > reference.loc[~cheap, "label"].mean() + 0.2
+    assert shifted.loc[cheap, "label"].mean() < shifted.loc[~cheap, "label"].mean() - 0.2
 
 
 def test_unshifted_traffic_comes_from_the_world_the_model_was_trained_on() -> None:
@@ -112,7 +124,9 @@ def test_unshifted_traffic_comes_from_the_world_the_model_was_trained_on() -> No
     for column in ("price", "dwell_seconds", "discount", "clicks"):
         assert ks_2samp(reference[column], training[column]).pvalue > 0.001, column
     elsewhere, _ = make_streams(config)  # no world: one of the traffic's own seed
-    assert ks_2samp(elsewhere["price"], training["price"]).pvalue < 1e-6
+    # Another world's users shop in other price tiers, with other habits.
+    columns = ("price", "dwell_seconds", "discount")
+    assert min(ks_2samp(elsewhere[c], training[c]).pvalue for c in columns) < 1e-4
 
 
 def test_v2_request_and_answers_of_both_protocols() -> None:

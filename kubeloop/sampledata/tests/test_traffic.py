@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import pandas as pd
 import pytest
 
 from kubeloop.sampledata.traffic import TrafficConfig, TrafficGenerator, make_streams
@@ -114,3 +116,60 @@ def test_v2_sends_typed_tensors_and_reads_outputs(predictor_url: str) -> None:
     ]
     stats = generator.snapshot()
     assert (stats.ok, stats.errors, stats.labelled) == (1, 0, 5)
+
+
+def test_served_rows_and_released_labels_go_to_the_lake(predictor_url: str, tmp_path) -> None:
+    """The generator plays the application: what it served lands in the FeatureView's source
+    as events of the moment it was served, and each label, once released, in the labels."""
+    config = TrafficConfig(
+        url=predictor_url,
+        model="churn",
+        protocol="v1",
+        rows_per_request=5,
+        label_delay_s=3600,
+        stream_rows=200,
+        events_dir=str(tmp_path / "events"),
+        labels_dir=str(tmp_path / "labels"),
+    )
+    generator = TrafficGenerator(config, COLUMNS, httpx.Client(), make_streams(config))
+    before = pd.Timestamp.now(tz="UTC")
+    for _ in range(3):
+        generator.send_once()
+    assert generator.flush_lake() == (15, 0)  # the labels are not released yet
+    events = pd.read_parquet(tmp_path / "events")
+    assert len(events) == 15 and "label" not in events.columns
+    assert (events["event_timestamp"] >= before.floor("us")).all()
+    assert (events["created_timestamp"] >= events["event_timestamp"]).all()
+    reference = make_streams(config)[0]
+    assert events["user_id"].tolist() == reference["user_id"].head(15).tolist()
+    assert not (tmp_path / "labels").exists()
+
+    generator._release_labels(time.time() + 3601)  # an hour later
+    assert generator.flush_lake() == (0, 15)
+    labels = pd.read_parquet(tmp_path / "labels")
+    assert labels["label"].tolist() == reference["label"].head(15).tolist()
+    # A label's time is its event's, so the join sees the events served before, not its own.
+    pd.testing.assert_series_equal(
+        labels["event_timestamp"], events["event_timestamp"], check_names=False
+    )
+    stats = generator.snapshot()
+    assert (stats.events_written, stats.labels_written, stats.lake_failed) == (15, 15, 0)
+
+
+def test_a_failed_lake_write_is_counted_not_fatal(predictor_url: str, tmp_path) -> None:
+    blocker = tmp_path / "events"
+    blocker.write_text("a file where the folder should be")
+    config = TrafficConfig(
+        url=predictor_url,
+        model="churn",
+        protocol="v1",
+        rows_per_request=5,
+        stream_rows=200,
+        events_dir=str(blocker),
+    )
+    generator = TrafficGenerator(config, COLUMNS, httpx.Client(), make_streams(config))
+    generator.send_once()
+    assert generator.flush_lake() == (0, 0)
+    stats = generator.snapshot()
+    assert stats.lake_failed == 5 and stats.lake_last_error is not None
+    assert stats.ok == 1

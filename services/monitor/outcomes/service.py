@@ -234,13 +234,16 @@ class FeedbackService:
 
     # ------------------------------------------------------------------ figures
 
-    def quality(self, key: ModelKey) -> QualityReport:
-        """KeyError for a model the monitor does not know."""
+    def quality(self, key: ModelKey, since: float | None = None) -> QualityReport:
+        """KeyError for a model the monitor does not know. `since` (epoch s): only the rows
+        served since then (a period's figures, e.g. after a shift), else the whole window."""
         if key not in self.monitor.core.models:
             raise KeyError(f"no events or config for model {key[0]}/{key[1]}")
         now = self.monitor.clock()
         state = self.join.models.get(key)
-        versions = [] if state is None else [self._version(key, v, now) for v in state.windows]
+        versions = (
+            [] if state is None else [self._version(key, v, now, since) for v in state.windows]
+        )
         return QualityReport(
             namespace=key[0],
             model=key[1],
@@ -250,21 +253,25 @@ class FeedbackService:
             pending_labels=state.pending() if state is not None else 0,
         )
 
-    def _version(self, key: ModelKey, version: str, now: float) -> VersionQuality:
+    def _version(
+        self, key: ModelKey, version: str, now: float, since: float | None = None
+    ) -> VersionQuality:
         """Figures of one version, recomputed only when its window changed (the ECE
         bootstrap is not free and Prometheus scrapes often)."""
         state = self.join.models[key]
         window = state.windows[version]
-        rows = self.join.rows(key, version, now)
+        rows = self.join.rows(key, version, now, since)
         assert rows is not None
         stamp = (window.revision, rows.size, self._role_of(key, version))
         slot = (*key, version)
         cached = self._cache.get(slot)
-        if cached is not None and cached[0] == stamp:
+        if since is None and cached is not None and cached[0] == stamp:
             return cached[1]
         # The version's role now (it changes at a promotion), else the one it served with.
         role = self._role_of(key, version) or window.role
         figures_ = figures.version_quality(version, role, rows, state.config.label_threshold)
+        if since is not None:  # a period's figures: asked rarely, not cached
+            return figures_
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[slot] = (stamp, figures_)

@@ -218,6 +218,38 @@ async def test_quality_figures_match_scikit_learn_on_the_joined_rows(
     assert v1["ece"]["low"] <= v1["ece"]["value"] <= v1["ece"]["high"]
 
 
+async def test_quality_since_covers_only_the_rows_served_since(
+    monitor: MonitorService, http: aiohttp.ClientSession, clock: Clock
+) -> None:
+    """A period's figures (the demo's "after the shift"): `since` keeps the rows served since."""
+    url = monitor.url
+    await configure(http, url)
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 200)
+    # Good scores first, then inverted ones: the whole window and the later period differ.
+    scores = np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.15, 200)
+    scores[100:] = 1 - scores[100:]
+    for i in range(200):
+        if i == 100:
+            clock.now += 60
+            later = clock.now
+        await serve(http, url, f"r{i}", "1", float(np.clip(scores[i], 0, 1)))
+    events = [structured(f"e{i}", {"requestId": f"r{i}", "label": int(labels[i])})
+              for i in range(200)]  # fmt: skip
+    assert (await post_batch(http, url, events))[1]["accepted"] == 200
+    async with http.get(url + BASE + "/quality", params={"since": str(later)}) as r:
+        period = version(await r.json(), "1")
+    whole = version(await quality(http, url), "1")
+    clipped = np.clip(scores, 0, 1)
+    assert (whole["labeled"], period["labeled"]) == (200, 100)
+    assert period["auc"]["value"] == pytest.approx(
+        roc_auc_score(labels[100:], clipped[100:]), abs=1e-9
+    )
+    assert whole["auc"]["value"] == pytest.approx(roc_auc_score(labels, clipped), abs=1e-9)
+    async with http.get(url + BASE + "/quality", params={"since": "soon"}) as r:
+        assert r.status == 400
+
+
 BAD_DATA = [
     ({"requestId": "r0"}, "data.label", "feedback_missing_field"),
     ({"label": 1}, "data", "feedback_missing_field"),
