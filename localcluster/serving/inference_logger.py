@@ -8,11 +8,11 @@ is full the event is dropped and counted.
 
 Differences from KServe's logger, on purpose: ``ce-id`` is the ``x-request-id`` header (KServe
 reads ``Ce-Id`` or makes a UUID; the monitor pairs by ``X-Request-Id`` in ``ce-metadata``
-either way), and the response event is sent for every status, not only 200, carrying
-``ce-kubeloopstatus``: the embedded default still takes its error counts from these events.
-On a cluster they come from ``istio_requests_total`` through Prometheus
-(``operators/backends/prometheus.py``); the local router exports the same counter, and once
-the embedded operator reads it (not yet) this logger can drop non-200 responses as KServe does.
+either way). Like KServe's agent, the response event is sent only for status 200
+(``pkg/logger/handler.go`` in kserve/kserve, see :mod:`contracts.mesh_metrics`): errors are
+counted from ``istio_requests_total``, which the local router exports and the embedded
+operator reads (``operators/backends/prometheus.py`` ``RouterCounts``), as a cluster's
+operator reads it from Prometheus.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def build_events(settings: LoggerSettings, exchange: LoggedExchange) -> list[Clo
     if settings.mode in (c.LOGGER_MODE_ALL, c.LOGGER_MODE_REQUEST):
         headers = {**common, c.CE_TYPE_HEADER: c.CE_TYPE_REQUEST}
         events.append(CloudEvent(headers=headers, body=exchange.request_body))
-    if settings.mode in (c.LOGGER_MODE_ALL, c.LOGGER_MODE_RESPONSE):
+    # KServe's agent queues the response event only when the status is 200.
+    if settings.mode in (c.LOGGER_MODE_ALL, c.LOGGER_MODE_RESPONSE) and exchange.status == 200:
         headers = {
             **common,
             c.CE_TYPE_HEADER: c.CE_TYPE_RESPONSE,

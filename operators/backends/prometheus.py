@@ -4,7 +4,8 @@ KServe logs only 200 responses, so on a cluster the error gate's figures come fr
 ``istio_requests_total`` of the version's predictor workloads, by response code, over the
 analysis interval (a Flagger-style query, see :mod:`contracts.mesh_metrics`). The embedded
 default has no Prometheus: the local router exports the same counter and
-:func:`counts_from_exposition` reads it (cumulative; the caller differences two scrapes).
+:class:`RouterCounts` reads it (:func:`counts_from_exposition`, cumulative, differenced
+between readings by :func:`window_counts`).
 
 Pure builders and parsers first; :class:`PrometheusCounts` is the small I/O shell.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,9 +118,12 @@ def counts_from_exposition(text: str, namespace: str, inference_service: str) ->
 
 
 class RequestCountSource(Protocol):
-    """Requests and errors of one InferenceService over the last ``window_s`` seconds."""
+    """Requests and errors of one InferenceService over the last ``window_s`` seconds; None
+    where this source has no mesh metric for it (the monitor's figures then stand)."""
 
-    def counts(self, namespace: str, inference_service: str, window_s: int) -> RequestCounts: ...
+    def counts(
+        self, namespace: str, inference_service: str, window_s: int
+    ) -> RequestCounts | None: ...
 
 
 class PrometheusCounts:
@@ -135,3 +141,68 @@ class PrometheusCounts:
         except (httpx.HTTPError, ValueError) as exc:
             raise PrometheusError(f"Prometheus at {self.url} unreachable: {exc}") from exc
         return counts_from_codes(parse_query_response(body))
+
+
+# --- the embedded default: the local router's own exposition ------------------------------
+
+Reading = tuple[float, RequestCounts]  # (wall-clock seconds, cumulative counts)
+_KEEP_READINGS = 512
+
+
+def mlmodel_of(inference_service: str) -> str:
+    """The MLModel behind ``<mlmodel>-v<version>`` (``operators.backends.serving.isvc_name``)."""
+    match = re.fullmatch(r"(.+)-v[^-]+", inference_service)
+    return match.group(1) if match else inference_service
+
+
+def window_counts(
+    history: list[Reading], now: float, current: RequestCounts, window_s: int
+) -> RequestCounts:
+    """Counts over the last ``window_s`` from cumulative readings: ``current`` less the latest
+    earlier reading taken at or before the window's start. Without one (the operator has not
+    read this counter that long) the whole cumulative count: the router's counters start with
+    the router, so this over-counts at most what came before the window."""
+    start = now - window_s
+    baseline = None
+    for taken, counts in history:
+        if taken <= start:
+            baseline = counts
+    return current if baseline is None else current - baseline
+
+
+class RouterCounts:
+    """The mesh metric in the embedded default: ``istio_requests_total`` as the local router
+    exports it (``localcluster/serving/router.py``) at its URL, which the serving controller
+    writes to the VirtualService's ``status.url``. ``router_url(namespace, mlmodel)`` reads
+    it; a VirtualService without one (Istio writes none) gives None: no mesh counts here, the
+    monitor's figures stand. Readings are kept to difference the cumulative counter."""
+
+    def __init__(
+        self,
+        router_url: Callable[[str, str], str | None],
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._router_url = router_url
+        self._client = client or httpx.Client(timeout=timeout_s)
+        self._clock = clock
+        self._history: dict[tuple[str, str], list[Reading]] = {}
+
+    def counts(self, namespace: str, inference_service: str, window_s: int) -> RequestCounts | None:
+        url = self._router_url(namespace, mlmodel_of(inference_service))
+        if not url:
+            return None
+        target = str(url).rstrip("/") + m.ROUTER_METRICS_PATH
+        try:
+            response = self._client.get(target)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise PrometheusError(f"router metrics at {target} unreachable: {exc}") from exc
+        now = float(self._clock())
+        current = counts_from_exposition(response.text, namespace, inference_service)
+        history = self._history.setdefault((namespace, inference_service), [])
+        found = window_counts(history, now, current, window_s)
+        history.append((now, current))
+        del history[:-_KEEP_READINGS]
+        return found

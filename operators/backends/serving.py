@@ -396,6 +396,12 @@ class KubeObjects:
         )
         return patched
 
+    def virtual_service_url(self, namespace: str, name: str) -> str | None:
+        """``status.url`` of a VirtualService: the local router's URL (Istio writes none)."""
+        found = self._get(kube.VS_GROUP, kube.VS_VERSION, namespace, kube.VS_PLURAL, name)
+        url = ((found or {}).get("status") or {}).get("url")
+        return str(url) if url else None
+
     def read_experiment(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Experiment a drift alarm retrains (None when it does not exist)."""
         return self._get(kube.GROUP, kube.VERSION, namespace, "experiments", name)

@@ -41,7 +41,7 @@ def owner_of(obj: MLModel) -> Owner:
 def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
     """The serving backends for this process, from the operator's configuration (startup)."""
     from operators.backends.monitor import HttpMonitor
-    from operators.backends.prometheus import PrometheusCounts
+    from operators.backends.prometheus import PrometheusCounts, RouterCounts
     from operators.backends.registry import MlflowRegistry
     from operators.backends.serving import IstioTraffic
 
@@ -61,5 +61,11 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
         # Where the InferenceServices' loggers send events: the monitor's ingest port when it
         # has one (the NetworkPolicy lets predictors reach only that port).
         monitor_url=config.monitor_ingest_url or config.monitor_url,
-        request_counts=PrometheusCounts(config.prometheus_url) if config.prometheus_url else None,
+        # The local router's exposition where no Prometheus is configured: it answers only
+        # where the serving controller wrote the router's URL (the embedded default).
+        request_counts=(
+            PrometheusCounts(config.prometheus_url)
+            if config.prometheus_url
+            else RouterCounts(objects.virtual_service_url)
+        ),
     )

@@ -143,6 +143,8 @@ def with_mesh_counts(
     wanted = set(versions) | {v for v in (state.stable_version, state.candidate_version) if v}
     for version in sorted(wanted):
         counts = source.counts(namespace, isvc_name(name, version), window_s)
+        if counts is None:  # no mesh metric for it here: the monitor's figures stand
+            continue
         current = versions.get(version) or VersionFigures()
         versions[version] = dataclasses.replace(
             current,

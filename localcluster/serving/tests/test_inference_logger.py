@@ -23,7 +23,7 @@ EXCHANGE = LoggedExchange(
     content_type="application/json",
     request_body=b'{"instances": [[1, 2]]}',
     response_body=b'{"predictions": [0.5]}',
-    status=503,
+    status=200,
     latency_ms=12.5,
 )
 
@@ -48,7 +48,7 @@ def test_logger_mode_selects_events(mode: str, types: list[str]) -> None:
 def test_response_event_carries_status_latency_and_payload() -> None:
     request, response = build_events(settings(), EXCHANGE)
     assert request.body == EXCHANGE.request_body and response.body == EXCHANGE.response_body
-    assert response.headers[c.CE_STATUS_HEADER] == "503"
+    assert response.headers[c.CE_STATUS_HEADER] == "200"
     assert response.headers[c.CE_LATENCY_MS_HEADER] == "12.500"
     assert c.CE_STATUS_HEADER not in request.headers
     for event in (request, response):
@@ -56,6 +56,17 @@ def test_response_event_carries_status_latency_and_payload() -> None:
         assert event.headers[c.CE_ROLE_HEADER] == "shadow"
         assert event.headers[c.CE_MODEL_VERSION_HEADER] == "2"
         assert event.headers[c.CE_TIME_HEADER].endswith("Z")
+
+
+@pytest.mark.parametrize("status", [400, 404, 500, 503])
+def test_a_failed_response_is_not_logged_as_kserves_agent_does(status: str) -> None:
+    """KServe's agent queues the response event only for 200 (contracts/mesh_metrics.py):
+    the request is logged, its failure is counted by the mesh metric, not by the monitor."""
+    failed = EXCHANGE.model_copy(update={"status": status})
+    assert [e.headers[c.CE_TYPE_HEADER] for e in build_events(settings(), failed)] == [
+        c.CE_TYPE_REQUEST
+    ]
+    assert build_events(settings(mode="response"), failed) == []
 
 
 def test_only_inference_routes_are_logged() -> None:
