@@ -62,6 +62,8 @@ class Lineage(BaseModel):
     retrain_reason: str = ""
     drift_report: str = ""
     retrain_requested_at: str = ""
+    # The engine that built the training set's point-in-time join (duckdb or spark).
+    training_set_engine: str = ""
 
     def tags(self) -> dict[str, str]:
         values = {
@@ -76,6 +78,7 @@ class Lineage(BaseModel):
             tag.RETRAIN_REASON: self.retrain_reason,
             tag.DRIFT_REPORT: self.drift_report,
             tag.RETRAIN_REQUESTED_AT: self.retrain_requested_at,
+            tag.TRAINING_SET_ENGINE: self.training_set_engine,
         }
         return {key: value for key, value in values.items() if value}
 
