@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 Engine = Literal["auto", "duckdb", "spark"]
@@ -47,9 +47,15 @@ def transpile(spark_sql: str) -> str:
     from sqlglot.errors import ErrorLevel, SqlglotError
 
     try:
-        statements = sqlglot.transpile(
-            spark_sql, read="spark", write="duckdb", unsupported_level=ErrorLevel.RAISE
-        )
+        parsed = sqlglot.parse(spark_sql, read="spark")
+        statements = [
+            # Spark 4 runs ANSI SQL by default: CAST raises on a value it cannot convert, where
+            # sqlglot (Spark 2 semantics) writes TRY_CAST, which would yield NULL instead. An
+            # explicit TRY_CAST (safe=True) stays one.
+            tree.transform(_ansi_cast).sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
+            for tree in parsed
+            if tree is not None
+        ]
     except SqlglotError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TranspileError(
@@ -60,6 +66,14 @@ def transpile(spark_sql: str) -> str:
             f"transformation.sql must be one SELECT, got {len(statements)} statements"
         )
     return statements[0]
+
+
+def _ansi_cast(node: Any) -> Any:
+    from sqlglot import exp
+
+    if isinstance(node, exp.TryCast) and not node.args.get("safe"):
+        return exp.Cast(this=node.this, to=node.args["to"])
+    return node
 
 
 def transpiles(spark_sql: str | None) -> bool:

@@ -45,6 +45,7 @@ EVALUATION: Final = "kubeloop.io/evaluation"  # EVALUATION_PASSED when the objec
 RETRAIN_REASON: Final = "kubeloop.io/retrain-reason"
 DRIFT_REPORT: Final = "kubeloop.io/drift-report"  # URL of the drift report that caused it
 RETRAIN_REQUESTED_AT: Final = "kubeloop.io/retrain-requested-at"
+TRAINING_SET_ENGINE: Final = "kubeloop.io/training-set-engine"  # duckdb | spark (spec.engine)
 REFERENCE: Final = "kubeloop.io/reference"  # runs:/ URI of REFERENCE_ARTIFACT
 SCORE_REFERENCE: Final = "kubeloop.io/score-reference"  # runs:/ URI of SCORE_REFERENCE_ARTIFACT
 FEATURE_COLUMNS: Final = "kubeloop.io/feature-columns"  # JSON list

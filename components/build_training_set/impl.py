@@ -142,14 +142,14 @@ def join_duckdb(
     requests: list[FeatureRequest],
 ) -> pd.DataFrame:
     """DuckDB path, in canonical form. ``labels``: a DataFrame or a Parquet path."""
-    relation = pit_join_duckdb(con, labels, label_spec, requests)
-    columns = [c for c in relation.columns if c not in _output_columns(requests)]
+    if isinstance(labels, pd.DataFrame):
+        columns = list(labels.columns)
+    else:
+        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [labels]).fetchall()
+        columns = [row[0] for row in described]
     check_labels(columns, label_spec, requests)
+    relation = pit_join_duckdb(con, labels, label_spec, requests)
     return canonicalize(relation.df(), columns, label_spec, requests)
-
-
-def _output_columns(requests: list[FeatureRequest]) -> set[str]:
-    return {c for r in requests for c in r.output_columns}
 
 
 def join_spark(

@@ -67,6 +67,8 @@ class Lineage(BaseModel):
     # comparison with the champion (empty when there was none yet) and with the best baseline.
     vs_champion: str = ""
     vs_baseline: str = ""
+    # The engine that built the training set's point-in-time join (duckdb or spark).
+    training_set_engine: str = ""
 
     def tags(self) -> dict[str, str]:
         values = {
@@ -83,6 +85,7 @@ class Lineage(BaseModel):
             tag.RETRAIN_REQUESTED_AT: self.retrain_requested_at,
             tag.VS_CHAMPION: self.vs_champion,
             tag.VS_BASELINE: self.vs_baseline,
+            tag.TRAINING_SET_ENGINE: self.training_set_engine,
         }
         return {key: value for key, value in values.items() if value}
 

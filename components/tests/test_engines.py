@@ -50,6 +50,9 @@ def test_local_input_bytes_sums_files_and_refuses_remote(tmp_path: Path) -> None
 def test_transpile_rewrites_spark_idioms_and_refuses_what_it_cannot_carry() -> None:
     out = transpile("SELECT nvl(a, 0) AS a, date_format(ts, 'yyyy-MM-dd') AS d FROM source")
     assert "COALESCE" in out and "STRFTIME" in out and "%Y-%m-%d" in out
+    # Spark 4's ANSI CAST raises on bad input, as DuckDB's CAST does; TRY_CAST stays TRY_CAST.
+    out = transpile("SELECT CAST(a AS INT) AS a, TRY_CAST(b AS INT) AS b FROM source")
+    assert out == "SELECT CAST(a AS INT) AS a, TRY_CAST(b AS INT) AS b FROM source"
     with pytest.raises(TranspileError, match=r"cannot run on DuckDB .*set spec.engine: spark"):
         transpile("SELECT /*+ BROADCAST(s) */ * FROM source s")
     with pytest.raises(TranspileError, match="one SELECT, got 2 statements"):

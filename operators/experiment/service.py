@@ -431,6 +431,8 @@ def register_best(
             "trial": best.name,
             # Only a best trial that passed registration_verdict() gets this far.
             "evaluation": EVALUATION_PASSED,
+            # What the trials' runs were launched with (status.engine: "<engine> (why)").
+            "training_set_engine": (status.engine or "").split(" ")[0],
             **core.retrain_lineage(status),
             **planning.comparison_lineage(status.best),
         }

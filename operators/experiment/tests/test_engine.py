@@ -11,10 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from operators.api.experiment import EXPERIMENT
+from operators.experiment import service
 from operators.experiment.tests.test_service import (
     Registrar,
     experiment,
     feature_view,
+    finish_all,
     make,
     passes,
 )
@@ -43,6 +45,27 @@ def test_join_engine_is_resolved_passed_and_recorded(
     assert [p["join_method"] for p in pipelines.params.values()] == [expected]
     assert obj.status.engine is not None
     assert obj.status.engine.startswith(expected) and why in obj.status.engine
+
+
+class RecordingRegistrar(Registrar):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lineages: list[dict] = []
+
+    def __call__(self, *args: object) -> service.Registration:
+        self.lineages.append(args[3])  # type: ignore[arg-type]
+        return super().__call__(*args)
+
+
+def test_registered_lineage_names_the_training_set_engine(tmp_path: Path, labels: str) -> None:
+    views = FakeFeatureViews({("team-a", "fv"): feature_view()})
+    registrar = RecordingRegistrar()
+    backends, pipelines = make(tmp_path, views, registrar)
+    obj = FakeObject(EXPERIMENT, experiment(labels))
+    passes(obj, backends, 1)
+    finish_all(pipelines)
+    passes(obj, backends, 2)
+    assert [lineage["training_set_engine"] for lineage in registrar.lineages] == ["duckdb"]
 
 
 @pytest.fixture
