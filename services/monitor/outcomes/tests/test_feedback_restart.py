@@ -134,7 +134,7 @@ async def test_an_acknowledged_label_is_committed_before_the_answer(
     second = MonitorService(settings(tmp_path), clock=clock)
     await second.start()
     try:
-        report = second.outcomes.quality(("team-a", "churn"))
+        report = await second.outcomes.quality(("team-a", "churn"))
         assert [(v.version, v.labeled) for v in report.versions] == [("1", 1)]
         assert second.outcomes.join.models[("team-a", "churn")].seen.keys() == {"e0"}
     finally:
