@@ -63,6 +63,11 @@ class IngestProtocol(asyncio.Protocol):
         self._service = service
         self._connections = connections
         self._max_body = service.settings.limits.max_body_bytes
+        # httptools calls on_header once per header (~14 per logged event): a dict's own
+        # __setitem__ takes them without a Python frame each (a repeated name: the last
+        # wins, as before). httptools looks the callback up once, when the parser is made.
+        self._raw: dict[bytes, bytes] = {}
+        self.on_header = self._raw.__setitem__
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         # Replies in request order: (the reply, a 200 held for its commit, or a future of the
@@ -81,8 +86,7 @@ class IngestProtocol(asyncio.Protocol):
 
     def _reset(self) -> None:
         self._url = b""
-        self._names: list[bytes] = []
-        self._values: list[bytes] = []
+        self._raw.clear()
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
@@ -117,22 +121,19 @@ class IngestProtocol(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._names.append(name)
-        self._values.append(value)
-
     def on_headers_complete(self) -> None:
         # All names decoded and lowercased in one call, values in another (a logged event has
         # ~14 headers: three method calls each cost more than the rest of the parsing).
         # llhttp refuses NUL in header names and values, so it separates them safely.
-        names = b"\0".join(self._names).decode("latin-1").lower().split("\0")
-        values = b"\0".join(self._values).decode("latin-1").split("\0")
-        if self._names and len(names) == len(values) == len(self._names):
+        raw = self._raw
+        names = b"\0".join(raw).decode("latin-1").lower().split("\0")
+        values = b"\0".join(raw.values()).decode("latin-1").split("\0")
+        if raw and len(names) == len(values) == len(raw):
             self._headers = dict(zip(names, values, strict=True))
         else:  # no headers (or a NUL got through after all): one header at a time
             self._headers = {
                 name.decode("latin-1").lower(): value.decode("latin-1")
-                for name, value in zip(self._names, self._values, strict=True)
+                for name, value in raw.items()
             }
         if self._headers.get("expect", "").lower() == "100-continue" and self._transport:
             self._transport.write(_CONTINUE)
@@ -210,7 +211,8 @@ class IngestProtocol(asyncio.Protocol):
 
     def _dispatch(self) -> Reply | Coroutine[Any, Any, Reply]:
         path = self._url.split(b"?", 1)[0]
-        feedback = FEEDBACK_PATH.match(path)
+        # Events first: the feedback pattern is matched only for paths that are not theirs.
+        feedback = None if path in INGEST_PATHS else FEEDBACK_PATH.match(path)
         if feedback is not None:
             if self._parser.get_method() != b"POST":
                 return 405, error_body("method_not_allowed", "feedback is POSTed")
