@@ -116,8 +116,10 @@ class PrimaryMetric(ApiModel):
         default=0.05,
         gt=0,
         lt=0.5,
-        description="Error rate of the sequential test: a candidate as good as stable is "
-        "rolled back by the metric in at most this share of rollouts.",
+        description="Error rate of the sequential tests: a candidate as good as stable is "
+        "rolled back by the metric in at most this share of rollouts, and a stable version "
+        "that holds its validation figure (within margin) is called Degraded with at most "
+        "this probability over its whole time as stable.",
     )
 
 
@@ -517,6 +519,22 @@ class VersionQualityStatus(ApiModel):
     label_delay_p50_seconds: float | None = None
 
 
+class SequentialQuality(ApiModel):
+    """The Degraded test's running state: the stable version's primary metric pooled over
+    disjoint monitor windows (inverse-variance weights) and its always-valid interval at
+    `primaryMetric.alpha` (docs/outcomes.md, "Degraded")."""
+
+    windows: int = Field(default=0, description="Disjoint windows pooled so far.")
+    labeled: int = Field(default=0, description="Labeled requests in those windows.")
+    through: float | None = Field(
+        default=None, description="Served time (epoch s) of the newest request pooled."
+    )
+    estimate: float | None = None
+    variance: float | None = None
+    low: float | None = Field(default=None, description="Always-valid lower bound.")
+    high: float | None = Field(default=None, description="Always-valid upper bound.")
+
+
 class StableQuality(ApiModel):
     """The stable version's primary metric (auc when none is set) and its offline validation
     figure: what the Quality printer column and the Degraded condition read."""
@@ -529,6 +547,9 @@ class StableQuality(ApiModel):
     labeled: int = 0
     validation: float | None = Field(
         default=None, description="The figure on the validation window at training (MLflow)."
+    )
+    sequential: SequentialQuality | None = Field(
+        default=None, description="The Degraded test over this version's labeled windows."
     )
 
 

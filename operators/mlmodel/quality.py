@@ -5,20 +5,29 @@ version) and the stable version's offline validation figure (the metric
 `components/evaluate` logged on its MLflow run); these functions turn them into status,
 events and, when the stable version has degraded, an alarm for the retrain policy. No I/O.
 
-Degraded is judged on the stable version only, against its own validation figure:
+Degraded is judged on the stable version only, against its own validation figure, by an
+always-valid sequential test (docs/outcomes.md, "Degraded"):
 
-- True (`BelowValidation`) when at least `primaryMetric.minLabeled` labeled requests give a
-  95% interval for the metric that lies entirely on the bad side of validation - margin (auc,
-  accuracy: `high < validation - margin`; logLoss: `low > validation + margin`);
-- False (`WithinValidation`) when there are enough labels and the interval reaches back;
-- Unknown while there are too few labels (`NotEnoughLabels`) or no offline figure
+- Each pass reads the monitor's sliding-window figure of the primary metric (value and 95%
+  interval, from which its variance is taken). A window is *pooled* only when it is disjoint
+  from every window pooled before (all its requests served after the newest one pooled), so
+  the pooled windows are independent samples; overlapping re-reads add nothing.
+- The pooled estimate (inverse-variance weighted) and its variance V give the normal-mixture
+  confidence sequence of the label gate (:func:`operators.mlmodel.outcome_gate.radius`,
+  tau = margin, level ``primaryMetric.alpha``): its coverage holds at every look at once, so
+  checking every pass does not inflate the false-alarm rate. P(a version whose metric stays
+  at or above validation - margin is ever called Degraded) <= alpha, over its whole time as
+  stable (a new stable version, metric or validation figure starts a new test).
+- True (`BelowValidation`) once at least `minLabeled` labeled requests are pooled and the
+  always-valid interval lies entirely on the bad side of validation - margin (auc, accuracy:
+  `high < validation - margin`; logLoss: `low > validation + margin`);
+- False (`WithinValidation`) when enough are pooled and the interval reaches back;
+- Unknown while too few are pooled (`NotEnoughLabels`) or there is no offline figure
   (`NoValidationFigure`: a run without the metric, e.g. one logged before evaluate logged
   accuracy).
 
-The interval is the monitor's fixed-sample 95% interval over its sliding window, re-read every
-pass: overlapping windows make the checks strongly dependent, not independent chances of a
-false alarm, and the margin keeps a small, real drop from counting. The retrain policy's
-cooldown and daily budget bound what a false Degraded can cost.
+``bench/degraded_alarm.py`` and ``tests/test_quality_simulation.py`` measure the false-alarm
+rate (at the boundary, metric = validation - margin, judged every pass) and the power.
 """
 
 from __future__ import annotations
@@ -33,10 +42,12 @@ from operators.api.mlmodel import (
     PrimaryMetric,
     QualityWindow,
     RetrainTrigger,
+    SequentialQuality,
     StableQuality,
     VersionQualityStatus,
 )
 from operators.kind import Event, EventType
+from operators.mlmodel.outcome_gate import radius
 from operators.mlmodel.retrain_policy import DriftAlarm
 from operators.status import with_condition
 
@@ -52,6 +63,9 @@ REASON_CLEARED = "DegradationCleared"
 # The metric shown when the spec names none (the Quality printer column still says something).
 DEFAULT_METRIC = "auc"
 LOWER_IS_BETTER = frozenset({"logLoss"})
+#: The monitor's intervals are 95% (normal quantile): their half-width / Z95 is the figure's
+#: standard error.
+Z95 = 1.959963984540054
 
 
 # Figures are written rounded: status is patched only when what a person would read changes.
@@ -112,7 +126,7 @@ def stable_quality(
     metric: str,
     validation: float | None,
 ) -> StableQuality:
-    entry = next((e for e in (report.versions if report else []) if e.version == stable), None)
+    entry = _stable_entry(report, stable)
     found = metric_of(entry, metric) if entry is not None else None
     return StableQuality(
         version=stable,
@@ -122,6 +136,55 @@ def stable_quality(
         high=_rounded(found.high) if found else None,
         labeled=entry.labeled if entry is not None else 0,
         validation=validation,
+    )
+
+
+def _stable_entry(report: QualityReport | None, stable: str) -> VersionQuality | None:
+    return next((e for e in (report.versions if report else []) if e.version == stable), None)
+
+
+def window_variance(found: Interval | None) -> float | None:
+    """The variance of a window's figure, read off its 95% interval (the wider side)."""
+    if found is None or found.value is None or found.low is None or found.high is None:
+        return None
+    half = max(found.value - found.low, found.high - found.value)
+    return (half / Z95) ** 2 if half > 0 else None
+
+
+def pooled(
+    previous: SequentialQuality | None,
+    entry: VersionQuality | None,
+    metric: str,
+    margin: float,
+    alpha: float,
+) -> SequentialQuality:
+    """The test's state after this pass: ``entry``'s window pooled when it is disjoint from
+    those pooled before (served entirely after ``through``) and has a figure; else as was."""
+    state = previous or SequentialQuality()
+    if entry is None or entry.window_start is None or entry.window_end is None:
+        return state
+    if state.through is not None and entry.window_start <= state.through:
+        return state  # overlaps what is pooled: re-reading it would be peeking
+    found = metric_of(entry, metric)
+    variance = window_variance(found)
+    if variance is None or found.value is None:
+        return state
+    weight = 1.0 / variance
+    if state.estimate is None or state.variance is None:
+        total, estimate = weight, found.value
+    else:
+        before = 1.0 / state.variance
+        total = before + weight
+        estimate = (state.estimate * before + found.value * weight) / total
+    half = radius(1.0 / total, margin, alpha)
+    return SequentialQuality(
+        windows=state.windows + 1,
+        labeled=state.labeled + entry.labeled,
+        through=entry.window_end,
+        estimate=estimate,
+        variance=1.0 / total,
+        low=_rounded(estimate - half),
+        high=_rounded(estimate + half),
     )
 
 
@@ -136,7 +199,7 @@ def _figures(quality: StableQuality) -> str:
 
 
 def degradation(quality: StableQuality, metric: PrimaryMetric) -> tuple[str, str, str]:
-    """(condition status, reason, message) of Degraded for the stable version's figures."""
+    """(condition status, reason, message) of Degraded from the sequential test's state."""
     figures = _figures(quality)
     if quality.validation is None:
         return (
@@ -153,16 +216,27 @@ def degradation(quality: StableQuality, metric: PrimaryMetric) -> tuple[str, str
     limit = f"validation {quality.validation:.4f} {'+' if lower_better else '-'} margin " + (
         f"{metric.margin:g} = {bound:.4f}"
     )
-    if quality.labeled < metric.min_labeled or quality.low is None or quality.high is None:
+    test = quality.sequential or SequentialQuality()
+    pooled_ = (
+        f"pooled over {test.windows} disjoint window(s), {test.labeled} labeled: "
+        f"{test.estimate:.4f}, always-valid {1 - metric.alpha:.0%} interval "
+        f"[{test.low:.4f}, {test.high:.4f}]"
+        if test.estimate is not None and test.low is not None and test.high is not None
+        else f"{test.labeled} labeled pooled"
+    )
+    if test.labeled < metric.min_labeled or test.low is None or test.high is None:
         return (
             "Unknown",
             REASON_NOT_ENOUGH,
-            (f"{figures}; minLabeled {metric.min_labeled} needed to compare with {limit}"),
+            (
+                f"{figures}; {pooled_}; minLabeled {metric.min_labeled} needed to compare "
+                f"with {limit}"
+            ),
         )
-    below = quality.low > bound if lower_better else quality.high < bound
+    below = test.low > bound if lower_better else test.high < bound
     if below:
-        return "True", REASON_BELOW, f"{figures}: the whole interval is {side} {limit}"
-    return "False", REASON_WITHIN, f"{figures}: the interval reaches {limit}"
+        return "True", REASON_BELOW, f"{figures}; {pooled_}: the whole interval is {side} {limit}"
+    return "False", REASON_WITHIN, f"{figures}; {pooled_}: the interval reaches {limit}"
 
 
 def _without_condition(status: MLModelStatus, type_: str) -> MLModelStatus:
@@ -185,6 +259,21 @@ def with_quality(
     in_play = [v for v in (stable, status.candidate_version) if v]
     name = metric.name if metric is not None else DEFAULT_METRIC
     quality = stable_quality(report, stable, name, validation)
+    if metric is not None:
+        last = status.stable_quality
+        same = last is not None and (last.version, last.metric, last.validation) == (
+            stable,
+            name,
+            validation,
+        )  # else a new test: another version, metric or offline figure
+        test = pooled(
+            last.sequential if same and last is not None else None,
+            _stable_entry(report, stable),
+            name,
+            metric.margin,
+            metric.alpha,
+        )
+        quality = quality.model_copy(update={"sequential": test})
     status = status.model_copy(
         update={"quality": quality_status(report, in_play), "stable_quality": quality}
     )

@@ -225,7 +225,7 @@ async def quality(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     since = _time_param(request, "since")  # a period's figures: the rows served since
     try:
-        report = service.outcomes.quality(_model_key(request), since)
+        report = await service.outcomes.quality(_model_key(request), since)
     except KeyError as error:
         return _error(404, "unknown_model", str(error.args[0]))
     return web.json_response(report.model_dump(by_alias=True, mode="json"))
@@ -234,7 +234,7 @@ async def quality(request: web.Request) -> web.Response:
 async def quality_report(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     try:
-        page = service.outcomes.report_html(_model_key(request), page=True)
+        page = await service.outcomes.report_html(_model_key(request), page=True)
     except KeyError as error:
         return _error(404, "unknown_model", str(error.args[0]))
     return web.Response(text=page, content_type="text/html")
@@ -256,7 +256,7 @@ async def compare(request: web.Request) -> web.Response:
         raise _bad_param("design", design, " | ".join(DESIGNS))
     since = _time_param(request, "since")
     try:
-        result = service.outcomes.compare(
+        result = await service.outcomes.compare(
             key,
             query["candidate"],
             query["stable"],
@@ -410,5 +410,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[SERVICE_KEY].registry)
+    service = request.app[SERVICE_KEY]
+    await service.outcomes.refresh()  # quality figures, computed off the loop
+    body = generate_latest(service.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

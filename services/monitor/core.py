@@ -306,7 +306,7 @@ class MonitorCore:
             latency_ms=latency,
             feature_names=features.names if features is not None else None,
             features=features.rows if features is not None else None,
-            entities=tuple(row.entity for row in served),
+            entities=tuple([row.entity for row in served]) if served else (),
             scores=scores.scores if scores is not None else None,
             classes=scores.classes if scores is not None else None,
         )

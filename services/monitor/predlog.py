@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -99,7 +100,7 @@ def journal_row(
         p.request_id,
         p.served_at,
         int(p.status),
-        None if p.latency_ms is None or np.isnan(p.latency_ms) else float(p.latency_ms),
+        None if p.latency_ms is None or math.isnan(p.latency_ms) else float(p.latency_ms),
         names,
         None if features is None else int(features.shape[0]),
         None if features is None else np.ascontiguousarray(features, np.float64).tobytes(),

@@ -21,16 +21,17 @@ LOG_LOSS = PrimaryMetric(name="logLoss", margin=0.05, min_labeled=200)
 
 
 def entry(
-    version: str, labeled: int = 1000, **metrics: tuple[float, float, float]
+    version: str, labeled: int = 1000, *, at: int = 0, **metrics: tuple[float, float, float]
 ) -> VersionQuality:
+    """``at``: the window's place in time (windows at different places are disjoint)."""
     intervals = {k: Interval(value=v, low=lo, high=hi) for k, (v, lo, hi) in metrics.items()}
     return VersionQuality(
         version=version,
         role="stable" if version == "1" else "candidate",
         labeled=labeled,
         positives=labeled // 3,
-        window_start=T0.timestamp() - 600,
-        window_end=T0.timestamp(),
+        window_start=T0.timestamp() + 3600 * at - 600,
+        window_end=T0.timestamp() + 3600 * at,
         label_delay_p50_s=42.0,
         **intervals,
     )
@@ -82,7 +83,7 @@ def test_degraded_compares_the_interval_with_validation_minus_margin(
     validation: float | None,
     expected: tuple[str, str],
 ) -> None:
-    answer = report(entry("1", 1000, **figures))
+    answer = report(entry("1", 1000, **figures))  # type: ignore[arg-type]  # no "at" key
     result, _, alarm = outcomes.with_quality(status(), answer, metric, validation, 3)
     found = degraded(result)
     assert found is not None and found[:2] == expected
@@ -113,13 +114,43 @@ def test_too_few_labels_leave_degraded_unknown() -> None:
 
 
 def test_events_mark_changes_only() -> None:
-    low = report(entry("1", auc=(0.70, 0.68, 0.72)))
-    fine = report(entry("1", auc=(0.80, 0.78, 0.82)))
+    # Disjoint windows: 2 low ones (Degraded), 6 fine ones (the pooled interval reaches back
+    # to validation - margin: cleared), then low ones again (Degraded again).
+    figures = [(0.70, 0.68, 0.72)] * 2 + [(0.80, 0.78, 0.82)] * 6 + [(0.70, 0.68, 0.72)] * 4
     current, trail = status(), []
-    for answer in (low, low, fine, fine, low):
-        current, events, _ = outcomes.with_quality(current, answer, AUC, 0.80, 3)
-        trail += [e.reason for e in events]
+    for at, auc in enumerate(figures):
+        answer = report(entry("1", at=at, auc=auc))
+        for _ in range(2):  # each window read twice: the re-read is not pooled again
+            current, events, _ = outcomes.with_quality(current, answer, AUC, 0.80, 3)
+            trail += [e.reason for e in events]
     assert trail == ["Degraded", "DegradationCleared", "Degraded"]
+    assert current.stable_quality is not None and current.stable_quality.sequential is not None
+    assert current.stable_quality.sequential.windows == len(figures)
+
+
+def test_a_reread_window_is_not_pooled_again() -> None:
+    answer = report(entry("1", at=0, auc=(0.77, 0.75, 0.79)))
+    first, _, _ = outcomes.with_quality(status(), answer, AUC, 0.80, 3)
+    again, _, _ = outcomes.with_quality(first, answer, AUC, 0.80, 3)
+    assert again.stable_quality == first.stable_quality
+    # An overlapping window (starts before the newest request pooled) is skipped too.
+    overlapping = entry("1", at=0, auc=(0.60, 0.58, 0.62))
+    overlapping = overlapping.model_copy(update={"window_end": T0.timestamp() + 60})
+    third, _, _ = outcomes.with_quality(first, report(overlapping), AUC, 0.80, 3)
+    assert third.stable_quality is not None and first.stable_quality is not None
+    assert third.stable_quality.sequential == first.stable_quality.sequential
+
+
+def test_a_new_stable_version_or_figure_starts_a_new_test() -> None:
+    low = report(entry("1", at=0, auc=(0.70, 0.68, 0.72)))
+    degraded_, _, _ = outcomes.with_quality(status(), low, AUC, 0.80, 3)
+    assert degraded(degraded_)[:2] == ("True", "BelowValidation")  # type: ignore[index]
+    # The registry now reports another validation figure: the pooled state starts again.
+    fine = report(entry("1", at=1, auc=(0.80, 0.78, 0.82)))
+    restarted, _, _ = outcomes.with_quality(degraded_, fine, AUC, 0.81, 3)
+    assert restarted.stable_quality is not None and restarted.stable_quality.sequential
+    assert restarted.stable_quality.sequential.windows == 1
+    assert degraded(restarted)[:2] == ("False", "WithinValidation")  # type: ignore[index]
 
 
 def test_without_a_primary_metric_no_degraded_condition() -> None:

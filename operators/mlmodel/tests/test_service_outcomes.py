@@ -4,6 +4,7 @@ status.quality and Degraded each pass, and a retrain requested on degradation.""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,14 +154,22 @@ def test_monitor_compare_down_gives_no_verdict() -> None:
     assert after.phase == "Shadow" and after.analysis == before.analysis
 
 
+_WINDOWS = itertools.count()
+
+
 def quality(auc: tuple[float, float, float], labeled: int = 1000) -> QualityReport:
+    """A report whose stable window is new (disjoint from every one before): the Degraded
+    test pools it."""
     value, low, high = auc
+    start = T0.timestamp() + 3600 * next(_WINDOWS)
     entry = VersionQuality(
         version="1",
         role="stable",
         labeled=labeled,
         positives=300,
         auc=Interval(value=value, low=low, high=high),
+        window_start=start,
+        window_end=start + 600,
     )
     return QualityReport(namespace="team-a", model="churn", now=T0.timestamp(), versions=[entry])
 

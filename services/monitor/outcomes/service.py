@@ -15,12 +15,15 @@ join them again (rows are keyed, so never twice).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
 from collections import deque
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -37,6 +40,9 @@ if TYPE_CHECKING:
     from services.monitor.service import MonitorService
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Stamp = tuple[int, int, str]
+FIGURES_THREAD = "monitor-figures"
 
 Reply = tuple[int, bytes]
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -55,9 +61,27 @@ _GAUGES = (  # VersionQuality field → (metric name, help)
 )
 
 
+def figures_executor() -> Executor:
+    """Where quality figures are computed: off the event loop, so a 100,000-row window's
+    figures (AUC intervals, the ECE bootstrap) never stall ingestion. A thread: a spawned
+    process kept a little more of the ingest rate in ``bench/quality_offloop.py`` (its
+    statistics' Python parts do not take the loop's GIL), but it costs an interpreter's start
+    and SciPy's imports before the first figure (seconds on a loaded machine: a quality
+    request waiting that long timed out) and its memory; see docs/benchmarks.md."""
+    return ThreadPoolExecutor(1, thread_name_prefix=FIGURES_THREAD)
+
+
 class FeedbackService:
-    def __init__(self, monitor: MonitorService) -> None:
+    def __init__(
+        self, monitor: MonitorService, executor: Callable[[], Executor] = figures_executor
+    ) -> None:
         self.monitor = monitor
+        self._make_executor = executor
+        #: What computes one version's figures in the executor (a test holds it).
+        self.figure: Callable[..., VersionQuality] = figures.version_quality
+        self._executor: Executor | None = None  # made on the first figure: most never need it
+        # Figures being computed, per version: later askers with the same stamp await these.
+        self._computing: dict[tuple[str, str, str], tuple[Stamp, asyncio.Future[Any]]] = {}
         self.join = LabelJoin(monitor.settings.limits.max_versions_per_model)
         self.dropped = 0  # records SQLite refused (reported on /healthz)
         self._backlog = 0
@@ -234,55 +258,95 @@ class FeedbackService:
 
     # ------------------------------------------------------------------ figures
 
-    def quality(self, key: ModelKey, since: float | None = None) -> QualityReport:
+    async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` on the figures executor (never on the event loop)."""
+        if self._executor is None:
+            self._executor = self._make_executor()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def quality(self, key: ModelKey, since: float | None = None) -> QualityReport:
         """KeyError for a model the monitor does not know. `since` (epoch s): only the rows
         served since then (a period's figures, e.g. after a shift), else the whole window."""
         if key not in self.monitor.core.models:
             raise KeyError(f"no events or config for model {key[0]}/{key[1]}")
         now = self.monitor.clock()
         state = self.join.models.get(key)
-        versions = (
-            [] if state is None else [self._version(key, v, now, since) for v in state.windows]
-        )
+        versions = [] if state is None else list(state.windows)
+        figures_ = [await self._version(key, version, now, since) for version in versions]
         return QualityReport(
             namespace=key[0],
             model=key[1],
             now=now,
-            versions=versions,
+            versions=[f for f in figures_ if f is not None],
             orphans=self.join.orphans(key, now),
             pending_labels=state.pending() if state is not None else 0,
         )
 
-    def _version(
+    async def refresh(self) -> None:
+        """Bring every version's figures up to date (before a metrics scrape reads them)."""
+        now = self.monitor.clock()
+        for key, state in list(self.join.models.items()):
+            for version in list(state.windows):
+                await self._version(key, version, now)
+
+    async def _version(
         self, key: ModelKey, version: str, now: float, since: float | None = None
-    ) -> VersionQuality:
-        """Figures of one version, recomputed only when its window changed (the ECE
-        bootstrap is not free and Prometheus scrapes often)."""
-        state = self.join.models[key]
-        window = state.windows[version]
+    ) -> VersionQuality | None:
+        """Figures of one version, recomputed (off the loop) only when its window changed:
+        the ECE bootstrap is not free and Prometheus scrapes often. None when the version's
+        window went away meanwhile. A period's figures (`since`) are asked rarely: not cached."""
+        state = self.join.models.get(key)
+        window = state.windows.get(version) if state is not None else None
         rows = self.join.rows(key, version, now, since)
-        assert rows is not None
+        if state is None or window is None or rows is None:
+            return None
         stamp = (window.revision, rows.size, self._role_of(key, version))
         slot = (*key, version)
         cached = self._cache.get(slot)
         if since is None and cached is not None and cached[0] == stamp:
             return cached[1]
+        computing = self._computing.get(slot)
+        if since is None and computing is not None and computing[0] == stamp:
+            result: VersionQuality = await asyncio.shield(computing[1])
+            return result
         # The version's role now (it changes at a promotion), else the one it served with.
         role = self._role_of(key, version) or window.role
-        figures_ = figures.version_quality(version, role, rows, state.config.label_threshold)
-        if since is not None:  # a period's figures: asked rarely, not cached
-            return figures_
+        # The request ids stay here: the figures need only the columns.
+        columns = replace(rows, request_ids=[])
+        threshold = state.config.label_threshold
+        if since is not None:
+            return await self._off_loop(self.figure, version, role, columns, threshold)
+        future = asyncio.ensure_future(
+            self._off_loop(self.figure, version, role, columns, threshold)
+        )
+        self._computing[slot] = (stamp, future)
+        try:
+            figures_ = await asyncio.shield(future)
+        finally:
+            if self._computing.get(slot, (None, None))[1] is future:
+                del self._computing[slot]
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[slot] = (stamp, figures_)
         return figures_
+
+    def _cached(self, key: ModelKey, version: str) -> VersionQuality | None:
+        """The figures computed last (for a synchronous reader: the metrics collector)."""
+        cached = self._cache.get((*key, version))
+        return cached[1] if cached is not None else None
 
     def _role_of(self, key: ModelKey, version: str) -> str:
         served = self.monitor.core.models.get(key)
         current = served.versions.get(version) if served is not None else None
         return current.role if current is not None else ""
 
-    def compare(
+    async def compare(
         self,
         key: ModelKey,
         candidate: str,
@@ -294,7 +358,8 @@ class FeedbackService:
         if key not in self.monitor.core.models:
             raise KeyError(f"no events or config for model {key[0]}/{key[1]}")
         now = self.monitor.clock()
-        return figures.compare(
+        compare = functools.partial(
+            figures.compare,
             self.join.rows(key, candidate, now, since),
             self.join.rows(key, stable, now, since),
             metric=metric,
@@ -304,6 +369,7 @@ class FeedbackService:
             since=since,
             threshold=self._config(key).label_threshold,
         )
+        return await self._off_loop(compare)
 
     # ------------------------------------------------------------------ history and report
 
@@ -331,7 +397,10 @@ class FeedbackService:
                 if self._history_revision.get(slot) == window.revision:
                     continue
                 self._history_revision[slot] = window.revision
-                entry = {"takenAt": now, **self._version(key, version, now).model_dump(
+                figures_ = await self._version(key, version, now)
+                if figures_ is None:
+                    continue
+                entry = {"takenAt": now, **figures_.model_dump(
                     by_alias=True, mode="json", exclude={"version"}
                 )}  # fmt: skip
                 self._history(slot).append(entry)
@@ -341,12 +410,12 @@ class FeedbackService:
             await self.monitor._in_store(store.add_quality, entries, HISTORY_POINTS)
         return len(entries)
 
-    def report_html(self, key: ModelKey, page: bool = False) -> str:
+    async def report_html(self, key: ModelKey, page: bool = False) -> str:
         """The quality part of the monitor's report, or (``page``) a page of its own;
         KeyError for an unknown model."""
         from services.monitor.outcomes.report import quality_page, quality_section
 
-        report = self.quality(key)
+        report = await self.quality(key)
         history = {
             version: list(self.history.get((*key, version), ()))
             for version in {v.version for v in report.versions}
@@ -373,6 +442,8 @@ class FeedbackService:
     # ------------------------------------------------------------------ metrics
 
     def metrics(self) -> Iterator[PromMetric]:
+        """The collector is synchronous: it reads the figures computed last (the metrics
+        route calls :meth:`refresh` first, off the loop)."""
         families = {
             field: GaugeMetricFamily(name, doc, labels=_VERSION_LABELS)
             for field, name, doc in _GAUGES
@@ -393,13 +464,14 @@ class FeedbackService:
             "Labels waiting for their prediction",
             labels=["namespace", "model"],
         )
-        now = self.monitor.clock()
         for key, state in list(self.join.models.items()):
             for outcome, count in state.counts.items():
                 labels_total.add_metric([*key, outcome], count)
             pending.add_metric(list(key), state.pending())
             for version in list(state.windows):
-                quality = self._version(key, version, now)
+                quality = self._cached(key, version)
+                if quality is None:
+                    continue
                 labels = [*key, version, quality.role]
                 for field, family in families.items():
                     value = getattr(quality, field)

@@ -89,8 +89,10 @@ async def test_quality_figures_come_back_after_a_crash(tmp_path: Path) -> None:
         await post_binary(http, url, "early", {"requestId": "late", "label": 1})
         await post_binary(http, url, "lost", {"requestId": "nowhere", "label": 0})
         await serve(http, url, "late", "1", 0.9, role="stable")
+        # The late join waits for the periodic flush (asked before the quality request, whose
+        # figures are computed off the loop: the flush may run meanwhile).
+        assert first.outcomes.join.outbox
         before = await quality(http, url)
-        assert first.outcomes.join.outbox  # the late join waits for the periodic flush
     await crash(first, journal_events=True)  # the late join itself was never journaled
 
     clock.now += 200  # past the maturity while the monitor was down
@@ -134,7 +136,7 @@ async def test_an_acknowledged_label_is_committed_before_the_answer(
     second = MonitorService(settings(tmp_path), clock=clock)
     await second.start()
     try:
-        report = second.outcomes.quality(("team-a", "churn"))
+        report = await second.outcomes.quality(("team-a", "churn"))
         assert [(v.version, v.labeled) for v in report.versions] == [("1", 1)]
         assert second.outcomes.join.models[("team-a", "churn")].seen.keys() == {"e0"}
     finally:
