@@ -134,3 +134,36 @@ def local_input_bytes(paths: Iterable[str]) -> int | None:
         for root, _, files in os.walk(local):
             total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
     return total
+
+
+def _hidden(name: str) -> bool:
+    # Hadoop's hidden-path rule, which Spark's file index applies to every file and folder
+    # name below a directory source (``_SUCCESS``, ``.crc`` files, a writer's temp files).
+    return name.startswith((".", "_"))
+
+
+def visible_files(path: str, suffix: str = ".parquet") -> list[str]:
+    """The files Spark would read for ``path``: the file itself, or every ``suffix`` file below
+    the directory whose name and folders are not hidden. DuckDB's globs and directory reads
+    include hidden files, so a writer's in-progress ``.tmp-…`` file would be read (and fail)
+    there while Spark skips it: both engines read this list instead."""
+    local = path.removeprefix("file://") if path.startswith("file://") else path
+    local = local.removeprefix("file:")
+    if not os.path.isdir(local):
+        return [local]
+    found: list[str] = []
+    for root, folders, files in os.walk(local):
+        folders[:] = sorted(f for f in folders if not _hidden(f))
+        found.extend(
+            os.path.join(root, f) for f in sorted(files) if f.endswith(suffix) and not _hidden(f)
+        )
+    return found
+
+
+def duckdb_parquet(path: str, hive_partitioning: bool) -> str:
+    """A DuckDB ``read_parquet(...)`` over :func:`visible_files` (``path`` itself when nothing
+    is there, so DuckDB's own "no files found" error names it)."""
+    files = visible_files(path) or [path]
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    hive = "true" if hive_partitioning else "false"
+    return f"read_parquet([{listed}], hive_partitioning = {hive}, union_by_name = true)"

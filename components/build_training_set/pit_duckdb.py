@@ -28,6 +28,7 @@ import duckdb
 import pandas as pd
 
 from components.build_training_set.spec import FeatureRequest, LabelSpec
+from components.engines import duckdb_parquet
 from components.spark_feature_backfill.definition import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 
 DUCKDB_TYPES: dict[str, str] = {
@@ -67,7 +68,7 @@ def pit_join_duckdb(
         con.register("__kubeloop_labels_input", labels)
         source = "__kubeloop_labels_input"
     else:
-        source = f"read_parquet({_literal(labels)})"
+        source = duckdb_parquet(labels, hive_partitioning=False)
     ts = _ident(label_spec.timestamp_field)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE __kubeloop_labels AS SELECT *, "
@@ -108,7 +109,7 @@ def _running_best_sql(request: FeatureRequest, first: int | None, last: int | No
     rows = (
         f"SELECT {', '.join(keys)}, greatest({e_us}, {c_us}) AS instant, "
         f"struct_pack({', '.join(fields)}) AS best "
-        f"FROM read_parquet({_literal(path + '/**/*.parquet')}, hive_partitioning = false) "
+        f"FROM {duckdb_parquet(path, hive_partitioning=False)} "
     )
     # greatest() skips NULLs in both engines: a row without created time is visible at its event
     # time; one with neither is never visible (instant NULL fails the filter, as in Spark).

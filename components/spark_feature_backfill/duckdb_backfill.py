@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from components.build_training_set.pit_duckdb import DUCKDB_TYPES, connect
-from components.engines import TranspileError, transpile
+from components.engines import TranspileError, duckdb_parquet, transpile
 from components.spark_feature_backfill.definition import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -98,11 +98,10 @@ def _source_view(con: Any, definition: FeatureViewDefinition, error: type[ValueE
     local = path.removeprefix("file:")
     if fmt == "csv":
         reader = f"read_csv({_literal(local)}, header = true)"
-    elif os.path.isdir(local):
-        # A directory as Spark reads it: every Parquet file below, key=value folders as columns.
-        reader = f"read_parquet({_literal(local + '/**/*.parquet')}, hive_partitioning = true)"
     else:
-        reader = f"read_parquet({_literal(local)})"
+        # A directory as Spark reads it: every visible Parquet file below, key=value folders
+        # as columns (hidden files, such as a writer's temp file, skipped as Spark does).
+        reader = duckdb_parquet(local, hive_partitioning=os.path.isdir(local))
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW source AS SELECT * FROM {reader}")
         columns = [row[0] for row in con.execute("DESCRIBE source").fetchall()]

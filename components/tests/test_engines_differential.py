@@ -381,3 +381,23 @@ def test_auto_lets_spark_judge_sql_duckdb_rejects(
         run_backfill(view, *window, str(tmp_path / "auto"), engine="auto")
     with pytest.raises(BackfillError, match=r"^SQL error in transformation.sql \(DuckDB"):
         run_backfill(view, *window, str(tmp_path / "duckdb"), engine="duckdb")
+
+
+def test_hidden_files_are_skipped_by_both(spark: SparkSession, events: str, tmp_path: Path) -> None:
+    """A writer's in-progress temp file and a ``_SUCCESS`` marker in the source: Spark skips
+    hidden names (Hadoop's rule); DuckDB's globs would read them and fail on the half file."""
+    import shutil
+
+    source = tmp_path / "events"
+    shutil.copytree(events, source)
+    partition = next(p for p in sorted(source.iterdir()) if p.is_dir())
+    (partition / ".tmp-0123-part.parquet").write_bytes(b"PAR1 half written")
+    (source / "_SUCCESS").write_bytes(b"")
+    view = user_activity_view(str(source))
+    window = ("2026-01-05T00:00:00Z", "2026-01-06T12:00:00Z")
+    spark_rows = backfill(spark, view, *window, str(tmp_path / "spark"))
+    duckdb_rows = backfill_duckdb(view, *window, str(tmp_path / "duckdb"))
+    assert duckdb_rows == spark_rows > 0
+    pd.testing.assert_frame_equal(
+        _offline(str(tmp_path / "duckdb")), _offline(str(tmp_path / "spark"))
+    )
