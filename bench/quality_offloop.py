@@ -140,9 +140,12 @@ def main() -> None:
     result = asyncio.run(run(args))
     report = {
         "benchmark": "quality_offloop",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "loadAverage1mAtStart": round(load, 2),
-                    "loadAverage1mAtEnd": round(os.getloadavg()[0], 2)},  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadAverage1mAtStart": round(load, 2),
+            "loadAverage1mAtEnd": round(os.getloadavg()[0], 2),
+        },  # fmt: skip
         "rows": args.rows,
         "repeats": args.repeats,
         **result,
