@@ -62,6 +62,32 @@ class DemoConfig(BaseModel):
         "default /v2/models/{model}/infer (v1: /v1/models/{model}:predict).",
     )
     label_delay_s: float = Field(default=5.0, ge=0)
+    # The retrain must learn the world after the shift, and the demo's post-shift traffic
+    # spans minutes of wall clock: the demo's Experiment splits in seconds (test and
+    # validation the latest 20 s each, training the 40 s before them), and the demo
+    # approves the drift-requested retrain once that much post-shift traffic is labeled
+    # (the MLModel's retrain.requireApproval). So that round 1 (v1) has labels in such
+    # windows too, the demo's lake starts with `recent_rows` events of the same unshifted
+    # world over the last `recent_span_s` seconds, as an application's lake holds the
+    # production of the last minutes next to its history (docs/demo.md).
+    split_validation: str = "20s"
+    split_test: str = "20s"
+    train_window: str | None = "40s"
+    recent_rows: int = Field(default=24_000, ge=0)
+    recent_span_s: float = Field(default=300.0, gt=0)
+    approve_retrain: bool = Field(
+        default=True,
+        description="Approve the drift-requested retrain once the train window after the "
+        "shift is covered (the demo MLModel sets retrain.requireApproval).",
+    )
+    # The traffic appends what it serves to the FeatureView's source; a scheduled incremental
+    # backfill (DuckDB on the embedded default: seconds) moves it into the offline and online
+    # stores, and the freshness gate holds a retrain until the view covers the round's window
+    # end (docs/retrain.md). Without a schedule the view is a snapshot of the history.
+    backfill_schedule: str | None = Field(
+        default="* * * * *",
+        description="The demo FeatureView's spec.backfill.schedule (cron; empty: none).",
+    )
     sample_interval_s: float = Field(default=1.0, gt=0)
     # Operator intervals, shortened so the loop turns in minutes (handed to `kubeloop up`).
     operator_poll_s: float = Field(default=2.0, gt=0)

@@ -53,6 +53,9 @@ class DemoContext:
     promoted_t: float | None = None
     # Set when the label gate rolled v2 back as significantly worse than v1: its message.
     v2_rejected: str | None = None
+    # Set when the retrain did not beat the champion (v1) and was not registered: the
+    # Experiment's Registered=False condition and the paired comparison's figures.
+    v2_not_registered: dict[str, Any] | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
     # The monitor's QualityReport at the moment of the shift (v1's pre-shift figures).
     quality_at_shift: dict[str, Any] | None = None

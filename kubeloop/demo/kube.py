@@ -40,6 +40,13 @@ class DemoKube:
                 GROUP, VERSION, namespace, plural, meta["name"], {"spec": document["spec"]}
             )
 
+    def annotate(self, kind: str, namespace: str, name: str, key: str, value: str) -> None:
+        """Merge-patch one annotation (as `kubectl annotate --overwrite` would)."""
+        body = {"metadata": {"annotations": {key: value}}}
+        self.api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], name, body
+        )
+
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             found: dict[str, Any] = self.api.get_namespaced_custom_object(

@@ -97,6 +97,17 @@ def collect_summary(ctx: DemoContext) -> dict[str, Any]:
     post_shift = comparison = None
     errors: dict[str, str] = {}
     document = ctx.documents.get("MLModel")
+    if document is not None and ctx.started_up and ctx.v1 and ctx.v2 is None and ctx.shift_epoch:
+        # No v2 served (not registered, or never reached): v1's figures since the shift.
+        since = ctx.shift_epoch
+        try:
+            http, monitor_url = monitor_client(ctx)
+            with http:
+                post_shift = fetch_quality(
+                    http, monitor_url, namespace_of(document), name_of(document), ctx.shift_epoch
+                )
+        except (httpx.HTTPError, OSError, StageFailed) as error:
+            errors["monitor"] = f"{type(error).__name__}: {error}"
     if document is not None and ctx.started_up and since is not None and ctx.v1 and ctx.v2:
         namespace, model = namespace_of(document), name_of(document)
         try:
@@ -118,6 +129,7 @@ def collect_summary(ctx: DemoContext) -> dict[str, Any]:
         since=since,
         extra={
             "v2_rejected_by_label_gate": ctx.v2_rejected,
+            "v2_not_registered": ctx.v2_not_registered,
             "stage_seconds": {s.name: s.seconds for s in ctx.stages},
             "traffic": ctx.traffic.snapshot().model_dump() if ctx.traffic else None,
         },
@@ -155,7 +167,13 @@ def run(config: DemoConfig, view: ProgressView | None = None) -> tuple[DemoOutco
         for name, title, stage in STAGES:
             if name in wanted:
                 _run_stage(ctx, name, title, stage)
-        if ctx.v2_rejected and not config.stop_after:
+        if ctx.v2_not_registered and not config.stop_after:
+            message = (
+                "the loop closed on the champion: the retrain did not beat v1 on the same test "
+                f"rows and was not registered, v1 keeps serving "
+                f"({ctx.v2_not_registered['message']})"
+            )
+        elif ctx.v2_rejected and not config.stop_after:
             message = (
                 "the loop closed on labels: the label gate kept v1, the retrained v2 is "
                 f"significantly worse ({ctx.v2_rejected})"

@@ -8,16 +8,19 @@ operator internals. Where an upstream piece is missing, the stage fails at that 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 
+from kubeloop.demo.config import DemoConfig
 from kubeloop.demo.context import DemoContext, Objects, StageFailed
 from kubeloop.demo.kube import DemoKube
 from kubeloop.demo.resources import (
@@ -29,9 +32,12 @@ from kubeloop.demo.resources import (
 )
 from kubeloop.demo.summary import fetch_quality
 from kubeloop.embedded import launcher, services
+from kubeloop.sampledata import lake
+from kubeloop.sampledata.generate import GeneratorConfig, generate_events, labels_from_events
 from kubeloop.sampledata.requests import feature_columns
 from kubeloop.sampledata.sample import sample_config, write_sample_data
 from kubeloop.sampledata.traffic import TrafficConfig, TrafficGenerator, make_streams
+from operators.api.common import ANNOTATION_APPROVE, parse_duration
 
 TERMINAL_MLMODEL_PHASES = ("RolledBack", "Failed")
 
@@ -60,9 +66,44 @@ def stage_data(ctx: DemoContext) -> str:
         label_fraction=ctx.config.label_fraction,
     )
     totals = write_sample_data(config, Path(ctx.data_dir))
+    recent = write_recent_production(
+        config, Path(ctx.data_dir), datetime.now(UTC), ctx.config.recent_rows,
+        timedelta(seconds=ctx.config.recent_span_s),
+    )  # fmt: skip
+    totals = {name: totals[name] + recent[name] for name in ("events", "labels")}
     ctx.world = config
     ctx.template_values = {"DATA_DIR": ctx.data_dir, "BACKFILL_START": _iso_z(config.start)}
     return f"{totals['events']} events, {totals['labels']} labels in {ctx.data_dir}"
+
+
+def write_recent_production(
+    world: GeneratorConfig, data_dir: Path, now: datetime, rows: int, span: timedelta
+) -> dict[str, int]:
+    """`rows` new events of the unshifted world (another draw, the traffic's kind), their
+    times spread over `[now - span, now)`, appended to the lake with their labels: the
+    production of the last minutes that an application's lake holds next to its history.
+    Round 1 splits in seconds (DemoConfig.split_*), so its latest windows need these."""
+    if rows == 0:
+        return {"events": 0, "labels": 0}
+    draw = world.model_copy(
+        update={
+            "rows": rows, "users": world.n_users, "items": world.n_items,
+            "event_seed": world.seed + 7919, "days": 1, "shift_at": None, "shift_sigma": 0.0,
+            "late_fraction": 0.0,
+        }
+    )  # fmt: skip
+    events = generate_events(draw)
+    # One day of draws squeezed into `span`, order kept; created just after the event (the
+    # label's own row must not be visible at its time, as for every lake row).
+    offset = (events["event_timestamp"] - draw.start) / timedelta(days=1)
+    stamps = pd.Timestamp(now - span) + offset * pd.Timedelta(span)
+    events = events.assign(
+        event_timestamp=stamps, created_timestamp=stamps + pd.Timedelta(seconds=1)
+    )
+    labels = labels_from_events(events, draw)
+    lake.append_events(events, data_dir / "events", "recent")
+    lake.append_labels(labels, data_dir / "labels", "recent")
+    return {"events": len(events), "labels": len(labels)}
 
 
 @contextlib.contextmanager
@@ -109,10 +150,21 @@ def _apply(ctx: DemoContext, kind: str, file_name: str) -> dict[str, Any]:
     else:  # the tour's own FeatureView and Experiment, on the demo's data
         path = ctx.config.tour_resources_dir / file_name
         document = tour_resource(path, ctx.data_dir, ctx.template_values["BACKFILL_START"])
+        if kind == "FeatureView" and ctx.config.backfill_schedule:
+            document["spec"]["backfill"]["schedule"] = ctx.config.backfill_schedule
+        if kind == "Experiment":
+            document["spec"]["split"] = demo_split(ctx.config)
     ctx.documents[kind] = document
     assert ctx.kube is not None
     ctx.kube.apply(document)
     return document
+
+
+def demo_split(config: DemoConfig) -> dict[str, str]:
+    split = {"validation": config.split_validation, "test": config.split_test}
+    if config.train_window:
+        split["trainWindow"] = config.train_window
+    return split
 
 
 def _backfilled(objects: Objects) -> bool:
@@ -350,33 +402,113 @@ def stage_drift(ctx: DemoContext) -> str:
     return f"drift detected ({drift.get('detector')}; lowest p {_lowest_p_value(drift)})"
 
 
+def approval_due(config: DemoConfig, shift_epoch: float) -> float:
+    """When to approve the retrain (epoch s): its window ends at the approval's minute
+    (operators/experiment/trials.py: round_window_end), and test, validation and the train
+    window before that end must all lie after the shift. So: the first whole minute at
+    least that long after the shift, plus a few seconds of margin."""
+    needed = sum(
+        parse_duration(d).total_seconds()
+        for d in (config.split_test, config.split_validation, config.train_window or "0s")
+    )
+    earliest = shift_epoch + needed + APPROVAL_MARGIN_S
+    return math.ceil(earliest / 60) * 60 + APPROVAL_MARGIN_S
+
+
+# Seconds between the window end's minute and the approval, and of post-shift slack.
+APPROVAL_MARGIN_S = 3
+
+
+def stage_approve(ctx: DemoContext) -> str:
+    """The demo plays the person who reads the drift report and approves the retrain
+    (kubeloop.io/approve), once production after the shift covers the retrain's windows."""
+    if not ctx.config.approve_retrain:
+        return "not approving: the MLModel's retrain policy decides alone"
+    assert ctx.shift_epoch is not None and ctx.kube is not None
+    due = approval_due(ctx.config, ctx.shift_epoch)
+    ctx.wait_for(
+        f"{due - ctx.shift_epoch:.0f}s of post-shift traffic (the retrain's windows)",
+        ctx.config.timeouts.drift + 180,
+        lambda _: time.time() >= due,
+    )
+    metadata = ctx.documents["MLModel"]["metadata"]
+    namespace = str(metadata.get("namespace") or "default")
+    ctx.kube.annotate("MLModel", namespace, metadata["name"], ANNOTATION_APPROVE, "true")
+    return (
+        f"retrain approved ({ANNOTATION_APPROVE}=true) {time.time() - ctx.shift_epoch:.0f}s "
+        "after the shift"
+    )
+
+
+def retrain_decided(
+    experiment: dict[str, Any] | None, v1: str | None, v1_round: int
+) -> dict[str, Any] | None:
+    """None while the retrain round runs; {"registered": version} once it registered a new
+    version; {"refused": ...} when it did not beat the champion (an honest outcome: the
+    candidate was scored against v1 on the same test rows and was not better by
+    objective.minImprovement, so it was never registered and never reaches the rollout).
+    Any other round that registered nothing fails the stage, naming the reason."""
+    _experiment_failed(experiment)
+    status = _status(experiment)
+    if status.get("registeredVersion") not in (None, v1) and status.get("lastRetrain"):
+        return {"registered": str(status["registeredVersion"])}
+    registered = _condition(experiment, "Registered")
+    round_over = (status.get("round") or 0) > v1_round and status.get("phase") == "Succeeded"
+    if not round_over or registered.get("status") != "False":
+        return None
+    if registered.get("reason") == CHAMPION_NOT_BEATEN:
+        return {"refused": champion_refusal(status, registered)}
+    raise StageFailed(
+        f"the retrain round {status.get('round')} registered no new version: "
+        f"{registered.get('reason')}: {registered.get('message')}"
+    )
+
+
 def stage_retrain(ctx: DemoContext) -> str:
     v1, v1_round = ctx.v1, ctx.v1_round
+    decided: dict[str, Any] = {}
 
-    def new_version(objects: Objects) -> bool:
-        _experiment_failed(objects[1])
-        status = _status(objects[1])
-        if status.get("registeredVersion") not in (None, v1):
-            return bool(status.get("lastRetrain"))
-        registered = _condition(objects[1], "Registered")
-        retrain_round_over = (status.get("round") or 0) > v1_round and status.get("phase") == (
-            "Succeeded"
-        )
-        if retrain_round_over and registered.get("status") == "False":
-            raise StageFailed(
-                f"the retrain round {status.get('round')} registered no new version: "
-                f"{registered.get('reason')}: {registered.get('message')}"
-            )
-        return False
+    def check(objects: Objects) -> bool:
+        decided.update(retrain_decided(objects[1], v1, v1_round) or {})
+        return bool(decided)
 
     objects = ctx.wait_for(
-        "a retrain requested on the Experiment (status.lastRetrain) and a new registeredVersion",
+        "a retrain requested on the Experiment (status.lastRetrain) and a new registeredVersion "
+        "or Registered=False ChampionNotBeaten",
         ctx.config.timeouts.retrain,
-        new_version,
+        check,
     )
-    status = _status(objects[1])
-    ctx.v2 = str(status["registeredVersion"])
-    return f"v{ctx.v2} registered after retrain ({(status.get('lastRetrain') or {}).get('reason')})"
+    if "refused" in decided:
+        ctx.v2_not_registered = decided["refused"]
+        return f"the retrain did not beat the champion v{v1}, nothing registered: " + str(
+            ctx.v2_not_registered["message"]
+        )
+    ctx.v2 = decided["registered"]
+    reason = (_status(objects[1]).get("lastRetrain") or {}).get("reason")
+    return f"v{ctx.v2} registered after retrain ({reason})"
+
+
+# The Experiment's Registered=False reason for a retrain that did not beat the champion
+# (operators/experiment/trials.py: refusal_reason).
+CHAMPION_NOT_BEATEN = "ChampionNotBeaten"
+
+
+def champion_refusal(status: dict[str, Any], registered: dict[str, Any]) -> dict[str, Any]:
+    """What the demo reports of a retrain refused against the champion: the condition's
+    message and the best trial's paired comparison (status.best.vsChampion)."""
+    best = status.get("best") or {}
+    return {
+        "round": status.get("round"),
+        "reason": registered.get("reason"),
+        "message": registered.get("message"),
+        "best": {
+            "trial": best.get("trial"),
+            "metric": best.get("metric"),
+            "value": best.get("value"),
+        },
+        "vsChampion": best.get("vsChampion"),
+        "dataWindow": status.get("dataWindow"),
+    }
 
 
 def label_gate_rejected(status: dict[str, Any], version: str | None) -> str | None:
@@ -400,6 +532,8 @@ def label_gate_rejected(status: dict[str, Any], version: str | None) -> str | No
 
 
 def stage_rollout(ctx: DemoContext) -> str:
+    if ctx.v2_not_registered is not None:
+        return f"nothing to roll out: the retrain was not registered, v{ctx.v1} keeps serving"
     v2 = ctx.v2
 
     def decided(objects: Objects) -> bool:
@@ -438,6 +572,8 @@ def missing_lineage(lineage: dict[str, Any], version: str | None) -> list[str]:
 
 def stage_lineage(ctx: DemoContext) -> str:
     """The lineage is written on the operator's next pass after the promotion: wait a little."""
+    if ctx.v2_not_registered is not None:
+        return f"no v2: the lineage still names the serving v{ctx.v1}"
     if ctx.v2_rejected is not None:
         return f"v{ctx.v2} was not promoted: the lineage still names the serving v{ctx.v1}"
 
@@ -468,7 +604,8 @@ STAGES: list[Stage] = [
     ("traffic", "start the traffic generator", stage_traffic),
     ("shift", "inject the distribution shift", stage_shift),
     ("drift", "wait for the drift alarm", stage_drift),
-    ("retrain", "wait for the retrain and v2", stage_retrain),
+    ("approve", "approve the retrain once post-shift traffic covers its windows", stage_approve),
+    ("retrain", "wait for the retrain and v2 (or the champion kept)", stage_retrain),
     ("rollout", "wait for v2, judged on labels: shadow → 10 → 50 → 100%", stage_rollout),
     ("lineage", "check v2's lineage in the MLModel status", stage_lineage),
 ]

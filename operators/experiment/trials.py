@@ -154,7 +154,8 @@ def registration_verdict(best: BestTrial | None, objective: Objective) -> tuple[
             False,
             f"best {best.metric}={best.value:.4f} does not beat baseline {best.baseline:.4f}",
         )
-    for comparison in (best.vs_baseline, best.vs_champion):
+    # The champion first: its failure is the condition's reason (refusal_reason).
+    for comparison in (best.vs_champion, best.vs_baseline):
         if comparison is not None and not comparison.passed:
             return False, f"best {best.trial}: {comparison.reason}"
     champion = best.vs_champion

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from kubeloop.demo import stages
+from kubeloop.demo.config import DemoConfig
 from kubeloop.demo.context import StageFailed
 from kubeloop.demo.stages import _backfilled, _drift_detected, _registered, _serves
+from kubeloop.sampledata.sample import sample_config
 
 
 def _obj(kind: str, **status: Any) -> dict[str, Any]:
@@ -129,3 +134,51 @@ def test_only_a_label_gate_rollback_of_v2_as_significantly_worse_counts_as_a_ver
     assert stages.label_gate_rejected(for_errors, "2") is None
     promoted = {**rejected, "phase": "Promoted"}
     assert stages.label_gate_rejected(promoted, "2") is None
+
+
+def test_retrain_decided_waits_registers_keeps_the_champion_or_fails() -> None:
+    decide = stages.retrain_decided
+    running = _obj("Experiment", round=2, phase="Running", registeredVersion="1")
+    assert decide(running, "1", 1) is None
+    v2 = _obj("Experiment", round=2, phase="Succeeded", registeredVersion="2", lastRetrain={})
+    assert decide(v2, "1", 1) is None  # no retrain record: not the drift's round
+    v2["status"]["lastRetrain"] = {"reason": "drift"}
+    assert decide(v2, "1", 1) == {"registered": "2"}
+    champion = {"version": "1", "passed": False, "improvement": -0.01}
+    kept = _obj(
+        "Experiment",
+        round=2,
+        phase="Succeeded",
+        registeredVersion="1",
+        best={"trial": "t-2-1", "metric": "auc", "value": 0.7, "vsChampion": champion},
+        conditions=[_cond("Registered", "False", "ChampionNotBeaten", "not better than v1")],
+    )
+    refused = decide(kept, "1", 1)
+    assert refused is not None and refused["refused"]["vsChampion"] == champion
+    assert refused["refused"]["message"] == "not better than v1"
+    # Round 1's refusal is not the retrain's; another reason fails the stage by name.
+    assert decide(kept, "1", 2) is None
+    kept["status"]["conditions"] = [_cond("Registered", "False", "BaselineNotBeaten", "b")]
+    with pytest.raises(StageFailed, match="BaselineNotBeaten"):
+        decide(kept, "1", 1)
+
+
+def test_approval_waits_until_the_windows_after_the_shift_fit_before_a_minute() -> None:
+    config = DemoConfig(state_dir=Path("/tmp/x"))  # 20s + 20s + 40s before the window end
+    for shift in (1_000_000_000.0, 1_000_000_017.5, 1_000_000_059.9):
+        due = stages.approval_due(config, shift)
+        window_end = due // 60 * 60  # the round's window end: the approval's minute
+        assert window_end - 80 >= shift and due - shift < 80 + 60 + 2 * stages.APPROVAL_MARGIN_S
+
+
+def test_recent_production_lies_in_the_span_with_labels_of_its_events(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 6, 0, 30, tzinfo=UTC)
+    world = sample_config(now, rows=2000)
+    counts = stages.write_recent_production(world, tmp_path, now, 1000, timedelta(minutes=5))
+    events = pd.read_parquet(tmp_path / "events")
+    labels = pd.read_parquet(tmp_path / "labels")
+    assert counts == {"events": 1000, "labels": len(labels)} and 0 < len(labels) < 1000
+    stamps = events["event_timestamp"]
+    assert stamps.min() >= pd.Timestamp(now - timedelta(minutes=5)) and stamps.max() < now
+    assert (events["created_timestamp"] > stamps).all()
+    assert set(labels["event_timestamp"]) <= set(stamps)
