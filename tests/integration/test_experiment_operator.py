@@ -6,7 +6,9 @@ evaluation against baselines); registration of the best trial in a SQLite MLflow
 Tiny data: per-user features x1, x2 and label events whose label follows 3·x1 − 2·x2, so a
 logistic regression beats the baselines and the best trial is registered. The labels span the
 two days up to the current hour, so a retrain round (its window ends when it is requested)
-trains on them too and registers version 2.
+trains on them too and registers version 2. Once a version is marked champion (what the
+MLModel operator does on promotion), a round whose best trial does not beat it by
+objective.minImprovement registers nothing and says so (ChampionNotBeaten).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from operators.api.mlmodel import ModelRef
+from operators.backends.registry import MlflowRegistry
 from tests.support.kube import GROUP, NS, VERSION, condition
 from tests.support.localcluster import RunningCluster
 from tests.support.specs import feature_view_spec
@@ -185,6 +189,11 @@ def test_trials_run_best_is_registered(harness: OperatorHarness) -> None:
     assert window["validation"]["end"] == window["test"]["start"]
     assert window["test"]["end"] == window["end"]
     assert not {key for key in version.tags if "retrain" in key or "drift" in key}
+    # No champion yet (a first version): compared with the best baseline only, on the test rows.
+    assert best["vsBaseline"]["passed"] and best["vsBaseline"]["window"] == "test"
+    assert "vsChampion" not in best and "kubeloop.io/vs-champion" not in version.tags
+    tagged = json.loads(version.tags["kubeloop.io/vs-baseline"])
+    assert tagged == best["vsBaseline"] and tagged["low"] > 0
     for type_ in ("Trained", "Registered", "Ready"):
         assert condition(status, type_)["status"] == "True", condition(status, type_)
 
@@ -291,4 +300,42 @@ def test_spec_edit_after_the_round_starts_a_new_round(harness: OperatorHarness) 
     assert [t["name"] for t in status["trials"]] == ["ctr-r3-t0", "ctr-r3-t1"]
     # A spec-edit round trains on all labels and is no retrain: lastRetrain stays round 2.
     assert status.get("dataWindow") is None and status["lastRetrain"]["round"] == 2
+    assert harness.alive(), harness.logs()
+
+
+def test_a_candidate_that_does_not_beat_the_champion_is_never_registered(
+    harness: OperatorHarness,
+) -> None:
+    status = harness.wait_status(
+        EXP, "ctr", lambda s: s.get("round") == 3 and _phase_done(s), "round 3", RUN_TIMEOUT_S
+    )
+    champion = status["registeredVersion"]
+    registry = MlflowRegistry.from_uri(harness.tracking_uri)
+    registry.mark_champion("stats-model", champion)  # as the MLModel operator on promotion
+    client = MlflowClient(harness.tracking_uri)
+    before = sorted(str(v.version) for v in client.search_model_versions("name = 'stats-model'"))
+    # The same data and model family cannot beat a champion at test AUC ~1.0 by 0.02, while
+    # the single-feature baseline (~0.89) is beaten by more: only the champion refuses it.
+    objective = {"metric": "auc", "goal": "maximize", "threshold": 0.6, "minImprovement": 0.02}
+    patch = {"spec": {"objective": objective}}
+    harness.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, EXP, "ctr", patch)
+    status = harness.wait_status(
+        EXP, "ctr", lambda s: s.get("round") == 4 and _phase_done(s), "round 4", RUN_TIMEOUT_S
+    )
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    registered = condition(status, "Registered")
+    assert registered["status"] == "False" and registered["reason"] == "ChampionNotBeaten"
+    assert f"champion (version {champion})" in registered["message"]
+    assert status["registeredVersion"] == champion
+    versus = status["best"]["vsChampion"]
+    assert versus["version"] == champion and not versus["passed"]
+    assert versus["improvement"] < 0.02 and versus["minImprovement"] == 0.02
+    assert status["best"]["vsBaseline"]["passed"]
+    for trial in status["trials"]:  # a rejected candidate's figures stay in status.trials
+        assert trial["vsChampion"]["reference"] == "champion" and "vsBaseline" in trial
+    after = sorted(str(v.version) for v in client.search_model_versions("name = 'stats-model'"))
+    assert after == before  # never registered, so never a candidate of an MLModel's rollout
+    assert registry.resolve(ModelRef(name="stats-model", follow="latest-passing")).version == max(
+        before, key=int
+    )
     assert harness.alive(), harness.logs()
