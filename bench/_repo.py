@@ -28,3 +28,44 @@ def add_spark_run_arguments(parser: argparse.ArgumentParser, small: str) -> None
     parser.add_argument("--spark-master", default="local[*]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None)
+
+
+class PeakRss:
+    """Peak resident memory of some processes and all their descendants (default: this
+    process), sampled every ``interval`` seconds on a thread. Use as a context manager."""
+
+    def __init__(self, pids: list[int] | None = None, interval: float = 0.1) -> None:
+        import threading
+
+        self._pids = pids
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        roots = [psutil.Process(pid) for pid in (self._pids or [None])]
+        while not self._stop.is_set():
+            seen: dict[int, int] = {}
+            for root in roots:
+                try:
+                    family = [root, *root.children(recursive=True)]
+                except psutil.Error:
+                    continue
+                for process in family:
+                    try:
+                        seen[process.pid] = process.memory_info().rss
+                    except psutil.Error:
+                        continue
+            self.peak = max(self.peak, sum(seen.values()))
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -18,49 +18,16 @@ import argparse
 import multiprocessing
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
-from _repo import add_spark_run_arguments
+from _repo import PeakRss, add_spark_run_arguments
 
 from components.spark_feature_backfill.impl import backfill
 from components.spark_feature_backfill.session import spark_session
 from kubeloop.sampledata.feature_views import user_activity_view
 from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
-
-
-class PeakRss:
-    """Samples the RSS of this process and all its descendants in a background thread."""
-
-    def __init__(self, interval: float = 0.1, pid: int | None = None) -> None:
-        self._interval = interval
-        self._pid = pid
-        self._stop = threading.Event()
-        self.peak = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process(self._pid)
-        while not self._stop.is_set():
-            total = 0
-            for proc in [me, *me.children(recursive=True)]:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    continue
-            self.peak = max(self.peak, total)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _duckdb_child(view: dict, start: str, end: str, out: str, queue: object) -> None:
@@ -105,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     child = context.Process(target=_duckdb_child, args=(view, *window, str(duck_out), queue))
     t0 = time.perf_counter()
     child.start()
-    with PeakRss(pid=child.pid) as duck_memory:
+    with PeakRss([child.pid or 0]) as duck_memory:
         duck_written, duck_s = queue.get()
         child.join()
     duck_wall = time.perf_counter() - t0

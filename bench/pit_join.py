@@ -26,14 +26,12 @@ results are identical row for row.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import multiprocessing
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -42,7 +40,7 @@ import pandas as pd
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _repo import add_spark_run_arguments
+from _repo import PeakRss, add_spark_run_arguments
 
 from components.build_training_set.impl import (
     join_duckdb,
@@ -139,33 +137,6 @@ def feast_raw(labels: pd.DataFrame, request: FeatureRequest, work: Path) -> pd.D
     return store.get_historical_features(
         entity_df=labels, features=refs, full_feature_names=True
     ).to_df()
-
-
-class PeakRss:
-    """Peak resident memory of some processes, sampled every 100 ms on a thread."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.processes = [psutil.Process(pid) for pid in pids]
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            total = 0
-            for process in self.processes:
-                with contextlib.suppress(psutil.Error):
-                    total += process.memory_info().rss
-            self.peak = max(self.peak, total)
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _duckdb_child(labels_path: str, request_json: str, out_path: str, queue: object) -> None:
