@@ -27,6 +27,16 @@ from typing import Any
 import _repo
 import numpy as np
 
+from contracts.cloudevents import (
+    ID_HEADER,
+    MODEL_HEADER,
+    NAMESPACE_HEADER,
+    ROLE_HEADER,
+    TYPE_HEADER,
+    TYPE_REQUEST,
+    TYPE_RESPONSE,
+    VERSION_HEADER,
+)
 from services.monitor.core import MonitorCore
 from services.monitor.outcomes import figures
 from services.monitor.outcomes.join import VersionRows
@@ -39,15 +49,18 @@ def envelopes(count: int) -> list[Any]:
     """Request and response envelopes of ``count`` calls (20 features, like the other benches)."""
     out = []
     for i in range(count):
-        for kind, body in (
-            ("request", json.dumps({"instances": [[(i * 7 + j) % 10 / 10 for j in range(20)]]})),
-            ("response", json.dumps({"predictions": [(i % 100) / 100]})),
+        for event_type, body in (
+            (TYPE_REQUEST, json.dumps({"instances": [[(i * 7 + j) % 10 / 10 for j in range(20)]]})),
+            (TYPE_RESPONSE, json.dumps({"predictions": [(i % 100) / 100]})),
         ):
             headers = {
-                "ce-type": f"org.kubeflow.serving.inference.{kind}", "ce-id": f"r{i}",
-                "ce-namespace": "bench", "ce-kubeloopmodel": "churn", "ce-kubeloopversion": "1",
-                "ce-kubelooprole": "stable",
-            }  # fmt: skip
+                TYPE_HEADER: event_type,
+                ID_HEADER: f"r{i}",
+                NAMESPACE_HEADER: "bench",
+                MODEL_HEADER: "churn",
+                VERSION_HEADER: "1",
+                ROLE_HEADER: "stable",
+            }
             out.append(envelope_from_binary(headers, body.encode()))
     return out
 

@@ -386,7 +386,7 @@ def _comparisons(
             f"the champion returned {scores.size} scores for {len(frame)} {window} rows"
         )
     vs_champion = compare(
-        metric, window, truth, candidate, scores, "champion", minimum, champion.version
+        metric, window, truth, candidate, scores, CHAMPION_ALIAS, minimum, champion.version
     )
     return vs_baseline, vs_champion
 

@@ -320,7 +320,7 @@ def improvement(metric: str, candidate: float, reference: float) -> float:
 class Comparison(BaseModel):
     """The candidate against one reference model on the same rows, with a paired interval."""
 
-    reference: str  # "champion" or the baseline's name
+    reference: str  # contracts.mlflow_tags.CHAMPION_ALIAS or the baseline's name
     version: str | None = None  # the champion's registered version
     metric: str
     window: str
