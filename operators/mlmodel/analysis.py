@@ -125,6 +125,15 @@ def assess_canary(
         )
     if problems:
         return Assessment(Verdict.FAIL, "; ".join(problems), figures)
+    if candidate.latency_p99_ms is None:
+        # Requests counted (by the mesh) whose responses the monitor has not seen yet: the
+        # latency guardrail has no figure, and a slow candidate's responses are exactly the
+        # ones that arrive late. Never pass a guardrail on no data.
+        return Assessment(
+            Verdict.INCONCLUSIVE,
+            f"inconclusive: {candidate.judged_requests} requests but no latency figure yet",
+            figures,
+        )
     return Assessment(
         Verdict.PASS,
         f"{candidate.judged_requests} requests, error rate {candidate.error_rate:.3%}",

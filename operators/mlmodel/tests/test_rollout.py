@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -149,7 +150,9 @@ def test_quiet_interval_is_inconclusive_not_a_pass() -> None:
 
 def test_client_errors_never_count_against_the_candidate() -> None:
     state = _to_step(1)
-    noisy_clients = VersionFigures(requests=600, server_errors=0, client_errors=300)
+    noisy_clients = VersionFigures(
+        requests=600, server_errors=0, client_errors=300, latency_p99_ms=40
+    )
     result = tick(state, ROLLOUT, at(20, candidate=noisy_clients))
     assert result.verdict == Verdict.PASS and result.state.step_index == 2
 
@@ -160,9 +163,23 @@ def test_significant_rise_against_stable_fails_even_under_the_threshold() -> Non
     stable = VersionFigures(requests=20000, server_errors=20)  # 0.1%
     assessment = assess_canary(candidate, stable, limits)
     assert assessment.verdict == Verdict.FAIL and "rose against stable" in assessment.message
-    same = assess_canary(VersionFigures(requests=2000, server_errors=2), stable, limits)
+    same = assess_canary(
+        VersionFigures(requests=2000, server_errors=2, latency_p99_ms=40), stable, limits
+    )
     assert same.verdict == Verdict.PASS
     assert error_rise_p_value(VersionFigures(requests=10), VersionFigures()) == 1.0
+
+
+def test_requests_without_a_latency_figure_are_inconclusive_never_a_pass() -> None:
+    """The mesh counts a slow candidate's requests before the monitor sees its (late)
+    responses: no p99 yet means no verdict, never a pass of the latency guardrail."""
+    counted = VersionFigures(requests=400, server_errors=0)
+    waiting = assess_canary(counted, STABLE, ROLLOUT.analysis)
+    assert waiting.verdict == Verdict.INCONCLUSIVE and "no latency figure" in waiting.message
+    erroring = VersionFigures(requests=400, server_errors=80)  # errors are judged without it
+    assert assess_canary(erroring, STABLE, ROLLOUT.analysis).verdict == Verdict.FAIL
+    slow = dataclasses.replace(counted, latency_p99_ms=900)
+    assert assess_canary(slow, STABLE, ROLLOUT.analysis).verdict == Verdict.FAIL
 
 
 def test_version_change_mid_rollout_restarts_analysis() -> None:
