@@ -11,7 +11,9 @@ only about where the work fits:
   master or Spark Connect means a cluster was provisioned for the work, and an input beyond the
   budget would spill a single process to disk).
 
-Pure: the caller measures the input (``input_bytes``) and passes the budget.
+The choice (``choose_engine``, ``transpile``) is pure: the caller measures the input with
+``local_input_bytes`` and lists it with ``visible_files`` (the two functions here that read
+the filesystem) and passes the budget.
 """
 
 from __future__ import annotations
