@@ -31,6 +31,11 @@ COPY services ./services
 COPY localcluster ./localcluster
 # setuptools comes from the lock, so the build needs nothing from the network.
 RUN pip install --no-deps --no-build-isolation . && pip check
+# After the check, on purpose: ml-metadata's protos (the operator reads KFP run outputs from
+# ML Metadata over gRPC) and kserve-storage declare pins that conflict with the lock, for code
+# kubeloop never imports (requirements.reference.lock says which).
+COPY requirements.reference.lock ./
+RUN pip install --no-deps -r requirements.reference.lock
 
 FROM ${PYTHON_IMAGE}
 # Java 17 for Spark (pyspark starts a JVM); procps because Spark's launch scripts call `ps`.

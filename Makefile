@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements.reference.lock pyproject.toml | sha1sum | cut -c1-12)
 # The machines this project runs on carry the CPU build of torch 2.13.0 here; elsewhere the
 # lock's torch pin must come from an index the user configures.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
@@ -15,10 +15,11 @@ PY_PACKAGES := contracts kubeloop operators components pipelines services localc
 install: $(STAMP)
 
 # The lock is exact and complete, so the install resolves nothing (--no-deps): no backtracking.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements.reference.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
 	$(UV) --no-deps -r requirements.lock
+	$(UV) --no-deps -r requirements.reference.lock
 	$(UV) --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
