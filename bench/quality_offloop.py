@@ -69,7 +69,8 @@ def window(rows: int) -> VersionRows:
     rng = np.random.default_rng(0)
     scores = rng.random(rows)
     labels = (rng.random(rows) < scores).astype(np.int64)
-    return VersionRows([], np.arange(rows, dtype=np.float64), scores, labels, rng.random(rows))
+    served = np.arange(rows, dtype=np.float64)
+    return VersionRows([], served, scores, labels, rng.random(rows), served)
 
 
 def compute(rows: VersionRows) -> float:

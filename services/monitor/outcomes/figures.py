@@ -117,4 +117,4 @@ def _pairs(candidate: VersionRows, stable: VersionRows) -> tuple[np.ndarray, ...
 
 def _empty() -> VersionRows:
     nothing = np.zeros(0)
-    return VersionRows([], nothing, nothing, np.zeros(0, dtype=np.int64), nothing)
+    return VersionRows([], nothing, nothing, np.zeros(0, dtype=np.int64), nothing, nothing)

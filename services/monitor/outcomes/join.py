@@ -135,6 +135,7 @@ class VersionRows:
     scores: np.ndarray
     labels: np.ndarray
     delays: np.ndarray  # observedAt - served time, seconds (≥ 0)
+    labeled_at: np.ndarray  # when each row was labeled (the max age counts from it)
 
     @property
     def size(self) -> int:
@@ -177,6 +178,7 @@ class VersionLabels:
         ]
         served = np.fromiter((r.served_at for r in kept), np.float64, len(kept))
         observed = np.fromiter((r.observed_at for r in kept), np.float64, len(kept))
+        labeled = np.fromiter((r.labeled_at for r in kept), np.float64, len(kept))
         return VersionRows(
             request_ids=[(r.request_id, r.row) for r in kept],
             served_at=served,
@@ -184,6 +186,7 @@ class VersionLabels:
             labels=np.fromiter((r.label for r in kept), np.int64, len(kept)),
             # Clocks of the application and the monitor differ: a negative delay is 0.
             delays=np.maximum(observed - served, 0.0),
+            labeled_at=labeled,
         )
 
 

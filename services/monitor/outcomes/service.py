@@ -18,6 +18,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import re
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -41,7 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Stamp = tuple[int, int, str]
+# What one version's figures were computed from: the window's revision, the version's role,
+# and the earliest labeled time among the rows selected (rows only leave the selection by
+# ageing out, so the figures hold while that row is still inside the max age).
+Stamp = tuple[int, str, float]
 FIGURES_THREAD = "monitor-figures"
 
 Reply = tuple[int, bytes]
@@ -87,7 +91,7 @@ class FeedbackService:
         self._backlog = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._writer: asyncio.Task[None] | None = None
-        self._cache: dict[tuple[str, str, str], tuple[tuple[int, int, str], VersionQuality]] = {}
+        self._cache: dict[tuple[str, str, str], tuple[Stamp, VersionQuality]] = {}
         self.history: dict[tuple[str, str, str], deque[dict[str, Any]]] = {}
         self._history_revision: dict[tuple[str, str, str], int] = {}
 
@@ -303,18 +307,23 @@ class FeedbackService:
         window went away meanwhile. A period's figures (`since`) are asked rarely: not cached."""
         state = self.join.models.get(key)
         window = state.windows.get(version) if state is not None else None
-        rows = self.join.rows(key, version, now, since)
-        if state is None or window is None or rows is None:
+        if state is None or window is None:
             return None
-        stamp = (window.revision, rows.size, self._role_of(key, version))
         slot = (*key, version)
-        cached = self._cache.get(slot)
-        if since is None and cached is not None and cached[0] == stamp:
-            return cached[1]
-        computing = self._computing.get(slot)
-        if since is None and computing is not None and computing[0] == stamp:
-            result: VersionQuality = await asyncio.shield(computing[1])
-            return result
+        current = (window.revision, self._role_of(key, version))
+        oldest = now - state.outcomes.max_age_seconds
+        # Checked before the rows are selected: a scrape or a repeated ask of an unchanged
+        # window costs no pass over its (up to 100k) rows on the event loop.
+        if since is None:
+            cached = self._cache.get(slot)
+            if cached is not None and _holds(cached[0], current, oldest):
+                return cached[1]
+            computing = self._computing.get(slot)
+            if computing is not None and _holds(computing[0], current, oldest):
+                result: VersionQuality = await asyncio.shield(computing[1])
+                return result
+        rows = window.select(now, state.outcomes.max_age_seconds, since)
+        stamp = (*current, float(rows.labeled_at.min()) if rows.size else math.inf)
         # The version's role now (it changes at a promotion), else the one it served with.
         role = self._role_of(key, version) or window.role
         # The request ids stay here: the figures need only the columns.
@@ -491,3 +500,9 @@ class FeedbackService:
 _DEFAULT_CONFIG = ModelConfig()
 
 __all__ = ["REASON_PREFIX", "FeedbackService", "Label"]
+
+
+def _holds(stamp: Stamp, current: tuple[int, str], oldest: float) -> bool:
+    """Figures computed under `stamp` still describe the window: same revision and role, and
+    none of the rows they were computed from has aged out since."""
+    return stamp[:2] == current and stamp[2] >= oldest

@@ -112,3 +112,51 @@ async def test_ingest_is_answered_while_a_quality_figure_is_computed(
         await post_binary(http, url, "e-new", {"requestId": "r-during", "label": 1})
         assert [v["labeled"] for v in (await get_quality())["versions"]] == [5]
         assert len(calls(gate)) == 2
+
+
+async def test_cached_figures_are_answered_without_a_pass_over_the_rows_until_one_ages_out(
+    tmp_path: Path, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is checked before the window's rows are selected (a scrape of an unchanged
+    window costs the event loop no pass over up to 100k rows); a row ageing out of the max age
+    still changes the figures."""
+    from services.monitor.outcomes.join import VersionLabels
+
+    now = [1_800_000_000.0]
+    selects: list[float] = []
+    select = VersionLabels.select
+
+    def counted(self: VersionLabels, at: float, max_age: float, since: float | None = None):  # type: ignore[no-untyped-def]
+        selects.append(at)
+        return select(self, at, max_age, since)
+
+    monkeypatch.setattr(VersionLabels, "select", counted)
+    async with running(MonitorService(settings(tmp_path), clock=lambda: now[0])) as monitor:
+        url = monitor.url
+        config = {"stableVersion": "1", "outcomes": {"maxAgeSeconds": 100}}
+        async with http.put(url + BASE + "/config", json=config) as r:
+            assert r.status == 200, await r.text()
+
+        async def labeled() -> list[int]:
+            async with http.get(url + BASE + "/quality") as r:
+                assert r.status == 200, await r.text()
+                return [v["labeled"] for v in (await r.json())["versions"]]
+
+        for i, score in enumerate((0.9, 0.2)):
+            await serve(http, url, f"r{i}", "1", score)
+            assert (await post_binary(http, url, f"e{i}", {"requestId": f"r{i}", "label": i}))[
+                0
+            ] == 200
+        now[0] += 60  # the next two are labeled 60 s after the first two
+        for i, score in enumerate((0.7, 0.4), start=2):
+            await serve(http, url, f"r{i}", "1", score)
+            await post_binary(http, url, f"e{i}", {"requestId": f"r{i}", "label": i % 2})
+        assert await labeled() == [4]
+        passes = len(selects)
+        now[0] += 30  # nothing has aged out yet (the oldest is 90 s old)
+        assert await labeled() == [4]
+        assert await labeled() == [4]
+        assert len(selects) == passes  # answered from the cache: no pass over the rows
+        now[0] += 20  # the first two are now 110 s old: out of the 100 s max age
+        assert await labeled() == [2]
+        assert len(selects) == passes + 1
