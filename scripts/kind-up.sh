@@ -190,7 +190,7 @@ main() {
   cat <<MSG
 
 kubeloop is running on kind cluster '$CLUSTER_NAME' (context kind-$CLUSTER_NAME).
-  make kind-e2e          # the loop on the demo's data (scripts/kind-e2e.sh)
+  bash scripts/kind-e2e.sh   # the loop on the demo's data (make kind-e2e: kind-up, then this)
   kubectl get featureviews,experiments,mlmodels
   kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8081:80        # KFP UI: http://localhost:8081
   kubectl -n kubeloop-deps port-forward svc/mlflow 5000:5000         # MLflow: http://localhost:5000

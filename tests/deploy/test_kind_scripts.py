@@ -74,9 +74,7 @@ def test_every_step_names_its_upstream_doc(script: Path) -> None:
     assert len(steps) >= 3, steps
     functions = _functions(text)
     undocumented = [
-        step
-        for step in steps
-        if not re.search(r"# Doc: .*https://\S+", functions[step])
+        step for step in steps if not re.search(r"# Doc: .*https://\S+", functions[step])
     ]
     assert undocumented == []
 
