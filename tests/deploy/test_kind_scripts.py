@@ -40,7 +40,7 @@ def test_script_passes_shellcheck(script: Path) -> None:
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
     result = subprocess.run(
-        [shellcheck, "--shell=bash", "--severity=style", str(script)],
+        [shellcheck, "--shell=bash", "--severity=warning", str(script)],
         capture_output=True,
         text=True,
         cwd=ROOT,
