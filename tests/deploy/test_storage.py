@@ -175,3 +175,36 @@ def test_pvc_locations_are_under_the_mount() -> None:
     assert parse_storage("s3://b/root").location("offline") == "s3://b/root/offline"
     with pytest.raises(StorageError, match="leaves the storage root"):
         storage.location("../etc")
+
+
+def test_the_operator_reads_no_pipeline_data_from_its_own_disk_on_a_cluster(
+    tmp_path: Any,
+) -> None:
+    """The demo's labels and events sit on the claim, which the operator does not mount: on a
+    cluster it neither checks them (the KFP step does, and fails naming them) nor sizes them to
+    pick an engine. The embedded default, whose runs share its disk, still checks them."""
+    from operators.api.experiment import ExperimentSpec
+    from operators.api.featureview import FeatureViewSpec
+    from operators.experiment.service import BadInputs, ExperimentBackends, check_labels
+    from operators.featureview.service import FeatureViewBackends, backfill_engine
+
+    demo = kustomize("kind-e2e/demo")
+    experiment = ExperimentSpec.model_validate(
+        next(d for d in demo if d["kind"] == "Experiment")["spec"]
+    )
+    view = FeatureViewSpec.model_validate(
+        next(d for d in demo if d["kind"] == "FeatureView")["spec"]
+    )
+    assert experiment.labels.source.startswith(STORAGE_MOUNT_PATH)
+
+    cluster = _chart_config()
+    check_labels(ExperimentBackends.from_config(cluster, reader=None, pipelines=None), experiment)  # type: ignore[arg-type]
+    engine, why = backfill_engine(FeatureViewBackends.from_config(cluster, pipelines=None), view)  # type: ignore[arg-type]
+    assert engine == "spark" and "not on a local file system" in why
+
+    embedded = OperatorConfig(state_dir=tmp_path)
+    with pytest.raises(BadInputs, match="does not exist"):
+        check_labels(
+            ExperimentBackends.from_config(embedded, reader=None, pipelines=None),  # type: ignore[arg-type]
+            experiment,
+        )
