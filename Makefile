@@ -10,7 +10,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 UV := $(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS)
 PY_PACKAGES := contracts kubeloop operators components pipelines services localcluster bench tests
 
-.PHONY: install demo test test-fast lint fmt crds lock services kind-up clean
+.PHONY: install demo test test-fast lint fmt crds lock services kind-up kind-e2e clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ demo: install services
 
 kind-up:
 	bash scripts/kind-up.sh
+
+# The loop on the demo's data on that cluster (needs Docker; docs/kind.md says what was run).
+kind-e2e: kind-up
+	bash scripts/kind-e2e.sh
 
 clean:
 	rm -rf .kubeloop .pytest_cache .mypy_cache .ruff_cache

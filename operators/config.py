@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from operators.backends.storage import Storage, default_storage_uri, parse_storage
 
 
 class OperatorConfig(BaseModel):
@@ -69,6 +71,12 @@ class OperatorConfig(BaseModel):
         description="A directory every TrainJob node and the KFP training step mount "
         "(nodes > 1: checkpoints and the model are written there).",
     )
+    storage: str | None = Field(
+        default=None,
+        description="Root URI of every pipeline input and output (offline store, training "
+        "sets, Feast repo): file:///dir, pvc://<claim>/<dir> (mounted into every KFP task), "
+        "s3://… or gs://…; file://<state_dir> if unset (operators/backends/storage.py).",
+    )
     # Intervals are configurable so tests and the demo can shorten them.
     poll_interval_s: float = Field(default=10.0, gt=0)
     analysis_tick_s: float = Field(
@@ -77,6 +85,18 @@ class OperatorConfig(BaseModel):
         description="How often MLModel rollouts are re-observed; each acts only once its "
         "spec.rollout.analysis.interval has passed.",
     )
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_is_a_root(cls, value: str | None) -> str | None:
+        if value:
+            parse_storage(value)  # StorageError (a ValueError) names the value
+        return value or None
+
+    @property
+    def storage_root(self) -> Storage:
+        """The configured storage root, else the embedded default: file://<state_dir>."""
+        return parse_storage(self.storage or default_storage_uri(self.state_dir))
 
     @property
     def effective_mlflow_tracking_uri(self) -> str:

@@ -48,16 +48,27 @@ def compile_to_text(name: str) -> str:
 
 
 def normalized(text: str) -> Any:
-    """The compiled IR as data, without the SDK-release keys (for golden comparisons)."""
-    document = yaml.safe_load(text)
+    """The compiled package as data, without the SDK-release keys (for golden comparisons):
+    ``{"pipeline_spec": …, "platform_spec": …}``. The platform spec is the second YAML document
+    (the Kubernetes config: the storage claim every task mounts, pipelines/storage.py); ``{}``
+    when there is none."""
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    if not documents or len(documents) > 2:
+        raise ValueError(f"a compiled package has 1 or 2 YAML documents, not {len(documents)}")
+    pipeline = documents[0]
     for key in VOLATILE_KEYS:
-        document.pop(key, None)
-    return document
+        pipeline.pop(key, None)
+    return {"pipeline_spec": pipeline, "platform_spec": documents[1] if documents[1:] else {}}
 
 
 def checked_in(name: str) -> Any:
-    """The checked-in compiled IR of pipeline ``name``, normalized."""
-    return normalized(package_path(name).read_text())
+    """The checked-in PipelineSpec of pipeline ``name``, normalized."""
+    return normalized(package_path(name).read_text())["pipeline_spec"]
+
+
+def checked_in_platform(name: str) -> Any:
+    """The checked-in PlatformSpec of pipeline ``name`` (``{}`` if it has none)."""
+    return normalized(package_path(name).read_text())["platform_spec"]
 
 
 def write_all() -> list[Path]:

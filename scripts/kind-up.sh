@@ -23,6 +23,7 @@ log() { printf '\n==> %s\n' "$*"; }
 die() { printf 'kind-up: %s\n' "$*" >&2; exit 1; }
 
 require_tools() {
+  # Doc: https://kind.sigs.k8s.io/docs/user/quick-start/#installation (docs/kind.md, Prerequisites)
   local missing=()
   for tool in docker kind kubectl helm curl jq; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
@@ -35,7 +36,11 @@ wait_deployments() {  # wait_deployments <namespace> <timeout>
   kubectl wait --for=condition=Available deployment --all -n "$1" --timeout="$2"
 }
 
+# Every step names the upstream document it follows on a `# Doc:` line (tests/deploy/
+# test_kind_scripts.py checks that each step has one).
+
 create_cluster() {
+  # Doc: https://kind.sigs.k8s.io/docs/user/quick-start/#creating-a-cluster (kind v0.29)
   if kind get clusters | grep -qx "$CLUSTER_NAME"; then
     log "kind cluster '$CLUSTER_NAME' exists; reusing it"
   else
@@ -46,6 +51,7 @@ create_cluster() {
 }
 
 build_image() {
+  # Doc: https://kind.sigs.k8s.io/docs/user/quick-start/#loading-an-image-into-your-cluster
   if [ "${SKIP_BUILD:-0}" = "1" ]; then
     log "SKIP_BUILD=1: not building $KUBELOOP_IMAGE"
   else
@@ -57,6 +63,7 @@ build_image() {
 }
 
 install_cert_manager() {
+  # Doc: https://cert-manager.io/docs/installation/kubectl/ (v1.17)
   log "cert-manager $CERT_MANAGER_VERSION"
   kubectl apply -f "https://github.com/cert-manager/cert-manager/releases/download/${CERT_MANAGER_VERSION}/cert-manager.yaml"
   wait_deployments cert-manager 300s
@@ -73,6 +80,9 @@ istioctl_bin() {
 }
 
 install_istio() {
+  # Doc: https://istio.io/v1.27/docs/setup/install/istioctl/ (download:
+  # https://istio.io/v1.27/docs/setup/additional-setup/download-istio-release/); the IngressClass:
+  # https://kserve.github.io/website/docs/admin-guide/kubernetes-deployment (Ingress controller)
   log "Istio $ISTIO_VERSION (minimal profile + ingress gateway)"
   local istioctl
   istioctl="$(istioctl_bin)"
@@ -93,6 +103,8 @@ YAML
 }
 
 install_kserve() {
+  # Doc: https://kserve.github.io/website/docs/install/kserve-install (Method 2: Helm) and
+  # https://kserve.github.io/website/docs/admin-guide/kubernetes-deployment (Standard mode)
   log "KServe $KSERVE_VERSION (Standard deployment mode, no Knative)"
   helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd \
     --version "$KSERVE_VERSION" --namespace kserve --create-namespace --wait
@@ -116,6 +128,8 @@ install_kserve() {
 }
 
 install_kfp() {
+  # Doc: https://www.kubeflow.org/docs/components/pipelines/operator-guides/installation/
+  # (standalone; platform-agnostic, as that page suggests outside a cloud)
   log "Kubeflow Pipelines $KFP_VERSION (standalone)"
   kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$KFP_VERSION"
   kubectl wait --for condition=established --timeout=60s crd/applications.app.k8s.io
@@ -125,6 +139,7 @@ install_kfp() {
 }
 
 install_trainer() {
+  # Doc: https://www.kubeflow.org/docs/components/trainer/operator-guides/installation/
   [ "${WITH_TRAINER:-0}" = "1" ] || return 0
   log "Kubeflow Trainer $TRAINER_VERSION"
   kubectl apply --server-side -k "https://github.com/kubeflow/trainer.git/manifests/overlays/manager?ref=$TRAINER_VERSION"
@@ -133,15 +148,30 @@ install_trainer() {
 }
 
 install_dev_deps() {
+  # Doc: https://kubernetes.io/docs/tasks/manage-kubernetes-objects/kustomization/ (kubectl
+  # apply -k of kubeloop's own manifests/dev-deps)
   log "PostgreSQL, Redis, MLflow (manifests/dev-deps)"
   kubectl apply -k manifests/dev-deps
   wait_deployments kubeloop-deps 600s
 }
 
+install_storage() {
+  # Doc: https://kubernetes.io/docs/concepts/storage/persistent-volumes/#persistentvolumeclaims;
+  # kind's default StorageClass `standard` is Rancher's local-path-provisioner, which provisions
+  # it as a directory on the node (https://github.com/rancher/local-path-provisioner#usage).
+  log "Storage root: PersistentVolumeClaim kubeflow/kubeloop-storage (manifests/storage)"
+  # Every KFP task mounts it (KUBELOOP_STORAGE=pvc://kubeloop-storage/kubeloop). Created here, not
+  # by the chart: `helm --wait` waits for claims to bind, and kind's class binds one only when a
+  # pod first uses it (WaitForFirstConsumer).
+  kubectl apply -k manifests/storage
+}
+
 install_kubeloop() {
+  # Doc: https://helm.sh/docs/helm/helm_upgrade/ (upgrade --install of a local chart)
   log "kubeloop (helm/kubeloop)"
   helm upgrade --install kubeloop helm/kubeloop \
-    --namespace kubeloop-system --create-namespace --wait --timeout 10m
+    --namespace kubeloop-system --create-namespace --wait --timeout 10m \
+    --set storage.claim.create=false
   kubectl label namespace kubeloop-system pod-security.kubernetes.io/enforce=restricted --overwrite
 }
 
@@ -155,11 +185,12 @@ main() {
   install_kfp
   install_trainer
   install_dev_deps
+  install_storage
   install_kubeloop
   cat <<MSG
 
 kubeloop is running on kind cluster '$CLUSTER_NAME' (context kind-$CLUSTER_NAME).
-  kubectl apply -k manifests/samples
+  bash scripts/kind-e2e.sh   # the loop on the demo's data (make kind-e2e: kind-up, then this)
   kubectl get featureviews,experiments,mlmodels
   kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8081:80        # KFP UI: http://localhost:8081
   kubectl -n kubeloop-deps port-forward svc/mlflow 5000:5000         # MLflow: http://localhost:5000

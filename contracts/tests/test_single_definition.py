@@ -14,10 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from contracts import auth, cloudevents, drift, headers, kube, mlflow_tags, monitor_config, quality
+from contracts import (
+    auth,
+    cloudevents,
+    drift,
+    headers,
+    kube,
+    mlflow_tags,
+    monitor_config,
+    quality,
+    storage,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config, quality, auth)
+MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config, quality, auth, storage)
 #: Values too plain to grep for: CloudEvents core attribute names, roles, logger modes,
 #: versions, and words like "passed" that are also ordinary identifiers.
 GENERIC = frozenset(

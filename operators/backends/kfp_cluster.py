@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from contracts.storage import STORAGE_PVC_PARAMETER
 from operators.backends.runs import (
     PipelineRunError,
     RunRef,
@@ -36,6 +37,7 @@ from operators.backends.runs import (
     check_run_name,
     default_packages,
     load_spec,
+    pipeline_inputs,
 )
 
 KFP_STATES: dict[str, RunState] = {
@@ -454,8 +456,12 @@ class KfpClusterBackend:
         namespace: str | None = None,
         packages: Mapping[str, Path] | None = None,
         outputs: ExecutionReader | None = None,
+        storage_pvc: str = "",
     ) -> None:
         self.client = client
+        # The storage root's claim (pvc://<claim>/…): every task of the compiled pipelines
+        # mounts it (pipelines/storage.py), so runs are submitted with its name.
+        self.storage_pvc = storage_pvc
         self.outputs: ExecutionReader = outputs if outputs is not None else MlmdExecutionReader()
         self.host = host
         self.experiment = experiment
@@ -520,7 +526,15 @@ class KfpClusterBackend:
     def submit(self, pipeline_name: str, run_name: str, params: Mapping[str, Any]) -> RunRef:
         check_run_name(run_name)
         package = self._package(pipeline_name)
-        arguments = build_arguments(load_spec(package), run_name, params)
+        spec = load_spec(package)
+        if STORAGE_PVC_PARAMETER in pipeline_inputs(spec):
+            if not self.storage_pvc:
+                raise PipelineRunError(
+                    f"pipeline {pipeline_name!r} mounts the storage claim into every task: "
+                    "configure a pvc://<claim>/<dir> storage root (KUBELOOP_STORAGE)"
+                )
+            params = {**params, STORAGE_PVC_PARAMETER: self.storage_pvc}
+        arguments = build_arguments(spec, run_name, params)
         existing = self.find(pipeline_name, run_name)
         if existing is not None:
             return existing

@@ -26,10 +26,21 @@ def pipeline_backend_from_config(config: Any) -> PipelineBackend:
             raise PipelineRunError(
                 f"kfp_metadata_address {config.kfp_metadata_address!r} is not host:port"
             )
+        # Task pods share no disk with the operator: the storage root must be a claim every
+        # task mounts. s3:// and gs:// would need the Hadoop S3/GCS connector in the image,
+        # which it does not have yet (issue #13 item 2).
+        storage = config.storage_root
+        if not storage.is_pvc:
+            raise PipelineRunError(
+                f"pipeline_backend 'kfp' needs a pvc://<claim>/<dir> storage root "
+                f"(KUBELOOP_STORAGE), not {storage.uri!r}: KFP task pods do not see the "
+                "operator's filesystem, and object storage is not supported on KFP yet"
+            )
         # Single-user KFP: no user namespace; multi-user setups construct the backend directly.
         return KfpClusterBackend(
             kfp.Client(host=config.kfp_host),
             host=config.kfp_host,
             outputs=MlmdExecutionReader(host, int(port)),
+            storage_pvc=storage.claim,
         )
     return KfpLocalBackend(Path(config.state_dir) / "pipeline-runs")

@@ -126,7 +126,9 @@ def build_arguments(
 
 
 def load_spec(package: Path) -> dict[str, Any]:
-    return dict(yaml.safe_load(package.read_text()))
+    """The PipelineSpec of a compiled package: its first YAML document (a second one, the
+    PlatformSpec, carries the Kubernetes config: the storage claim each task mounts)."""
+    return dict(next(iter(yaml.safe_load_all(package.read_text()))))
 
 
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:

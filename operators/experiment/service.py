@@ -9,6 +9,7 @@ with its own registration gate off: only the best trial of a round is registered
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,7 +117,8 @@ class ExperimentBackends:
     pipelines: PipelineBackend
     featureviews: FeatureViewReader
     paths: LocalPaths
-    training_root: Path
+    # Under the storage root (KUBELOOP_STORAGE), as the pipeline tasks see it.
+    training_root: str
     tracking_uri: str
     spark_master: str
     registrar: Registrar = register_with_mlflow
@@ -136,7 +138,7 @@ class ExperimentBackends:
             pipelines=pipelines,
             featureviews=reader,
             paths=LocalPaths(resolve_relative=config.pipeline_backend == "local"),
-            training_root=config.state_dir.resolve() / "training-sets",
+            training_root=config.storage_root.location("training-sets"),
             tracking_uri=config.effective_mlflow_tracking_uri,
             spark_master=config.spark_master,
             memory_budget_mb=config.duckdb_memory_budget_mb,
@@ -219,7 +221,7 @@ def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
     from pyarrow import types
 
     path = backends.paths.local_path(spec.labels.source)
-    if not is_local(path):
+    if not is_local(path) or not backends.paths.operator_sees_data:
         return
     if not os.path.exists(local(path)):
         raise BadInputs(f"labels.source {spec.labels.source!r} does not exist")
@@ -257,7 +259,7 @@ def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
 
 
 def training_set_dir(backends: ExperimentBackends, obj: Experiment, trial: Trial) -> str:
-    return str(backends.training_root / obj.namespace / obj.name / (trial.run or trial.name))
+    return posixpath.join(backends.training_root, obj.namespace, obj.name, trial.run or trial.name)
 
 
 def mlflow_experiment(obj: Experiment) -> str:
@@ -292,9 +294,8 @@ def join_engine(
     """(engine, why) of the training set's point-in-time join; auto resolves here."""
     paths = [backends.paths.local_path(spec.labels.source)]
     paths += [v.status.offline_path or "" for v in views]
-    return choose_engine(
-        str(spec.engine), backends.spark_master, local_input_bytes(paths), backends.memory_budget_mb
-    )
+    sizes = local_input_bytes(paths) if backends.paths.operator_sees_data else None
+    return choose_engine(str(spec.engine), backends.spark_master, sizes, backends.memory_budget_mb)
 
 
 def trial_params(

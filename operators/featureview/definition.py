@@ -32,6 +32,13 @@ class LocalPaths:
 
     resolve_relative: bool
 
+    @property
+    def operator_sees_data(self) -> bool:
+        """Only on the embedded default do runs share the operator's filesystem. On a cluster
+        the data is under the storage root the task pods mount (issue #13 item 2), which the
+        operator never reads: it checks nothing there and sizes nothing there."""
+        return self.resolve_relative
+
     def local_path(self, path: str) -> str:
         if self.resolve_relative and is_local(path) and not os.path.isabs(local(path)):
             return str(Path(local(path)).resolve())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from components.engines import choose_engine, local_input_bytes, transpiles
@@ -31,8 +30,9 @@ class FeatureViewBackends:
 
     pipelines: PipelineBackend
     paths: LocalPaths
-    offline_root: Path
-    feast_repo: Path
+    # Locations under the storage root (KUBELOOP_STORAGE), as the pipeline tasks see them.
+    offline_root: str
+    feast_repo: str
     feast_registry: str | None
     redis_connection_string: str | None
     spark_master: str
@@ -40,12 +40,12 @@ class FeatureViewBackends:
 
     @classmethod
     def from_config(cls, config: OperatorConfig, pipelines: PipelineBackend) -> FeatureViewBackends:
-        state = config.state_dir.resolve()
+        storage = config.storage_root
         return cls(
             pipelines=pipelines,
             paths=LocalPaths(resolve_relative=config.pipeline_backend == "local"),
-            offline_root=state / "offline",
-            feast_repo=state / "feast",
+            offline_root=storage.location("offline"),
+            feast_repo=storage.location("feast"),
             feast_registry=config.feast_registry,
             redis_connection_string=config.feast_online_store,
             spark_master=config.spark_master,
@@ -86,7 +86,7 @@ def backfill_engine(backends: FeatureViewBackends, spec: FeatureViewSpec) -> tup
     return choose_engine(
         str(spec.engine),
         backends.spark_master,
-        local_input_bytes([source]),
+        local_input_bytes([source]) if backends.paths.operator_sees_data else None,
         backends.memory_budget_mb,
         transpiles(sql),
     )
@@ -145,7 +145,8 @@ def reconcile(
     if current and core.is_running(status):
         status = _submit_and_observe(backends, obj, status)
     source = backends.paths.local_path(spec.source.path)
-    if is_local(source) and not os.path.exists(local(source)):
+    sees = backends.paths.operator_sees_data
+    if sees and is_local(source) and not os.path.exists(local(source)):
         return Outcome(core.source_missing(status, spec.source.path, obj.generation))
     if current and core.is_pending_launch(status):
         status = _submit_and_observe(backends, obj, status)

@@ -11,6 +11,7 @@ from kfp import dsl
 
 from components.feast_apply_materialize.component import feast_apply_materialize
 from components.spark_feature_backfill.component import spark_feature_backfill
+from pipelines.storage import mount_storage
 
 PIPELINE_NAME = "kubeloop-feature-backfill"
 
@@ -35,6 +36,8 @@ def feature_backfill(
     spark_conf: dict = {},  # noqa: B006
     engine: str = "auto",
     memory_budget_mb: int = 4096,
+    # The storage root's claim, mounted into every task (pipelines/storage.py).
+    storage_pvc: str = "",
 ) -> BackfillOutputs:
     backfill = spark_feature_backfill(
         feature_view=feature_view,
@@ -46,6 +49,7 @@ def feature_backfill(
         engine=engine,
         memory_budget_mb=memory_budget_mb,
     ).set_display_name("spark-feature-backfill")
+    mount_storage(backfill, storage_pvc)
     feast = (
         feast_apply_materialize(
             feature_view=feature_view,
@@ -58,4 +62,5 @@ def feature_backfill(
         .set_display_name("feast-apply-materialize")
         .after(backfill)
     )
+    mount_storage(feast, storage_pvc)
     return BackfillOutputs(backfill.output, feast.output)

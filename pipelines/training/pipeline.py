@@ -16,6 +16,7 @@ from components.build_training_set.component import build_training_set
 from components.evaluate.component import evaluate
 from components.register_model.component import register_model
 from components.train_ddp.component import train_ddp
+from pipelines.storage import mount_storage
 from pipelines.training.steps import training_set_handoff
 
 PIPELINE_NAME = "kubeloop-training"
@@ -70,6 +71,8 @@ def training(
     retrain_reason: str = "",
     drift_report: str = "",
     retrain_requested_at: str = "",
+    # The storage root's claim, mounted into every task (pipelines/storage.py).
+    storage_pvc: str = "",
 ) -> TrainingOutputs:
     training_set = build_training_set(
         labels=labels,
@@ -79,7 +82,9 @@ def training(
         method=join_method,
         spark_master=spark_master,
     ).set_display_name("build-training-set")
+    mount_storage(training_set, storage_pvc)
     handoff = training_set_handoff(summary_json=training_set.output, labels=labels)
+    mount_storage(handoff, storage_pvc)
     trained = train_ddp(
         training_set=handoff.outputs["train"],
         validation_set=handoff.outputs["validation"],
@@ -103,6 +108,7 @@ def training(
         trainjob_image=trainjob_image,
         namespace=trainjob_namespace,
     ).set_display_name("train-ddp")
+    mount_storage(trained, storage_pvc)
     evaluated = evaluate(
         training_set_dir=training_set_dir,
         label_column=handoff.outputs["label_column"],
@@ -113,13 +119,14 @@ def training(
         mlflow_run_id=trained.outputs["mlflow_run_id"],
         champion_model=model_name,
     ).set_display_name("evaluate")
+    mount_storage(evaluated, storage_pvc)
     with (
         dsl.If(register == True, name="registration-requested"),  # noqa: E712 - KFP condition
         dsl.If(evaluated.outputs["passes_threshold"] == True, name="passes-threshold"),  # noqa: E712
         dsl.If(evaluated.outputs["beats_baseline"] == True, name="beats-baseline"),  # noqa: E712
         dsl.If(evaluated.outputs["beats_champion"] == True, name="beats-champion"),  # noqa: E712
     ):
-        register_model(
+        registered = register_model(
             mlflow_tracking_uri=mlflow_tracking_uri,
             model_name=model_name,
             mlflow_run_id=trained.outputs["mlflow_run_id"],
@@ -137,6 +144,7 @@ def training(
             retrain_requested_at=retrain_requested_at,
             evaluation_json=evaluated.outputs["metrics_json"],
         ).set_display_name("register-model")
+        mount_storage(registered, storage_pvc)
     return TrainingOutputs(
         evaluated.outputs["metrics_json"],
         trained.outputs["mlflow_run_id"],

@@ -182,13 +182,17 @@ def test_default_render_has_every_component_in_the_release_namespace() -> None:
             ("Service", "kubeloop-monitor"),
             ("ServiceAccount", "kubeloop-monitor"),
             ("ServiceAccount", "kubeloop-operator"),
+            # The storage root's claim, in KFP's namespace (tests/deploy/test_storage.py)
+            ("PersistentVolumeClaim", "kubeloop-storage"),
         ]
     )
     for doc in docs:
         labels = doc["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "kubeloop"
         assert labels["app.kubernetes.io/instance"] == RELEASE
-        if not doc["kind"].startswith("Cluster"):
+        if doc["kind"] == "PersistentVolumeClaim" and doc["metadata"]["name"] == "kubeloop-storage":
+            assert doc["metadata"]["namespace"] == "kubeflow"  # where the task pods mount it
+        elif not doc["kind"].startswith("Cluster"):
             assert doc["metadata"]["namespace"] == NAMESPACE
 
 
@@ -294,6 +298,7 @@ def test_rbac_and_monitor_can_be_turned_off() -> None:
         "ServiceAccount",
         "NetworkPolicy",
         "ClusterServingRuntime",
+        "PersistentVolumeClaim",  # the storage root's claim
     }
     # Without a monitor, only the operator's policies remain.
     policies = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "NetworkPolicy"}

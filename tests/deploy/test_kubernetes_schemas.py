@@ -24,13 +24,52 @@ def _builtins(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d for d in documents if d["apiVersion"] in BUILTIN_API_VERSIONS]
 
 
+# Every optional part of the chart switched on, with a value in every optional list and map, so
+# each conditional block of the templates is rendered and validated.
+ALL_FEATURES: dict[str, Any] = {
+    "imagePullSecrets": [{"name": "registry"}],
+    "operator": {
+        "extraArgs": ["--verbose"],
+        "extraEnv": [{"name": "EXTRA", "value": "1"}],
+        "envFromSecret": "kubeloop-credentials",
+        "podAnnotations": {"example.com/a": "b"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}
+                    ]
+                }
+            }
+        },
+    },
+    "monitor": {
+        "persistence": {"enabled": True, "storageClass": "standard"},
+        "podAnnotations": {"example.com/a": "b"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+    },
+    "storage": {"claim": {"create": True, "storageClass": "standard"}},
+    "training": {"sharedDir": "/mnt/kubeloop-storage/shared"},
+    "mlflow": {"artifactsDestination": "pvc://mlflow-artifacts/artifacts"},
+    "prometheus": {
+        "enabled": True,
+        "url": "http://prometheus.monitoring:9090",
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    },
+}
+
+
 def _rendered(source: str) -> list[dict[str, Any]]:
     if source == "kustomize":
         return _builtins(kustomize("default"))
+    if source == "helm-all-features":
+        return _builtins(render(ALL_FEATURES))
     return _builtins(render({})) + _builtins(render({"networkPolicy": {"enabled": False}}))
 
 
-@pytest.mark.parametrize("source", ["kustomize", "helm"])
+@pytest.mark.parametrize("source", ["kustomize", "helm", "helm-all-features"])
 @pytest.mark.parametrize("version", VERSIONS)
 def test_rendered_builtins_validate_strictly(source: str, version: str) -> None:
     documents = _rendered(source)

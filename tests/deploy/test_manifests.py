@@ -305,7 +305,14 @@ def test_helm_rendering_applies_cleanly(kube_env: dict[str, str], tmp_path: Path
     templates = [text for path, text in sorted(rendered.items()) if path.endswith(".yaml")]
     namespace_file = tmp_path / "namespace.yaml"
     crd_file, objects_file = tmp_path / "crds.yaml", tmp_path / "objects.yaml"
-    namespace_file.write_text(f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n")
+    # The release namespace, and KFP's, where the chart puts the storage claim (kind-up.sh
+    # installs KFP before the chart).
+    namespace_file.write_text(
+        "\n---\n".join(
+            f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
+            for name in (NAMESPACE, "kubeflow")
+        )
+    )
     crd_file.write_text("\n---\n".join(crds))
     objects_file.write_text("\n---\n".join(templates))
 
