@@ -6,7 +6,8 @@ them and the loop finishes as if nothing had happened.
   run (the run names under the state dir's pipeline-runs), none launched twice;
 - the monitor while an MLModel is in shadow: the rollout passes every canary step in order
   and promotes; the monitor in a failing canary step: the candidate is rolled back, never
-  promoted.
+  promoted; in both, every call the monitor acknowledged (a 200) is counted after its
+  restart.
 
 The full matrix (each component × each moment) is `bench/chaos.py`.
 """
@@ -18,7 +19,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.chaos import (
+    RolloutDriver,
+    acknowledged_kept,
     backfill_under_kill,
+    monitor_requests,
     rollout_under_kill,
     small_feature_view,
     step_weights,
@@ -66,17 +70,21 @@ def supervised_models(localcluster_module: RunningCluster, model_stack: Stack) -
 
 
 def _roll(models: dict, moment: str, versions: tuple[str, str], name: str, failing: bool) -> dict:
-    return rollout_under_kill(
+    driver = RolloutDriver(models["objects"], models["monitor"], name, models["monitor_headers"])
+    outcome = rollout_under_kill(
         models["objects"],
         models["supervisor"],
         MONITOR,
         moment,
-        models["monitor"],
+        driver,
         versions,
         name,
         failing=failing,
-        monitor_headers=models["monitor_headers"],
     )
+    # Every call the monitor acknowledged before or after its kill is still counted.
+    counted = monitor_requests(models["monitor"], name, models["monitor_headers"])
+    assert driver.acked and acknowledged_kept(driver.acked, counted), (driver.acked, counted)
+    return outcome
 
 
 def test_monitor_killed_in_shadow_the_rollout_steps_through_and_promotes(

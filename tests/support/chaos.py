@@ -14,11 +14,13 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+import psutil
 import urllib3
 from kubernetes.client import ApiException
 
@@ -29,10 +31,12 @@ from tests.support.monitor import PredictorLogs
 from tests.support.specs import feature_view_spec
 from tests.support.waiting import wait_for
 
-FEATUREVIEWS, MLMODELS = "featureviews", "mlmodels"
+FEATUREVIEWS, MLMODELS, EXPERIMENTS = "featureviews", "mlmodels", "experiments"
 SQL = "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds FROM source"
 RESTART_TIMEOUT_S = 60.0
 PIPELINE_WORKER = "pipeline-worker"
+PREDICTOR = "predictor"  # the candidate's predictor process; the serving controller owns it
+NAMESPACE = "default"
 
 
 def kill_9(supervisor: Supervisor, name: str) -> dict[str, Any]:
@@ -147,6 +151,9 @@ class RolloutDriver:
         self.predictors = PredictorLogs(monitor_url, headers=monitor_headers)
         self.name = name
         self.seen: list[tuple[str, int | None, int]] = []
+        # Calls (request + response event) the monitor answered 200 for, per version: what
+        # it acknowledged, which must be counted after a kill -9 too.
+        self.acked: Counter[str] = Counter()
 
     def observe(self) -> dict[str, Any]:
         status = status_of(self.objects, MLMODELS, self.name)
@@ -164,13 +171,18 @@ class RolloutDriver:
     def traffic(self, stable: str, candidate: str, failing: bool) -> None:
         """One burst for the phase the MLModel is in; the monitor may be restarting."""
         phase = self.seen[-1][0] if self.seen else ""
-        with contextlib.suppress(httpx.HTTPError):
+        # A refused or lost post (the monitor restarting) raises before the tally: only
+        # what was acknowledged is counted.
+        with contextlib.suppress(httpx.HTTPError, AssertionError):
             if phase == "Shadow":
                 self.predictors.send_paired(self.name, stable, candidate, 12)
+                self.acked.update({stable: 12, candidate: 12})
             elif phase == "Canary":
                 status = 500 if failing else 200
                 self.predictors.send(self.name, candidate, "candidate", 8, status=status)
+                self.acked[candidate] += 8
                 self.predictors.send(self.name, stable, "stable", 8)
+                self.acked[stable] += 8
 
     def drive_until(
         self, phases: set[str], stable: str, candidate: str, failing: bool, timeout_s: float
@@ -185,22 +197,118 @@ class RolloutDriver:
         return wait_for(probe, timeout_s, f"{self.name}: one of {sorted(phases)}", 0.5)
 
 
+class Driver(Protocol):
+    """What a rollout needs from the test: traffic for the phase the MLModel is in."""
+
+    seen: list[tuple[str, int | None, int]]
+
+    def observe(self) -> dict[str, Any]: ...
+
+    def drive_until(
+        self, phases: set[str], stable: str, candidate: str, failing: bool, timeout_s: float
+    ) -> dict[str, Any]: ...
+
+
+class ServedDriver(RolloutDriver):
+    """Real serving (the local serving controller runs the predictors and the router): user
+    calls go to the MLModel's router URL; the predictors' loggers report to the monitor, the
+    router mirrors a shadow's share. Nothing is played: the driver only calls and watches."""
+
+    def __init__(self, objects: CustomObjects, name: str) -> None:
+        super().__init__(objects, "http://unused/", name)
+        self.answers: Counter[int] = Counter()  # status code (0: no answer) of user calls
+
+    def traffic(self, stable: str, candidate: str, failing: bool) -> None:
+        url = (status_of(self.objects, MLMODELS, self.name)).get("url")
+        if not url:
+            return
+        payload = {"instances": [{"x1": 0.5, "x2": 0.25}]}
+        with httpx.Client(timeout=10) as http:
+            for _ in range(10):
+                try:
+                    code = http.post(f"{url}/v1/models/{self.name}:predict", json=payload)
+                    self.answers[code.status_code] += 1
+                except httpx.HTTPError:
+                    self.answers[0] += 1
+
+
+def predictor_pid(supervisor: Supervisor, serving: str, mlmodel: str, version: str) -> int | None:
+    """The pid of version `version`'s predictor, a child of the serving controller."""
+    component = supervisor.components[serving]
+    if component.proc is None:
+        return None
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(component.proc.pid).children(recursive=True):
+            argv = child.cmdline()
+            ours = _arg(argv, "--mlmodel") == mlmodel and _arg(argv, "--model-version") == version
+            if "localcluster.serving.predictor" in argv and ours:
+                return int(child.pid)
+    return None
+
+
+def _arg(argv: list[str], flag: str) -> str | None:
+    return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+
+def _predictor_restarts(objects: CustomObjects, isvc: str) -> int:
+    with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
+        found = objects.isvc(isvc) or {}
+        components = (found.get("status") or {}).get("components") or {}
+        return int((components.get("predictor") or {}).get("restartCount") or 0)
+    return 0
+
+
+def kill_predictor(
+    objects: CustomObjects, supervisor: Supervisor, serving: str, mlmodel: str, version: str
+) -> dict[str, Any]:
+    """SIGKILL version `version`'s predictor; wait until its owner (the serving controller,
+    as a Deployment's ReplicaSet would) has started another and says so in the
+    InferenceService's restartCount."""
+    isvc = f"{mlmodel}-v{version}"
+    old = wait_for(
+        lambda: predictor_pid(supervisor, serving, mlmodel, version),
+        RESTART_TIMEOUT_S,
+        f"the predictor of {isvc}",
+    )
+    restarts = _predictor_restarts(objects, isvc)
+    os.kill(old, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    def restarted() -> int | None:
+        pid = predictor_pid(supervisor, serving, mlmodel, version)
+        if pid is None or pid == old or _predictor_restarts(objects, isvc) <= restarts:
+            return None
+        return pid
+
+    new = wait_for(restarted, RESTART_TIMEOUT_S, f"the serving controller to restart {isvc}")
+    return {
+        "victim": PREDICTOR,
+        "oldPid": old,
+        "newPid": new,
+        "restartedAfterS": round(time.monotonic() - killed_at, 2),
+        "restartCount": _predictor_restarts(objects, isvc),
+        # Nothing else reports it: the process was ours to kill, and it is gone.
+        "lastExit": "SIGKILL" if not psutil.pid_exists(old) else "alive",
+    }
+
+
 def rollout_under_kill(
     objects: CustomObjects,
     supervisor: Supervisor,
     victim: str,
     moment: str,
-    monitor_url: str,
+    driver: Driver,
     versions: tuple[str, str],
     name: str,
     failing: bool = False,
     timeout_s: float = 120.0,
-    monitor_headers: dict[str, str] | None = None,
+    served_by: str | None = None,
 ) -> dict[str, Any]:
     """An MLModel at `versions[0]` moves to `versions[1]`; `victim` is killed when the rollout
     reaches `moment` ("Shadow" or "Canary"); the candidate's canary traffic fails when
-    `failing`. Waits for Promoted or RolledBack. `monitor_headers`: the monitor's token, which
-    the loggers the driver plays must present."""
+    `failing`. Waits for Promoted or RolledBack. `driver`: a `RolloutDriver` playing KServe
+    (the test marks the InferenceServices Ready), or a `ServedDriver` when `served_by` names
+    the supervised serving controller; `victim` may then be PREDICTOR, the candidate's."""
     stable, candidate = versions
     objects.create(
         MLMODELS,
@@ -215,12 +323,13 @@ def rollout_under_kill(
             },
         },
     )
-    objects.mark_ready(f"{name}-v{stable}", url=f"http://{name}-v{stable}.example.com")
-    driver = RolloutDriver(objects, monitor_url, name, monitor_headers)
+    if served_by is None:
+        objects.mark_ready(f"{name}-v{stable}", url=f"http://{name}-v{stable}.example.com")
     driver.drive_until({"Promoted"}, stable, candidate, False, timeout_s)
     driver.seen.clear()  # from here on: the candidate's rollout
     objects.patch(MLMODELS, name, {"spec": {"model": {"version": candidate}}})
-    objects.mark_ready(f"{name}-v{candidate}", url=f"http://{name}-v{candidate}.example.com")
+    if served_by is None:
+        objects.mark_ready(f"{name}-v{candidate}", url=f"http://{name}-v{candidate}.example.com")
     ends = {"Promoted", "RolledBack", "Failed"}
     # The operator may record the spec change before its timer starts the candidate's rollout:
     # until then the status still reads Promoted on the stable version, which is not an end.
@@ -231,7 +340,12 @@ def rollout_under_kill(
     )
     reached = driver.drive_until({moment} | ends, stable, candidate, failing, timeout_s)
     assert reached.get("phase") == moment, f"{name} passed {moment} before the kill: {reached}"
-    kill = kill_9(supervisor, victim)
+    if victim == PREDICTOR:
+        assert served_by is not None, "a predictor runs only under a real serving controller"
+        kill = kill_predictor(objects, supervisor, served_by, name, candidate)
+        kill["phaseAtRestart"] = driver.observe().get("phase")
+    else:
+        kill = kill_9(supervisor, victim)
     final = driver.drive_until(ends, stable, candidate, failing, timeout_s)
     events = wait_for(lambda: _events(objects, name), 30, "the MLModel's events")
     return {
@@ -241,13 +355,44 @@ def rollout_under_kill(
         "phase": final.get("phase"),
         "stableVersion": final.get("stableVersion"),
         "candidate": candidate,
+        "message": (final.get("analysis") or {}).get("message"),
         "seen": driver.seen,
         "stepPassed": [m for r, m in events if r == "StepPassed"],
         "reasons": sorted({r for r, _ in events}),
     }
 
 
-def _candidate_taken_up(driver: RolloutDriver, candidate: str) -> bool:
+def monitor_requests(
+    monitor_url: str, name: str, headers: dict[str, str] | None, timeout_s: float = 30.0
+) -> dict[str, dict[str, Any]]:
+    """Per version, the calls the monitor holds for MLModel `name` (its /counts), once it
+    answers again."""
+
+    def probe() -> dict[str, dict[str, Any]] | None:
+        with contextlib.suppress(httpx.HTTPError):
+            answer = httpx.get(
+                f"{monitor_url.rstrip('/')}/v1/models/{NAMESPACE}/{name}/counts",
+                headers=headers,
+                timeout=10,
+            )
+            if answer.status_code == 200:
+                versions = answer.json()["versions"]
+                return {
+                    v: {"requests": e["requests"], "truncated": e["truncated"]}
+                    for v, e in versions.items()
+                }
+        return None
+
+    return wait_for(probe, timeout_s, f"the monitor's counts for {name}")
+
+
+def acknowledged_kept(acked: Counter[str], counted: dict[str, dict[str, Any]]) -> bool:
+    """Every call the monitor answered 200 for is among those it counts (a call it got but
+    whose 200 was lost may be counted too: at least, never fewer)."""
+    return all(counted.get(v, {}).get("requests", 0) >= n for v, n in acked.items())
+
+
+def _candidate_taken_up(driver: Driver, candidate: str) -> bool:
     status = driver.observe()
     if status.get("phase") != "Promoted" or status.get("stableVersion") == candidate:
         return True
@@ -271,3 +416,52 @@ def _events(objects: CustomObjects, name: str) -> list[tuple[str, str]] | None:
 def step_weights(step_passed: list[str]) -> list[int]:
     """The weights the StepPassed events moved the canary to ("…; canary at 50%" → 50)."""
     return [int(m.rsplit("canary at ", 1)[1].rstrip("%")) for m in step_passed]
+
+
+def trial_under_kill(
+    objects: CustomObjects,
+    supervisor: Supervisor,
+    victim: str,
+    name: str,
+    spec: dict[str, Any],
+    run_names: Callable[[str], list[str]],
+    timeout_s: float,
+    run_dir: Callable[[str], Path] = Path,
+) -> dict[str, Any]:
+    """Create Experiment `name` (its FeatureView must exist); kill `victim` while its first
+    trial's training run is in flight; wait until the Experiment has finished (Succeeded or
+    Failed). `victim` may be PIPELINE_WORKER, that run's worker process."""
+    objects.create(EXPERIMENTS, "Experiment", name, spec)
+
+    def trial_running() -> dict[str, Any] | None:
+        status = status_of(objects, EXPERIMENTS, name)
+        running = [t for t in status.get("trials") or [] if t.get("state") == "Running"]
+        return running[0] if running and running[0].get("run") else None
+
+    trial = wait_for(trial_running, timeout_s, f"{name}: a trial running", 1.0, objects.context)
+    if victim == PIPELINE_WORKER:
+        kill = kill_worker(run_dir(trial["run"]))
+    else:
+        kill = kill_9(supervisor, victim)
+
+    def finished() -> dict[str, Any] | None:
+        status = status_of(objects, EXPERIMENTS, name)
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = wait_for(finished, timeout_s, f"{name}: finished", 1.0, objects.context)
+    return {
+        **kill,
+        "moment": "trial running",
+        "trialKilled": trial["name"],
+        "runBeforeKill": trial["run"],
+        "runs": run_names(f"{name}-"),
+        "phase": status["phase"],
+        "trials": [
+            {k: t.get(k) for k in ("name", "run", "state", "message")} for t in status["trials"]
+        ],
+        "registeredVersion": status.get("registeredVersion"),
+        "conditions": {
+            c["type"]: f"{c['status']} {c.get('reason')}: {c.get('message')}"[:300]
+            for c in status.get("conditions") or []
+        },
+    }
