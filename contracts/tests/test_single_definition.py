@@ -14,10 +14,30 @@ from pathlib import Path
 
 import pytest
 
-from contracts import auth, cloudevents, drift, headers, kube, mlflow_tags, monitor_config, quality
+from contracts import (
+    auth,
+    cloudevents,
+    drift,
+    feature_serving,
+    headers,
+    kube,
+    mlflow_tags,
+    monitor_config,
+    quality,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config, quality, auth)
+MODULES = (
+    cloudevents,
+    headers,
+    kube,
+    mlflow_tags,
+    drift,
+    monitor_config,
+    quality,
+    auth,
+    feature_serving,
+)
 #: Values too plain to grep for: CloudEvents core attribute names, roles, logger modes,
 #: versions, and words like "passed" that are also ordinary identifiers.
 GENERIC = frozenset(
@@ -51,6 +71,9 @@ GENERIC = frozenset(
         "get",
         "create",
         "mlmodels",
+        # CLI flags of the Feast transformer that other programs' CLIs also have.
+        "--features",
+        "--mlmodel",
     }
 )
 SKIPPED_DIRS = {".venv", ".git", "build", "node_modules", "tests", "contracts", "__pycache__"}

@@ -24,7 +24,8 @@ from operators.api.featureview import FeatureViewSpec, FeatureViewStatus
 from operators.api.mlmodel import FeatureServing
 from operators.featureview.service import feast_store_config
 
-NUMERIC_DTYPES = frozenset({"int32", "int64", "float32", "float64"})
+INT_DTYPES = frozenset({"int32", "int64"})
+NUMERIC_DTYPES = INT_DTYPES | {"float32", "float64"}
 
 
 def transformer_container(
@@ -60,6 +61,11 @@ def transformer_container(
     not_numeric = sorted(f for f in features.defaults if dtypes[f] not in NUMERIC_DTYPES)
     if not_numeric:
         return f"serving.features.defaults: {not_numeric} are not numeric features of {name!r}"
+    fractional = sorted(
+        f for f, v in features.defaults.items() if dtypes[f] in INT_DTYPES and not v.is_integer()
+    )
+    if fractional:
+        return f"serving.features.defaults: {fractional} are integer features of {name!r}"
     if status.freshness is None or status.freshness.online is None:
         return f"FeatureView {name!r} has not been materialized to its online store yet"
     served = {f: dtypes[f] for f in features.features or dtypes}

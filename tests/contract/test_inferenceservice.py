@@ -173,6 +173,11 @@ def test_the_stand_in_refuses_a_transformer_it_cannot_run() -> None:
         (FeatureServing(feature_view="activity"), None, "not found"),
         (FeatureServing(feature_view="activity"), _feature_view(False), "not been materialized"),
         (FeatureServing(feature_view="activity", features=["clicks"]), _feature_view(), "clicks"),
+        (
+            FeatureServing(feature_view="activity", defaults={"tenure": 0.5}),
+            _feature_view(),
+            "['tenure'] are integer features",
+        ),
     ],
 )
 def test_no_transformer_until_the_feature_view_can_serve(

@@ -229,7 +229,7 @@ def test_bad_requests_are_4xx_and_an_unapplied_view_is_503(
     assert answers[0].status_code == 503
     assert "customer-activity" in answers[0].json()["error"]
     _materialize(config, offline_store)
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"instances": [{"hour": 1}]},
         {"instances": [{"customer_id": 1, "customer_activity__spend": 2.0}]},
     ]

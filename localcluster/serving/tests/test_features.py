@@ -10,6 +10,7 @@ import pytest
 from localcluster.serving.features import (
     FeatureRequestError,
     FeatureServingSpec,
+    Value,
     fill_request,
     request_entities,
     with_features,
@@ -41,7 +42,11 @@ def test_columns_are_the_training_sets() -> None:
 def test_v1_rows_get_online_values_and_keep_entity_and_request_features() -> None:
     body = {"instances": [{"customer_id": 7, "hour": 3}, {"customer_id": "8", "hour": 4}]}
     assert request_entities(body, SPEC) == [7, 8]  # "8" is the INT64 entity 8
-    online = {"tenure": [12, 30], "spend": [9.5, 1.25], "plan": ["pro", "free"]}
+    online: dict[str, list[Value]] = {
+        "tenure": [12, 30],
+        "spend": [9.5, 1.25],
+        "plan": ["pro", "free"],
+    }
     filled, counts = with_features(body, SPEC, online)
     assert filled["instances"] == [
         {
@@ -65,7 +70,11 @@ def test_v1_rows_get_online_values_and_keep_entity_and_request_features() -> Non
 
 def test_missing_entity_gets_the_defaults_and_is_counted() -> None:
     body = {"instances": [{"customer_id": 1}, {"customer_id": 404}]}
-    online = {"tenure": [5, None], "spend": [float("nan"), None], "plan": ["pro", None]}
+    online: dict[str, list[Value]] = {
+        "tenure": [5, None],
+        "spend": [float("nan"), None],
+        "plan": ["pro", None],
+    }
     filled, counts = with_features(body, SPEC, online)
     known, unknown = filled["instances"]
     # A known entity's null value is defaulted too, without counting the entity as missing.
@@ -91,7 +100,11 @@ def test_v2_tensors_gain_one_tensor_per_feature() -> None:
         ],
     }
     assert request_entities(body, SPEC) == [3, 4]
-    online = {"tenure": [1, None], "spend": [2.0, None], "plan": ["a", None]}
+    online: dict[str, list[Value]] = {
+        "tenure": [1, None],
+        "spend": [2.0, None],
+        "plan": ["a", None],
+    }
     filled, counts = with_features(body, SPEC, online)
     assert filled["id"] == "r1"
     added = {t["name"]: t for t in filled["inputs"][2:]}
