@@ -36,6 +36,11 @@ class OperatorConfig(BaseModel):
     feast_registry: str | None = Field(
         default=None, description="Feast registry path or URL; under state_dir if unset."
     )
+    serving_image: str | None = Field(
+        default=None,
+        description="Image of the Feast transformer container MLModels serving from Feast get "
+        "(the kubeloop image); unset on the embedded default, which runs it from the source.",
+    )
     monitor_url: str | None = None
     monitor_ingest_url: str | None = Field(
         default=None,
@@ -104,6 +109,12 @@ class OperatorConfig(BaseModel):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.state_dir / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def feast_repo(self) -> str:
+        """The Feast repo FeatureViews are applied to (and serving reads the online store of),
+        under the storage root as the pipeline tasks see it."""
+        return self.storage_root.location("feast")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:

@@ -18,6 +18,7 @@ from contracts import (
     auth,
     cloudevents,
     drift,
+    feature_serving,
     headers,
     kube,
     mlflow_tags,
@@ -27,7 +28,18 @@ from contracts import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = (cloudevents, headers, kube, mlflow_tags, drift, monitor_config, quality, auth, storage)
+MODULES = (
+    cloudevents,
+    headers,
+    kube,
+    mlflow_tags,
+    drift,
+    monitor_config,
+    quality,
+    auth,
+    feature_serving,
+    storage,
+)
 #: Values too plain to grep for: CloudEvents core attribute names, roles, logger modes,
 #: versions, and words like "passed" that are also ordinary identifiers.
 GENERIC = frozenset(
@@ -61,6 +73,9 @@ GENERIC = frozenset(
         "get",
         "create",
         "mlmodels",
+        # CLI flags of the Feast transformer that other programs' CLIs also have.
+        "--features",
+        "--mlmodel",
     }
 )
 SKIPPED_DIRS = {".venv", ".git", "build", "node_modules", "tests", "contracts", "__pycache__"}

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.feature_serving import TRANSFORMER_MODULE
 from contracts.kserve_runtime import RUNTIME_NAME, STORAGE_PREFIXES, kserve_can_fetch
 from localcluster.serving import constants as c
 from localcluster.serving.kserve_types import inference_service_problems
@@ -27,6 +28,8 @@ class PredictorSpec(BaseModel):
     mlmodel: str = ""
     logger_url: str = ""
     logger_mode: str = c.LOGGER_MODE_ALL
+    # The Feast transformer container's args (feast_transformer.py), run in-process here.
+    transformer_args: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -95,6 +98,9 @@ def parse_isvc(obj: Mapping[str, Any]) -> PredictorSpec | InvalidSpec:
             reason="InvalidSpec",
             message=f"spec.predictor.logger.mode {mode!r} must be one of {list(c.LOGGER_MODES)}",
         )
+    transformer = parse_transformer((obj.get("spec") or {}).get("transformer"))
+    if isinstance(transformer, InvalidSpec):
+        return transformer
     tags = {**(meta.get("annotations") or {}), **(meta.get("labels") or {})}
     return PredictorSpec(
         namespace=meta.get("namespace", "default"),
@@ -105,7 +111,36 @@ def parse_isvc(obj: Mapping[str, Any]) -> PredictorSpec | InvalidSpec:
         mlmodel=tags.get(c.MLMODEL_LABEL, ""),
         logger_url=logger.get("url", "") or "",
         logger_mode=mode,
+        transformer_args=transformer,
     )
+
+
+def parse_transformer(transformer: Mapping[str, Any] | None) -> tuple[str, ...] | InvalidSpec:
+    """``spec.transformer``: the local cluster runs one kind, kubeloop's Feast transformer
+    (one container, ``python -m localcluster.serving.feast_transformer``); its args are read
+    here so a bad one fails the InferenceService, not the predictor process. Any other
+    transformer cannot run here, and is refused rather than silently skipped."""
+    if not transformer:
+        return ()
+    containers = transformer.get("containers") or []
+    command = ["python", "-m", TRANSFORMER_MODULE]
+    if len(containers) != 1 or containers[0].get("command") != command:
+        return InvalidSpec(
+            reason="InvalidSpec",
+            message="spec.transformer: the local cluster runs only kubeloop's Feast transformer "
+            f"(one container with command {command})",
+        )
+    args = [str(a) for a in containers[0].get("args") or []]
+    try:
+        from localcluster.serving.feast_transformer import parse_transformer_args
+
+        parse_transformer_args(args)
+    except ValueError as error:
+        return InvalidSpec(
+            reason="InvalidSpec",
+            message=f"spec.transformer.containers[0].args: {error}",
+        )
+    return tuple(args)
 
 
 Phase = Literal["Starting", "Ready", "Exited"]

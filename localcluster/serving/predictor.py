@@ -1,14 +1,21 @@
 """A KServe ``ModelServer`` process serving one MLflow pyfunc model (v1 and v2 protocols).
 
 Run: ``python -m localcluster.serving.predictor --model-name N --model-uri URI --http-port P
-[--model-version V] [--mlmodel M] [--namespace NS] [--logger-url URL --logger-mode all|request|response]``.
+[--model-version V] [--mlmodel M] [--namespace NS] [--logger-url URL --logger-mode all|request|response]
+[--transformer-args JSON]``.
 The MLflow tracking/registry URI comes from ``--tracking-uri`` or ``MLFLOW_TRACKING_URI``.
+
+``--transformer-args``: the args of the InferenceService's Feast transformer container (a JSON
+list, ``feast_transformer.py``). The local controller runs that transformer's preprocess here,
+in front of the inference logger, instead of as a second process: the model and the logger see
+the request with its features filled in, as a predictor behind a KServe transformer does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -29,6 +36,13 @@ from mlflow.exceptions import MlflowException
 from contracts.auth import MONITOR_TOKEN_FILE_ENV
 from localcluster.serving import constants as c
 from localcluster.serving import payloads
+from localcluster.serving.feast_transformer import (
+    FeatureFiller,
+    FeatureServingMetrics,
+    FeatureServingMiddleware,
+    OnlineFeatures,
+    parse_transformer_args,
+)
 from localcluster.serving.inference_logger import (
     CloudEventSender,
     InferenceLoggerMiddleware,
@@ -113,7 +127,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--logger-url", default="")
     parser.add_argument("--logger-mode", default=c.LOGGER_MODE_ALL, choices=c.LOGGER_MODES)
     parser.add_argument("--logger-queue-size", type=int, default=1000)
+    parser.add_argument(
+        "--transformer-args", default="", help="JSON list: the Feast transformer's args"
+    )
     return parser.parse_args(argv)
+
+
+def build_feature_filler(args: argparse.Namespace) -> FeatureFiller | None:
+    if not args.transformer_args:
+        return None
+    spec, store, _ = parse_transformer_args(json.loads(args.transformer_args))
+    return FeatureFiller(spec, OnlineFeatures(spec, store), FeatureServingMetrics())
 
 
 def build_sender(args: argparse.Namespace) -> CloudEventSender | None:
@@ -142,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from kserve import model_server  # the module holds the FastAPI app KServe serves
 
     model_server.app.add_middleware(InferenceLoggerMiddleware, sender=build_sender(args))
+    filler = build_feature_filler(args)
+    if filler is not None:
+        # Added last, so outermost: it fills the request before the logger and the model read it.
+        model_server.app.add_middleware(FeatureServingMiddleware, filler=filler)
     model_server.app.add_exception_handler(RequestValidationError, _validation_error_as_400)
     server = kserve.ModelServer(
         http_port=args.http_port, enable_grpc=False, enable_latency_logging=False, workers=1

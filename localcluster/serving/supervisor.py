@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -50,6 +51,8 @@ def predictor_command(spec: PredictorSpec, port: int, python: str = sys.executab
     ]
     if spec.logger_url:
         command += ["--logger-url", spec.logger_url, "--logger-mode", spec.logger_mode]
+    if spec.transformer_args:
+        command += ["--transformer-args", json.dumps(list(spec.transformer_args))]
     return command
 
 

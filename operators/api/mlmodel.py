@@ -51,11 +51,50 @@ class ServingResources(ApiModel):
     memory: str | None = Field(default=None, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 
 
+class FeatureServing(ApiModel):
+    """Serve from Feast: requests carry the FeatureView's join key (and any request-time
+    features); a KServe transformer fills in the FeatureView's features from its online store
+    (the same definitions the training set was built from), so the model gets the columns it
+    was trained on. The served features reach the prediction log, and the training-serving
+    skew check runs against the FeatureView's offline store unless skewCheck is false."""
+
+    feature_view: str = Field(
+        pattern=K8S_NAME_PATTERN,
+        description="FeatureView (same namespace, one join key) whose online store fills requests.",
+    )
+    features: list[str] = Field(
+        default_factory=list, max_length=1024, description="Features to fill; empty: all of them."
+    )
+    defaults: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=1024,
+        description="Value served for a numeric feature when the entity is not in the online "
+        "store (or its value is null or expired); unset: 0 (false for booleans, '' for "
+        "strings). Such rows are answered, never refused, and counted "
+        "(kubeloop_feature_serving_missing_entities_total).",
+    )
+    skew_check: bool = Field(
+        default=True,
+        description="Run the training-serving skew check (monitoring.skew's defaults) when "
+        "monitoring.skew is unset.",
+    )
+
+    @model_validator(mode="after")
+    def _defaults_are_features(self) -> FeatureServing:
+        unknown = sorted(set(self.defaults) - set(self.features)) if self.features else []
+        if unknown:
+            raise ValueError(f"features.defaults: {unknown} are not in features {self.features}")
+        return self
+
+
 class Serving(ApiModel):
     runtime: str | None = Field(default=None, description="KServe ServingRuntime; auto if unset.")
     model_format: str = Field(default="mlflow")
     resources: ServingResources | None = None
     min_replicas: int = Field(default=1, ge=0, le=100)
+    features: FeatureServing | None = Field(
+        default=None, description="Fill requests from a FeatureView's online store (Feast)."
+    )
 
 
 # The shadow gate's disagreement limit when the spec sets none and no primary metric judges
@@ -449,6 +488,17 @@ class MLModelSpec(ApiModel):
     @property
     def primary_metric(self) -> PrimaryMetric | None:
         return self.rollout.analysis.primary_metric
+
+    @property
+    def skew(self) -> Skew | None:
+        """monitoring.skew; else, serving from Feast, the skew check against the same
+        FeatureView with its defaults (serving.features.skewCheck turns that off)."""
+        if self.monitoring is not None and self.monitoring.skew is not None:
+            return self.monitoring.skew
+        features = self.serving.features
+        if features is not None and features.skew_check:
+            return Skew(feature_view=features.feature_view)
+        return None
 
 
 class RolloutPhase(StrEnum):

@@ -88,9 +88,18 @@ def _resources(serving: Serving) -> dict[str, Any] | None:
 
 
 def inference_service(
-    owner: Owner, version: str, storage_uri: str, serving: Serving, monitor_url: str | None
+    owner: Owner,
+    version: str,
+    storage_uri: str,
+    serving: Serving,
+    monitor_url: str | None,
+    transformer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One model version's InferenceService; never changed after creation (one per version)."""
+    """One model version's InferenceService; never changed after creation (one per version).
+
+    ``transformer``: the Feast transformer container (``operators/mlmodel/features.py``) of a
+    model serving from Feast. The logger stays on the predictor, so the prediction log holds
+    the request the transformer filled: the served features, with the entity key."""
     model: dict[str, Any] = {
         "modelFormat": {"name": serving.model_format},
         "storageUri": storage_uri,
@@ -121,7 +130,10 @@ def inference_service(
             "annotations": {kube.MLMODEL_LABEL: owner.name, kube.MODEL_VERSION_LABEL: version},
             "ownerReferences": [owner.reference()],
         },
-        "spec": {"predictor": predictor},
+        "spec": {
+            "predictor": predictor,
+            **({"transformer": {"containers": [transformer]}} if transformer else {}),
+        },
     }
 
 

@@ -45,7 +45,7 @@ class FeatureViewBackends:
             pipelines=pipelines,
             paths=LocalPaths(resolve_relative=config.pipeline_backend == "local"),
             offline_root=storage.location("offline"),
-            feast_repo=storage.location("feast"),
+            feast_repo=config.feast_repo,
             feast_registry=config.feast_registry,
             redis_connection_string=config.feast_online_store,
             spark_master=config.spark_master,
@@ -62,18 +62,28 @@ def offline_path(backends: FeatureViewBackends, obj: FeatureView, version: str) 
 
 
 def feast_store(backends: FeatureViewBackends, spec: FeatureViewSpec) -> dict[str, Any]:
+    return feast_store_config(
+        spec, backends.feast_repo, backends.feast_registry, backends.redis_connection_string
+    )
+
+
+def feast_store_config(
+    spec: FeatureViewSpec, repo: Path, registry: str | None, redis_connection_string: str | None
+) -> dict[str, Any]:
+    """The Feast store (FeastStoreConfig's JSON) a FeatureView is applied and materialized to;
+    serving reads its online store through the same (operators/mlmodel/features.py)."""
     store = spec.store
     project = store.project if store else "kubeloop"
     online = store.online_store if store else None
-    redis = (online.connection_string if online else None) or backends.redis_connection_string
+    redis = (online.connection_string if online else None) or redis_connection_string
     kind = online.type if online else ("redis" if redis else "sqlite")
     config: dict[str, Any] = {
         "project": project,
-        "repoPath": str(backends.feast_repo),
+        "repoPath": str(repo),
         "onlineStore": str(kind),
     }
-    if backends.feast_registry:
-        config["registryPath"] = backends.feast_registry
+    if registry:
+        config["registryPath"] = registry
     if kind == "redis":
         config["redisConnectionString"] = redis
     return config

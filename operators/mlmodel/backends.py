@@ -31,6 +31,12 @@ class ServingBackends:
     # Requests and errors per version from the mesh (istio_requests_total via Prometheus):
     # KServe's agent logs only 200s, so on a cluster the monitor cannot count errors.
     request_counts: RequestCountSource | None = None
+    # Serving from Feast: the Feast store FeatureViews are applied to (as the FeatureView
+    # operator's), and the image of the transformer container (None: the embedded default).
+    feast_repo: Path | None = None
+    feast_registry: str | None = None
+    feast_online_store: str | None = None
+    serving_image: str | None = None
 
 
 def owner_of(obj: MLModel) -> Owner:
@@ -68,4 +74,8 @@ def build_backends(config: OperatorConfig, api_client: Any) -> ServingBackends:
             if config.prometheus_url
             else RouterCounts(objects.virtual_service_url)
         ),
+        feast_repo=Path(config.feast_repo),
+        feast_registry=config.feast_registry,
+        feast_online_store=config.feast_online_store,
+        serving_image=config.serving_image,
     )

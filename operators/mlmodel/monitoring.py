@@ -118,7 +118,7 @@ def _references(
 
 
 def _skew_settings(backends: ServingBackends, obj: MLModel, spec: MLModelSpec) -> SkewConfig | None:
-    skew = spec.monitoring.skew if spec.monitoring else None
+    skew = spec.skew  # monitoring.skew, or the default of serving from Feast
     if skew is None:
         return None
     try:
@@ -126,7 +126,9 @@ def _skew_settings(backends: ServingBackends, obj: MLModel, spec: MLModelSpec) -
     except ApiException as error:  # the API server's hiccup: no skew check this pass
         log.warning("%s/%s: skew: %s", obj.namespace, obj.name, error)
         return None
-    settings = skewing.skew_settings(skew, view)
+    served = spec.serving.features
+    only = served.features if served and served.feature_view == skew.feature_view else None
+    settings = skewing.skew_settings(skew, view, only or None)
     if isinstance(settings, str):
         log.info("%s/%s: no skew check yet: %s", obj.namespace, obj.name, settings)
         return None
@@ -177,7 +179,8 @@ def _read_drift(
 ) -> DriftReading | None:
     """None when nothing is watched here (no monitor, no drift or skew spec, nothing serving)."""
     monitoring = spec.monitoring
-    watched = monitoring is not None and (monitoring.drift or monitoring.skew) is not None
+    drift = monitoring.drift if monitoring is not None else None
+    watched = drift is not None or spec.skew is not None
     if backends.monitor is None or stable is None or not watched:
         return None
     try:
@@ -236,13 +239,13 @@ def watch_drift(
     pipeline would not fix a feature pipeline that serves other values than it trained on)."""
     stable = status.stable_version
     reading = _read_drift(backends, obj, spec, stable)
-    if reading is None or not reading.reachable or stable is None or spec.monitoring is None:
+    if reading is None or not reading.reachable or stable is None:
         return status, [], None  # monitor down: the last verdict stands
     check = reading.check
     events: list[Event] = []
-    if spec.monitoring.skew is not None:
+    if spec.skew is not None:
         status, events = skewing.with_skew(status, stable, check.skew if check else None)
-    if spec.monitoring.drift is None:
+    if spec.monitoring is None or spec.monitoring.drift is None:
         return status, events, None
     status, drift_events = drifting.with_drift(status, stable, check, obj.generation)
     alarm = drifting.drift_alarm(check) if check is not None and check.is_drift else None

@@ -24,6 +24,7 @@ from operators.api.mlmodel import (
 from operators.mlmodel.rollout import RolloutState, TickResult
 from operators.status import observed, with_condition
 
+REASON_FEATURES_NOT_READY = "FeatureViewNotReady"
 REASON_NOT_FOUND = "ModelVersionNotFound"
 ANALYSING = (RolloutPhase.SHADOW, RolloutPhase.CANARY)
 
@@ -206,6 +207,13 @@ def serving_conditions(
 
 def not_found(status: MLModelStatus, message: str, generation: int | None) -> MLModelStatus:
     return with_condition(status, "Ready", "False", REASON_NOT_FOUND, message, generation)
+
+
+def features_not_ready(
+    status: MLModelStatus, message: str, generation: int | None
+) -> MLModelStatus:
+    """Serving from Feast waits for the FeatureView (its InferenceService is not created)."""
+    return with_condition(status, "Ready", "False", REASON_FEATURES_NOT_READY, message, generation)
 
 
 def _json_or_none(text: str | None) -> Any:

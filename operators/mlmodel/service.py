@@ -31,6 +31,7 @@ from operators.mlmodel import monitoring
 from operators.mlmodel import reconcile as core
 from operators.mlmodel.analysis import VersionFigures
 from operators.mlmodel.backends import MLModel, ServingBackends, owner_of
+from operators.mlmodel.features import transformer_container
 from operators.mlmodel.rollout import Inputs, RolloutState, TickResult, tick
 from operators.status import observed
 
@@ -58,21 +59,53 @@ def _resolve(
         return None, str(error)
 
 
+def _transformer(
+    backends: ServingBackends, obj: MLModel, spec: MLModelSpec
+) -> dict[str, Any] | str | None:
+    """The Feast transformer container (None: not serving from Feast), or why not yet."""
+    features = spec.serving.features
+    if features is None:
+        return None
+    if backends.feast_repo is None:
+        return "serving from Feast needs the operator's Feast store (not configured)"
+    view = backends.objects.read_feature_view(obj.namespace, features.feature_view)
+    return transformer_container(
+        features,
+        view,
+        obj.name,
+        backends.feast_repo,
+        backends.feast_registry,
+        backends.feast_online_store,
+        backends.serving_image,
+    )
+
+
 def _ensure_isvc(
     backends: ServingBackends,
     obj: MLModel,
     spec: MLModelSpec,
     version: str,
     resolved: ResolvedVersion | None,
+    blocked: list[str],
 ) -> dict[str, Any] | None:
-    """Read the version's InferenceService, creating it first if it is missing."""
+    """Read the version's InferenceService, creating it first if it is missing (not while
+    the FeatureView it serves from cannot serve yet: ``blocked`` gets the reason)."""
     found = backends.objects.read_isvc(obj.namespace, isvc_name(obj.name, version))
     if found is not None:
         return found
+    transformer = _transformer(backends, obj, spec)
+    if isinstance(transformer, str):
+        blocked.append(transformer)
+        return None
     if resolved is None or resolved.version != version:
         resolved = backends.registry.resolve(ModelRef(name=spec.model.name, version=version))
     body = inference_service(
-        owner_of(obj), version, resolved.storage_uri, spec.serving, backends.monitor_url
+        owner_of(obj),
+        version,
+        resolved.storage_uri,
+        spec.serving,
+        backends.monitor_url,
+        transformer,
     )
     backends.objects.ensure_isvc(body)
     return body
@@ -84,8 +117,9 @@ def _ensure_isvcs(
     spec: MLModelSpec,
     versions: set[str],
     resolved: ResolvedVersion | None,
+    blocked: list[str],
 ) -> dict[str, dict[str, Any] | None]:
-    return {v: _ensure_isvc(backends, obj, spec, v, resolved) for v in sorted(versions)}
+    return {v: _ensure_isvc(backends, obj, spec, v, resolved, blocked) for v in sorted(versions)}
 
 
 def reconcile(backends: ServingBackends, obj: MLModel, now: datetime) -> Outcome[MLModelStatus]:
@@ -282,7 +316,9 @@ def observe_and_step(
     resolved, missing = _resolve(backends, obj, spec, events)
     desired = resolved.version if resolved else None
     before = core.state_of(obj.status)
-    isvcs = _ensure_isvcs(backends, obj, spec, core.versions_needed(before, desired), resolved)
+    blocked: list[str] = []
+    needed = core.versions_needed(before, desired)
+    isvcs = _ensure_isvcs(backends, obj, spec, needed, resolved, blocked)
     result, opened = _tick_if_due(backends, obj, spec, desired, isvcs, now)
     after = result.state
     if after.stable_version is not None:
@@ -304,6 +340,8 @@ def observe_and_step(
     status, watch_events = monitoring.watch(backends, obj, spec, status, now)
     if missing is not None:
         status = core.not_found(status, missing, obj.generation)
+    elif blocked and not stable_ready:
+        status = core.features_not_ready(status, blocked[0], obj.generation)
     elif resolved is not None and resolved.version == after.stable_version:
         status = core.with_lineage(status, resolved.version, resolved.run_id, resolved.tags)
     return Outcome(observed(status, obj.generation), events + result.events + watch_events)

@@ -22,8 +22,11 @@ REASON_SKEW_DETECTED = "SkewDetected"
 REASON_SKEW_CLEARED = "SkewCleared"
 
 
-def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewConfig | str:
+def skew_settings(
+    skew: Skew, feature_view: dict[str, Any] | None, only: list[str] | None = None
+) -> SkewConfig | str:
     """The monitor's skew settings, or why there are none yet (the reason is logged).
+    ``only``: compare just these features (the ones serving fills from Feast).
 
     Raises pydantic's ValidationError for settings the monitor would refuse."""
     if feature_view is None:
@@ -36,6 +39,10 @@ def skew_settings(skew: Skew, feature_view: dict[str, Any] | None) -> SkewConfig
     if len(keys) != 1 or not keys[0]:
         return f"FeatureView {skew.feature_view!r}: the skew check pairs rows on one join key, got {keys}"
     features = [f.get("name") for f in spec.get("features") or [] if f.get("name")]
+    if only:
+        features = [f for f in features if f in only]
+    if not features:
+        return f"FeatureView {skew.feature_view!r} has none of the features {only}"
     return SkewConfig(
         entity_key=str(keys[0]),
         offline=str(offline),

@@ -9,16 +9,22 @@ metadataAnnotations, fields KServe's LoggerSpec defines).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kserve import V1beta1InferenceService
 
+from contracts import feature_serving as fs
 from contracts.kserve_runtime import RUNTIME_NAME, kserve_can_fetch
+from localcluster.serving.feast_transformer import parse_transformer_args
 from localcluster.serving.inferenceservice import InvalidSpec, PredictorSpec, parse_isvc
 from localcluster.serving.kserve_types import inference_service_problems, problems
-from operators.api.mlmodel import Serving, ServingResources
+from localcluster.serving.supervisor import predictor_command
+from operators.api.mlmodel import FeatureServing, Serving, ServingResources
 from operators.backends.serving import Owner, inference_service
+from operators.mlmodel.features import transformer_container
 
 OWNER = Owner(namespace="team", name="churn", uid="uid-1")
 MONITOR = "http://kubeloop-monitor.kubeloop-system.svc.cluster.local:8081/"
@@ -87,3 +93,95 @@ def test_the_check_and_the_stand_in_refuse_what_kserve_refuses(case: str) -> Non
     assert any(field in problem for problem in found), found
     parsed = parse_isvc(body)
     assert isinstance(parsed, InvalidSpec) and field in parsed.message
+
+
+def _feature_view(materialized: bool = True) -> dict[str, Any]:
+    """A FeatureView object as the API server returns it (spec and status)."""
+    status: dict[str, Any] = {"offlinePath": "/data/offline/team/activity/abc"}
+    if materialized:
+        status["freshness"] = {"offline": "2026-01-05T09:00:00Z", "online": "2026-01-05T09:00:00Z"}
+    return {
+        "spec": {
+            "entities": [{"name": "customer", "joinKey": "customer_id", "valueType": "INT64"}],
+            "source": {"path": "/data/events", "timestampField": "ts"},
+            "features": [
+                {"name": "tenure", "dtype": "int64"},
+                {"name": "spend", "dtype": "float64"},
+            ],
+            "backfill": {"start": "2026-01-01T00:00:00Z"},
+        },
+        "status": status,
+    }
+
+
+def _transformer(image: str | None = "ghcr.io/kubeloop/kubeloop:0.1.0") -> dict[str, Any]:
+    container = transformer_container(
+        FeatureServing(feature_view="activity", defaults={"spend": -1.0}),
+        _feature_view(),
+        "churn",
+        Path("/state/feast"),
+        None,
+        "redis.kubeloop-system:6379",
+        image,
+    )
+    assert isinstance(container, dict), container
+    return container
+
+
+@pytest.mark.parametrize("image", ["ghcr.io/kubeloop/kubeloop:0.1.0", None])
+def test_a_feast_transformer_fits_kserves_types_and_the_stand_in_runs_it(
+    image: str | None,
+) -> None:
+    """Serving from Feast: spec.transformer.containers is a KServe TransformerSpec (a PodSpec
+    of Kubernetes Containers); the stand-in reads the container's args as the transformer
+    does, and hands them to the predictor process that runs the preprocess."""
+    body = inference_service(OWNER, "3", URIS[0], Serving(), MONITOR, _transformer(image))
+    assert inference_service_problems(body) == []
+    container = body["spec"]["transformer"]["containers"][0]
+    assert problems(container, "V1Container", "container") == []
+    assert container["command"] == ["python", "-m", fs.TRANSFORMER_MODULE]
+    # The logger stays on the predictor: it logs the filled request (the served features).
+    assert "logger" in body["spec"]["predictor"] and "logger" not in body["spec"]["transformer"]
+    parsed = parse_isvc(body)
+    assert isinstance(parsed, PredictorSpec)
+    assert parsed.transformer_args == tuple(container["args"])
+    spec, store, _ = parse_transformer_args(parsed.transformer_args)
+    assert (spec.entity_key, spec.entity_type) == ("customer_id", "INT64")
+    assert dict(spec.features) == {"tenure": "int64", "spend": "float64"}
+    assert store.online_store == "redis" and store.repo_path == "/state/feast"
+    command = predictor_command(parsed, 8080)
+    assert json.loads(command[command.index("--transformer-args") + 1]) == container["args"]
+
+
+def test_the_stand_in_refuses_a_transformer_it_cannot_run() -> None:
+    body = inference_service(OWNER, "3", URIS[0], Serving(), MONITOR, _transformer())
+    other = json.loads(json.dumps(body))
+    other["spec"]["transformer"]["containers"][0]["command"] = ["python", "-m", "my.transformer"]
+    parsed = parse_isvc(other)
+    assert isinstance(parsed, InvalidSpec) and "Feast transformer" in parsed.message
+    bad = json.loads(json.dumps(body))
+    args = bad["spec"]["transformer"]["containers"][0]["args"]
+    args[:] = [a for a in args if not a.startswith(fs.ARG_ENTITY_KEY)]
+    parsed = parse_isvc(bad)
+    assert isinstance(parsed, InvalidSpec)
+    assert "args" in parsed.message and fs.ARG_ENTITY_KEY in parsed.message
+
+
+@pytest.mark.parametrize(
+    ("features", "view", "reason"),
+    [
+        (FeatureServing(feature_view="activity"), None, "not found"),
+        (FeatureServing(feature_view="activity"), _feature_view(False), "not been materialized"),
+        (FeatureServing(feature_view="activity", features=["clicks"]), _feature_view(), "clicks"),
+        (
+            FeatureServing(feature_view="activity", defaults={"tenure": 0.5}),
+            _feature_view(),
+            "['tenure'] are integer features",
+        ),
+    ],
+)
+def test_no_transformer_until_the_feature_view_can_serve(
+    features: FeatureServing, view: dict[str, Any] | None, reason: str
+) -> None:
+    got = transformer_container(features, view, "churn", Path("/f"), None, None, None)
+    assert isinstance(got, str) and reason in got
