@@ -3,11 +3,19 @@ and evaluate_frames' verdict with and without a champion."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from components.evaluate.impl import CachedChampion, Champion, Objective, evaluate_frames
+from components.evaluate.impl import (
+    CachedChampion,
+    Champion,
+    EvaluationReport,
+    Objective,
+    evaluate_frames,
+)
 from components.evaluate.metrics import (
     BOOTSTRAP_CONFIDENCE,
     EvaluationError,
@@ -170,7 +178,7 @@ def test_the_champion_is_loaded_and_scored_once_per_round(tmp_path) -> None:  # 
         loads.append("v1")
         return _Loaded(weak_model, ["user__x1"])
 
-    def trial(candidate: object) -> object:
+    def trial(candidate: Callable[[pd.DataFrame], np.ndarray]) -> EvaluationReport:
         # Each trial of a round evaluates in its own process: a fresh CachedChampion.
         scorer = CachedChampion("1", tmp_path, load)  # type: ignore[arg-type]
         champion = Champion(version="1", score=scorer, input_columns=scorer.input_columns())
@@ -178,8 +186,9 @@ def test_the_champion_is_loaded_and_scored_once_per_round(tmp_path) -> None:  # 
 
     first, second = trial(true_model), trial(weak_model)
     assert loads == ["v1"]
-    assert first.vs_champion.reference_value == second.vs_champion.reference_value  # type: ignore[attr-defined]
-    assert first.vs_champion.passed and not second.vs_champion.passed  # type: ignore[attr-defined]
+    assert first.vs_champion is not None and second.vs_champion is not None
+    assert first.vs_champion.reference_value == second.vs_champion.reference_value
+    assert first.vs_champion.passed and not second.vs_champion.passed
     # Other rows (or another version) are another entry: scored anew, never a stale hit.
     other = CachedChampion("1", tmp_path, load)  # type: ignore[arg-type]
     frame = splits()["test"][["user__x1"]].head(10)
