@@ -203,12 +203,14 @@ def _walk_registry_lineage(
     window = json.loads(tags[DATA_WINDOW])
     assert window == json.loads(mlmodel["lineage"]["dataWindow"]), window
     # Every split of the window (train, validation, test) lies after the shift.
-    assert _epoch(window["start"]) >= demo.ctx.shift_epoch - 1, (window, demo.ctx.shift_epoch)
+    shift = demo.ctx.shift_epoch
+    assert shift is not None and _epoch(window["start"]) >= shift, (window, shift)
     assert window["train"]["start"] == window["start"] and window["test"]["end"] == window["end"]
     assert _epoch(window["end"]) == _epoch(experiment["dataWindow"]["end"]), window
 
-    assert version.run_id == mlmodel["lineage"]["mlflowRunId"] == best["mlflowRunId"]
-    run = registry.get_run(version.run_id)
+    run_id = version.run_id
+    assert run_id and run_id == mlmodel["lineage"]["mlflowRunId"] == best["mlflowRunId"]
+    run = registry.get_run(run_id)
     assert run.info.status == "FINISHED", run.info
     assert tags[EXPERIMENT] == "churn" and tags[TRIAL] == best["name"], tags
     assert tags[KFP_RUN_NAME] == best["run"], (tags, best)
