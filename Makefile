@@ -7,7 +7,11 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements.reference
 # The machines this project runs on carry the CPU build of torch 2.13.0 here; elsewhere the
 # lock's torch pin must come from an index the user configures.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
-UV := $(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS)
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE=1 (these
+# machines) none is ever written later, so every process (8 per training trial: KFP steps,
+# torchrun and its workers) compiled torch and mlflow from source at each start
+# (docs/benchmarks.md, "Where the demo's time goes").
+UV := $(BIN)/uv pip install --compile-bytecode --python $(BIN)/python $(FIND_LINKS)
 PY_PACKAGES := contracts kubeloop operators components pipelines services localcluster bench tests
 
 .PHONY: install demo test test-fast lint fmt crds lock services kind-up kind-e2e clean

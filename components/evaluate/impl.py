@@ -25,10 +25,13 @@ the baseline comparison only.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -434,6 +437,74 @@ class ModelScorer:
         return np.asarray(predictions, dtype=np.float64).reshape(-1)
 
 
+# Beside the round's training sets (``<training root>/<namespace>/<experiment>/``): every trial
+# of a round scores the same champion version on the same test rows, so the first trial's
+# scores serve the others and the champion is loaded and run once per round, not per trial.
+CHAMPION_CACHE_DIR = ".champion-scores"
+
+
+def rows_digest(version: str, frame: pd.DataFrame) -> str:
+    """What a champion's scores depend on: its (immutable) registered version, the columns in
+    order and every value of the rows it scores."""
+    digest = hashlib.sha256(json.dumps([version, [str(c) for c in frame.columns]]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+class CachedChampion:
+    """A champion version's scorer that keeps its scores on disk by :func:`rows_digest`; the
+    model (and its input columns, when not cached) is loaded only on a miss."""
+
+    def __init__(
+        self, version: str, cache_dir: Path | None, load: Callable[[], ModelScorer]
+    ) -> None:
+        self.version = version
+        self.cache_dir = cache_dir
+        self._load = load
+        self._model: ModelScorer | None = None
+        self.loads = 0
+
+    def model(self) -> ModelScorer:
+        if self._model is None:
+            self._model = self._load()
+            self.loads += 1
+        return self._model
+
+    def _path(self, name: str) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / name
+
+    def input_columns(self) -> list[str]:
+        path = self._path(f"v{self.version}-columns.json")
+        if path is not None and path.is_file():
+            return [str(c) for c in json.loads(path.read_text())]
+        columns = self.model().input_columns
+        _write_atomic(path, json.dumps(columns).encode())
+        return columns
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        path = self._path(f"v{self.version}-{rows_digest(self.version, frame)}.npy")
+        if path is not None and path.is_file():
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(frame),):
+                return np.asarray(cached, dtype=np.float64)
+        scores = np.asarray(self.model()(frame), dtype=np.float64).reshape(-1)
+        if path is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, scores, allow_pickle=False)
+            _write_atomic(path, buffer.getvalue())
+        return scores
+
+
+def _write_atomic(path: Path | None, data: bytes) -> None:
+    """Whole or absent: trials running side by side may write the same entry."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
 def champion_version(registered_model: str, tracking_uri: str | None) -> str | None:
     """The version under CHAMPION_ALIAS, or None when the model or the alias does not exist
     yet (no version has been served as stable: a first version)."""
@@ -449,14 +520,18 @@ def champion_version(registered_model: str, tracking_uri: str | None) -> str | N
         raise
 
 
-def load_champion(registered_model: str, tracking_uri: str | None) -> Champion | None:
+def load_champion(
+    registered_model: str, tracking_uri: str | None, cache_dir: Path | None = None
+) -> Champion | None:
+    """The champion, its scores cached in ``cache_dir`` (None: no cache)."""
     if not registered_model or not tracking_uri:  # no registry: nothing is in production
         return None
     version = champion_version(registered_model, tracking_uri)
     if version is None:
         return None
-    scorer = ModelScorer(f"models:/{registered_model}/{version}", tracking_uri)
-    return Champion(version=version, score=scorer, input_columns=scorer.input_columns)
+    uri = f"models:/{registered_model}/{version}"
+    scorer = CachedChampion(version, cache_dir, lambda: ModelScorer(uri, tracking_uri))
+    return Champion(version=version, score=scorer, input_columns=scorer.input_columns())
 
 
 def log_to_mlflow(report: EvaluationReport, tracking_uri: str, run_id: str) -> None:
@@ -506,7 +581,8 @@ def evaluate(
     splits = {split: read_split(training_set_dir, split) for split in SPLITS}
     scorer = ModelScorer(model_uri, tracking_uri or None)
     features = list(feature_columns) or scorer.input_columns
-    champion = load_champion(champion_model, tracking_uri or None)
+    cache = Path(training_set_dir).resolve().parent / CHAMPION_CACHE_DIR
+    champion = load_champion(champion_model, tracking_uri or None, cache)
     report = evaluate_frames(splits, label_column, features, scorer, parsed_objective, champion)
     report.model_uri = model_uri
     if tracking_uri and mlflow_run_id:

@@ -16,11 +16,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contracts.mlflow_tags import (
+    DATA_WINDOW,
+    DRIFT_REPORT,
+    EVALUATION,
+    EVALUATION_PASSED,
+    EXPERIMENT,
+    FEATURE_VIEW_VERSIONS,
+    KFP_RUN_NAME,
+    RETRAIN_REASON,
+    TRIAL,
+    VS_CHAMPION,
+)
 from kubeloop.demo.config import DemoConfig
 from kubeloop.demo.context import DemoContext
 from kubeloop.demo.progress import ProgressView
 from kubeloop.demo.runner import DemoOutcome, run
 from kubeloop.embedded import launcher as embedded
+from kubeloop.embedded.services import mlflow_tracking_uri
 from operators.api.common import parse_duration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -163,9 +176,60 @@ def test_demo_closes_the_loop(run_demo_until) -> None:  # type: ignore[no-untype
         assert json.loads(lineage["dataWindow"])
         assert lineage["mlflowRunId"] == _best_run(experiment)
         assert lineage["driftReport"] == retrain["reportUrl"] == mlmodel["lastRetrain"]["reportUrl"]
+        _walk_registry_lineage(demo, experiment, featureview, mlmodel)
     # v2 served (shadow at least): the label gate's paired test has a p-value.
     assert summary["auc"]["v2_post_shift"] is not None, summary
     assert summary["paired_p"] is not None and 0 <= summary["paired_p"] <= 1, summary
+
+
+def _walk_registry_lineage(
+    demo: DemoRun, experiment: dict, featureview: dict, mlmodel: dict
+) -> None:
+    """Issue #14's lineage acceptance, walked where a person would: from v2 in the MLflow
+    registry (its tags and its run) to the FeatureView version it read, the data window it
+    trained on (all of it after the shift), the run that trained it, its figures against the
+    champion v1, and the drift report that caused the retrain (fetched)."""
+    from mlflow import MlflowClient
+
+    uri = mlflow_tracking_uri(demo.ctx.layout)
+    registry = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = demo.ctx.documents["MLModel"]["spec"]["model"]["name"]
+    version = registry.get_model_version(name, "2")
+    tags = version.tags
+    best = next(t for t in experiment["trials"] if t["name"] == experiment["best"]["trial"])
+
+    assert json.loads(tags[FEATURE_VIEW_VERSIONS]) == {"user-activity": featureview["version"]}
+
+    window = json.loads(tags[DATA_WINDOW])
+    assert window == json.loads(mlmodel["lineage"]["dataWindow"]), window
+    # Every split of the window (train, validation, test) lies after the shift.
+    shift = demo.ctx.shift_epoch
+    assert shift is not None and _epoch(window["start"]) >= shift, (window, shift)
+    assert window["train"]["start"] == window["start"] and window["test"]["end"] == window["end"]
+    assert _epoch(window["end"]) == _epoch(experiment["dataWindow"]["end"]), window
+
+    run_id = version.run_id
+    assert run_id and run_id == mlmodel["lineage"]["mlflowRunId"] == best["mlflowRunId"]
+    run = registry.get_run(run_id)
+    assert run.info.status == "FINISHED", run.info
+    assert tags[EXPERIMENT] == "churn" and tags[TRIAL] == best["name"], tags
+    assert tags[KFP_RUN_NAME] == best["run"], (tags, best)
+    assert all(run.data.params.get(k) == v for k, v in best["params"].items()), run.data.params
+    assert tags[EVALUATION] == EVALUATION_PASSED
+
+    # The champion's figures: v2 against v1 on the same test rows, as the Experiment judged.
+    champion = json.loads(tags[VS_CHAMPION])
+    assert champion == experiment["best"]["vsChampion"], (champion, experiment["best"])
+    assert champion["version"] == "1" and champion["passed"] is True and champion["low"] > 0
+    assert champion["candidate"] == pytest.approx(run.data.metrics["eval_test_auc"])
+
+    report_url = tags[DRIFT_REPORT]
+    assert report_url == mlmodel["lastRetrain"]["reportUrl"] == mlmodel["lineage"]["driftReport"]
+    assert "drift" in tags[RETRAIN_REASON].lower(), tags[RETRAIN_REASON]
+    token = demo.ctx.layout.monitor_token_file.read_text().strip()
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as http:
+        report = http.get(report_url)
+    assert report.status_code == 200 and "<svg" in report.text
 
 
 def _check_world(summary: dict) -> None:
