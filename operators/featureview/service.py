@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from components.engines import choose_engine, local_input_bytes, transpiles
@@ -68,7 +69,10 @@ def feast_store(backends: FeatureViewBackends, spec: FeatureViewSpec) -> dict[st
 
 
 def feast_store_config(
-    spec: FeatureViewSpec, repo: Path, registry: str | None, redis_connection_string: str | None
+    spec: FeatureViewSpec,
+    repo: str | Path,
+    registry: str | None,
+    redis_connection_string: str | None,
 ) -> dict[str, Any]:
     """The Feast store (FeastStoreConfig's JSON) a FeatureView is applied and materialized to;
     serving reads its online store through the same (operators/mlmodel/features.py)."""
