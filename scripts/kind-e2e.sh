@@ -5,7 +5,8 @@
 #
 #   make kind-e2e                      # cluster, installs, then this
 #   bash scripts/kind-e2e.sh           # on a cluster kind-up already made
-set -euo pipefail
+# -E: the ERR trap (on_failure) also fires for a command failing inside a function.
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 CLUSTER_NAME="${CLUSTER_NAME:-kubeloop}"

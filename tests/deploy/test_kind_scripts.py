@@ -159,3 +159,80 @@ def test_make_kind_e2e_runs_kind_up_then_the_loop() -> None:
         ["make", "-n", "kind-e2e"], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.splitlines() == ["bash scripts/kind-up.sh", "bash scripts/kind-e2e.sh"]
+
+
+# ---- the scripts' commands, run against recording stand-ins for the tools ---------------------
+
+STUBBED_TOOLS = ("docker", "kind", "kubectl", "helm", "curl", "jq")
+
+
+def _run_with_stubs(script: str, tmp_path: Path) -> list[str]:
+    """Run ``scripts/<script>`` with every external tool replaced by a stand-in that records its
+    command line and succeeds; returns the recorded commands, in order. What is checked is what
+    the script would run, not what the tools would do."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "commands.log"
+    bin_dir.mkdir()
+    for tool in STUBBED_TOOLS:
+        stub = bin_dir / tool
+        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
+        stub.chmod(0o755)
+    # istioctl as kind-up.sh's download would leave it (the download itself is not run here).
+    cache = tmp_path / "cache"
+    istioctl = cache / "kubeloop" / "kind-tools" / "istio-1.27.1" / "bin" / "istioctl"
+    istioctl.parent.mkdir(parents=True)
+    istioctl.write_text(f'#!/bin/sh\necho "istioctl $*" >> "{log}"\n')
+    istioctl.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CACHE_HOME": str(cache)}
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / script)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return log.read_text().splitlines()
+
+
+def _index(commands: list[str], prefix: str) -> int:
+    found = [i for i, command in enumerate(commands) if command.startswith(prefix)]
+    assert found, f"never ran {prefix!r}; ran:\n" + "\n".join(commands)
+    return found[0]
+
+
+def test_kind_up_runs_each_install_in_order(tmp_path: Path) -> None:
+    commands = _run_with_stubs("kind-up.sh", tmp_path)
+    order = [
+        "kind create cluster --name kubeloop --config kind-config.yaml",
+        "docker build -t ghcr.io/kubeloop/kubeloop:0.1.0 .",
+        "kind load docker-image ghcr.io/kubeloop/kubeloop:0.1.0 --name kubeloop",
+        "kubectl apply -f https://github.com/cert-manager/cert-manager/releases/download/v1.17.0/",
+        "istioctl install -y -f manifests/dev-deps/istio-operator.yaml",
+        "helm upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version v0.20.0",
+        "helm upgrade --install kserve oci://ghcr.io/kserve/charts/kserve-resources",
+        "kubectl patch configmap inferenceservice-config -n kserve",
+        "kubectl apply -k github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=2.16.1",
+        "kubectl apply -k github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=2.16.1",
+        "kubectl apply -k manifests/dev-deps",
+        "kubectl apply -k manifests/storage",
+        "helm upgrade --install kubeloop helm/kubeloop",
+    ]
+    positions = [_index(commands, prefix) for prefix in order]
+    assert positions == sorted(positions), "\n".join(commands)
+    kubeloop = commands[_index(commands, "helm upgrade --install kubeloop")]
+    assert "--set storage.claim.create=false" in kubeloop
+    # Kubeflow Trainer only on request.
+    assert not [c for c in commands if "kubeflow/trainer" in c]
+
+
+def test_kind_e2e_stages_data_applies_the_demo_and_waits_for_each_stage(tmp_path: Path) -> None:
+    commands = _run_with_stubs("kind-e2e.sh", tmp_path)
+    order = [
+        "kubectl config use-context kind-kubeloop",
+        "kubectl -n kubeflow delete job kubeloop-demo-data --ignore-not-found",
+        "kubectl apply -k manifests/kind-e2e/data",
+        "kubectl -n kubeflow wait --for=condition=Complete job/kubeloop-demo-data",
+        "kubectl label namespace default kubeloop.io/models=true --overwrite",
+        "kubectl apply -k manifests/kind-e2e/demo",
+        "kubectl -n default wait --for=condition=Ready featureview/user-activity",
+        "kubectl -n default wait --for=jsonpath={.status.phase}=Succeeded experiment/churn",
+        "kubectl -n default wait --for=condition=Ready mlmodel/churn",
+    ]
+    positions = [_index(commands, prefix) for prefix in order]
+    assert positions == sorted(positions), "\n".join(commands)
