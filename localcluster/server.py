@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import secrets
 import socket
@@ -600,8 +601,13 @@ class LocalCluster:
     def write_kubeconfig(self, path: str | Path | None = None, token: str | None = None) -> Path:
         target = Path(path) if path else self.kubeconfig
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(kubeconfig_text(self.url, token or self.token, self.ca_pem))
-        target.chmod(0o600)
+        # Written aside and renamed into place: `kubeloop up` polls for this file while the
+        # server starts, and read half-written (empty) it parsed as None ("'NoneType' object
+        # is not subscriptable", a failed start-up). The token never sits in a 0644 file.
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.touch(mode=0o600)
+        temporary.write_text(kubeconfig_text(self.url, token or self.token, self.ca_pem))
+        temporary.replace(target)
         return target
 
     def add_user(self, name: str) -> Path:
