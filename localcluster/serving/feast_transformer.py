@@ -236,7 +236,7 @@ def _transformer_model(name: str, filler: FeatureFiller) -> Any:
     """A ``kserve.Model`` whose ``preprocess`` fills the request; KServe's own ``predict``
     forwards it to ``--predictor_host`` (KServe's transformer contract)."""
     import kserve
-    from kserve.errors import InvalidInput
+    from kserve.errors import InvalidInput, ServerNotReady
     from kserve.protocol.infer_type import InferRequest
     from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
@@ -248,15 +248,22 @@ def _transformer_model(name: str, filler: FeatureFiller) -> Any:
         async def preprocess(
             self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
         ) -> dict[str, Any] | InferRequest:
-            v2 = isinstance(payload, InferRequest)
-            body = payload.to_rest() if isinstance(payload, InferRequest) else payload
-            try:
-                filled = await filler.fill(body)
-            except FeatureRequestError as error:
-                raise InvalidInput(str(error)) from error
-            if v2:
-                return InferRequest.from_inference_request(InferenceRequest(**filled), name)
-            return filled
+            if not isinstance(payload, InferRequest):
+                return await fill(payload)
+            body, _ = payload.to_rest()  # (dict, None), or bytes for binary tensor data
+            if not isinstance(body, dict):
+                raise InvalidInput("binary tensor data cannot carry the entity input")
+            filled = await fill(body)
+            return InferRequest.from_inference_request(InferenceRequest(**filled), name)
+
+    async def fill(body: Any) -> dict[str, Any]:
+        """KServe's errors: 400 for the request's fault, 503 for the store's."""
+        try:
+            return await filler.fill(body)
+        except FeatureRequestError as error:
+            raise InvalidInput(str(error)) from error
+        except FeatureStoreUnavailable as error:
+            raise ServerNotReady(str(error)) from error
 
     return FeastTransformer()
 

@@ -8,7 +8,9 @@ model gets at serving time what a training row would have held at that moment.
 
 An InferenceService is never changed after creation, so it is created only once the
 FeatureView can serve: it exists, has one join key and holds every named feature, and its
-online store has been materialized. Until then the reason is returned (``str``).
+online store has been materialized. Until then the reason is returned (``str``). With an
+image (a cluster) it also needs a store the transformer pod can reach: Redis and a shared
+registry.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from operators.featureview.service import feast_store_config
 
 INT_DTYPES = frozenset({"int32", "int64"})
 NUMERIC_DTYPES = INT_DTYPES | {"float32", "float64"}
+
+
+def _shared(registry: str | None) -> bool:
+    """A registry other pods can read: an object store or database URL, not a local path."""
+    return registry is not None and "://" in registry
 
 
 def transformer_container(
@@ -80,6 +87,15 @@ def transformer_container(
         f"{fs.ARG_FEAST_STORE}={json.dumps(store)}",
         f"{fs.ARG_MLMODEL}={mlmodel}",
     ]
+    if image and (store["onlineStore"] != "redis" or not _shared(feast_registry)):
+        # A transformer pod reads neither the operator's SQLite file nor a registry file on
+        # the operator's disk: on a cluster both must be reachable over the network.
+        return (
+            f"FeatureView {name!r}: serving from Feast on a cluster needs the Redis online "
+            "store and a shared Feast registry (KUBELOOP_FEAST_ONLINE_STORE, "
+            f"KUBELOOP_FEAST_REGISTRY); the store is {store['onlineStore']} and the registry "
+            f"{feast_registry or 'under the operator state dir'}"
+        )
     container: dict[str, Any] = {
         "name": fs.TRANSFORMER_CONTAINER,
         "command": ["python", "-m", fs.TRANSFORMER_MODULE],

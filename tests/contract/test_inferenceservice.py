@@ -120,7 +120,7 @@ def _transformer(image: str | None = "ghcr.io/kubeloop/kubeloop:0.1.0") -> dict[
         _feature_view(),
         "churn",
         Path("/state/feast"),
-        None,
+        "s3://feast/registry.db",
         "redis.kubeloop-system:6379",
         image,
     )
@@ -148,7 +148,7 @@ def test_a_feast_transformer_fits_kserves_types_and_the_stand_in_runs_it(
     spec, store, _ = parse_transformer_args(parsed.transformer_args)
     assert (spec.entity_key, spec.entity_type) == ("customer_id", "INT64")
     assert dict(spec.features) == {"tenure": "int64", "spend": "float64"}
-    assert store.online_store == "redis" and store.repo_path == "/state/feast"
+    assert store.online_store == "redis" and store.registry_path == "s3://feast/registry.db"
     command = predictor_command(parsed, 8080)
     assert json.loads(command[command.index("--transformer-args") + 1]) == container["args"]
 
@@ -165,6 +165,29 @@ def test_the_stand_in_refuses_a_transformer_it_cannot_run() -> None:
     parsed = parse_isvc(bad)
     assert isinstance(parsed, InvalidSpec)
     assert "args" in parsed.message and fs.ARG_ENTITY_KEY in parsed.message
+
+
+def test_on_a_cluster_the_transformer_needs_a_store_its_pod_reaches() -> None:
+    local = transformer_container(
+        FeatureServing(feature_view="activity"),
+        _feature_view(),
+        "churn",
+        Path("/f"),
+        None,
+        None,
+        "img",
+    )
+    assert isinstance(local, str) and "Redis online store and a shared Feast registry" in local
+    embedded = transformer_container(
+        FeatureServing(feature_view="activity"),
+        _feature_view(),
+        "churn",
+        Path("/f"),
+        None,
+        None,
+        None,
+    )
+    assert isinstance(embedded, dict)  # the embedded default: SQLite and a local registry
 
 
 @pytest.mark.parametrize(

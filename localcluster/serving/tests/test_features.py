@@ -182,3 +182,40 @@ def test_string_entities_and_spec_checks() -> None:
         FeatureServingSpec("v", "k", "INT64", {"x": "decimal"})
     with pytest.raises(ValueError, match="at least one feature"):
         FeatureServingSpec("v", "k", "INT64", {})
+
+
+async def test_the_cluster_transformer_fills_v1_and_v2_and_maps_errors() -> None:
+    """The kserve.Model KServe runs as spec.transformer: its preprocess fills v1 dicts and v2
+    InferRequests (KServe's own predict then forwards them), and answers KServe's 400/503."""
+    from kserve.errors import InvalidInput, ServerNotReady
+    from kserve.protocol.infer_type import InferInput, InferRequest
+    from prometheus_client import CollectorRegistry
+
+    from localcluster.serving.feast_transformer import (
+        FeatureFiller,
+        FeatureServingMetrics,
+        FeatureStoreUnavailable,
+        _transformer_model,
+    )
+
+    def lookup(entities: list[Any]) -> dict[str, list[Value]]:
+        if 0 in entities:
+            raise FeatureStoreUnavailable("online store down")
+        return {"tenure": [3] * len(entities), "spend": [None] * len(entities), "plan": ["p"]}
+
+    filler = FeatureFiller(SPEC, lookup, FeatureServingMetrics(CollectorRegistry()))
+    model = _transformer_model("churn", filler)
+    v1 = await model.preprocess({"instances": [{"customer_id": 5}]})
+    assert v1["instances"][0]["customer_activity__spend"] == -1.0
+    request = InferRequest(
+        model_name="churn",
+        infer_inputs=[InferInput("customer_id", [1], "INT64", data=[5])],
+        request_id="r1",
+    )
+    v2 = await model.preprocess(request)
+    assert isinstance(v2, InferRequest)
+    assert {i.name: list(i.data) for i in v2.inputs}["customer_activity__tenure"] == [3]
+    with pytest.raises(InvalidInput, match="lacks the entity input"):
+        await model.preprocess({"instances": [{"x": 1}]})
+    with pytest.raises(ServerNotReady, match="online store down"):
+        await model.preprocess({"instances": [{"customer_id": 0}]})

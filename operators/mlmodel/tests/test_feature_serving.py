@@ -46,6 +46,8 @@ def setup() -> tuple[ServingBackends, FakeObjects, FakeMonitor]:
         monitor=monitor,  # type: ignore[arg-type]
         monitor_url="http://monitor.fake",
         feast_repo=Path("/state/feast"),
+        feast_registry="s3://feast/registry.db",
+        feast_online_store="redis.kubeloop-system:6379",
         serving_image="ghcr.io/kubeloop/kubeloop:0.1.0",
     )
     return serving, objects, monitor
@@ -66,6 +68,8 @@ def test_waits_for_the_feature_view_then_serves_through_the_transformer() -> Non
     assert container["image"] == "ghcr.io/kubeloop/kubeloop:0.1.0"
     assert f"{fs.ARG_ENTITY_KEY}=customer_id" in container["args"]
     assert f'{fs.ARG_FEATURES}={{"spend": "float64"}}' in container["args"]
+    store = next(a for a in container["args"] if a.startswith(fs.ARG_FEAST_STORE))
+    assert '"onlineStore": "redis"' in store and "s3://feast/registry.db" in store
     # The skew check runs without monitoring.skew, over the served feature only.
     skew = monitor.configs[-1].skew
     assert skew is not None
