@@ -267,6 +267,7 @@ def main() -> None:
                 why = NOT_MEANINGFUL[moment, victim]
                 cells.append({"moment": moment, "victim": victim, "notRun": why})
                 print(f"{moment:9} {victim:15} not run: {why}", flush=True)
+                write_json(args.out, report(cells))
                 continue
             result = run_cell(moment, victim, work)
             cells.append(result)
