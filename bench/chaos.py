@@ -13,7 +13,8 @@ the operators, and for the serving victims the local serving controller too. Mom
 - `shadow`: an MLModel's good candidate is in shadow; invariant: Promoted, each canary step
   passed once and in order (StepPassed events), no step skipped.
 - `canary`: a failing candidate is in its first canary step; invariant: RolledBack, the
-  stable version kept, never Promoted.
+  stable version kept, never Promoted. Played KServe: the candidate's calls answer 500;
+  real serving: it answers right but 0.8 s late (an erroring one is caught in shadow).
 
 Victims: `controlplane`, `operators`, `monitor` (the supervisor restarts them); `serving`
 (the serving controller, supervised too) and `predictor` (the candidate's predictor process,
@@ -63,7 +64,7 @@ from tests.support.chaos import (
     trial_under_kill,
 )
 from tests.support.kube import CustomObjects
-from tests.support.models import FailingModel, LogisticModel, register_model
+from tests.support.models import FailingModel, LogisticModel, SlowModel, register_model
 from tests.support.processes import free_port
 from tests.support.stack import MONITOR, OPERATORS, SERVING, Stack
 
@@ -71,6 +72,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "chaos.json"
 MOMENTS = ("backfill", "trial", "shadow", "canary")
 VICTIMS = (CONTROLPLANE, OPERATORS, MONITOR, SERVING, PREDICTOR, PIPELINE_WORKER)
 TIMEOUT_S = 480.0
+SLOW_S = 0.8  # the served failing candidate's delay per call: over the 500 ms p99 limit
 TRIAL_TIMEOUT_S = 900.0  # Spark, then torchrun, on a loaded 2-core machine
 RUNS_ONLY = ("backfill", "trial")  # moments with a pipeline run and nothing served
 NOT_MEANINGFUL = {
@@ -172,9 +174,14 @@ def trial_cell(root: Path, victim: str) -> dict[str, Any]:
 def rollout_cell(root: Path, victim: str, moment: str) -> dict[str, Any]:
     failing = moment == "canary"
     served = victim in (SERVING, PREDICTOR)
+    # Under real serving an erroring candidate never reaches a canary step: its shadow's
+    # errors roll it back first. One that answers right but too slowly passes shadow (which
+    # does not judge latency) and fails its first step on p99 (maxLatencyP99Ms, 500 ms).
+    failing_model = SlowModel(delay_s=SLOW_S) if served else FailingModel()
+    shadow = {"mirrorPercent": 20} if served and failing else None  # a slow shadow keeps up
     with supervised(root, *([SERVING] if served else [])) as (stack, supervisor, objects):
         stable = register_model(stack.tracking_uri, stack.state_dir, "churn", LogisticModel())
-        model = FailingModel() if failing else LogisticModel()
+        model = failing_model if failing else LogisticModel()
         candidate = register_model(stack.tracking_uri, stack.state_dir, "churn", model)
         driver = (
             ServedDriver(objects, "chaos")
@@ -192,6 +199,7 @@ def rollout_cell(root: Path, victim: str, moment: str) -> dict[str, Any]:
             failing=failing,
             timeout_s=TIMEOUT_S,
             served_by=SERVING if served else None,
+            shadow=shadow,
         )
         if isinstance(driver, ServedDriver):
             outcome["userAnswers"] = dict(driver.answers)
@@ -259,6 +267,7 @@ def main() -> None:
                 why = NOT_MEANINGFUL[moment, victim]
                 cells.append({"moment": moment, "victim": victim, "notRun": why})
                 print(f"{moment:9} {victim:15} not run: {why}", flush=True)
+                write_json(args.out, report(cells))
                 continue
             result = run_cell(moment, victim, work)
             cells.append(result)

@@ -4,6 +4,10 @@ them and the loop finishes as if nothing had happened.
 
 - the operators while a FeatureView backfill runs: the backfill succeeds with one pipeline
   run (the run names under the state dir's pipeline-runs), none launched twice;
+- the candidate's predictor while it is in shadow, under the real local serving controller
+  (its own control plane: that controller realizes every InferenceService of a cluster):
+  the controller restarts it, as a Deployment would, and the rollout promotes, every step
+  in order;
 - the monitor while an MLModel is in shadow: the rollout passes every canary step in order
   and promotes; the monitor in a failing canary step: the candidate is rolled back, never
   promoted; in both, every call the monitor acknowledged (a 200) is counted after its
@@ -15,11 +19,15 @@ The full matrix (each component × each moment) is `bench/chaos.py`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from kubeloop.embedded.supervisor import CONTROLPLANE
 from tests.support.chaos import (
+    PREDICTOR,
     RolloutDriver,
+    ServedDriver,
     acknowledged_kept,
     backfill_under_kill,
     monitor_requests,
@@ -30,7 +38,8 @@ from tests.support.chaos import (
 from tests.support.kube import CustomObjects
 from tests.support.localcluster import RunningCluster
 from tests.support.models import LogisticModel, register_model
-from tests.support.stack import MONITOR, OPERATORS, OperatorHarness, Stack
+from tests.support.processes import free_port
+from tests.support.stack import MONITOR, OPERATORS, SERVING, OperatorHarness, Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -105,3 +114,30 @@ def test_monitor_killed_in_a_failing_canary_rolls_back(supervised_models: dict) 
     assert outcome["phase"] == "RolledBack" and outcome["stableVersion"] == v1, outcome
     assert outcome["lastExit"] == "SIGKILL"
     assert "Promoted" not in [phase for phase, _, _ in outcome["seen"]], outcome
+
+
+def test_predictor_killed_in_shadow_is_restarted_and_the_rollout_promotes(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    env = {"KUBELOOP_ANALYSIS_TICK_S": "0.5", "KUBELOOP_POLL_INTERVAL_S": "1"}
+    stack = Stack(state / "cluster" / "kubeconfig", state, env, install_crds=False)
+    stack.add_control_plane(free_port())
+    stable = register_model(stack.tracking_uri, stack.state_dir, "churn", LogisticModel())
+    candidate = register_model(stack.tracking_uri, stack.state_dir, "churn", LogisticModel())
+    with stack.supervised(CONTROLPLANE, MONITOR, SERVING, OPERATORS) as supervisor:
+        objects = CustomObjects(stack.kubeconfig, context=stack.logs)
+        outcome = rollout_under_kill(
+            objects,
+            supervisor,
+            PREDICTOR,
+            "Shadow",
+            ServedDriver(objects, "chaos"),
+            (stable, candidate),
+            "chaos",
+            timeout_s=RUN_TIMEOUT_S,
+            served_by=SERVING,
+        )
+    assert outcome["restartCount"] >= 1 and outcome["newPid"] != outcome["oldPid"], outcome
+    assert outcome["phase"] == "Promoted" and outcome["stableVersion"] == candidate, outcome
+    assert step_weights(outcome["stepPassed"]) == [50, 100], outcome

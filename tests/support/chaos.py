@@ -303,12 +303,14 @@ def rollout_under_kill(
     failing: bool = False,
     timeout_s: float = 120.0,
     served_by: str | None = None,
+    shadow: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An MLModel at `versions[0]` moves to `versions[1]`; `victim` is killed when the rollout
     reaches `moment` ("Shadow" or "Canary"); the candidate's canary traffic fails when
     `failing`. Waits for Promoted or RolledBack. `driver`: a `RolloutDriver` playing KServe
     (the test marks the InferenceServices Ready), or a `ServedDriver` when `served_by` names
-    the supervised serving controller; `victim` may then be PREDICTOR, the candidate's."""
+    the supervised serving controller; `victim` may then be PREDICTOR, the candidate's.
+    `shadow`: fields of the rollout's shadow stage over the defaults here."""
     stable, candidate = versions
     objects.create(
         MLMODELS,
@@ -317,7 +319,7 @@ def rollout_under_kill(
         {
             "model": {"name": "churn", "version": stable},
             "rollout": {
-                "shadow": {"duration": "1s", "minRequests": 10},
+                "shadow": {"duration": "1s", "minRequests": 10, **(shadow or {})},
                 "steps": [1, 50, 100],
                 "analysis": {"interval": "1s", "minRequests": 5, "threshold": 1},
             },
