@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -179,6 +180,7 @@ class Supervisor:
         except Exception as error:  # recorded for `kubeloop up`, which prints it
             self.phase, self.error = "failed", str(error)
             print(f"start-up failed: {error}", file=sys.stderr, flush=True)
+            traceback.print_exc()  # the message alone did not say where (supervisor.log)
         finally:
             failed = self.phase == "failed"
             self.stop_all()

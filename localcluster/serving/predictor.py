@@ -72,16 +72,6 @@ class MLflowPyfuncModel(kserve.Model):
         self.ready = True
         return self.ready
 
-    def alias(self, name: str) -> MLflowPyfuncModel:
-        """The same loaded model under another name.
-
-        The router forwards `/v1/models/<mlmodel>:predict` unchanged to every version, so each
-        predictor must also answer to the MLModel's name, not only its InferenceService's.
-        """
-        twin = MLflowPyfuncModel(name, self.model_uri)
-        twin._pyfunc, twin.columns, twin.ready = self._pyfunc, self.columns, self.ready
-        return twin
-
     async def predict(
         self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
     ) -> dict[str, Any] | InferResponse:
@@ -174,10 +164,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = kserve.ModelServer(
         http_port=args.http_port, enable_grpc=False, enable_latency_logging=False, workers=1
     )
-    models = [model]
-    if args.mlmodel and args.mlmodel != args.model_name:
-        models.append(model.alias(args.mlmodel))
-    server.start(models)
+    # One name, as the kubeloop runtime runs it on KServe (`--model-name` from the version's
+    # MLModel annotation): the route forwards /v1/models/<mlmodel> unchanged to every version.
+    server.start([model])
 
 
 if __name__ == "__main__":

@@ -36,7 +36,12 @@ def predictor_command(spec: PredictorSpec, port: int, python: str = sys.executab
         python,
         "-m",
         "localcluster.serving.predictor",
+        # As the kubeloop ClusterServingRuntime does: the model is served under its MLModel's
+        # name (an InferenceService the operator did not write, without that annotation, under
+        # its own name, as KServe's runtimes default to); the InferenceService is reported apart.
         "--model-name",
+        spec.mlmodel or spec.name,
+        "--inference-service",
         spec.name,
         "--model-uri",
         spec.model_uri,

@@ -85,11 +85,12 @@ def served(
         f"{fs.ARG_FEAST_STORE}={store.model_dump_json(by_alias=True)}",
     ]
     extra = [
-        "--mlmodel", "churn",
+        "--mlmodel", "churn", "--inference-service", "acts-v1",
         "--logger-url", event_sink.url,
         "--transformer-args", json.dumps(args),
     ]  # fmt: skip
-    proc, base = start_predictor(registered, "acts-v1", root / "predictor.log", extra)
+    # Served under the MLModel's name, as the kubeloop runtime runs it.
+    proc, base = start_predictor(registered, "churn", root / "predictor.log", extra)
     yield base, model
     stop_process(proc)
 
