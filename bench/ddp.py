@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -52,14 +53,15 @@ def write_data(directory: Path, rows: int, features: int) -> tuple[Path, Path]:
 
 
 def measure(
-    args: argparse.Namespace, data: tuple[Path, Path], nproc: int, workdir: Path
+    args: argparse.Namespace, data: tuple[Path, Path], target: tuple[int, bool], workdir: Path
 ) -> dict[str, Any]:
-    started = time.perf_counter()
+    nproc, shared = target
+    started, load = time.perf_counter(), os.getloadavg()[0]
     summary = train(
         data[0],
         data[1],
         "label",
-        workdir / f"nproc-{nproc}",
+        workdir / f"{label(target)}-{started}",
         epochs=args.epochs,
         batch_size=args.batch_size,
         hidden_units=[int(units) for units in args.hidden.split(",") if units],
@@ -67,33 +69,69 @@ def measure(
         backend=args.backend,
         device=args.device,
         num_threads=args.threads_per_proc,
+        step_breakdown=args.breakdown,
+        shared_memory_allreduce=shared,
         max_restarts=0,
     )
     return {
+        "target": label(target),
         "nproc": nproc,
         "samples_per_sec": summary.samples_per_sec,
         # Samples per CPU-second of the training loops (all ranks): what the work costs,
         # independent of how many cores other processes left free during the run.
         "samples_per_cpu_sec": summary.samples_trained / summary.train_cpu_seconds,
         "final_train_loss": summary.final_train_loss,
+        "step_ms": summary.step_ms,
         "wall_s": round(time.perf_counter() - started, 2),
+        "load_average_1m_before": load,
         "backend": summary.backend,
         "device": summary.device,
     }
 
 
-def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Wall speedup/efficiency, and the CPU cost ratio (1.0: no extra work per sample)."""
+def label(target: tuple[int, bool]) -> str:
+    nproc, shared = target
+    if nproc == 1:
+        return "1 proc"
+    return f"{nproc} procs, " + (
+        "shared-memory all-reduce" if shared else "process-group all-reduce"
+    )
+
+
+def targets(args: argparse.Namespace) -> list[tuple[int, bool]]:
+    """One process, then each N with the process group's all-reduce and (CPU) shared memory."""
+    counts = sorted({int(count) for count in args.procs.split(",")} - {1})
+    variants = [False, True] if args.device == "cpu" else [False]
+    return [(1, False)] + [(count, shared) for count in counts for shared in variants]
+
+
+def round_ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per target: wall speedup, efficiency and CPU efficiency against this round's 1 proc."""
     base = next(result for result in results if result["nproc"] == 1)
-    return [
-        {
-            "nproc": result["nproc"],
+    return {
+        result["target"]: {
             "speedup": result["samples_per_sec"] / base["samples_per_sec"],
             "efficiency": result["samples_per_sec"] / base["samples_per_sec"] / result["nproc"],
             "cpu_efficiency": result["samples_per_cpu_sec"] / base["samples_per_cpu_sec"],
         }
         for result in results
-    ]
+    }
+
+
+def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any]) -> None:
+    for result in results:
+        ratio = ratios[result["target"]]
+        print(
+            f"round {index} {result['target']} ({result['backend']}/{result['device']}, "
+            f"load {result['load_average_1m_before']:.1f}): "
+            f"{result['samples_per_sec']:,.0f} samples/s  speedup x{ratio['speedup']:.2f}  "
+            f"efficiency {ratio['efficiency']:.0%}  "
+            f"{result['samples_per_cpu_sec']:,.0f} samples/CPU-s  "
+            f"CPU efficiency {ratio['cpu_efficiency']:.0%}  (wall {result['wall_s']} s)"
+        )
+        for clock, phases in (result["step_ms"] or {}).items():
+            shown = "  ".join(f"{phase} {ms:.3f}" for phase, ms in phases.items())
+            print(f"    {clock} ms per step per rank: {shown}  (sum {sum(phases.values()):.3f})")
 
 
 def parse_args() -> argparse.Namespace:
@@ -109,25 +147,42 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--threads-per-proc", type=int, default=1, help="torch threads per rank (CPU)"
     )
+    parser.add_argument(
+        "--no-breakdown",
+        dest="breakdown",
+        action="store_false",
+        help="skip the per-step phase timing (a timed all-reduce hook replaces DDP's own)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--out", type=Path, default=None)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    procs = sorted({int(count) for count in args.procs.split(",")} | {1})
+    load_at_start = os.getloadavg()[0]
+    rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kubeloop-bench-ddp-") as scratch:
         workdir = Path(scratch)
         data = write_data(workdir, args.rows, args.features)
-        results = [measure(args, data, nproc, workdir) for nproc in procs]
-    ratios = scaling(results)
-    for result, ratio in zip(results, ratios, strict=True):
+        # Rounds interleave the targets, so a burst of other work on the machine hits one
+        # round's ratio rather than one target's every figure.
+        for index in range(1, args.rounds + 1):
+            results = [measure(args, data, target, workdir) for target in targets(args)]
+            ratios = round_ratios(results)
+            print_round(index, results, ratios)
+            rounds.append({"results": results, "ratios": ratios})
+    medians = {
+        name: {
+            key: statistics.median(entry["ratios"][name][key] for entry in rounds)
+            for key in ("speedup", "efficiency", "cpu_efficiency")
+        }
+        for name in rounds[0]["ratios"]
+    }
+    for name, ratio in medians.items():
         print(
-            f"nproc={result['nproc']} {result['backend']}/{result['device']}: "
-            f"{result['samples_per_sec']:,.0f} samples/s  speedup x{ratio['speedup']:.2f}  "
-            f"efficiency {ratio['efficiency']:.0%}  "
-            f"{result['samples_per_cpu_sec']:,.0f} samples/CPU-s  "
-            f"CPU efficiency {ratio['cpu_efficiency']:.0%}  (wall {result['wall_s']} s)"
+            f"median over {args.rounds} round(s): {name}: speedup x{ratio['speedup']:.2f}  "
+            f"CPU efficiency {ratio['cpu_efficiency']:.0%}"
         )
     report = {
         "benchmark": "ddp",
@@ -136,11 +191,12 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             # Other work on the machine skews the figures; the load says how much.
+            "load_average_1m_at_start": load_at_start,
             "load_average_1m_at_end": os.getloadavg()[0],
         },
         "config": {key: str(value) for key, value in vars(args).items()},
-        "results": results,
-        "scaling": ratios,
+        "rounds": rounds,
+        "median_ratios": medians,
     }
     out = args.out or RESULTS_DIR / f"ddp-{args.device}-{args.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
