@@ -25,7 +25,7 @@ import random
 import sys
 import uuid
 from collections import Counter, deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -101,6 +101,23 @@ def _forward_headers(
     return out
 
 
+class Pending:
+    """An answer still upstream. Cheaper than a future: no loop round trip on completion;
+    ``fill`` calls the connection's writer directly."""
+
+    __slots__ = ("reply", "on_ready")
+
+    def __init__(self) -> None:
+        self.reply: Reply | None = None
+        self.on_ready: Callable[[], None] | None = None
+
+    def fill(self, reply: Reply) -> None:
+        if self.reply is None:
+            self.reply = reply
+            if self.on_ready is not None:
+                self.on_ready()
+
+
 class Incoming:
     """One parsed client request."""
 
@@ -172,8 +189,8 @@ class Router:
             return 200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(self.registry)
         return None
 
-    def handle(self, request: Incoming) -> Reply | asyncio.Future[Reply]:
-        """The answer, or a future of it (the upstream's)."""
+    def handle(self, request: Incoming) -> Reply | Pending:
+        """The answer, or a slot the upstream's answer will fill."""
         local = self._local(request)
         if local is not None:
             return local
@@ -207,10 +224,10 @@ class Router:
 
     def _forward(
         self, destination: Destination, request: Incoming, request_id: str, extra: dict[str, str]
-    ) -> asyncio.Future[Reply]:
+    ) -> Pending:
         assert destination.url is not None
         session = self.session
-        reply: asyncio.Future[Reply] = session.loop.create_future()
+        reply = Pending()
         headers = _forward_headers(request.headers, request_id, destination.role, extra)
 
         def answer(outcome: UpstreamResponse | BaseException) -> None:
@@ -222,15 +239,14 @@ class Router:
                     out.append((c.REQUEST_ID_HEADER, request_id))
                 self._count(destination, outcome.status, mesh.REPORTER_DESTINATION)
                 result = (outcome.status, out, outcome.body)
-            if not reply.done():
-                reply.set_result(result)
+            reply.fill(result)
 
         try:
             session.request(
                 destination.url, request.method, request.path_qs, headers, request.body, answer
             )
         except ValueError as exc:  # a destination URL the client cannot use
-            reply.set_result(self._failed(destination, exc, request_id))
+            reply.fill(self._failed(destination, exc, request_id))
         return reply
 
     def _failed(self, destination: Destination, exc: BaseException, request_id: str) -> Reply:
@@ -307,7 +323,7 @@ class RouterProtocol(asyncio.Protocol):
         self._connections = connections
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._outbox: deque[tuple[Reply | asyncio.Future[Reply], bool, bool]] = deque()
+        self._outbox: deque[tuple[Reply | Pending, bool, bool]] = deque()
         self._paused = False
         self._reset()
 
@@ -368,7 +384,7 @@ class RouterProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep_alive = self._parser.should_keep_alive()
         method = self._parser.get_method().decode("latin-1")
-        reply: Reply | asyncio.Future[Reply]
+        reply: Reply | Pending
         if self._size > MAX_BODY_BYTES:
             message = f"request body over {MAX_BODY_BYTES} bytes"
             reply, keep_alive = (413, [("Content-Type", _JSON)], _json_error(message)), False
@@ -383,22 +399,22 @@ class RouterProtocol(asyncio.Protocol):
             )
             reply = self._router.handle(request)
             if not isinstance(reply, tuple):
-                reply.add_done_callback(self._pump)
+                reply.on_ready = self._pump
         self._outbox.append((reply, keep_alive, method == "HEAD"))
         if len(self._outbox) >= _MAX_QUEUED_REPLIES and self._transport is not None:
             self._transport.pause_reading()  # bounded memory under deep pipelining
             self._paused = True
         self._pump()
 
-    def _pump(self, _: object = None) -> None:
+    def _pump(self) -> None:
         """Write the answers at the head of the queue that are ready."""
         outbox = self._outbox
         while outbox:
             reply, keep_alive, head = outbox[0]
             if not isinstance(reply, tuple):
-                if not reply.done():
+                if reply.reply is None:
                     return
-                reply = reply.result()
+                reply = reply.reply
             outbox.popleft()
             transport = self._transport
             if transport is None or transport.is_closing():

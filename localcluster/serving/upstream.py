@@ -30,11 +30,13 @@ import httptools
 Headers = list[tuple[str, str]]
 
 
-@dataclass(frozen=True)
 class UpstreamResponse:
-    status: int
-    headers: Headers  # as received (names in their original case, repeats kept)
-    body: bytes
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: Headers, body: bytes) -> None:
+        self.status = status
+        self.headers = headers  # as received (names in their original case, repeats kept)
+        self.body = body
 
 
 class UpstreamError(ConnectionError):
