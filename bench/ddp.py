@@ -1,6 +1,6 @@
 """DDP training throughput: samples/s at 1 and N processes, and the scaling efficiency.
 
-    .venv/bin/python bench/ddp.py                      # CPU, gloo, 1 vs 2 processes
+    .venv/bin/python bench/ddp.py --rounds 3           # CPU: 1 proc vs 2 (gloo, shared memory)
     .venv/bin/python bench/ddp.py --backend nccl --device cuda --procs 1,2
 
 Each configuration is a real `torchrun --standalone` run through `components.train_ddp.impl
@@ -10,6 +10,12 @@ over all ranks. Speedup = sps(N) / sps(1); efficiency = speedup / N. On a machin
 work shares, wall figures understate scaling, so the CPU cost is reported too: samples per
 CPU-second of the training loops over all ranks, and cpu_efficiency = that figure at N over
 the figure at 1 (1.0: DDP adds no work per sample; with N free cores, efficiency tends to it).
+
+On CPU each N runs twice: with the process group's all-reduce (gloo) and with the trainer's
+shared-memory all-reduce (its default when all ranks are local). Unless --no-breakdown, every
+run also reports milliseconds per step per rank by phase (data, forward, backward, all-reduce,
+optimizer; wall and process CPU) from the trainer's step breakdown. Targets run in interleaved
+rounds (--rounds) and the ratios are per round against that round's 1 process, then the median.
 Ratios only mean something against the peer measured in the same run on the same machine.
 """
 
