@@ -16,6 +16,8 @@ shared-memory all-reduce (its default when all ranks are local). Unless --no-bre
 run also reports milliseconds per step per rank by phase (data, forward, backward, all-reduce,
 optimizer; wall and process CPU) from the trainer's step breakdown. Targets run in interleaved
 rounds (--rounds) and the ratios are per round against that round's 1 process, then the median.
+Before each CPU round a probe measures the parallel ceiling: N independent single-thread matmul
+processes together over one — 2.0 on two free cores, less while other work holds a core.
 Ratios only mean something against the peer measured in the same run on the same machine.
 """
 
@@ -26,6 +28,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -93,6 +97,34 @@ def measure(
         "backend": summary.backend,
         "device": summary.device,
     }
+
+
+# One torch thread multiplying matrices of the model's size for a few seconds: rate per wall s.
+_PROBE = """
+import sys, time, torch
+torch.set_num_threads(1)
+a, b = torch.randn(512, 256), torch.randn(256, 128)
+started, count = time.perf_counter(), 0
+while time.perf_counter() - started < float(sys.argv[1]):
+    for _ in range(50):
+        a @ b
+    count += 50
+print(count / (time.perf_counter() - started))
+"""
+
+
+def parallel_ceiling(nproc: int, seconds: float = 3.0) -> float:
+    """What N independent single-thread compute processes get together ÷ what one gets, now.
+
+    The bound on any N-process speedup at this moment: 2.0 for 2 processes on 2 free cores,
+    less when other work holds part of a core (then DDP's speedup is read against it)."""
+
+    def rates(count: int) -> list[float]:
+        command = [sys.executable, "-c", _PROBE, str(seconds)]
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+        return [float(proc.communicate()[0]) for proc in procs]
+
+    return sum(rates(nproc)) / rates(1)[0]
 
 
 def label(target: tuple[int, bool]) -> str:
@@ -174,10 +206,17 @@ def main() -> None:
         # Rounds interleave the targets, so a burst of other work on the machine hits one
         # round's ratio rather than one target's every figure.
         for index in range(1, args.rounds + 1):
+            counts = sorted({t[0] for t in targets(args)} - {1})
+            # CPU only: what the machine lets N compute processes get at this moment.
+            ceiling = {n: parallel_ceiling(n) for n in counts} if args.device == "cpu" else {}
             results = [measure(args, data, target, workdir) for target in targets(args)]
             ratios = round_ratios(results)
             print_round(index, results, ratios)
-            rounds.append({"results": results, "ratios": ratios})
+            for count, bound in ceiling.items():
+                print(
+                    f"round {index} parallel ceiling at {count} procs (compute probe): x{bound:.2f}"
+                )
+            rounds.append({"results": results, "ratios": ratios, "parallel_ceiling": ceiling})
     medians = {
         name: {
             key: statistics.median(entry["ratios"][name][key] for entry in rounds)
