@@ -1,6 +1,6 @@
 """DDP training throughput: samples/s at 1 and N processes, and the scaling efficiency.
 
-    .venv/bin/python bench/ddp.py                      # CPU, gloo, 1 vs 2 processes
+    .venv/bin/python bench/ddp.py --rounds 3           # CPU: 1 proc vs 2 (gloo, shared memory)
     .venv/bin/python bench/ddp.py --backend nccl --device cuda --procs 1,2
 
 Each configuration is a real `torchrun --standalone` run through `components.train_ddp.impl
@@ -10,6 +10,14 @@ over all ranks. Speedup = sps(N) / sps(1); efficiency = speedup / N. On a machin
 work shares, wall figures understate scaling, so the CPU cost is reported too: samples per
 CPU-second of the training loops over all ranks, and cpu_efficiency = that figure at N over
 the figure at 1 (1.0: DDP adds no work per sample; with N free cores, efficiency tends to it).
+
+On CPU each N runs twice: with the process group's all-reduce (gloo) and with the trainer's
+shared-memory all-reduce (its default when all ranks are local). Unless --no-breakdown, every
+run also reports milliseconds per step per rank by phase (data, forward, backward, all-reduce,
+optimizer; wall and process CPU) from the trainer's step breakdown. Targets run in interleaved
+rounds (--rounds) and the ratios are per round against that round's 1 process, then the median.
+Before each CPU round a probe measures the parallel ceiling: N independent single-thread matmul
+processes together over one — 2.0 on two free cores, less while other work holds a core.
 Ratios only mean something against the peer measured in the same run on the same machine.
 """
 
@@ -19,6 +27,9 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -52,14 +63,15 @@ def write_data(directory: Path, rows: int, features: int) -> tuple[Path, Path]:
 
 
 def measure(
-    args: argparse.Namespace, data: tuple[Path, Path], nproc: int, workdir: Path
+    args: argparse.Namespace, data: tuple[Path, Path], target: tuple[int, bool], workdir: Path
 ) -> dict[str, Any]:
-    started = time.perf_counter()
+    nproc, shared = target
+    started, load = time.perf_counter(), os.getloadavg()[0]
     summary = train(
         data[0],
         data[1],
         "label",
-        workdir / f"nproc-{nproc}",
+        workdir / f"{label(target)}-{started}",
         epochs=args.epochs,
         batch_size=args.batch_size,
         hidden_units=[int(units) for units in args.hidden.split(",") if units],
@@ -67,33 +79,97 @@ def measure(
         backend=args.backend,
         device=args.device,
         num_threads=args.threads_per_proc,
+        step_breakdown=args.breakdown,
+        shared_memory_allreduce=shared,
         max_restarts=0,
     )
     return {
+        "target": label(target),
         "nproc": nproc,
         "samples_per_sec": summary.samples_per_sec,
         # Samples per CPU-second of the training loops (all ranks): what the work costs,
         # independent of how many cores other processes left free during the run.
         "samples_per_cpu_sec": summary.samples_trained / summary.train_cpu_seconds,
         "final_train_loss": summary.final_train_loss,
+        "step_ms": summary.step_ms,
         "wall_s": round(time.perf_counter() - started, 2),
+        "load_average_1m_before": load,
         "backend": summary.backend,
         "device": summary.device,
     }
 
 
-def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Wall speedup/efficiency, and the CPU cost ratio (1.0: no extra work per sample)."""
+# One torch thread multiplying matrices of the model's size for a few seconds: rate per wall s.
+_PROBE = """
+import sys, time, torch
+torch.set_num_threads(1)
+a, b = torch.randn(512, 256), torch.randn(256, 128)
+started, count = time.perf_counter(), 0
+while time.perf_counter() - started < float(sys.argv[1]):
+    for _ in range(50):
+        a @ b
+    count += 50
+print(count / (time.perf_counter() - started))
+"""
+
+
+def parallel_ceiling(nproc: int, seconds: float = 3.0) -> float:
+    """What N independent single-thread compute processes get together ÷ what one gets, now.
+
+    The bound on any N-process speedup at this moment: 2.0 for 2 processes on 2 free cores,
+    less when other work holds part of a core (then DDP's speedup is read against it)."""
+
+    def rates(count: int) -> list[float]:
+        command = [sys.executable, "-c", _PROBE, str(seconds)]
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+        return [float(proc.communicate()[0]) for proc in procs]
+
+    return sum(rates(nproc)) / rates(1)[0]
+
+
+def label(target: tuple[int, bool]) -> str:
+    nproc, shared = target
+    if nproc == 1:
+        return "1 proc"
+    return f"{nproc} procs, " + (
+        "shared-memory all-reduce" if shared else "process-group all-reduce"
+    )
+
+
+def targets(args: argparse.Namespace) -> list[tuple[int, bool]]:
+    """One process, then each N with the process group's all-reduce and (CPU) shared memory."""
+    counts = sorted({int(count) for count in args.procs.split(",")} - {1})
+    variants = [False, True] if args.device == "cpu" else [False]
+    return [(1, False)] + [(count, shared) for count in counts for shared in variants]
+
+
+def round_ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per target: wall speedup, efficiency and CPU efficiency against this round's 1 proc."""
     base = next(result for result in results if result["nproc"] == 1)
-    return [
-        {
-            "nproc": result["nproc"],
+    return {
+        result["target"]: {
             "speedup": result["samples_per_sec"] / base["samples_per_sec"],
             "efficiency": result["samples_per_sec"] / base["samples_per_sec"] / result["nproc"],
             "cpu_efficiency": result["samples_per_cpu_sec"] / base["samples_per_cpu_sec"],
         }
         for result in results
-    ]
+    }
+
+
+def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any]) -> None:
+    for result in results:
+        ratio = ratios[result["target"]]
+        print(
+            f"round {index} {result['target']} ({result['backend']}/{result['device']}, "
+            f"load {result['load_average_1m_before']:.1f}): "
+            f"{result['samples_per_sec']:,.0f} samples/s  speedup x{ratio['speedup']:.2f}  "
+            f"efficiency {ratio['efficiency']:.0%}  "
+            f"{result['samples_per_cpu_sec']:,.0f} samples/CPU-s  "
+            f"CPU efficiency {ratio['cpu_efficiency']:.0%}  (wall {result['wall_s']} s)"
+        )
+        for clock, phases in (result["step_ms"] or {}).items():
+            shown = "  ".join(f"{phase} {ms:.3f}" for phase, ms in phases.items())
+            print(f"    {clock} ms per step per rank: {shown}  (sum {sum(phases.values()):.3f})")
 
 
 def parse_args() -> argparse.Namespace:
@@ -109,25 +185,49 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--threads-per-proc", type=int, default=1, help="torch threads per rank (CPU)"
     )
+    parser.add_argument(
+        "--no-breakdown",
+        dest="breakdown",
+        action="store_false",
+        help="skip the per-step phase timing (a timed all-reduce hook replaces DDP's own)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds")
     parser.add_argument("--out", type=Path, default=None)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    procs = sorted({int(count) for count in args.procs.split(",")} | {1})
+    load_at_start = os.getloadavg()[0]
+    rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kubeloop-bench-ddp-") as scratch:
         workdir = Path(scratch)
         data = write_data(workdir, args.rows, args.features)
-        results = [measure(args, data, nproc, workdir) for nproc in procs]
-    ratios = scaling(results)
-    for result, ratio in zip(results, ratios, strict=True):
+        # Rounds interleave the targets, so a burst of other work on the machine hits one
+        # round's ratio rather than one target's every figure.
+        for index in range(1, args.rounds + 1):
+            counts = sorted({t[0] for t in targets(args)} - {1})
+            # CPU only: what the machine lets N compute processes get at this moment.
+            ceiling = {n: parallel_ceiling(n) for n in counts} if args.device == "cpu" else {}
+            results = [measure(args, data, target, workdir) for target in targets(args)]
+            ratios = round_ratios(results)
+            print_round(index, results, ratios)
+            for count, bound in ceiling.items():
+                print(
+                    f"round {index} parallel ceiling at {count} procs (compute probe): x{bound:.2f}"
+                )
+            rounds.append({"results": results, "ratios": ratios, "parallel_ceiling": ceiling})
+    medians = {
+        name: {
+            key: statistics.median(entry["ratios"][name][key] for entry in rounds)
+            for key in ("speedup", "efficiency", "cpu_efficiency")
+        }
+        for name in rounds[0]["ratios"]
+    }
+    for name, ratio in medians.items():
         print(
-            f"nproc={result['nproc']} {result['backend']}/{result['device']}: "
-            f"{result['samples_per_sec']:,.0f} samples/s  speedup x{ratio['speedup']:.2f}  "
-            f"efficiency {ratio['efficiency']:.0%}  "
-            f"{result['samples_per_cpu_sec']:,.0f} samples/CPU-s  "
-            f"CPU efficiency {ratio['cpu_efficiency']:.0%}  (wall {result['wall_s']} s)"
+            f"median over {args.rounds} round(s): {name}: speedup x{ratio['speedup']:.2f}  "
+            f"CPU efficiency {ratio['cpu_efficiency']:.0%}"
         )
     report = {
         "benchmark": "ddp",
@@ -136,11 +236,12 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             # Other work on the machine skews the figures; the load says how much.
+            "load_average_1m_at_start": load_at_start,
             "load_average_1m_at_end": os.getloadavg()[0],
         },
         "config": {key: str(value) for key, value in vars(args).items()},
-        "results": results,
-        "scaling": ratios,
+        "rounds": rounds,
+        "median_ratios": medians,
     }
     out = args.out or RESULTS_DIR / f"ddp-{args.device}-{args.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

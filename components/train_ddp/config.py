@@ -59,6 +59,13 @@ class TrainConfig(BaseModel):
     backend: Backend = Backend.AUTO
     device: Device = Device.AUTO
     num_threads: int | None = Field(default=None, ge=1, description="torch threads per rank.")
+    shared_memory_allreduce: bool = Field(
+        default=True,
+        description="CPU ranks all on one machine reduce gradients through shared memory.",
+    )
+    step_breakdown: bool = Field(
+        default=False, description="Time each step's phases (the summary's step_ms)."
+    )
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "kubeloop-training"
     mlflow_run_id: str | None = None
@@ -126,6 +133,10 @@ class TrainConfig(BaseModel):
             "--run-name": self.run_name,
         }
         args += [f"{flag}={value}" for flag, value in optional.items() if value is not None]
+        if self.step_breakdown:
+            args.append("--step-breakdown")
+        if not self.shared_memory_allreduce:
+            args.append("--no-shared-memory-allreduce")
         if self.params:
             args.append(f"--params-json={json.dumps(self.params, sort_keys=True)}")
         return args
@@ -163,6 +174,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=[b.value for b in Backend], default="auto")
     parser.add_argument("--device", choices=[d.value for d in Device], default="auto")
     parser.add_argument("--num-threads", type=int, default=None)
+    parser.add_argument("--step-breakdown", action="store_true")
+    parser.add_argument(
+        "--no-shared-memory-allreduce", dest="shared_memory_allreduce", action="store_false"
+    )
     parser.add_argument("--mlflow-tracking-uri", default=None)
     parser.add_argument("--mlflow-experiment", default="kubeloop-training")
     parser.add_argument("--mlflow-run-id", default=None)

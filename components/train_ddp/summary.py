@@ -31,6 +31,9 @@ class TrainingSummary(BaseModel):
     samples_per_sec: float | None  # training throughput of this (last) attempt, all ranks
     samples_trained: int  # global samples in those training loops
     train_cpu_seconds: float  # CPU time of those training loops, summed over all ranks
+    # Mean ms per step per rank, {"wall"|"cpu": {phase: ms}} over the phases data, forward,
+    # backward, all_reduce, optimizer (cpu: the whole process's); None unless asked for.
+    step_ms: dict[str, dict[str, float]] | None = None
     resumed_after_epoch: int | None  # None: started from scratch
     restart_count: int  # torchrun worker-group restarts before the attempt that finished
     feature_columns: list[str]

@@ -14,8 +14,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -28,6 +28,7 @@ from torch.utils.data import DistributedSampler, TensorDataset
 from components.train_ddp import checkpoint as checkpoints
 from components.train_ddp.config import Backend, Device, TrainConfig, parse_cli_args
 from components.train_ddp.data import TabularData, TrainingInputError, load_tabular
+from components.train_ddp.local_allreduce import SharedReducer, all_ranks_local, open_shared_reducer
 from components.train_ddp.network import Standardizer, build_mlp, serving_model
 from components.train_ddp.summary import EpochLoss, TrainingSummary, write_summary
 from components.train_ddp.tracking import MlflowTracker, NullTracker, Tracker, save_model_locally
@@ -111,6 +112,8 @@ class Throughput:
     samples: int  # global samples trained in this attempt
     seconds: float  # wall time of the training loops
     cpu_seconds: float  # process CPU time of the training loops, summed over all ranks
+    # Mean ms per training step per rank, wall and CPU, by phase (STEP_PHASES); None unless asked.
+    step_ms: dict[str, dict[str, float]] | None = None
 
     @property
     def samples_per_sec(self) -> float | None:
@@ -127,6 +130,76 @@ class TrainingState:
     resumed_after_epoch: int | None
 
 
+STEP_PHASES = ("data", "forward", "backward", "all_reduce", "optimizer")
+
+
+Clock = tuple[float, float]  # (wall, process CPU) seconds
+
+
+def read_clock() -> Clock:
+    return time.perf_counter(), time.process_time()
+
+
+@dataclass
+class StepTimes:
+    """Seconds per phase of the training steps on this rank, summed over the steps: wall
+    time, and the CPU time of the whole process (all its threads) during the phase.
+
+    `backward` is the autograd pass without the gradient all-reduce; `all_reduce` is from the
+    moment DDP hands a gradient bucket to the process group until the reduced bucket is back,
+    waiting for the slower rank included. Host clocks: on CUDA the phases are only exact when
+    the caller synchronizes (the trainer does, when asked for a breakdown).
+    """
+
+    wall: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEP_PHASES, 0.0))
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEP_PHASES, 0.0))
+    steps: int = 0
+    synchronize: Callable[[], None] = lambda: None
+
+    def now(self) -> Clock:
+        return read_clock()
+
+    def add(self, phase: str, started: Clock) -> Clock:
+        now = read_clock()
+        self.wall[phase] += now[0] - started[0]
+        self.cpu[phase] += now[1] - started[1]
+        return now
+
+    def mark(self, phase: str, started: Clock) -> Clock:
+        self.synchronize()
+        return self.add(phase, started)
+
+    def move(self, source: str, target: str, since: tuple[float, float]) -> None:
+        """Take what `target` gained since `since` (wall, cpu) out of `source`."""
+        self.wall[source] -= self.wall[target] - since[0]
+        self.cpu[source] -= self.cpu[target] - since[1]
+
+
+def timed_allreduce_hook(
+    times: StepTimes,
+) -> Callable[[Any, dist.GradBucket], torch.futures.Future[torch.Tensor]]:
+    """DDP's default all-reduce (mean over ranks), timed from launch to completion."""
+
+    def hook(state: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+        started = read_clock()
+        buffer = bucket.buffer().div_(dist.get_world_size())
+        work = dist.all_reduce(buffer, async_op=True)
+        assert work is not None
+
+        def done(future: torch.futures.Future[Any]) -> torch.Tensor:
+            times.add("all_reduce", started)
+            return buffer
+
+        return work.get_future().then(done)
+
+    # DDP checks the hook's annotations as objects; this module's are strings (PEP 563).
+    hook.__annotations__ = {
+        "bucket": dist.GradBucket,
+        "return": torch.futures.Future[torch.Tensor],
+    }
+    return hook
+
+
 def train_epoch(
     ddp_model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -134,28 +207,40 @@ def train_epoch(
     sampler: DistributedSampler[Any],
     batch: int,
     weights: torch.Tensor | None = None,
+    times: StepTimes | None = None,
 ) -> tuple[float, int]:
     """Mean training loss over the epoch's global batches, and the global sample count.
-    With `weights` (mean 1 over the set), each row's loss counts by its weight."""
+    With `weights` (mean 1 over the set), each row's loss counts by its weight. With `times`,
+    each step's phases are timed into it (`all_reduce` by `timed_allreduce_hook`)."""
     features, labels = tensors
     loss_fn = nn.BCEWithLogitsLoss()
     total = torch.zeros((), device=features.device, dtype=torch.float64)
     count = torch.zeros((), device=features.device, dtype=torch.float64)
+    clock = times or StepTimes()
     ddp_model.train()
     for index in batch_indices(sampler, batch):
+        started = read_clock()
         index = index.to(features.device)
+        x, y = features[index], labels[index]
+        row_weights = None if weights is None else weights[index]
+        started = clock.mark("data", started)
         optimizer.zero_grad(set_to_none=True)
-        logits = ddp_model(features[index]).squeeze(1)
-        if weights is None:
-            loss = loss_fn(logits, labels[index])
+        logits = ddp_model(x).squeeze(1)
+        if row_weights is None:
+            loss = loss_fn(logits, y)
         else:
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                logits, labels[index], weight=weights[index]
-            )
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, y, weight=row_weights)
+        started = clock.mark("forward", started)
+        reduced_before = clock.wall["all_reduce"], clock.cpu["all_reduce"]
         loss.backward()
+        started = clock.mark("backward", started)
+        # The all-reduce runs inside backward (DDP's hook); count it once, as its own phase.
+        clock.move("backward", "all_reduce", reduced_before)
         optimizer.step()
         total += loss.detach().double() * len(index)
         count += len(index)
+        clock.mark("optimizer", started)
+        clock.steps += 1
     samples = torch.stack([total, count])
     dist.all_reduce(samples)
     mean = float(samples[0] / samples[1]) if samples[1] > 0 else float("nan")
@@ -179,8 +264,10 @@ def build_state(config: TrainConfig, train: TabularData, device: torch.device) -
     torch.manual_seed(config.seed)  # same initial weights on every rank and at every scale
     # On the device before the optimizer exists, so restored optimizer state lands there too.
     model = build_mlp(len(train.feature_columns), config.hidden_units).to(device)
+    # Fused: one kernel over all parameters instead of ~10 small ops per tensor. Every rank
+    # repeats the optimizer step, so its fixed cost per step does not shrink with more ranks.
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     standardizer = Standardizer.fit(train.features)
     return TrainingState(model, optimizer, standardizer, 0, [], None)
@@ -269,12 +356,16 @@ def run_epochs(
     batch = per_rank_batch_size(config.batch_size, ctx.world_size)
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     ddp_model = DistributedDataParallel(state.model, device_ids=device_ids)
+    times = StepTimes()
+    if ctx.device.type == "cuda" and config.step_breakdown:
+        times.synchronize = torch.cuda.synchronize
+    reducer = install_gradient_reducer(ddp_model, state.model, config, ctx, times)
     samples, seconds, cpu_seconds = 0, 0.0, 0.0
     for epoch in range(state.completed_epochs, config.epochs):
         sampler.set_epoch(epoch)
         started, cpu_started = time.perf_counter(), time.process_time()
         train_loss, epoch_samples = train_epoch(
-            ddp_model, state.optimizer, train_tensors, sampler, batch, train_weights
+            ddp_model, state.optimizer, train_tensors, sampler, batch, train_weights, times
         )
         elapsed = time.perf_counter() - started
         cpu_seconds += time.process_time() - cpu_started
@@ -298,9 +389,51 @@ def run_epochs(
             tracker.log_epoch(epoch + 1, {"train_loss": train_loss, "val_loss": val_loss})
         dist.barrier()  # the checkpoint exists before any rank can fail past this epoch
         maybe_crash_for_test(state.completed_epochs, ctx)
+    if reducer is not None:
+        reducer.close()
     cpu_total = torch.tensor([cpu_seconds], dtype=torch.float64, device=ctx.device)
     dist.all_reduce(cpu_total)
-    return Throughput(samples, seconds, float(cpu_total.item()))
+    step_ms = mean_step_ms(times, ctx.device) if config.step_breakdown else None
+    return Throughput(samples, seconds, float(cpu_total.item()), step_ms)
+
+
+def install_gradient_reducer(
+    ddp_model: DistributedDataParallel,
+    model: nn.Module,
+    config: TrainConfig,
+    ctx: DistContext,
+    times: StepTimes,
+) -> SharedReducer | None:
+    """The gradient all-reduce: shared memory when every rank is a CPU process on this
+    machine (see local_allreduce), else the process group's own (gloo/nccl); timed into
+    `times` when the config asks for a step breakdown."""
+    shared = (
+        config.shared_memory_allreduce
+        and ctx.device.type == "cpu"
+        and ctx.world_size > 1
+        and all_ranks_local()
+    )
+    if not shared:
+        if config.step_breakdown:
+            ddp_model.register_comm_hook(None, timed_allreduce_hook(times))
+        return None
+    reducer = open_shared_reducer(sum(p.numel() for p in model.parameters()))
+    ddp_model.register_comm_hook(None, reducer.hook(times if config.step_breakdown else None))
+    return reducer
+
+
+def mean_step_ms(times: StepTimes, device: torch.device) -> dict[str, dict[str, float]]:
+    """Per clock (wall, cpu) and phase: milliseconds per step, averaged over steps and ranks."""
+    values = [times.wall[phase] for phase in STEP_PHASES]
+    values += [times.cpu[phase] for phase in STEP_PHASES] + [float(times.steps)]
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    per_step = (1000 * totals[:-1] / max(float(totals[-1]), 1.0)).tolist()
+    count = len(STEP_PHASES)
+    return {
+        "wall": dict(zip(STEP_PHASES, per_step[:count], strict=True)),
+        "cpu": dict(zip(STEP_PHASES, per_step[count:], strict=True)),
+    }
 
 
 def write_outputs(
@@ -324,6 +457,7 @@ def write_outputs(
         samples_per_sec=throughput.samples_per_sec,
         samples_trained=throughput.samples,
         train_cpu_seconds=throughput.cpu_seconds,
+        step_ms=throughput.step_ms,
         resumed_after_epoch=state.resumed_after_epoch,
         restart_count=int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")),
         feature_columns=list(train.feature_columns),

@@ -23,9 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
 import httpx
-from aiohttp import web
 
 from localcluster.serving import constants as c
 from localcluster.serving.kubeapi import KubeApi
@@ -43,8 +41,15 @@ from localcluster.serving.plan import (
     plan,
     plan_routers,
 )
-from localcluster.serving.router import Router, new_client_session, run_event_loop, serve
+from localcluster.serving.router import (
+    Router,
+    RouterServer,
+    new_client_session,
+    run_event_loop,
+    serve,
+)
 from localcluster.serving.supervisor import PredictorSupervisor, free_port
+from localcluster.serving.upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +77,12 @@ def now_iso() -> str:
 
 
 class RouterHost:
-    """Runs one Router per VirtualService on its own port, sharing a client session."""
+    """Runs one Router per VirtualService on its own port, sharing an upstream pool."""
 
-    def __init__(self, session: aiohttp.ClientSession, host: str = "127.0.0.1") -> None:
+    def __init__(self, session: UpstreamPool, host: str = "127.0.0.1") -> None:
         self.session = session
         self.host = host
-        self._routers: dict[str, tuple[Router, web.AppRunner, int]] = {}
+        self._routers: dict[str, tuple[Router, RouterServer, int]] = {}
 
     def running(self) -> dict[str, RunningRouter]:
         return {

@@ -64,6 +64,15 @@ def test_cli_round_trip_of_logistic_regression_without_tracking() -> None:
     assert parsed.fingerprint() == config.fingerprint()
 
 
+@pytest.mark.parametrize(("breakdown", "shared"), [(True, False), (False, True)])
+def test_cli_round_trip_of_the_breakdown_and_all_reduce_flags(
+    breakdown: bool, shared: bool
+) -> None:
+    config = _config(step_breakdown=breakdown, shared_memory_allreduce=shared)
+    parsed = parse_cli_args(config.to_cli_args())
+    assert (parsed.step_breakdown, parsed.shared_memory_allreduce) == (breakdown, shared)
+
+
 @pytest.mark.parametrize(
     ("backend", "device", "cuda", "expected"),
     [

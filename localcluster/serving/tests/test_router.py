@@ -15,6 +15,7 @@ from aiohttp import web
 from localcluster.serving import constants as c
 from localcluster.serving.router import Router, new_client_session, serve
 from localcluster.serving.routing import RouteTable, route_table_from_spec, static_resolver
+from localcluster.serving.upstream import UpstreamPool
 
 
 class Upstream:
@@ -195,3 +196,72 @@ async def test_upstream_down_is_503_not_a_crash(
         assert response.status == 503, await response.text()
     errors = sum(n for key, n in router.stats.items() if key.startswith("upstream_errors:"))
     assert errors == 1, router.stats
+
+
+async def test_pipelined_requests_are_answered_in_order(
+    upstreams: dict[str, Upstream], proxy: tuple[Router, str]
+) -> None:
+    _, url = proxy
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    # Both requests in one write; the first waits at the upstream, the second does not, and
+    # its answer must still come second.
+    writer.write(
+        b"POST /first HTTP/1.1\r\nHost: x\r\nx-request-id: one\r\nx-block: stable\r\n"
+        b"Content-Length: 1\r\n\r\na"
+        b"POST /second HTTP/1.1\r\nHost: x\r\nx-request-id: two\r\nContent-Length: 1\r\n\r\nb"
+    )
+    await writer.drain()
+    while len(upstreams["stable"].seen) < 2:  # noqa: ASYNC110 (both must be upstream first)
+        await asyncio.sleep(0.01)
+    upstreams["stable"].release.set()
+    answered = []
+    for _ in range(2):
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode().lower().split("\r\n")
+        fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+        await reader.readexactly(int(fields["content-length"]))
+        answered.append((lines[0], fields[c.REQUEST_ID_HEADER.lower()]))
+    writer.close()
+    assert answered == [("http/1.1 200 ok", "one"), ("http/1.1 200 ok", "two")]
+
+
+async def test_a_body_delimited_by_the_close_is_relayed_whole() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Upstream: raw\r\n\r\nno length")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    raw_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    spec = {"http": [{"route": [{"destination": {"host": "raw"}}]}]}
+    async with new_client_session() as session:
+        router = Router(session, route_table_from_spec(spec, static_resolver({"raw": raw_url})))
+        runner = await serve(router, "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession() as client:
+                for _ in range(2):  # and the closed connection is not reused
+                    url = f"http://127.0.0.1:{runner.addresses[0][1]}/x"
+                    async with client.get(url) as response:
+                        assert response.status == 200
+                        assert await response.read() == b"no length"
+                        assert response.headers["x-upstream"] == "raw"
+        finally:
+            await runner.cleanup()
+            server.close()
+
+
+async def test_an_upstream_past_the_timeout_is_a_503(upstreams: dict[str, Upstream]) -> None:
+    async with UpstreamPool(timeout_s=0.2) as session:
+        router = Router(session, table(upstreams, 100, 0))
+        runner = await serve(router, "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession() as client:
+                url = f"http://127.0.0.1:{runner.addresses[0][1]}/slow"
+                async with client.post(url, headers={"x-block": "stable"}) as response:
+                    assert response.status == 503
+                    assert "no answer within" in (await response.json())["error"]
+        finally:
+            upstreams["stable"].release.set()
+            await runner.cleanup()
+    assert router.stats["upstream_errors:stable"] == 1
