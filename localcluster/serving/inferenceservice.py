@@ -35,6 +35,13 @@ class PredictorSpec(BaseModel):
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def model_name(self) -> str:
+        """The name the model is served under, as the kubeloop runtime sets it on KServe: the
+        MLModel's (the route forwards /v1/models/<mlmodel> unchanged to every version); an
+        InferenceService the operator did not write keeps its own, as KServe's runtimes do."""
+        return self.mlmodel or self.name
+
 
 class InvalidSpec(BaseModel):
     model_config = ConfigDict(frozen=True)

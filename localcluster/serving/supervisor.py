@@ -36,11 +36,8 @@ def predictor_command(spec: PredictorSpec, port: int, python: str = sys.executab
         python,
         "-m",
         "localcluster.serving.predictor",
-        # As the kubeloop ClusterServingRuntime does: the model is served under its MLModel's
-        # name (an InferenceService the operator did not write, without that annotation, under
-        # its own name, as KServe's runtimes default to); the InferenceService is reported apart.
         "--model-name",
-        spec.mlmodel or spec.name,
+        spec.model_name,
         "--inference-service",
         spec.name,
         "--model-uri",
@@ -191,7 +188,7 @@ class PredictorSupervisor:
                 managed.phase = "Starting"
 
     async def _is_ready(self, managed: _Managed) -> bool:
-        url = f"http://127.0.0.1:{managed.port}/v1/models/{managed.spec.name}"
+        url = f"http://127.0.0.1:{managed.port}/v1/models/{managed.spec.model_name}"
         try:
             response = await self.http.get(url, timeout=2.0)
         except httpx.HTTPError:

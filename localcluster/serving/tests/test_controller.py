@@ -40,7 +40,12 @@ def isvc(model_uri: str) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": "logistic", "namespace": "default"},
+        # Written by the MLModel operator for MLModel "churn": served under that name.
+        "metadata": {
+            "name": "logistic",
+            "namespace": "default",
+            "annotations": {c.MLMODEL_LABEL: "churn"},
+        },
         "spec": {
             "predictor": {"model": {"modelFormat": {"name": "mlflow"}, "storageUri": model_uri}}
         },
@@ -122,12 +127,17 @@ async def test_isvc_served_routed_restarted_after_crash_and_removed(
     assert route is not None
     async with aiohttp.ClientSession() as client:
         response = await client.post(
-            f"{route['status']['url']}/v1/models/logistic:predict", json={"instances": [[1.0, 2.0]]}
+            f"{route['status']['url']}/v1/models/churn:predict", json={"instances": [[1.0, 2.0]]}
         )
         assert response.status == 200
         assert (await response.json())["predictions"] == pytest.approx(
             [LogisticModel().expected(1.0, 2.0)]
         )
+        # One name, as the kubeloop runtime serves it on KServe: not the InferenceService's.
+        response = await client.post(
+            f"{route['status']['url']}/v1/models/logistic:predict", json={"instances": [[1.0, 2.0]]}
+        )
+        assert response.status == 404
 
     pid = ctl.supervisor.pid("default/logistic")
     assert pid is not None
