@@ -53,28 +53,10 @@ def transformer_container(
         status = FeatureViewStatus.model_validate(feature_view.get("status") or {})
     except ValidationError as error:
         return f"FeatureView {name!r} is invalid: {error.errors()[0].get('msg')}"
-    if len(spec.entities) != 1:
-        keys = [e.join_key for e in spec.entities]
-        return f"FeatureView {name!r}: serving looks entities up by one join key, it has {keys}"
-    if not spec.online:
-        return f"FeatureView {name!r} has online: false (nothing is materialized to serve)"
+    problem = _cannot_serve(features, spec, status)
+    if problem is not None:
+        return problem
     dtypes = {f.name: str(f.dtype) for f in spec.features}
-    missing = [f for f in features.features if f not in dtypes]
-    if missing:
-        return f"FeatureView {name!r} has no feature(s) {missing}; it has {sorted(dtypes)}"
-    unknown = sorted(set(features.defaults) - set(dtypes))
-    if unknown:
-        return f"serving.features.defaults: {unknown} are not features of FeatureView {name!r}"
-    not_numeric = sorted(f for f in features.defaults if dtypes[f] not in NUMERIC_DTYPES)
-    if not_numeric:
-        return f"serving.features.defaults: {not_numeric} are not numeric features of {name!r}"
-    fractional = sorted(
-        f for f, v in features.defaults.items() if dtypes[f] in INT_DTYPES and not v.is_integer()
-    )
-    if fractional:
-        return f"serving.features.defaults: {fractional} are integer features of {name!r}"
-    if status.freshness is None or status.freshness.online is None:
-        return f"FeatureView {name!r} has not been materialized to its online store yet"
     served = {f: dtypes[f] for f in features.features or dtypes}
     entity = spec.entities[0]
     store = feast_store_config(spec, feast_repo, feast_registry, redis_connection_string)
@@ -104,3 +86,33 @@ def transformer_container(
     if image:
         container["image"] = image
     return container
+
+
+def _cannot_serve(
+    features: FeatureServing, spec: FeatureViewSpec, status: FeatureViewStatus
+) -> str | None:
+    """Why this FeatureView cannot fill these requests yet (or at all), else None."""
+    name = features.feature_view
+    if len(spec.entities) != 1:
+        keys = [e.join_key for e in spec.entities]
+        return f"FeatureView {name!r}: serving looks entities up by one join key, it has {keys}"
+    if not spec.online:
+        return f"FeatureView {name!r} has online: false (nothing is materialized to serve)"
+    dtypes = {f.name: str(f.dtype) for f in spec.features}
+    missing = [f for f in features.features if f not in dtypes]
+    if missing:
+        return f"FeatureView {name!r} has no feature(s) {missing}; it has {sorted(dtypes)}"
+    unknown = sorted(set(features.defaults) - set(dtypes))
+    if unknown:
+        return f"serving.features.defaults: {unknown} are not features of FeatureView {name!r}"
+    not_numeric = sorted(f for f in features.defaults if dtypes[f] not in NUMERIC_DTYPES)
+    if not_numeric:
+        return f"serving.features.defaults: {not_numeric} are not numeric features of {name!r}"
+    fractional = sorted(
+        f for f, v in features.defaults.items() if dtypes[f] in INT_DTYPES and not v.is_integer()
+    )
+    if fractional:
+        return f"serving.features.defaults: {fractional} are integer features of {name!r}"
+    if status.freshness is None or status.freshness.online is None:
+        return f"FeatureView {name!r} has not been materialized to its online store yet"
+    return None

@@ -157,8 +157,14 @@ def test_demo_data_and_resources_agree_with_the_storage_root() -> None:
 
 
 def test_make_kind_e2e_runs_kind_up_then_the_loop() -> None:
+    # --no-print-directory: under `make test` this is a nested make, which otherwise prints
+    # "Entering directory" lines.
     result = subprocess.run(
-        ["make", "-n", "kind-e2e"], capture_output=True, text=True, cwd=ROOT, check=True
+        ["make", "--no-print-directory", "-n", "kind-e2e"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     assert result.stdout.splitlines() == ["bash scripts/kind-up.sh", "bash scripts/kind-e2e.sh"]
 
