@@ -3,11 +3,8 @@ to the run and recorded in status with why."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from operators.api.experiment import EXPERIMENT
@@ -66,17 +63,3 @@ def test_registered_lineage_names_the_training_set_engine(tmp_path: Path, labels
     finish_all(pipelines)
     passes(obj, backends, 2)
     assert [lineage["training_set_engine"] for lineage in registrar.lineages] == ["duckdb"]
-
-
-@pytest.fixture
-def labels(tmp_path: Path) -> str:
-    path = tmp_path / "labels.parquet"
-    table = pa.table(
-        {
-            "t": pa.array([datetime(2026, 2, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
-            "y": pa.array([1], pa.int64()),
-            "user_id": pa.array([7], pa.int64()),
-        }
-    )
-    pq.write_table(table, path)
-    return str(path)

@@ -72,20 +72,6 @@ class Registrar:
         return service.Registration(version="1")
 
 
-@pytest.fixture
-def labels(tmp_path: Path) -> str:
-    path = tmp_path / "labels.parquet"
-    table = pa.table(
-        {
-            "t": pa.array([datetime(2026, 2, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
-            "y": pa.array([1], pa.int64()),
-            "user_id": pa.array([7], pa.int64()),
-        }
-    )
-    pq.write_table(table, path)
-    return str(path)
-
-
 def make(
     tmp_path: Path, views: FakeFeatureViews, registrar: Registrar
 ) -> tuple[service.ExperimentBackends, FakePipelines]:
