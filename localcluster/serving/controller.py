@@ -133,6 +133,7 @@ class ServingController:
         self.supervisor = supervisor
         self.routers = routers
         self.wakeup = asyncio.Event()
+        supervisor.on_exit = self.wakeup.set
 
     async def reconcile_once(self) -> list[Action]:
         isvcs = await self.api.list(c.ISVC_GROUP, c.ISVC_VERSION, c.ISVC_PLURAL)

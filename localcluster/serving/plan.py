@@ -112,8 +112,15 @@ Action = (
 
 
 def backoff_s(restarts: int) -> float:
-    """1, 2, 4, … seconds, capped, like a kubelet's CrashLoopBackOff (shortened)."""
-    return min(MAX_BACKOFF_S, 2.0 ** min(restarts, 10))
+    """0, then 1, 2, 4, … seconds, capped: a kubelet's CrashLoopBackOff (shortened).
+
+    A kubelet restarts a container at once after its first exit and backs off only from the
+    second (10 s, doubling, capped at 5 min; Kubernetes in Action 2nd ed., §6.2.1). A first
+    restart held back gives a rollout time to remove the version before it serves again.
+    """
+    if restarts == 0:
+        return 0.0
+    return min(MAX_BACKOFF_S, 2.0 ** min(restarts - 1, 10))
 
 
 def _meta(obj: Mapping[str, Any]) -> tuple[str, str]:

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -113,6 +114,10 @@ class PredictorSupervisor:
         self.env = env
         self._managed: dict[str, _Managed] = {}
         self._stopping: set[asyncio.Task[None]] = set()
+        self._watching: set[asyncio.Task[None]] = set()
+        # Called when a child exits, so its owner notices at once (as a kubelet's pod
+        # lifecycle events do) instead of at its next periodic pass.
+        self.on_exit: Callable[[], None] = lambda: None
 
     def views(self) -> dict[str, PredictorProcess]:
         return {key: managed.view() for key, managed in self._managed.items()}
@@ -152,6 +157,13 @@ class PredictorSupervisor:
         log.info(
             "started predictor %s pid=%s port=%s", managed.spec.key, managed.proc.pid, managed.port
         )
+        watch = asyncio.create_task(self._tell_exit(managed.proc))
+        self._watching.add(watch)
+        watch.add_done_callback(self._watching.discard)
+
+    async def _tell_exit(self, proc: asyncio.subprocess.Process) -> None:
+        await proc.wait()
+        self.on_exit()
 
     def stop(self, key: str) -> None:
         """Forget the process now and terminate it in the background."""

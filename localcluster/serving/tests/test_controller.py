@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -25,7 +26,7 @@ from operators.api.mlmodel import ModelRef
 from operators.backends.registry import MlflowRegistry
 from tests.support.localcluster import RunningCluster
 
-pytestmark = pytest.mark.slow  # starts a predictor twice
+pytestmark = pytest.mark.slow  # starts predictors
 
 
 def storage_uri_of(model: RegisteredModel) -> str:
@@ -142,7 +143,7 @@ async def test_isvc_served_routed_restarted_after_crash_and_removed(
     pid = ctl.supervisor.pid("default/logistic")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    # The exit is seen one pass before the restart is due (backoff), so this state is observable.
+    # The pass that sees the exit writes what it saw (the crash) as it restarts the process.
     crashed = condition_is(
         api, c.ISVC_PLURAL, "logistic", status="False", reason="PredictorCrashed"
     )
@@ -160,3 +161,35 @@ async def test_isvc_served_routed_restarted_after_crash_and_removed(
     await ctl.supervisor.close()  # waits for the terminated process
     with pytest.raises(ProcessLookupError):
         os.kill(new_pid, 0)
+
+
+async def test_a_killed_predictor_is_restarted_at_once_without_waiting_for_a_pass(
+    controller: ServingController,
+    cluster: RunningCluster,
+    registered_model: RegisteredModel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exit itself wakes the controller, and the first restart has no back-off (as a
+    kubelet's): with periodic passes an hour apart, the predictor is still back in moments.
+    A rollout judging the version in those moments must not see it gone for seconds."""
+    ctl = controller
+    kubectl_apply(cluster, isvc(storage_uri_of(registered_model)))
+    ready = condition_is(ctl.api, c.ISVC_PLURAL, "logistic", status="True")
+    await reconcile_until(ctl, ready, "predictor Ready")
+    pid = ctl.supervisor.pid("default/logistic")
+    assert pid is not None
+
+    monkeypatch.setattr("localcluster.serving.controller.TICK_S", 3600.0)
+    loop = asyncio.create_task(ctl.run())
+    try:
+        await asyncio.sleep(0.5)  # its first pass, then it waits for a wake-up or an hour
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while ctl.supervisor.pid("default/logistic") in (pid, None):
+            assert time.monotonic() < deadline, "not restarted: the exit did not wake the loop"
+            await asyncio.sleep(0.1)
+        assert ctl.supervisor.views()["default/logistic"].restarts == 1
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop

@@ -141,7 +141,7 @@ def test_crashed_predictor_restarts_after_backoff_only() -> None:
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    assert [backoff_s(n) for n in range(4)] == [1.0, 2.0, 4.0, 8.0]
+    assert [backoff_s(n) for n in range(5)] == [0.0, 1.0, 2.0, 4.0, 8.0]
     assert backoff_s(50) == 30.0
 
 
