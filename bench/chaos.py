@@ -49,7 +49,6 @@ from _repo import write_json  # first: puts the test harness on the path
 from mlflow import MlflowClient
 
 from kubeloop.embedded.supervisor import CONTROLPLANE, Supervisor
-from tests.integration.test_experiment_operator import experiment_spec, view_spec, write_data
 from tests.support.chaos import (
     PIPELINE_WORKER,
     PREDICTOR,
@@ -63,6 +62,7 @@ from tests.support.chaos import (
     step_weights,
     trial_under_kill,
 )
+from tests.support.experiment_data import experiment_spec, view_spec, write_data
 from tests.support.kube import CustomObjects
 from tests.support.models import FailingModel, LogisticModel, SlowModel, register_model
 from tests.support.processes import free_port

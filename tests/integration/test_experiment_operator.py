@@ -16,18 +16,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from operators.api.mlmodel import ModelRef
 from operators.backends.registry import MlflowRegistry
+from tests.support.experiment_data import START, experiment_spec, iso, view_spec, write_data
 from tests.support.kube import GROUP, NS, VERSION, condition
 from tests.support.localcluster import RunningCluster
-from tests.support.specs import feature_view_spec
 from tests.support.stack import OperatorHarness
 
 # Generous: Spark, torchrun and kfp.local processes on a loaded 2-core machine.
@@ -36,80 +34,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 FV, EXP = "featureviews", "experiments"
 RUN_TIMEOUT_S = 900.0  # a loaded 2-core machine; never a timing assertion
 START_TIMEOUT_S = 300.0  # the operator process imports Kopf, KFP, MLflow, Spark's client
-USERS, LABELS_PER_USER = 200, 8
-# History ends at the current hour: a retrain window that "ends now" holds labels.
-START = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=48)
-
-
-def write_data(root: Path) -> dict[str, str]:
-    rng = np.random.default_rng(11)
-    users = np.arange(USERS)
-    x = rng.normal(size=(USERS, 2))
-    events = pd.DataFrame(
-        {"user_id": users, "event_timestamp": START, "created_timestamp": START, "x1": x[:, 0]}
-    )
-    events["x2"] = x[:, 1]
-    for column in ("event_timestamp", "created_timestamp"):
-        events[column] = events[column].astype("datetime64[us, UTC]")
-    (root / "events").mkdir()
-    events.to_parquet(root / "events" / "part-0.parquet", index=False)
-
-    user = np.repeat(users, LABELS_PER_USER)
-    minutes = rng.integers(60, 48 * 60, size=user.size)
-    score = 3 * x[user, 0] - 2 * x[user, 1] + rng.normal(scale=0.3, size=user.size)
-    stamps = (START + pd.to_timedelta(minutes, "min")).astype("datetime64[us, UTC]")
-    labels = pd.DataFrame(
-        {"user_id": user, "event_timestamp": stamps, "label": (score > 0).astype("int64")}
-    )
-    labels.to_parquet(root / "labels.parquet", index=False)
-    text_labels = labels.assign(label=np.where(labels["label"] == 1, "yes", "no"))
-    text_labels.to_parquet(root / "text-labels.parquet", index=False)
-    return {
-        "events": str(root / "events"),
-        "labels": str(root / "labels.parquet"),
-        "text_labels": str(root / "text-labels.parquet"),
-    }
-
-
-def _iso(moment: pd.Timestamp) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def view_spec(events: str) -> dict:
-    # Scheduled but bounded a day after START: it lags any retrain window until the test
-    # moves its end (a real Spark backfill then catches it up).
-    window = {
-        "start": _iso(START - pd.Timedelta(days=1)),
-        "end": _iso(START + pd.Timedelta(days=1)),
-        "schedule": "* * * * *",
-    }
-    sql = "SELECT user_id, event_timestamp, x1, x2 FROM source"
-    return feature_view_spec(events, sql, ["x1", "x2"], window, created_field=False, ttl="30d")
-
-
-def experiment_spec(labels: str, names: list[str] | None = None) -> dict:
-    return {
-        "features": [{"featureView": "stats", "names": names or ["x1", "x2"]}],
-        "labels": {
-            "source": labels,
-            "timestampField": "event_timestamp",
-            "labelField": "label",
-            "entityKeys": ["user_id"],
-        },
-        "split": {"validation": "8h", "test": "8h"},
-        "trainer": {"nprocPerNode": 1, "epochs": 3, "batchSize": 64},
-        "search": {
-            "algorithm": "grid",
-            "parameters": [
-                {"name": "lr", "values": [0.1, 0.3]},
-                {"name": "hidden_units", "type": "categorical", "choices": ["none"]},
-            ],
-            "maxTrials": 2,
-            "parallelTrials": 2,
-        },
-        "objective": {"metric": "auc", "goal": "maximize", "threshold": 0.6},
-        "register": {"model": "stats-model"},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +170,7 @@ def test_retrain_request_starts_exactly_one_round(harness: OperatorHarness) -> N
         "the FeatureView's incremental backfill",
         RUN_TIMEOUT_S,
     )
-    assert caught_up["lastBackfill"]["window"]["start"] == _iso(START + pd.Timedelta(days=1))
+    assert caught_up["lastBackfill"]["window"]["start"] == iso(START + pd.Timedelta(days=1))
 
     # Further changes to the object (the same request still on it) start nothing more.
     harness.annotate(EXP, "ctr", {"example.com/touched": "yes"})
