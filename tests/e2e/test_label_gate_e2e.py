@@ -49,8 +49,9 @@ from contracts.headers import REQUEST_ID_HEADER
 from contracts.mlflow_tags import VALIDATION_METRICS
 from operators.backends.monitor import HttpMonitor
 from services.monitor.outcomes.client import send_feedback
-from tests.support.kube import CustomObjects, condition
+from tests.support.kube import condition
 from tests.support.models import FEATURES, LogisticModel, register_model
+from tests.support.served_model import ServedModel
 from tests.support.stack import MONITOR, OPERATORS, SERVING, Stack
 from tests.support.waiting import wait_for
 
@@ -170,75 +171,20 @@ class Users:
             self.feedback_errors.extend(str(r) for r in answer["rejected"])
 
 
-@dataclass
-class Observer:
-    """Every (phase, candidate, stable%, candidate%, mirror%) the status shows, the analysis
-    message of each, and the quality list whenever it changes."""
-
-    read: Callable[[], dict[str, Any]]
-    seen: list[tuple[str, str | None, int, int, int]] = field(default_factory=list)
-    # When each row was first seen, and its analysis message: the failure context.
-    history: list[str] = field(default_factory=list)
-    qualities: list[list[dict[str, Any]]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            status = self.read().get("status") or {}
-            traffic = status.get("traffic") or {}
-            row = (
-                str(status.get("phase")),
-                status.get("candidateVersion"),
-                int(traffic.get("stable", 100)),
-                int(traffic.get("candidate", 0)),
-                int(traffic.get("mirror", 0)),
-            )
-            if not self.seen or self.seen[-1] != row:
-                self.seen.append(row)
-                message = (status.get("analysis") or {}).get("message")
-                self.history.append(f"{time.strftime('%H:%M:%S')} {row} {message}")
-            quality = status.get("quality") or []
-            if quality and (not self.qualities or self.qualities[-1] != quality):
-                self.qualities.append(quality)
-            time.sleep(0.2)
-
-    def rows_for(self, version: str) -> list[tuple[str, str | None, int, int, int]]:
-        return [row for row in self.seen if row[1] == version]
-
-
-class LabelGate(CustomObjects):
+class LabelGate(ServedModel):
     def __init__(self, stack: Stack, versions: dict[str, str]):
-        super().__init__(stack.kubeconfig, context=self.context)
-        self.stack = stack
-        self.versions = versions
+        super().__init__(stack, MODEL, versions)
         self.validation: dict[str, float] = {}  # version -> its logged validation log loss
-        self.observer = Observer(lambda: self.get("mlmodels", MODEL))
         self.users: Users | None = None
-        self.threads: list[threading.Thread] = []
-
-    def model_status(self) -> dict[str, Any]:
-        return self.status("mlmodels", MODEL)
-
-    def set_version(self, version: str) -> None:
-        self.patch("mlmodels", MODEL, {"spec": {"model": {"version": version}}})
-
-    def wait_phase(self, phase: str, version: str, timeout_s: float) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
-            status = self.model_status()
-            key = "stableVersion" if phase == "Promoted" else "candidateVersion"
-            return status if status.get("phase") == phase and status.get(key) == version else None
-
-        return wait_for(probe, timeout_s, f"{phase} of version {version}", context=self.context)
 
     def context(self) -> str:
-        seen = "\n  ".join(self.observer.history[-12:])
         users = self.users
         sent = (
             f"labels sent {users.labels_sent}, errors {users.feedback_errors[-3:]}" if users else ""
         )
-        return f"status: {self.model_status()}\nseen:\n  {seen}\n{sent}\n{self.stack.logs()}"
+        return f"{super().context()}\n{sent}"
 
-    def start_threads(self, url: str) -> None:
+    def start_users(self, url: str) -> None:
         self.users = users = Users(
             url,
             self.stack.monitor_url,
@@ -248,17 +194,7 @@ class LabelGate(CustomObjects):
         clients: list[Callable[[], None]] = [
             functools.partial(users.call, seed) for seed in range(CLIENTS)
         ]
-        for target in [*clients, users.post_labels, self.observer.run]:
-            thread = threading.Thread(target=target, daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def stop_threads(self) -> None:
-        self.observer.stop.set()
-        if self.users:
-            self.users.stop.set()
-        for thread in self.threads:
-            thread.join(15)
+        self.start_threads([*clients, users.post_labels], [users.stop])
 
 
 def _mlmodel_spec(version: str) -> dict[str, Any]:
@@ -297,7 +233,7 @@ def gate(model_stack: Stack) -> Iterator[LabelGate]:
             gate.create("mlmodels", "MLModel", MODEL, _mlmodel_spec(versions["v1"]))
             gate.wait_phase("Promoted", versions["v1"], 240)
             url = wait_for(lambda: gate.model_status().get("url"), 60, "the router URL in status")
-            gate.start_threads(url)
+            gate.start_users(url)
             yield gate
         finally:
             gate.stop_threads()

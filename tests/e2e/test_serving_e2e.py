@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.kube import CustomObjects
 from tests.support.models import (
     FailingModel,
     FlippedModel,
@@ -26,6 +25,7 @@ from tests.support.models import (
     SlowModel,
     register_model,
 )
+from tests.support.served_model import ServedModel
 from tests.support.stack import MONITOR, OPERATORS, SERVING, Stack
 from tests.support.waiting import wait_for
 
@@ -61,77 +61,14 @@ class Traffic:
                 self.stop.wait(max(0.0, period - (time.monotonic() - started)))
 
 
-@dataclass
-class Observer:
-    """Records every (phase, stable%, candidate%, mirror%) the MLModel's status shows."""
-
-    read: Callable[[], dict[str, Any]]
-    seen: list[tuple[str, str | None, int, int, int]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            status = self.read().get("status") or {}
-            traffic = status.get("traffic") or {}
-            row = (
-                str(status.get("phase")),
-                status.get("candidateVersion"),
-                int(traffic.get("stable", 100)),
-                int(traffic.get("candidate", 0)),
-                int(traffic.get("mirror", 0)),
-            )
-            if not self.seen or self.seen[-1] != row:
-                self.seen.append(row)
-            time.sleep(0.2)
-
-    def rows_for(self, version: str) -> list[tuple[str, str | None, int, int, int]]:
-        return [row for row in self.seen if row[1] == version]
-
-
-class Serving(CustomObjects):
+class Serving(ServedModel):
     def __init__(self, stack: Stack, versions: dict[str, str]):
-        super().__init__(stack.kubeconfig, context=self.context)
-        self.stack = stack
-        self.versions = versions
-        self.observer = Observer(self.mlmodel)
+        super().__init__(stack, MODEL, versions)
         self.traffic: Traffic | None = None
-        self.threads: list[threading.Thread] = []
 
-    def mlmodel(self) -> dict[str, Any]:
-        return self.get("mlmodels", MODEL)
-
-    def model_status(self) -> dict[str, Any]:
-        return self.status("mlmodels", MODEL)
-
-    def set_version(self, version: str) -> None:
-        self.patch("mlmodels", MODEL, {"spec": {"model": {"version": version}}})
-
-    def wait_phase(self, phase: str, version: str, timeout_s: float) -> dict[str, Any]:
-        def probe() -> dict[str, Any] | None:
-            status = self.model_status()
-            key = "stableVersion" if phase == "Promoted" else "candidateVersion"
-            return status if status.get("phase") == phase and status.get(key) == version else None
-
-        return wait_for(probe, timeout_s, f"{phase} of version {version}", context=self.context)
-
-    def context(self) -> str:
-        return (
-            f"status: {self.model_status()}\nseen: {self.observer.seen[-12:]}\n{self.stack.logs()}"
-        )
-
-    def start_threads(self, url: str) -> None:
+    def start_traffic(self, url: str) -> None:
         self.traffic = Traffic(url, f"/v1/models/{MODEL}:predict")
-        for target in [self.traffic.run] * CLIENTS + [self.observer.run]:
-            thread = threading.Thread(target=target, daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def stop_threads(self) -> None:
-        self.observer.stop.set()
-        if self.traffic:
-            self.traffic.stop.set()
-        for thread in self.threads:
-            thread.join(15)
+        self.start_threads([self.traffic.run] * CLIENTS, [self.traffic.stop])
 
 
 def _mlmodel_spec(version: str) -> dict[str, Any]:
@@ -181,7 +118,7 @@ def serving(model_stack: Stack) -> Iterator[Serving]:
             )
             assert status["traffic"]["stable"] == 100
             _assert_router_serves_the_mlmodel_name(url)
-            serving.start_threads(url)
+            serving.start_traffic(url)
             yield serving
         finally:
             serving.stop_threads()
