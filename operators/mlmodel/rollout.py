@@ -229,21 +229,16 @@ def _shadow_tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickR
         inputs.candidate, inputs.paired, inputs.disagreements, rollout.shadow, rollout.analysis
     )
     assessment = combine(guard, outcome_assessment(rollout, inputs))
-    state = state.model_copy(update={"iterations": state.iterations + 1})
-    if assessment.verdict == Verdict.FAIL:
-        return _failed_check(state, rollout, inputs, assessment.message, assessment.figures)
-    if assessment.verdict == Verdict.INCONCLUSIVE:
-        held = state.model_copy(update={"message": assessment.message})
-        return TickResult(held, [], assessment.verdict, assessment.figures)
-    state = state.model_copy(update={"failed_checks": 0})  # a pass ends a run of failures
+    looked = _look(state, rollout, inputs, assessment)
+    if isinstance(looked, TickResult):
+        return looked
+    state = looked
     if not _shadow_long_enough(state, rollout.shadow, inputs.now):
-        held = state.model_copy(update={"message": assessment.message})
-        return TickResult(held, [], assessment.verdict, assessment.figures)
+        return _hold(state, assessment, assessment.message)
     if rollout.require_approval and not inputs.approved:
-        held = state.model_copy(
-            update={"message": "shadow passed; waiting for the kubeloop.io/approve annotation"}
+        return _hold(
+            state, assessment, "shadow passed; waiting for the kubeloop.io/approve annotation"
         )
-        return TickResult(held, [], assessment.verdict, assessment.figures)
     canary = _enter(
         state,
         RolloutPhase.CANARY,
@@ -259,6 +254,25 @@ def _shadow_tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickR
         f"canary at {rollout.steps[0]}%",
     )
     return TickResult(canary, [event], assessment.verdict, assessment.figures)
+
+
+def _look(
+    state: RolloutState, rollout: Rollout, inputs: Inputs, assessment: Assessment
+) -> RolloutState | TickResult:
+    """Count one look of the analysis. A failed or inconclusive look ends the tick (its
+    result); a passing one returns the state with its run of failed checks ended."""
+    state = state.model_copy(update={"iterations": state.iterations + 1})
+    if assessment.verdict == Verdict.FAIL:
+        return _failed_check(state, rollout, inputs, assessment.message, assessment.figures)
+    if assessment.verdict == Verdict.INCONCLUSIVE:
+        return _hold(state, assessment, assessment.message)
+    return state.model_copy(update={"failed_checks": 0})  # a pass ends a run of failures
+
+
+def _hold(state: RolloutState, assessment: Assessment, message: str) -> TickResult:
+    """Stay where the rollout is, saying why."""
+    held = state.model_copy(update={"message": message})
+    return TickResult(held, [], assessment.verdict, assessment.figures)
 
 
 def _ready_overdue(state: RolloutState, analysis: Analysis, now: datetime) -> bool:
@@ -298,13 +312,10 @@ def _canary_tick(state: RolloutState, rollout: Rollout, inputs: Inputs) -> TickR
     current_step = state.step_index or 0
     guard = assess_canary(inputs.candidate, inputs.stable, rollout.analysis)
     assessment = combine(guard, outcome_assessment(rollout, inputs))
-    state = state.model_copy(update={"iterations": state.iterations + 1})
-    if assessment.verdict == Verdict.FAIL:
-        return _failed_check(state, rollout, inputs, assessment.message, assessment.figures)
-    if assessment.verdict == Verdict.INCONCLUSIVE:
-        held = state.model_copy(update={"message": assessment.message})
-        return TickResult(held, [], assessment.verdict, assessment.figures)
-    state = state.model_copy(update={"failed_checks": 0})  # a pass ends a run of failures
+    looked = _look(state, rollout, inputs, assessment)
+    if isinstance(looked, TickResult):
+        return looked
+    state = looked
     if current_step + 1 >= len(rollout.steps):
         return _promote(state, rollout, inputs, assessment.figures)
     step_index = current_step + 1
