@@ -173,6 +173,7 @@ async def test_a_killed_predictor_is_restarted_at_once_without_waiting_for_a_pas
     kubelet's): with periodic passes an hour apart, the predictor is still back in moments.
     A rollout judging the version in those moments must not see it gone for seconds."""
     ctl = controller
+    assert isinstance(ctl.api, KubeApi)
     kubectl_apply(cluster, isvc(storage_uri_of(registered_model)))
     ready = condition_is(ctl.api, c.ISVC_PLURAL, "logistic", status="True")
     await reconcile_until(ctl, ready, "predictor Ready")
