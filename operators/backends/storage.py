@@ -52,7 +52,7 @@ class Storage:
     def location(self, *parts: str) -> str:
         """``parts`` under the root, as a task's filesystem path (file, pvc) or URI (s3, gs).
 
-        Pipeline data is handed to tasks as ``uri``; this form is for what must be a local
+        Pipeline data is handed to tasks as ``data_uri``; this form is for what must be a local
         directory (the Feast repo)."""
         clean = [p.strip("/") for p in parts if p.strip("/")]
         for part in clean:
