@@ -18,10 +18,8 @@ the filesystem) and passes the budget.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 Engine = Literal["auto", "duckdb", "spark"]
 ENGINES: tuple[str, ...] = ("auto", "duckdb", "spark")
@@ -124,18 +122,9 @@ def choose_engine(
 
 def local_input_bytes(paths: Iterable[str]) -> int | None:
     """Total size of the files under ``paths`` (files or directories); None if any is remote."""
-    total = 0
-    for path in paths:
-        parsed = urlparse(path)
-        if parsed.scheme not in ("", "file"):
-            return None
-        local = parsed.path if parsed.scheme == "file" else path
-        if os.path.isfile(local):
-            total += os.path.getsize(local)
-            continue
-        for root, _, files in os.walk(local):
-            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-    return total
+    from components.uris import input_bytes
+
+    return input_bytes(paths)
 
 
 def _hidden(name: str) -> bool:
@@ -144,28 +133,32 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def visible_files(path: str, suffix: str = ".parquet") -> list[str]:
-    """The files Spark would read for ``path``: the file itself, or every ``suffix`` file below
-    the directory whose name and folders are not hidden. DuckDB's globs and directory reads
-    include hidden files, so a writer's in-progress ``.tmp-…`` file would be read (and fail)
-    there while Spark skips it: both engines read this list instead."""
-    local = path.removeprefix("file://") if path.startswith("file://") else path
-    local = local.removeprefix("file:")
-    if not os.path.isdir(local):
-        return [local]
+def visible_files(uri: str, suffix: str = ".parquet") -> list[str]:
+    """The files Spark would read for ``uri``: the file itself, or every ``suffix`` file below
+    the directory whose name and folders are not hidden, as URIs of the same filesystem (a
+    local one as paths). DuckDB's globs and directory reads include hidden files, so a writer's
+    in-progress ``.tmp-…`` file would be read (and fail) there while Spark skips it: both
+    engines read this list instead."""
+    from components.uris import as_uri, filesystem
+
+    fs, root = filesystem(uri)
+    if not fs.isdir(root):
+        return [as_uri(fs, root)]
     found: list[str] = []
-    for root, folders, files in os.walk(local):
-        folders[:] = sorted(f for f in folders if not _hidden(f))
-        found.extend(
-            os.path.join(root, f) for f in sorted(files) if f.endswith(suffix) and not _hidden(f)
-        )
+    for path in sorted(fs.find(root)):
+        relative = path[len(root.rstrip("/")) + 1 :].split("/")
+        if path.endswith(suffix) and not any(_hidden(part) for part in relative):
+            found.append(as_uri(fs, path))
     return found
 
 
-def duckdb_parquet(path: str, hive_partitioning: bool) -> str:
-    """A DuckDB ``read_parquet(...)`` over :func:`visible_files` (``path`` itself when nothing
-    is there, so DuckDB's own "no files found" error names it)."""
-    files = visible_files(path) or [path]
+def duckdb_parquet(con: Any, uri: str, hive_partitioning: bool) -> str:
+    """A DuckDB ``read_parquet(...)`` over :func:`visible_files` (``uri`` itself when nothing
+    is there, so DuckDB's own "no files found" error names it), through fsspec for a URI that
+    is not local (``components.uris.duckdb_path``)."""
+    from components.uris import duckdb_path
+
+    files = [duckdb_path(con, f) for f in visible_files(uri) or [uri]]
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     hive = "true" if hive_partitioning else "false"
     return f"read_parquet([{listed}], hive_partitioning = {hive}, union_by_name = true)"

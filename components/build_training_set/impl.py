@@ -34,15 +34,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
 
 import pandas as pd
-import pyarrow.dataset as pads
 from pydantic import BaseModel
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from components import uris
 from components.build_training_set.pit_duckdb import connect, pit_join_duckdb
 from components.build_training_set.pit_feast import pit_join_feast
 from components.build_training_set.pit_spark import pit_join_spark
@@ -91,7 +90,10 @@ def build_training_set(
     spark: SparkSession | None = None,
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
 ) -> TrainingSetSummary:
-    """Join, split and write ``<output_dir>/{train,validation,test}/`` (Parquet directories)."""
+    """Join, split and write ``<output_dir>/{train,validation,test}/`` (Parquet directories).
+
+    ``output_dir``, ``labels.source`` and each view's offline path are URIs (a plain path is
+    file://), read and written through fsspec (``components/uris.py``)."""
     label_spec = labels if isinstance(labels, LabelSpec) else LabelSpec.model_validate(labels)
     if not label_spec.source:
         raise TrainingSetError("labels.source (Parquet path of the label events) is required")
@@ -99,7 +101,7 @@ def build_training_set(
     time_split = parse_split(split)
     log = parse_source(labels.get("predictionLog")) if isinstance(labels, dict) else None
     if log is not None:  # the features as served, not rebuilt (predlog.py)
-        frame = pd.read_parquet(label_spec.source)
+        frame = uris.read_parquet(label_spec.source)
         joined = join_prediction_log(frame, label_spec, log, requests, served_rows(log))
         return _write_pandas_splits(
             joined, label_spec, requests, time_split, output_dir, "predictionLog"
@@ -113,7 +115,7 @@ def build_training_set(
             con.close()
         return _write_pandas_splits(joined, label_spec, requests, time_split, output_dir, "duckdb")
     if chosen == "feast":
-        frame = pd.read_parquet(label_spec.source)
+        frame = uris.read_parquet(label_spec.source)
         with tempfile.TemporaryDirectory(prefix="kubeloop-pit-") as work_dir:
             joined = join_feast(frame, label_spec, requests, work_dir)
         return _write_pandas_splits(joined, label_spec, requests, time_split, output_dir, "feast")
@@ -141,11 +143,13 @@ def join_duckdb(
     label_spec: LabelSpec,
     requests: list[FeatureRequest],
 ) -> pd.DataFrame:
-    """DuckDB path, in canonical form. ``labels``: a DataFrame or a Parquet path."""
+    """DuckDB path, in canonical form. ``labels``: a DataFrame or a Parquet URI (or path)."""
     if isinstance(labels, pd.DataFrame):
         columns = list(labels.columns)
     else:
-        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [labels]).fetchall()
+        described = con.execute(
+            "DESCRIBE SELECT * FROM read_parquet(?)", [uris.duckdb_path(con, labels)]
+        ).fetchall()
         columns = [row[0] for row in described]
     check_labels(columns, label_spec, requests)
     relation = pit_join_duckdb(con, labels, label_spec, requests)
@@ -179,24 +183,19 @@ def _read_labels(spark: SparkSession, path: str) -> DataFrame:
     """Labels as a Spark DataFrame; nanosecond Parquet timestamps (pandas' default) are
     read through Arrow and truncated to microseconds, which is all Spark can represent."""
     try:
-        frame = spark.read.parquet(path)
+        frame = spark.read.parquet(uris.spark_path(path))
         frame.schema  # noqa: B018 - resolves the footer, where nanosecond timestamps fail
         return frame
     except PySparkException as err:
-        if "PARQUET_TYPE_ILLEGAL" not in str(err) or not _is_local(path):
+        if "PARQUET_TYPE_ILLEGAL" not in str(err):
             raise TrainingSetError(
                 f"cannot read labels.source {path!r}: {str(err).splitlines()[0]}"
             ) from None
-    table = pads.dataset(path, format="parquet").to_table()
-    labels = table.to_pandas()
+    labels = uris.read_parquet(path)
     for column in labels.columns:
         if isinstance(labels[column].dtype, pd.DatetimeTZDtype) or labels[column].dtype.kind == "M":
             labels[column] = pd.to_datetime(labels[column], utc=True).astype("datetime64[us, UTC]")
     return spark.createDataFrame(labels)
-
-
-def _is_local(path: str) -> bool:
-    return urlparse(path).scheme in ("", "file")
 
 
 def _choose(
@@ -231,11 +230,7 @@ def _write_pandas_splits(
     for name, part in split_by_time(joined, label_spec.timestamp_field, windows).items():
         if name == "train":
             part = with_recency_weights(part, label_spec.timestamp_field, windows, time_split)
-        target = Path(output_dir) / name
-        target.mkdir(parents=True, exist_ok=True)
-        for stale in target.glob("*.parquet"):
-            stale.unlink()
-        part.to_parquet(target / "part-00000.parquet", index=False)
+        uris.write_parquet_dir(part, uris.join(output_dir, name))
         rows[name] = len(part)
     return TrainingSetSummary(
         method=method,
@@ -275,7 +270,7 @@ def _write_spark_splits(
             part = with_spark_recency_weights(part, ts, windows, time_split)
         part = part.persist()
         rows[name] = part.count()
-        part.write.mode("overwrite").parquet(str(Path(output_dir) / name))
+        part.write.mode("overwrite").parquet(uris.spark_path(uris.join(output_dir, name)))
         part.unpersist()
     return TrainingSetSummary(
         method="spark", rows=rows, windows=windows, columns=joined.columns, output_dir=output_dir

@@ -68,7 +68,7 @@ def pit_join_duckdb(
         con.register("__kubeloop_labels_input", labels)
         source = "__kubeloop_labels_input"
     else:
-        source = duckdb_parquet(labels, hive_partitioning=False)
+        source = duckdb_parquet(con, labels, hive_partitioning=False)
     ts = _ident(label_spec.timestamp_field)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE __kubeloop_labels AS SELECT *, "
@@ -81,7 +81,7 @@ def pit_join_duckdb(
     for index, request in enumerate(requests):
         view = f"__kubeloop_best_{index}"
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {view} AS {_running_best_sql(request, first, last)}"
+            f"CREATE OR REPLACE TEMP TABLE {view} AS {_running_best_sql(con, request, first, last)}"
         )
         joined = f"__kubeloop_joined_{index}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {joined} AS {_join_sql(current, view, request)}")
@@ -89,7 +89,9 @@ def pit_join_duckdb(
     return con.sql(f"SELECT * EXCLUDE ({_TS_US}) FROM {current}")
 
 
-def _running_best_sql(request: FeatureRequest, first: int | None, last: int | None) -> str:
+def _running_best_sql(
+    con: Any, request: FeatureRequest, first: int | None, last: int | None
+) -> str:
     keys = [_ident(k) for k in request.feature_view.join_keys]
     e_us = f"epoch_us(CAST({_ident(EVENT_TIMESTAMP)} AS TIMESTAMPTZ))"
     c_us = f"epoch_us(CAST({_ident(CREATED_TIMESTAMP)} AS TIMESTAMPTZ))"
@@ -109,7 +111,7 @@ def _running_best_sql(request: FeatureRequest, first: int | None, last: int | No
     rows = (
         f"SELECT {', '.join(keys)}, greatest({e_us}, {c_us}) AS instant, "
         f"struct_pack({', '.join(fields)}) AS best "
-        f"FROM {duckdb_parquet(path, hive_partitioning=False)} "
+        f"FROM {duckdb_parquet(con, path, hive_partitioning=False)} "
     )
     # greatest() skips NULLs in both engines: a row without created time is visible at its event
     # time; one with neither is never visible (instant NULL fails the filter, as in Spark).

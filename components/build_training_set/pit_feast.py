@@ -45,6 +45,7 @@ from components.spark_feature_backfill.definition import (
     EVENT_TIMESTAMP,
     training_column,
 )
+from components.uris import filesystem
 
 SNAPSHOT_TS = "kubeloop_snapshot_ts"
 BEST_EVENT_TS = "kubeloop_event_ts"
@@ -101,7 +102,8 @@ def read_offline_rows(request: FeatureRequest) -> pd.DataFrame:
     """The columns of one view the join needs, from its offline store (Parquet, date-partitioned)."""
     keys = request.feature_view.join_keys
     columns = [*keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *request.features]
-    table = pq.read_table(request.offline_path, columns=columns)
+    fs, path = filesystem(request.offline_path)
+    table = pq.read_table(path, columns=columns, filesystem=fs)
     return table.to_pandas()
 
 

@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from components.build_training_set.spec import FeatureRequest, LabelSpec
 from components.spark_feature_backfill.definition import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from components.spark_feature_backfill.impl import SPARK_TYPES
+from components.uris import spark_path
 
 _INSTANT = "__kubeloop_instant"
 _KIND = "__kubeloop_kind"  # 0: feature row, 1: label row (sorts after features at equal instants)
@@ -52,7 +53,7 @@ def _feature_rows(
     ``first_label``/``last_label``: the labels' time range in microseconds since the epoch.
     """
     keys = request.feature_view.join_keys
-    rows = spark.read.parquet(request.offline_path)
+    rows = spark.read.parquet(spark_path(request.offline_path))
     rows = rows.select(*keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *request.features)
     if last_label is not None:
         instant = F.unix_micros(F.greatest(EVENT_TIMESTAMP, CREATED_TIMESTAMP))

@@ -45,8 +45,11 @@ def served_rows(source: PredictionLogSource) -> pd.DataFrame:
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
+    from components.uris import filesystem
+
     try:
-        dataset = pads.dataset(source.path, format="parquet", partitioning="hive")
+        fs, path = filesystem(source.path)
+        dataset = pads.dataset(path, format="parquet", partitioning="hive", filesystem=fs)
     except (FileNotFoundError, OSError) as error:
         raise TrainingSetError(f"labels.predictionLog.path {source.path!r}: {error}") from None
     condition = pc.field("model") == source.model

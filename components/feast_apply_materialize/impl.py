@@ -9,13 +9,12 @@ the same window twice writes the same online values.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
 
 from pydantic import BaseModel
 
+from components import uris
 from components.feast_apply_materialize.feast_objects import (
     FeastStoreConfig,
     feast_feature_view,
@@ -56,10 +55,12 @@ def apply_and_materialize(
         store if isinstance(store, FeastStoreConfig) else FeastStoreConfig.model_validate(store)
     )
     window_start, window_end = parse_window(start, end, FeastError)
-    if urlparse(offline_path).scheme in ("", "file") and not os.path.exists(offline_path):
+    if uris.is_local(offline_path) and not uris.exists(offline_path):
         raise FeastError(f"offline store {offline_path!r} does not exist: run the backfill first")
     feature_store = open_store(config)
-    entities, view = feast_feature_view(definition, offline_path)
+    # Feast's FileSource reads a local directory by its path, object storage by its URI.
+    source = uris.local_path(offline_path) if uris.is_local(offline_path) else offline_path
+    entities, view = feast_feature_view(definition, source)
     feature_store.apply([*entities, view])
     if materialize:
         feature_store.materialize(window_start, window_end, feature_views=[view.name])

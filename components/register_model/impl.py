@@ -314,11 +314,13 @@ def register_from_training_set(
     """Service entry for the component: the reference comes from the train split."""
     from mlflow import MlflowClient
 
-    train_dir = Path(training_set_dir) / "train"
-    if not train_dir.exists():
+    from components import uris
+
+    train_dir = uris.join(str(training_set_dir), "train")
+    if not uris.exists(train_dir):
         raise RegistrationError(f"training set split 'train' not found at {train_dir}")
     # All columns: reference_sample names a missing feature column clearly.
-    frame = pd.read_parquet(train_dir)
+    frame = uris.read_parquet(train_dir)
     return register_model(
         MlflowClient(tracking_uri=tracking_uri),
         model_name=model_name,

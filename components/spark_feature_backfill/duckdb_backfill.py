@@ -12,13 +12,12 @@ rows of a partially covered edge day outside the window are carried over.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import posixpath
+import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
+from components import uris
 from components.build_training_set.pit_duckdb import DUCKDB_TYPES, connect
 from components.engines import TranspileError, duckdb_parquet, transpile
 from components.spark_feature_backfill.definition import (
@@ -29,6 +28,7 @@ from components.spark_feature_backfill.definition import (
     parse_feature_view,
     parse_window,
 )
+from components.uris import duckdb_path
 
 _INTS = ("TINYINT", "SMALLINT", "INTEGER")
 # DuckDB source types that convert to a declared dtype without losing meaning (as _COMPATIBLE
@@ -52,7 +52,8 @@ def backfill_duckdb(
     memory_limit_mb: int | None = None,
     con: Any = None,
 ) -> int:
-    """Backfill ``[start, end)`` into ``output_path`` (local) with DuckDB; returns rows written."""
+    """Backfill ``[start, end)`` into ``output_path`` (a URI or a local path) with DuckDB;
+    returns rows written."""
     from components.spark_feature_backfill.impl import (
         BackfillError,
         DuckDBSqlError,
@@ -95,13 +96,12 @@ def backfill_duckdb(
 
 def _source_view(con: Any, definition: FeatureViewDefinition, error: type[ValueError]) -> None:
     path, fmt = definition.source.path, definition.source.format
-    local = path.removeprefix("file:")
     if fmt == "csv":
-        reader = f"read_csv({_literal(local)}, header = true)"
+        reader = f"read_csv({_literal(duckdb_path(con, path))}, header = true)"
     else:
         # A directory as Spark reads it: every visible Parquet file below, key=value folders
         # as columns (hidden files, such as a writer's temp file, skipped as Spark does).
-        reader = duckdb_parquet(local, hive_partitioning=os.path.isdir(local))
+        reader = duckdb_parquet(con, path, hive_partitioning=uris.isdir(path))
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW source AS SELECT * FROM {reader}")
         columns = [row[0] for row in con.execute("DESCRIBE source").fetchall()]
@@ -188,10 +188,11 @@ def _carry_edge_days(con: Any, output_path: str, start: datetime, end: datetime)
         for moment in (start, end)
         if (moment.hour, moment.minute, moment.second, moment.microsecond) != (0, 0, 0, 0)
     }
+    fs, out = uris.filesystem(output_path)
     files = [
-        str(f)
+        duckdb_path(con, uris.as_uri(fs, f))
         for date in sorted(edge_dates)
-        for f in sorted((Path(output_path) / f"{PARTITION_COLUMN}={date}").glob("*.parquet"))
+        for f in sorted(fs.glob(posixpath.join(out, f"{PARTITION_COLUMN}={date}", "*.parquet")))
     ]
     if not files:
         return
@@ -207,23 +208,29 @@ def _carry_edge_days(con: Any, output_path: str, start: datetime, end: datetime)
 
 
 def _write_partitions(con: Any, output_path: str) -> None:
-    """Each written date directory replaces the old one (Spark's dynamic partition overwrite)."""
-    out = Path(output_path)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".kubeloop-staging-", dir=out))
+    """Each written date directory replaces the old one (Spark's dynamic partition overwrite).
+
+    DuckDB writes to a hidden staging directory beside them (on the same filesystem, so each
+    move is a rename where the filesystem has one), through fsspec when not local."""
+    fs, out = uris.filesystem(output_path)
+    fs.makedirs(out, exist_ok=True)
+    staging = posixpath.join(out, f".kubeloop-staging-{uuid.uuid4().hex}")
+    written = posixpath.join(staging, "rows")
+    fs.makedirs(staging, exist_ok=True)
     try:
         con.execute(
-            f"COPY __kubeloop_rows TO {_literal(str(staging / 'rows'))} "
+            f"COPY __kubeloop_rows TO {_literal(duckdb_path(con, uris.as_uri(fs, written)))} "
             f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}), FILENAME_PATTERN 'part-{{i}}')"
         )
-        written = staging / "rows"
-        for part in sorted(written.iterdir()) if written.exists() else []:
-            target = out / part.name
-            if target.exists():
-                shutil.rmtree(target)
-            part.rename(target)
+        parts = sorted(fs.ls(written, detail=False)) if fs.exists(written) else []
+        for part in parts:
+            target = posixpath.join(out, posixpath.basename(part.rstrip("/")))
+            if fs.exists(target):
+                fs.rm(target, recursive=True)
+            fs.mv(part, target, recursive=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if fs.exists(staging):
+            fs.rm(staging, recursive=True)
 
 
 def _in_window(start: datetime, end: datetime) -> str:

@@ -19,17 +19,16 @@ one node (``components/engines.py``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlparse
 
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from components import uris
 from components.engines import (
     DEFAULT_MEMORY_BUDGET_MB,
     choose_engine,
@@ -95,9 +94,9 @@ def run_backfill(
     definition = parse_feature_view(feature_view)
     window = parse_window(start, end, BackfillError)
     check_source_exists(definition.source.path)
+    # Sized when local; a remote input is not assumed to fit one node (auto picks Spark). Either
+    # engine writes any URI (DuckDB through fsspec, Spark through Hadoop's filesystems).
     size = local_input_bytes([definition.source.path])
-    if not _is_local(output_path):
-        size = None  # DuckDB writes local files only
     try:
         chosen, _ = choose_engine(
             engine,
@@ -111,14 +110,8 @@ def run_backfill(
     if chosen == "duckdb":
         from components.spark_feature_backfill.duckdb_backfill import backfill_duckdb
 
-        if not _is_local(output_path):
-            raise BackfillError(
-                f"engine duckdb writes local paths only, not {output_path!r}; use engine spark"
-            )
         try:
-            return backfill_duckdb(
-                definition, window[0], window[1], _local(output_path), memory_budget_mb
-            )
+            return backfill_duckdb(definition, window[0], window[1], output_path, memory_budget_mb)
         except DuckDBSqlError:
             if engine != "auto":
                 raise
@@ -155,7 +148,7 @@ def backfill(
             rows.write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy(PARTITION_COLUMN)
-            .parquet(output_path)
+            .parquet(uris.spark_path(output_path))
         )
     finally:
         rows.unpersist()
@@ -218,8 +211,9 @@ def _read_source(spark: SparkSession, definition: FeatureViewDefinition) -> Data
     path, fmt = definition.source.path, definition.source.format
     try:
         if fmt == "csv":
-            return spark.read.option("header", "true").option("inferSchema", "true").csv(path)
-        return spark.read.parquet(path)
+            reader = spark.read.option("header", "true").option("inferSchema", "true")
+            return reader.csv(uris.spark_path(path))
+        return spark.read.parquet(uris.spark_path(path))
     except PySparkException as err:
         raise BackfillError(
             f"cannot read source.path {path!r} as {fmt}: {_spark_message(err)}"
@@ -270,7 +264,7 @@ def _rows_outside_window_on_edge_days(
     }
     if not edge_dates or not _path_exists(spark, output_path):
         return None
-    existing = spark.read.schema(schema).parquet(output_path)
+    existing = spark.read.schema(schema).parquet(uris.spark_path(output_path))
     kept = existing.filter(F.col(PARTITION_COLUMN).isin(sorted(edge_dates))).filter(
         ~_in_window(start, end)
     )
@@ -283,26 +277,27 @@ def _in_window(start: datetime, end: datetime) -> Column:
 
 
 def _path_exists(spark: SparkSession, path: str) -> bool:
-    if _is_local(path):
-        return os.path.isdir(_local(path))
+    if _fsspec_knows(path):
+        return uris.isdir(path)
     try:
-        spark.read.parquet(path).schema  # noqa: B018 - raises when the path is absent
+        spark.read.parquet(uris.spark_path(path)).schema  # noqa: B018 - raises when absent
         return True
     except PySparkException:
         return False
 
 
 def check_source_exists(path: str) -> None:
-    if _is_local(path) and not os.path.exists(_local(path)):
+    if _fsspec_knows(path) and not uris.exists(path):
         raise BackfillError(f"source.path {path!r} does not exist")
 
 
-def _is_local(path: str) -> bool:
-    return urlparse(path).scheme in ("", "file")
-
-
-def _local(path: str) -> str:
-    return urlparse(path).path if path.startswith("file:") else path
+def _fsspec_knows(path: str) -> bool:
+    """Whether fsspec can open ``path`` here (s3:// without s3fs installed: only Spark can)."""
+    try:
+        uris.filesystem(path)
+    except (ImportError, ValueError):
+        return False
+    return True
 
 
 def _spark_message(err: PySparkException) -> str:

@@ -341,16 +341,17 @@ def test_every_transformation_sql_backfills_the_same_rows(
 def test_backfill_windows_rerun_the_same_in_both(
     spark: SparkSession, events: str, tmp_path: Path
 ) -> None:
-    """Windows meeting at noon, then the first again: edge days carried over in both engines."""
-    view = user_activity_view(events)
+    """Windows meeting at noon, then the first again: edge days carried over in both engines.
+    Source and outputs are file:// URIs, as the operator hands them to the pipeline tasks."""
+    view = user_activity_view(f"file://{events}")
     windows = [
         ("2026-01-05T00:00:00Z", "2026-01-06T12:00:00Z"),
         ("2026-01-06T12:00:00Z", "2026-01-08T00:00:00Z"),
         ("2026-01-05T00:00:00Z", "2026-01-06T12:00:00Z"),
     ]
     for window in windows:
-        backfill(spark, view, *window, str(tmp_path / "spark"))
-        backfill_duckdb(view, *window, str(tmp_path / "duckdb"))
+        backfill(spark, view, *window, f"file://{tmp_path}/spark")
+        backfill_duckdb(view, *window, f"file://{tmp_path}/duckdb")
     pd.testing.assert_frame_equal(
         _offline(str(tmp_path / "duckdb")), _offline(str(tmp_path / "spark"))
     )

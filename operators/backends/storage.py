@@ -7,7 +7,12 @@ lives, and the location a KFP task reads and writes for it (issue #13 item 2).
   (``pipelines/storage.py``), so the location handed to a task is
   ``STORAGE_MOUNT_PATH/<dir>/...``, the same in every task pod and never the operator's disk.
 - ``s3://`` and ``gs://``: object storage, handed to tasks as URIs. Not usable on KFP yet: the
-  image has no Hadoop S3 connector (the KFP backend refuses it with that reason).
+  image has no Hadoop S3 connector and no s3fs/gcsfs (the KFP backend refuses it with that
+  reason).
+
+Pipeline data (offline store, training sets) is handed to tasks as URIs (``Storage.data_uri``:
+``file://`` on a local root or the mounted claim), read and written through fsspec in the
+components (``components/uris.py``).
 
 Pure: parsing and joining only, no filesystem access.
 """
@@ -45,7 +50,10 @@ class Storage:
         return self.scheme == "pvc"
 
     def location(self, *parts: str) -> str:
-        """``parts`` under the root, as a task reads and writes it."""
+        """``parts`` under the root, as a task's filesystem path (file, pvc) or URI (s3, gs).
+
+        Pipeline data is handed to tasks as ``data_uri``; this form is for what must be a local
+        directory (the Feast repo)."""
         clean = [p.strip("/") for p in parts if p.strip("/")]
         for part in clean:
             if ".." in part.split("/"):
@@ -53,6 +61,13 @@ class Storage:
         if self.scheme in ("file", "pvc"):
             return posixpath.join(self.task_root, *clean)
         return "/".join([self.task_root.rstrip("/"), *clean])
+
+    def data_uri(self, *parts: str) -> str:
+        """``parts`` under the root as the URI a task reads and writes through fsspec (and
+        Spark's filesystem layer): ``file://`` on the embedded default and on the mounted
+        claim, the object-storage URI otherwise (components/uris.py)."""
+        location = self.location(*parts)
+        return "file://" + location if self.scheme in ("file", "pvc") else location
 
 
 def default_storage_uri(state_dir: Path) -> str:

@@ -138,7 +138,7 @@ class ExperimentBackends:
             pipelines=pipelines,
             featureviews=reader,
             paths=LocalPaths(resolve_relative=config.pipeline_backend == "local"),
-            training_root=config.storage_root.location("training-sets"),
+            training_root=config.storage_root.data_uri("training-sets"),
             tracking_uri=config.effective_mlflow_tracking_uri,
             spark_master=config.spark_master,
             memory_budget_mb=config.duckdb_memory_budget_mb,
@@ -220,7 +220,7 @@ def check_labels(backends: ExperimentBackends, spec: ExperimentSpec) -> None:
     import pyarrow.dataset as pads
     from pyarrow import types
 
-    path = backends.paths.local_path(spec.labels.source)
+    path = backends.paths.task_uri(spec.labels.source)
     if not is_local(path) or not backends.paths.operator_sees_data:
         return
     if not os.path.exists(local(path)):
@@ -292,7 +292,7 @@ def join_engine(
     backends: ExperimentBackends, spec: ExperimentSpec, views: list[ReadyView]
 ) -> tuple[str, str]:
     """(engine, why) of the training set's point-in-time join; auto resolves here."""
-    paths = [backends.paths.local_path(spec.labels.source)]
+    paths = [backends.paths.task_uri(spec.labels.source)]
     paths += [v.status.offline_path or "" for v in views]
     sizes = local_input_bytes(paths) if backends.paths.operator_sees_data else None
     return choose_engine(str(spec.engine), backends.spark_master, sizes, backends.memory_budget_mb)
@@ -307,10 +307,10 @@ def trial_params(
 ) -> dict[str, Any]:
     spec = obj.spec
     labels = spec.labels.to_k8s()
-    labels["source"] = backends.paths.local_path(spec.labels.source)
+    labels["source"] = backends.paths.task_uri(spec.labels.source)
     if spec.labels.prediction_log is not None:
         log = labels["predictionLog"]
-        log["path"] = backends.paths.local_path(spec.labels.prediction_log.path)
+        log["path"] = backends.paths.task_uri(spec.labels.prediction_log.path)
         log["namespace"] = obj.namespace
     return {
         "labels": labels,

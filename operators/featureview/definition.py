@@ -39,17 +39,26 @@ class LocalPaths:
         operator never reads: it checks nothing there and sizes nothing there."""
         return self.resolve_relative
 
-    def local_path(self, path: str) -> str:
-        if self.resolve_relative and is_local(path) and not os.path.isabs(local(path)):
-            return str(Path(local(path)).resolve())
-        return path
+    def task_uri(self, path: str) -> str:
+        """A spec's path as the URI tasks read (components/uris.py): on the embedded default a
+        local path becomes ``file://<absolute path>``; on a cluster a relative path keeps its
+        meaning in the pod (its working directory) and an absolute one becomes ``file://``."""
+        if not is_local(path):
+            return path
+        resolved = local(path)
+        if not os.path.isabs(resolved):
+            if not self.resolve_relative:
+                return path
+            resolved = str(Path(resolved).resolve())
+        # Not Path.as_uri(): fsspec reads a file:// URI's path unquoted, so no %-escapes.
+        return "file://" + resolved
 
 
 def component_definition(paths: LocalPaths, name: str, spec: FeatureViewSpec) -> dict[str, Any]:
     """The FeatureView as the backfill and Feast components take it."""
     wire = spec.to_k8s()
     source = dict(wire["source"])
-    source["path"] = paths.local_path(spec.source.path)
+    source["path"] = paths.task_uri(spec.source.path)
     return {
         "name": name,
         "entities": wire["entities"],

@@ -45,7 +45,7 @@ class FeatureViewBackends:
         return cls(
             pipelines=pipelines,
             paths=LocalPaths(resolve_relative=config.pipeline_backend == "local"),
-            offline_root=storage.location("offline"),
+            offline_root=storage.data_uri("offline"),
             feast_repo=config.feast_repo,
             feast_registry=config.feast_registry,
             redis_connection_string=config.feast_online_store,
@@ -58,7 +58,7 @@ def offline_path(backends: FeatureViewBackends, obj: FeatureView, version: str) 
     """One directory per (namespace, name, version): a new definition never mixes its rows
     with an older one's."""
     configured = obj.spec.store.offline_path if obj.spec.store else None
-    root = backends.paths.local_path(configured) if configured else str(backends.offline_root)
+    root = backends.paths.task_uri(configured) if configured else str(backends.offline_root)
     return f"{root.rstrip('/')}/{obj.namespace}/{obj.name}/{version}"
 
 
@@ -95,7 +95,7 @@ def feast_store_config(
 
 def backfill_engine(backends: FeatureViewBackends, spec: FeatureViewSpec) -> tuple[str, str]:
     """(engine, why) for spec.engine: auto resolves here, so status says what will run."""
-    source = backends.paths.local_path(spec.source.path)
+    source = backends.paths.task_uri(spec.source.path)
     sql = spec.transformation.sql if spec.transformation else None
     return choose_engine(
         str(spec.engine),
@@ -158,7 +158,7 @@ def reconcile(
     current = last is not None and core.belongs_to(obj.name, version, last)
     if current and core.is_running(status):
         status = _submit_and_observe(backends, obj, status)
-    source = backends.paths.local_path(spec.source.path)
+    source = backends.paths.task_uri(spec.source.path)
     sees = backends.paths.operator_sees_data
     if sees and is_local(source) and not os.path.exists(local(source)):
         return Outcome(core.source_missing(status, spec.source.path, obj.generation))

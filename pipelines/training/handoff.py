@@ -10,7 +10,6 @@ each window is ``[start, end)``, ``start``/``train.start`` is the earliest train
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,10 +62,13 @@ def earliest(training_set_dir: str, split: str, timestamp_field: str) -> datetim
     import pyarrow.compute as pc
     import pyarrow.dataset as pads
 
-    source = Path(training_set_dir) / split
-    if not source.is_dir():
+    from components import uris
+
+    source = uris.join(training_set_dir, split)
+    if not uris.isdir(source):
         raise ValueError(f"training set split {split!r} not found at {source}")
-    dataset = pads.dataset(str(source), format="parquet")
+    fs, path = uris.filesystem(source)
+    dataset = pads.dataset(path, format="parquet", filesystem=fs)
     if timestamp_field not in dataset.schema.names:
         raise ValueError(
             f"labels.timestampField {timestamp_field!r} is not a column of the {split} split"
@@ -101,10 +103,17 @@ def handoff(summary: dict[str, Any], labels: dict[str, Any]) -> Handoff:
 
 
 def copy_split(training_set_dir: str, split: str, destination: str) -> None:
-    """Copy one split's Parquet files (not Spark's _SUCCESS/.crc) into an artifact path."""
-    source = Path(training_set_dir) / split
-    if not source.is_dir():
+    """Copy one split's Parquet files (not Spark's _SUCCESS/.crc) from the training set's URI
+    into a local artifact path (what train_ddp's workers read)."""
+    from components import uris
+    from components.engines import visible_files
+
+    source = uris.join(training_set_dir, split)
+    if not uris.isdir(source):
         raise ValueError(f"training set split {split!r} not found at {source}")
-    shutil.copytree(
-        source, destination, dirs_exist_ok=True, ignore=shutil.ignore_patterns("_*", ".*")
-    )
+    fs, root = uris.filesystem(source)
+    for file in visible_files(source):
+        relative = uris.filesystem(file)[1][len(root.rstrip("/")) + 1 :]
+        target = Path(destination) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(uris.filesystem(file)[1], str(target))

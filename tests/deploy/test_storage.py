@@ -11,6 +11,7 @@ the operator handed to tasks were under its own state directory.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -73,9 +74,12 @@ def test_cluster_locations_are_on_the_claim_not_the_operator_disk(source: str) -
     assert storage.is_pvc and storage.claim == "kubeloop-storage"
     views = FeatureViewBackends.from_config(config, pipelines=None)  # type: ignore[arg-type]
     experiments = ExperimentBackends.from_config(config, reader=None, pipelines=None)  # type: ignore[arg-type]
+    # Pipeline data as file:// URIs on the mount; the Feast repo, a local directory, as a path.
+    for location in (views.offline_root, experiments.training_root):
+        assert location.startswith(f"file://{STORAGE_MOUNT_PATH}/"), location
+    assert views.feast_repo.startswith(STORAGE_MOUNT_PATH + "/"), views.feast_repo
     for location in (views.offline_root, views.feast_repo, experiments.training_root):
-        assert location.startswith(STORAGE_MOUNT_PATH + "/"), location
-        assert not location.startswith(OPERATOR_STATE_DIR), location
+        assert OPERATOR_STATE_DIR not in location, location
 
 
 def test_the_chart_creates_the_claim_where_kfp_runs_its_tasks() -> None:
@@ -147,6 +151,32 @@ def test_embedded_default_is_a_file_root_at_the_state_dir(tmp_path: Any) -> None
     config = OperatorConfig(state_dir=tmp_path)
     assert config.storage_root.uri == tmp_path.resolve().as_uri()
     assert config.storage_root.location("offline") == str(tmp_path.resolve() / "offline")
+
+
+def test_pipelines_are_handed_uris_on_the_embedded_default(tmp_path: Any) -> None:
+    """Tasks read and write pipeline data through fsspec by URI (components/uris.py): the
+    embedded default hands them file:// URIs, as a cluster hands them its storage's."""
+    from operators.experiment.service import ExperimentBackends
+    from operators.featureview.definition import LocalPaths
+    from operators.featureview.service import FeatureViewBackends
+
+    config = OperatorConfig(state_dir=tmp_path)
+    views = FeatureViewBackends.from_config(config, pipelines=None)  # type: ignore[arg-type]
+    experiments = ExperimentBackends.from_config(config, reader=None, pipelines=None)  # type: ignore[arg-type]
+    root = tmp_path.resolve()
+    assert views.offline_root == f"file://{root}/offline"
+    assert experiments.training_root == f"file://{root}/training-sets"
+    embedded = LocalPaths(resolve_relative=True)
+    assert embedded.task_uri("data/events") == f"file://{Path('data/events').resolve()}"
+    assert embedded.task_uri("/data/events") == "file:///data/events"
+    assert embedded.task_uri("s3://bucket/events") == "s3://bucket/events"
+    cluster = LocalPaths(resolve_relative=False)
+    assert cluster.task_uri("data/events") == "data/events"  # the pod's working directory
+    assert cluster.task_uri(f"{STORAGE_MOUNT_PATH}/x") == f"file://{STORAGE_MOUNT_PATH}/x"
+    assert parse_storage("s3://b/root").data_uri("offline") == "s3://b/root/offline"
+    assert (
+        parse_storage("pvc://c/k").data_uri("offline") == f"file://{STORAGE_MOUNT_PATH}/k/offline"
+    )
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,9 @@ def test_backfill_survives_restart_and_gets_ready(harness: OperatorHarness) -> N
         assert cond["status"] == "True", (type_, cond)
         assert cond["observedGeneration"] == generation
     assert str(last["rows"]) in condition(status, "Backfilled")["message"]
-    offline = Path(status["offlinePath"])
+    # Handed to the tasks as a file:// URI on the embedded default (components/uris.py).
+    assert status["offlinePath"].startswith("file:///"), status["offlinePath"]
+    offline = Path(status["offlinePath"].removeprefix("file://"))
     assert status["offlinePath"].endswith(f"/default/activity/{status['version']}")
     assert sorted(p.name for p in offline.glob("date=*")) == [
         "date=2026-01-05",

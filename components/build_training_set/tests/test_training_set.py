@@ -98,8 +98,14 @@ def test_feast_and_spark_methods_write_identical_splits(
 ) -> None:
     labels, views = inputs
     feast = build_training_set(labels, views, SPLIT, str(tmp_path / "feast"), method="feast")
+    # Spark reads and writes file:// URIs, as the operator hands them (components/uris.py).
     spark_summary = build_training_set(
-        labels, views, SPLIT, str(tmp_path / "spark"), method="spark", spark=spark
+        {**labels, "source": f"file://{labels['source']}"},
+        [{**v, "offlinePath": f"file://{v['offlinePath']}"} for v in views],
+        SPLIT,
+        f"file://{tmp_path}/spark",
+        method="spark",
+        spark=spark,
     )
     assert feast.method == "feast" and spark_summary.method == "spark"
     # 12:00 is excluded (end), 10:00-11:00 validation, 11:00-12:00 test, the rest train.

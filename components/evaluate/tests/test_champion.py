@@ -3,16 +3,12 @@ and evaluate_frames' verdict with and without a champion."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from components.evaluate.impl import (
-    CachedChampion,
     Champion,
-    EvaluationReport,
     Objective,
     evaluate_frames,
 )
@@ -158,40 +154,3 @@ def test_a_champion_reading_absent_columns_is_named() -> None:
     other = Champion(version="2", score=true_model, input_columns=["user__x9"])
     with pytest.raises(EvaluationError, match=r"champion \(version 2\).*user__x9"):
         evaluate_frames(splits(), LABEL, FEATURES, true_model, Objective(), other)
-
-
-class _Loaded:
-    """Stands in for ModelScorer: counts the loads, knows its input columns."""
-
-    def __init__(self, score: object, input_columns: list[str]) -> None:
-        self.score = score
-        self.input_columns = input_columns
-
-    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.score(frame)  # type: ignore[operator, no-any-return]
-
-
-def test_the_champion_is_loaded_and_scored_once_per_round(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    loads: list[str] = []
-
-    def load() -> _Loaded:
-        loads.append("v1")
-        return _Loaded(weak_model, ["user__x1"])
-
-    def trial(candidate: Callable[[pd.DataFrame], np.ndarray]) -> EvaluationReport:
-        # Each trial of a round evaluates in its own process: a fresh CachedChampion.
-        scorer = CachedChampion("1", tmp_path, load)  # type: ignore[arg-type]
-        champion = Champion(version="1", score=scorer, input_columns=scorer.input_columns())
-        return evaluate_frames(splits(), LABEL, FEATURES, candidate, Objective(), champion)
-
-    first, second = trial(true_model), trial(weak_model)
-    assert loads == ["v1"]
-    assert first.vs_champion is not None and second.vs_champion is not None
-    assert first.vs_champion.reference_value == second.vs_champion.reference_value
-    assert first.vs_champion.passed and not second.vs_champion.passed
-    # Other rows (or another version) are another entry: scored anew, never a stale hit.
-    other = CachedChampion("1", tmp_path, load)  # type: ignore[arg-type]
-    frame = splits()["test"][["user__x1"]].head(10)
-    assert np.allclose(other(frame), weak_model(frame)) and loads == ["v1", "v1"]
-    assert CachedChampion("2", tmp_path, load)(frame).shape == (10,)  # type: ignore[arg-type]
-    assert loads == ["v1", "v1", "v1"]

@@ -278,7 +278,7 @@ def test_prediction_log_labels_need_the_request_id_and_wait_for_no_view(
     assert obj.condition("Trained") == ("Unknown", "TrialsRunning")
     (params,) = pipelines.params.values()
     assert params["labels"]["predictionLog"] == {
-        "path": "/log",
+        "path": "file:///log",  # a URI, as the tasks read it (components/uris.py)
         "model": "churn",
         "requestIdField": "request_id",
         "namespace": "team-a",

@@ -62,12 +62,13 @@ def write_inputs(root: Path) -> tuple[dict, list[dict]]:
     )
     labels.to_parquet(root / "labels.parquet", index=False)
     spec = {
-        "source": str(root / "labels.parquet"),
+        "source": f"file://{root}/labels.parquet",
         "timestampField": "event_timestamp",
         "labelField": "label",
         "entityKeys": ["user_id"],
     }
-    return spec, [{"featureView": feature_view(), "offlinePath": str(root / "user_stats")}]
+    # URIs, as the operator hands them (components/uris.py).
+    return spec, [{"featureView": feature_view(), "offlinePath": f"file://{root}/user_stats"}]
 
 
 @pytest.mark.slow
@@ -83,7 +84,7 @@ def test_training_pipeline_runs_locally_and_registers(mlflow_sqlite: str, tmp_pa
         "labels": labels,
         "feature_views": views,
         "split": {"validation": "8h", "test": "8h"},
-        "training_set_dir": str(tmp_path / "training_set"),
+        "training_set_dir": f"file://{tmp_path}/training_set",
         "model_name": "ctr-e2e",
         "objective": {"metric": "auc", "threshold": 0.7},
         "experiment": "ctr",
