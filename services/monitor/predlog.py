@@ -36,10 +36,13 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -61,7 +64,7 @@ CREATE TABLE IF NOT EXISTS prediction_batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     format INTEGER NOT NULL,
     first_call INTEGER NOT NULL, last_call INTEGER NOT NULL, served_max REAL NOT NULL,
-    strings TEXT NOT NULL, numbers BLOB NOT NULL,
+    strings TEXT NOT NULL, extra TEXT NOT NULL, numbers BLOB NOT NULL,
     features BLOB NOT NULL, scores BLOB NOT NULL, classes BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS prediction_log_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -69,22 +72,26 @@ CREATE TABLE IF NOT EXISTS prediction_log_state (key TEXT PRIMARY KEY, value INT
 FORMAT = 1  # the batch encoding below; a reader refuses others rather than misread them
 _INSERT = (
     "INSERT INTO prediction_batches (format, first_call, last_call, served_max, strings,"
-    " numbers, features, scores, classes) VALUES (?,?,?,?,?,?,?,?,?)"
+    " extra, numbers, features, scores, classes) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
-_COLUMNS = "format, first_call, last_call, strings, numbers, features, scores, classes"
+_COLUMNS = "format, strings, extra, numbers, features, scores, classes, first_call, last_call"
 # (The one-row-per-call journal used "watermark" and "pending_hi" for row numbers.)
 _WATERMARK = "batch_watermark"  # every batch with seq <= watermark is in Parquet
 _THROUGH_CALL = "through_call"  # the last call number of the watermark's batch
 _PENDING = "batch_pending_hi"  # the batch range end of a compaction under way
 _PRUNE_CHUNK = 2_000  # batches per delete: the write lock is never held long
 
-#: Per call, its strings (in this order) in the batch's JSON list.
+#: Per call, its strings, in this order: concatenated in ``strings``, their lengths the last
+#: numbers of the call.
 _STRINGS = ("namespace", "model", "version", "role", "event_id", "request_id")
-#: Per call, its numbers (float64, in this order); -1 counts mean "none" (no features, no
-#: scores, no classes, no feature names), NaN latency means unknown.
+#: Per call, its numbers (little-endian float64, in this order, then the string lengths);
+#: -1 counts mean "none" (no features, no scores, no classes, no feature names), NaN latency
+#: means unknown.
 _NUMBERS = ("served_at", "status", "latency_ms", "names", "feature_rows", "feature_width",
             "scores", "classes", "entities")  # fmt: skip
-_F64, _I64 = np.dtype(np.float64), np.dtype(np.int64)
+_WIDTH = len(_NUMBERS) + len(_STRINGS)
+_F64, _I64 = np.dtype("<f8"), np.dtype("<i8")
+_TEXT = attrgetter(*_STRINGS)
 
 
 class Batch(NamedTuple):
@@ -92,6 +99,7 @@ class Batch(NamedTuple):
 
     served_max: float
     strings: str
+    extra: str  # JSON {"n": feature-name lists, "e": entity keys}, "" when neither is used
     numbers: bytes
     features: bytes
     scores: bytes
@@ -99,43 +107,40 @@ class Batch(NamedTuple):
 
 
 def encode_batch(predictions: Sequence[ServedPrediction]) -> Batch:
-    """The calls of one commit, packed: their strings as one JSON document, their numbers as
-    one float64 matrix, their arrays concatenated. One Python pass over the calls, the rest
-    in C (json, bytes.join)."""
+    """The calls of one commit, packed: their strings concatenated (lengths among the
+    numbers: nothing to escape), their numbers as one float64 matrix, their arrays' bytes
+    concatenated. One short Python pass per call, the rest in C (join, struct)."""
     strings: list[str] = []
     numbers: list[float] = []
-    features: list[bytes] = []
-    scores: list[bytes] = []
-    classes: list[bytes] = []
+    arrays: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
     entities: list[str] = []
     names: dict[tuple[str, ...], int] = {}
     for p in predictions:
-        strings += (p.namespace, p.model, p.version, p.role, p.event_id, p.request_id)
+        text = _TEXT(p)
+        strings += text
         x, s, c = p.features, p.scores, p.classes
-        name_index = -1
-        if p.feature_names:
-            name_index = names.setdefault(tuple(p.feature_names), len(names))
+        name_index = names.setdefault(tuple(p.feature_names), len(names)) if p.feature_names else -1
         numbers += (
             p.served_at, p.status, p.latency_ms, name_index,
             -1 if x is None else x.shape[0], -1 if x is None else x.shape[-1],
             -1 if s is None else s.shape[0], -1 if c is None else c.shape[0], len(p.entities),
         )  # fmt: skip
+        numbers += map(len, text)
         if x is not None:
-            features.append((x if x.dtype == _F64 else x.astype(_F64)).tobytes())
+            arrays[0].append(x.tobytes() if x.dtype == _F64 else x.astype(_F64).tobytes())
         if s is not None:
-            scores.append((s if s.dtype == _F64 else s.astype(_F64)).tobytes())
+            arrays[1].append(s.tobytes() if s.dtype == _F64 else s.astype(_F64).tobytes())
         if c is not None:
-            classes.append((c if c.dtype == _I64 else c.astype(_I64)).tobytes())
+            arrays[2].append(c.tobytes() if c.dtype == _I64 else c.astype(_I64).tobytes())
         if p.entities:
             entities += p.entities
-    document = {"s": strings, "n": [list(n) for n in names], "e": entities}
+    extra = json.dumps({"n": [list(n) for n in names], "e": entities}) if names or entities else ""
     return Batch(
-        max((p.served_at for p in predictions), default=0.0),
-        json.dumps(document, allow_nan=False),
-        np.array(numbers, _F64).tobytes(),
-        b"".join(features),
-        b"".join(scores),
-        b"".join(classes),
+        max(numbers[0::_WIDTH], default=0.0),
+        "".join(strings),
+        extra,
+        struct.pack(f"<{len(numbers)}d", *numbers),
+        *(b"".join(parts) for parts in arrays),
     )
 
 
@@ -144,8 +149,8 @@ class Calls:
     """Journaled calls, column by column (decoded batches). Flat arrays hold every call's
     values in call order; a call's share is given by its counts (-1: none)."""
 
-    strings: list[list[str]]  # per call: namespace, model, version, role, event_id, request_id
-    numbers: np.ndarray  # (calls, len(_NUMBERS)) float64
+    strings: list[str]  # per call, the _STRINGS, call after call
+    numbers: np.ndarray  # (calls, _WIDTH) float64
     names: list[list[str]]  # feature-name lists, indexed by the "names" number
     features: np.ndarray  # flat float64
     scores: np.ndarray  # flat float64
@@ -153,10 +158,13 @@ class Calls:
     entities: list[str]
 
     def __len__(self) -> int:
-        return len(self.strings)
+        return len(self.numbers)
 
     def column(self, name: str) -> np.ndarray:
         return self.numbers[:, _NUMBERS.index(name)]
+
+    def text(self, name: str) -> list[str]:
+        return self.strings[_STRINGS.index(name) :: len(_STRINGS)]
 
     def counts(self, name: str) -> np.ndarray:
         """Values per call in the flat array ``name`` (0 for none)."""
@@ -167,7 +175,7 @@ class Calls:
 
     def keys(self) -> list[tuple[str, ...]]:
         """The idempotency key of each call: namespace, model, version, event id."""
-        return [(s[0], s[1], s[2], s[4]) for s in self.strings]
+        return _keys(self.strings)
 
     def select(self, keep: np.ndarray) -> Calls:
         """The calls where ``keep`` (a boolean per call) is true."""
@@ -175,55 +183,68 @@ class Calls:
         def flat(values: np.ndarray, name: str) -> np.ndarray:
             return values[np.repeat(keep, self.counts(name))]
 
+        per_string = np.repeat(keep, len(_STRINGS)).tolist()
         entity_mask = np.repeat(keep, self.counts("entities")).tolist()
         return Calls(
-            [s for s, k in zip(self.strings, keep.tolist(), strict=True) if k],
+            list(compress(self.strings, per_string)),
             self.numbers[keep],
             self.names,
             flat(self.features, "features"),
             flat(self.scores, "scores"),
             flat(self.classes, "classes"),
-            [e for e, k in zip(self.entities, entity_mask, strict=True) if k],
+            list(compress(self.entities, entity_mask)),
         )
+
+
+def _keys(strings: list[str]) -> list[tuple[str, ...]]:
+    n = len(_STRINGS)
+    return list(zip(strings[0::n], strings[1::n], strings[2::n], strings[4::n], strict=True))
+
+
+def _split(text: str, numbers: np.ndarray) -> list[str]:
+    """A batch's concatenated strings, cut at their lengths."""
+    ends = np.cumsum(numbers[:, len(_NUMBERS) :].ravel().astype(np.int64)).tolist()
+    return [text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def decode_batches(rows: Sequence[tuple[Any, ...]]) -> Calls:
     """Journal rows (``_COLUMNS``) → one :class:`Calls`; names re-indexed across batches."""
-    strings: list[list[str]] = []
-    numbers: list[np.ndarray] = []
+    strings: list[str] = []
+    matrices: list[np.ndarray] = []
     names: list[list[str]] = []
-    arrays: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
     entities: list[str] = []
-    width = len(_STRINGS)
-    for format_, _, _, text, nums, features, scores, classes in rows:
+    for format_, text, extra, numbers, *_ in rows:
         if format_ != FORMAT:
             raise ValueError(f"prediction journal batch format {format_}, this reader: {FORMAT}")
-        document = json.loads(text)
-        flat = document["s"]
-        strings += [flat[i : i + width] for i in range(0, len(flat), width)]
-        matrix = np.frombuffer(nums, _F64).reshape(-1, len(_NUMBERS)).copy()
-        index = matrix[:, _NUMBERS.index("names")]
-        index[index >= 0] += len(names)
-        names += document["n"]
-        entities += document["e"]
-        numbers.append(matrix)
-        for parts, blob in zip(arrays, (features, scores, classes), strict=True):
-            parts.append(blob)
+        matrix = np.frombuffer(numbers, _F64).reshape(-1, _WIDTH)
+        strings += _split(text, matrix)
+        if extra:
+            document = json.loads(extra)
+            matrix = matrix.copy()
+            index = matrix[:, _NUMBERS.index("names")]
+            index[index >= 0] += len(names)
+            names += document["n"]
+            entities += document["e"]
+        matrices.append(matrix)
+
+    def flat(column: int, dtype: np.dtype[Any]) -> np.ndarray:
+        return np.frombuffer(b"".join(row[column] for row in rows), dtype)
+
     return Calls(
         strings,
-        np.concatenate(numbers) if numbers else np.zeros((0, len(_NUMBERS))),
+        np.concatenate(matrices) if matrices else np.zeros((0, _WIDTH)),
         names,
-        np.frombuffer(b"".join(arrays[0]), _F64),
-        np.frombuffer(b"".join(arrays[1]), _F64),
-        np.frombuffer(b"".join(arrays[2]), _I64),
+        flat(4, _F64),
+        flat(5, _F64),
+        flat(6, _I64),
         entities,
     )
 
 
 def calls_of(predictions: Sequence[ServedPrediction]) -> Calls:
     """What the journal gives back for these calls (tests, the bench)."""
-    batch = encode_batch(predictions)
-    return decode_batches([(FORMAT, 0, 0, *batch[1:])])
+    _, *columns = encode_batch(predictions)
+    return decode_batches([(FORMAT, *columns)])
 
 
 def create_tables(db: sqlite3.Connection) -> None:
@@ -305,13 +326,15 @@ def _call_table(calls: Calls) -> pa.Table:
     latency = calls.column("latency_ms")
     micros = np.round(calls.column("served_at") * 1e6).astype(np.int64)
     take = pa.array(per_call)
-    text = list(zip(*calls.strings, strict=True)) or [()] * len(_STRINGS)
-    names = [calls.names[int(i)] if i >= 0 else None for i in calls.column("names").tolist()]
+    index = calls.column("names").astype(np.int64)
+    names = pa.array([*calls.names, None], pa.list_(pa.string())).take(
+        pa.array(np.where(index >= 0, index, len(calls.names))[per_call])
+    )
 
     def per_row(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
         return pa.array(values, type_).take(take)
 
-    strings = {name: per_row(text[i], pa.string()) for i, name in enumerate(_STRINGS)}
+    strings = {name: per_row(calls.text(name), pa.string()) for name in _STRINGS}
     columns = {
         **strings,
         "row": pa.array((np.arange(len(per_call)) - starts[per_call]).astype(np.int32)),
@@ -319,7 +342,7 @@ def _call_table(calls: Calls) -> pa.Table:
         "status": pa.array(calls.column("status").astype(np.int32)[per_call]),
         "latency_ms": pa.array(latency[per_call], pa.float64(), mask=np.isnan(latency)[per_call]),
         "entity": _entity_column(calls, counts),
-        "feature_names": per_row(names, pa.list_(pa.string())),
+        "feature_names": names,
         "features": _feature_column(calls, counts, per_call),
         "score": pa.array(score, pa.float64(), mask=~score_rows),
         "predicted_class": pa.array(predicted, pa.int64(), mask=~(class_rows & (predicted >= 0))),
@@ -335,10 +358,10 @@ def utc_date(epoch_s: float) -> str:
 def arrow_table(calls: Calls) -> dict[str, pa.Table]:
     """Calls → one table per UTC date of ``served_at`` (the partition value)."""
     days = np.floor(calls.column("served_at") / 86_400).astype(np.int64)  # UTC days
-    return {
-        utc_date(day * 86_400.0): _call_table(calls.select(days == day))
-        for day in np.unique(days).tolist()
-    }
+    unique = np.unique(days).tolist()
+    if len(unique) == 1:  # the usual pass: no copy
+        return {utc_date(unique[0] * 86_400.0): _call_table(calls)}
+    return {utc_date(day * 86_400.0): _call_table(calls.select(days == day)) for day in unique}
 
 
 def expired_partitions(names: Sequence[str], today: date, retention_days: int) -> list[str]:
@@ -425,18 +448,18 @@ class Compactor:
             calls, duplicates = first_of_each(decode_batches(rows), _seen(db, watermark))
             tables = arrow_table(calls)
             for day, table in tables.items():
-                self._write_file(day, part_name(rows[0][1], rows[-1][2]), table)
+                self._write_file(day, part_name(rows[0][-2], rows[-1][-1]), table)
             with db:
                 db.execute("BEGIN")
                 db.executemany(
                     "INSERT OR REPLACE INTO prediction_log_state VALUES (?, ?)",
-                    [(_WATERMARK, hi), (_THROUGH_CALL, rows[-1][2])],
+                    [(_WATERMARK, hi), (_THROUGH_CALL, rows[-1][-1])],
                 )
                 db.execute("DELETE FROM prediction_log_state WHERE key = ?", (_PENDING,))
             result.rows, result.duplicates = len(calls), duplicates
             result.predictions = sum(t.num_rows for t in tables.values())
             result.files = len(tables)
-            result.through_call = int(rows[-1][2])
+            result.through_call = int(rows[-1][-1])
             watermark = hi
         result.pruned = _prune(db, watermark, now, margin_s)
         return result
@@ -495,21 +518,23 @@ def _seen(db: sqlite3.Connection, watermark: int) -> set[tuple[str, ...]]:
     a restart, a late response to an expired request) is dropped if its key is among them.
     Only their strings are decoded."""
     seen: set[tuple[str, ...]] = set()
-    width = len(_STRINGS)
-    cursor = db.execute("SELECT strings FROM prediction_batches WHERE seq <= ?", (watermark,))
-    for (text,) in cursor:
-        flat = json.loads(text)["s"]
-        seen.update(
-            zip(flat[0::width], flat[1::width], flat[2::width], flat[4::width], strict=True)
-        )
+    cursor = db.execute(
+        "SELECT strings, numbers FROM prediction_batches WHERE seq <= ?", (watermark,)
+    )
+    for text, numbers in cursor:
+        seen.update(_keys(_split(text, np.frombuffer(numbers, _F64).reshape(-1, _WIDTH))))
     return seen
 
 
 def first_of_each(calls: Calls, seen: set[tuple[str, ...]]) -> tuple[Calls, int]:
     """The calls whose key is neither in ``seen`` nor earlier in ``calls`` (journal order:
     the first emission wins, as an ``INSERT OR IGNORE`` would), and how many were dropped."""
+    keys = calls.keys()
+    if seen.isdisjoint(keys) and len(set(keys)) == len(keys):
+        seen.update(keys)
+        return calls, 0  # the usual pass: nothing emitted twice
     keep = np.ones(len(calls), bool)
-    for i, key in enumerate(calls.keys()):
+    for i, key in enumerate(keys):
         if key in seen:
             keep[i] = False
         else:

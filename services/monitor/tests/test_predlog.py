@@ -229,9 +229,9 @@ def journaled(harness: Harness) -> list[str]:
     """The event ids of the calls in the journal, in journal order."""
     journal = sqlite3.connect(harness.db_path)
     try:
-        columns = "format, first_call, last_call, strings, numbers, features, scores, classes"
+        columns = "format, strings, extra, numbers, features, scores, classes"
         rows = journal.execute(f"SELECT {columns} FROM prediction_batches ORDER BY seq")
-        return [s[4] for s in decode_batches(rows.fetchall()).strings]
+        return decode_batches(rows.fetchall()).text("event_id")
     finally:
         journal.close()
 
