@@ -106,7 +106,9 @@ def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
     return own.user + own.system, children
 
 
-async def sample_health(port: int, seconds: float, samples: list[dict[str, Any]]) -> None:
+async def sample_health(
+    port: int, seconds: float, samples: list[dict[str, Any]], process: psutil.Process
+) -> None:
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -114,6 +116,7 @@ async def sample_health(port: int, seconds: float, samples: list[dict[str, Any]]
         log = h.get("predictionLog") or {}
         sample = {
             "t": round(time.perf_counter() - started, 1),
+            "compactorCpu": cpu_seconds(process)[1],
             "events": sum(h["events"].values()),
             "journalBacklog": h["journalBacklog"],
             "logBacklog": log.get("backlog"),
@@ -145,6 +148,18 @@ def after_compactions(samples: list[dict[str, Any]]) -> list[int]:
     return out
 
 
+def steady_compactor_cpu(samples: list[dict[str, Any]]) -> float | None:
+    """The compaction worker's CPU per event between the first and the last compaction seen:
+    without the worker's start (its imports, ~1-2 s of CPU, are paid once per process)."""
+    done = [s for s in samples if s["lastCompactionAt"] is not None]
+    firsts = {s["lastCompactionAt"]: s for s in reversed(done)}  # first sample after each pass
+    passes = sorted(firsts.values(), key=lambda s: s["t"])
+    if len(passes) < 2 or passes[-1]["events"] <= passes[0]["events"]:
+        return None
+    cpu = passes[-1]["compactorCpu"] - passes[0]["compactorCpu"]
+    return round(cpu / (passes[-1]["events"] - passes[0]["events"]) * 1e6, 1)
+
+
 def backlog_at(samples: list[dict[str, Any]], seconds: tuple[int, ...]) -> dict[str, Any]:
     """The log backlog sampled nearest each of ``seconds`` into the run."""
     out: dict[str, Any] = {}
@@ -166,11 +181,12 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
             command += ["--no-prediction-log"]
         server = start_server(command, port)
         samples: list[dict[str, Any]] = []
+        process = psutil.Process(server.pid)
         try:
             put_config(port, args.window_size)
 
             async def run() -> tuple[list[int], list[int]]:
-                sampler = asyncio.create_task(sample_health(port, seconds, samples))
+                sampler = asyncio.create_task(sample_health(port, seconds, samples, process))
                 try:
                     return await paced_drive(
                         ingest_port, payloads, args.rate, seconds, args.connections
@@ -179,7 +195,6 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
                     await sampler
 
             print(f"{'monitor + prediction log' if with_log else 'peer: no prediction log'}:")
-            process = psutil.Process(server.pid)
             cpu_before = cpu_seconds(process)
             offered, per_second = asyncio.run(run())
             cpu_after = cpu_seconds(process)
@@ -208,6 +223,7 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
 
             kept = after_compactions(samples)
             result["logBacklogAt"] = backlog_at(samples, (0, 30, 60))
+            result["compactorSteadyCpuMicrosPerEvent"] = steady_compactor_cpu(samples)
             dataset = ds.dataset(Path(data_dir) / "predictions", partitioning="hive")
             result.update(
                 {
@@ -290,14 +306,15 @@ def print_summary(result: dict[str, Any], runs: list[tuple[str, dict[str, Any] |
     print(f"\nload average (1 min): {machine['loadAverage1mAtStart']} at the start, "
           f"{machine['loadAverage1mAtEnd']} at the end; {machine['cpus']} CPUs")  # fmt: skip
     print(f"{'':16} {'offered/s':>10} {'acked/s':>9} {'backlog at 0/30/60 s':>24} "
-          f"{'CPU us/event: monitor':>22} {'+ compactor':>12}")  # fmt: skip
+          f"{'CPU us/event: monitor':>22} {'+ compactor (steady)':>21}")  # fmt: skip
     for label, run in runs:
         if run is None:
             continue
         backlog = "/".join(str(v) for v in (run.get("logBacklogAt") or {}).values()) or "-"
         print(f"{label:16} {run['eventsOfferedPerSecond']:>10,.0f} {run['eventsPerSecond']:>9,.0f}"
               f" {backlog:>24} {run['monitorCpuMicrosPerEvent']:>22}"
-              f" {run['compactorCpuMicrosPerEvent']:>12}")  # fmt: skip
+              f" {run['compactorCpuMicrosPerEvent']:>10} ({run.get('compactorSteadyCpuMicrosPerEvent')})"
+              )  # fmt: skip
 
 
 def main() -> None:

@@ -74,11 +74,13 @@ _INSERT = (
     "INSERT INTO prediction_batches (format, first_call, last_call, served_max, strings,"
     " extra, numbers, features, scores, classes) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
-_COLUMNS = "format, strings, extra, numbers, features, scores, classes, first_call, last_call"
+_COLUMNS = "format, strings, extra, numbers, features, scores, classes, first_call, last_call, seq"
+_FIRST_CALL, _LAST_CALL, _SEQ = 7, 8, 9  # their places in a row of _COLUMNS
 # (The one-row-per-call journal used "watermark" and "pending_hi" for row numbers.)
 _WATERMARK = "batch_watermark"  # every batch with seq <= watermark is in Parquet
 _THROUGH_CALL = "through_call"  # the last call number of the watermark's batch
 _PENDING = "batch_pending_hi"  # the batch range end of a compaction under way
+_JOURNAL_ID = "journal_id"  # random, set once: tells one journal file from another
 _PRUNE_CHUNK = 2_000  # batches per delete: the write lock is never held long
 
 #: Per call, its strings, in this order: concatenated in ``strings``, their lengths the last
@@ -249,6 +251,10 @@ def calls_of(predictions: Sequence[ServedPrediction]) -> Calls:
 
 def create_tables(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA)
+    with db:
+        db.execute(
+            "INSERT OR IGNORE INTO prediction_log_state VALUES (?, abs(random()))", (_JOURNAL_ID,)
+        )
 
 
 # ----------------------------------------------------------------------------- Parquet
@@ -445,21 +451,25 @@ class Compactor:
                 f"SELECT {_COLUMNS} FROM prediction_batches WHERE seq > ? AND seq <= ?"
                 " ORDER BY seq", (watermark, hi),
             ).fetchall()  # fmt: skip
-            calls, duplicates = first_of_each(decode_batches(rows), _seen(db, watermark))
+            journaled = decode_batches(rows)
+            kept = _kept_keys(db, watermark)
+            calls, duplicates = first_of_each(journaled, _union(kept))
             tables = arrow_table(calls)
+            first, last = rows[0][_FIRST_CALL], rows[-1][_LAST_CALL]
             for day, table in tables.items():
-                self._write_file(day, part_name(rows[0][-2], rows[-1][-1]), table)
+                self._write_file(day, part_name(first, last), table)
             with db:
                 db.execute("BEGIN")
                 db.executemany(
                     "INSERT OR REPLACE INTO prediction_log_state VALUES (?, ?)",
-                    [(_WATERMARK, hi), (_THROUGH_CALL, rows[-1][-1])],
+                    [(_WATERMARK, hi), (_THROUGH_CALL, last)],
                 )
                 db.execute("DELETE FROM prediction_log_state WHERE key = ?", (_PENDING,))
+            kept.update(_keys_by_batch(rows, journaled))  # compacted now: kept for the next
             result.rows, result.duplicates = len(calls), duplicates
             result.predictions = sum(t.num_rows for t in tables.values())
             result.files = len(tables)
-            result.through_call = int(rows[-1][-1])
+            result.through_call = int(last)
             watermark = hi
         result.pruned = _prune(db, watermark, now, margin_s)
         return result
@@ -513,17 +523,53 @@ def _state(db: sqlite3.Connection, key: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _seen(db: sqlite3.Connection, watermark: int) -> set[tuple[str, ...]]:
-    """The keys of the compacted calls still journaled: a call emitted again (a replay after
-    a restart, a late response to an expired request) is dropped if its key is among them.
-    Only their strings are decoded."""
+#: Per journal (path, id), the keys of each compacted batch still kept, so a pass decodes
+#: only its own batches: decoding all kept batches every pass cost ~3 µs per kept call, and
+#: the default retention keeps ~100,000. Lives in the compaction worker (or the process
+#: that compacts in-process); rebuilt from the journal when it does not match it.
+_KEPT_KEYS: dict[tuple[str, int], dict[int, list[tuple[str, ...]]]] = {}
+
+
+def _kept_keys(db: sqlite3.Connection, watermark: int) -> dict[int, list[tuple[str, ...]]]:
+    """The keys of the compacted calls still journaled, per batch: a call emitted again (a
+    replay after a restart, a late response to an expired request) is dropped if its key is
+    among them. Batches pruned since are forgotten; only batches not cached are decoded."""
+    (path,) = [row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"]
+    cached = _KEPT_KEYS.setdefault((path, _state(db, _JOURNAL_ID) or 0), {})
+    kept = {seq for (seq,) in db.execute(
+        "SELECT seq FROM prediction_batches WHERE seq <= ?", (watermark,))}  # fmt: skip
+    for seq in [seq for seq in cached if seq not in kept]:
+        del cached[seq]
+    missing = sorted(kept - cached.keys())
+    if missing:
+        cursor = db.execute(
+            "SELECT seq, strings, numbers FROM prediction_batches WHERE seq >= ? AND seq <= ?",
+            (missing[0], watermark),
+        )
+        for seq, text, numbers in cursor:
+            if seq not in cached:
+                matrix = np.frombuffer(numbers, _F64).reshape(-1, _WIDTH)
+                cached[seq] = _keys(_split(text, matrix))
+    return cached
+
+
+def _union(kept: dict[int, list[tuple[str, ...]]]) -> set[tuple[str, ...]]:
     seen: set[tuple[str, ...]] = set()
-    cursor = db.execute(
-        "SELECT strings, numbers FROM prediction_batches WHERE seq <= ?", (watermark,)
-    )
-    for text, numbers in cursor:
-        seen.update(_keys(_split(text, np.frombuffer(numbers, _F64).reshape(-1, _WIDTH))))
+    for keys in kept.values():
+        seen.update(keys)
     return seen
+
+
+def _keys_by_batch(
+    rows: Sequence[tuple[Any, ...]], calls: Calls
+) -> dict[int, list[tuple[str, ...]]]:
+    """The keys of ``calls`` (decoded from ``rows``), per batch."""
+    keys, out, start = calls.keys(), {}, 0
+    for row in rows:
+        count = len(row[3]) // (8 * _WIDTH)
+        out[row[_SEQ]] = keys[start : start + count]
+        start += count
+    return out
 
 
 def first_of_each(calls: Calls, seen: set[tuple[str, ...]]) -> tuple[Calls, int]:
