@@ -247,6 +247,20 @@ def test_one_journal_row_per_commit_numbered_by_call(harness: Harness) -> None:
     assert harness.log.backlog == 4
 
 
+def test_feature_names_and_entities_across_batches(harness: Harness) -> None:
+    """Each batch numbers its own name lists: decoding several re-numbers them."""
+    harness.journal(prediction("a", feature_names=["x", "y"]), prediction("b"))
+    harness.journal(
+        prediction("c", feature_names=["p", "q"], entities=("u1",)), prediction("d")
+    )  # fmt: skip
+    harness.log.compact(now=DAY1, replay_margin_s=30)
+    rows = harness.dataset()
+    assert [(r["event_id"], r["feature_names"], r["entity"]) for r in rows] == [
+        ("a", ["x", "y"], None), ("b", ["a", "b"], None),
+        ("c", ["p", "q"], "u1"), ("d", ["a", "b"], None),
+    ]  # fmt: skip
+
+
 _ROW_JOURNAL = """
 CREATE TABLE predictions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
