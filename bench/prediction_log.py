@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -37,6 +38,7 @@ from typing import Any
 
 import _repo
 import numpy as np
+import psutil
 from monitor_ingest import (
     call_events,
     monitor_command,
@@ -56,10 +58,11 @@ def health(port: int) -> dict[str, Any]:
 
 async def paced_drive(
     port: int, payloads: list[bytes], rate: float, seconds: float, connections: int
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
     """Each connection sends at rate/connections, one event in flight (the reply waits for
-    the commit); returns events answered 2xx per elapsed second."""
-    per_second = [0] * (int(seconds) + 2)
+    the commit); returns events sent (offered) and answered 2xx, per elapsed second."""
+    offered = [0] * (int(seconds) + 2)
+    answered = [0] * (int(seconds) + 2)
     started = time.perf_counter()
     interval = connections / rate
 
@@ -74,6 +77,7 @@ async def paced_drive(
             if ahead > 0:
                 await asyncio.sleep(ahead)
             writer.write(payloads[index % len(payloads)])
+            offered[int(time.perf_counter() - started)] += 1
             index += connections
             sent += 1
             head = await reader.readuntil(b"\r\n\r\n")
@@ -83,14 +87,28 @@ async def paced_drive(
                     length = int(line[15:])
             await reader.readexactly(length)
             if head[9:10] == b"2":
-                per_second[int(time.perf_counter() - started)] += 1
+                answered[int(time.perf_counter() - started)] += 1
         writer.close()
 
     await asyncio.gather(*(one(i) for i in range(connections)))
-    return per_second[: int(seconds)]
+    return offered[: int(seconds)], answered[: int(seconds)]
 
 
-async def sample_health(port: int, seconds: float, samples: list[dict[str, Any]]) -> None:
+def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
+    """CPU (user + system) of the monitor process, and of its children (the compaction
+    worker, started by the first pass) so far."""
+    own = process.cpu_times()
+    children = 0.0
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            children += times.user + times.system
+    return own.user + own.system, children
+
+
+async def sample_health(
+    port: int, seconds: float, samples: list[dict[str, Any]], process: psutil.Process
+) -> None:
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -98,6 +116,7 @@ async def sample_health(port: int, seconds: float, samples: list[dict[str, Any]]
         log = h.get("predictionLog") or {}
         sample = {
             "t": round(time.perf_counter() - started, 1),
+            "compactorCpu": cpu_seconds(process)[1],
             "events": sum(h["events"].values()),
             "journalBacklog": h["journalBacklog"],
             "logBacklog": log.get("backlog"),
@@ -129,6 +148,28 @@ def after_compactions(samples: list[dict[str, Any]]) -> list[int]:
     return out
 
 
+def steady_compactor_cpu(samples: list[dict[str, Any]]) -> float | None:
+    """The compaction worker's CPU per event between the first and the last compaction seen:
+    without the worker's start (its imports, ~1-2 s of CPU, are paid once per process)."""
+    done = [s for s in samples if s["lastCompactionAt"] is not None]
+    firsts = {s["lastCompactionAt"]: s for s in reversed(done)}  # first sample after each pass
+    passes = sorted(firsts.values(), key=lambda s: s["t"])
+    if len(passes) < 2 or passes[-1]["events"] <= passes[0]["events"]:
+        return None
+    cpu = passes[-1]["compactorCpu"] - passes[0]["compactorCpu"]
+    return round(cpu / (passes[-1]["events"] - passes[0]["events"]) * 1e6, 1)
+
+
+def backlog_at(samples: list[dict[str, Any]], seconds: tuple[int, ...]) -> dict[str, Any]:
+    """The log backlog sampled nearest each of ``seconds`` into the run."""
+    out: dict[str, Any] = {}
+    for second in seconds:
+        if samples:
+            nearest = min(samples, key=lambda sample: abs(sample["t"] - second))
+            out[f"{second}s"] = nearest["logBacklog"]
+    return out
+
+
 def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dict[str, Any]:
     seconds = args.seconds if with_log else args.peer_seconds / 2
     with tempfile.TemporaryDirectory() as data_dir:
@@ -140,11 +181,12 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
             command += ["--no-prediction-log"]
         server = start_server(command, port)
         samples: list[dict[str, Any]] = []
+        process = psutil.Process(server.pid)
         try:
             put_config(port, args.window_size)
 
-            async def run() -> list[int]:
-                sampler = asyncio.create_task(sample_health(port, seconds, samples))
+            async def run() -> tuple[list[int], list[int]]:
+                sampler = asyncio.create_task(sample_health(port, seconds, samples, process))
                 try:
                     return await paced_drive(
                         ingest_port, payloads, args.rate, seconds, args.connections
@@ -153,16 +195,26 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
                     await sampler
 
             print(f"{'monitor + prediction log' if with_log else 'peer: no prediction log'}:")
-            per_second = asyncio.run(run())
+            cpu_before = cpu_seconds(process)
+            offered, per_second = asyncio.run(run())
+            cpu_after = cpu_seconds(process)
             end = health(port)
         finally:
             stop_server(server)  # SIGTERM: a final flush and compaction
+        answered = sum(per_second)
+        own, children = (after - before for after, before in zip(cpu_after, cpu_before,
+                                                                  strict=True))  # fmt: skip
         result: dict[str, Any] = {
             "seconds": seconds,
             "targetEventsPerSecond": args.rate,
-            "eventsAnswered": sum(per_second),
-            "eventsPerSecond": round(sum(per_second) / seconds, 1),
+            "eventsOffered": sum(offered),
+            "eventsOfferedPerSecond": round(sum(offered) / seconds, 1),
+            "eventsAnswered": answered,
+            "eventsPerSecond": round(answered / seconds, 1),
             "eventsPerSecondEach": per_second,
+            # The monitor's CPU per acknowledged event; the compaction worker's apart.
+            "monitorCpuMicrosPerEvent": round(own / max(answered, 1) * 1e6, 1),
+            "compactorCpuMicrosPerEvent": round(children / max(answered, 1) * 1e6, 1),
             "journalBacklogMax": max((s["journalBacklog"] for s in samples), default=None),
             "journalDropped": end["journalDropped"],
         }
@@ -170,6 +222,8 @@ def live(args: argparse.Namespace, payloads: list[bytes], with_log: bool) -> dic
             import pyarrow.dataset as ds
 
             kept = after_compactions(samples)
+            result["logBacklogAt"] = backlog_at(samples, (0, 30, 60))
+            result["compactorSteadyCpuMicrosPerEvent"] = steady_compactor_cpu(samples)
             dataset = ds.dataset(Path(data_dir) / "predictions", partitioning="hive")
             result.update(
                 {
@@ -202,7 +256,7 @@ def capacity(calls: int, rate: float, shadow_every: int) -> dict[str, Any]:
     import pyarrow.parquet  # noqa: F401
 
     from services.monitor.core import ServedPrediction
-    from services.monitor.predlog import PredictionLog, create_tables
+    from services.monitor.predlog import PredictionLog
     from services.monitor.store import MonitorStore
 
     rng = np.random.default_rng(0)
@@ -216,11 +270,13 @@ def capacity(calls: int, rate: float, shadow_every: int) -> dict[str, Any]:
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as work:
         store = MonitorStore(Path(work) / "monitor.db")
-        create_tables(store.db)
         log = PredictionLog(str(Path(work) / "predictions"), Path(work) / "monitor.db", 30)
+        log.open(store.db)
         started = time.process_time()
-        for start in range(0, calls, 2000):
-            batch = predictions[start : start + 2000]
+        # 16 calls per commit: what the live part's 32 connections (one event in flight each,
+        # a call is two events) give the group commit.
+        for start in range(0, calls, 16):
+            batch = predictions[start : start + 16]
             store.write_batch([], [], [functools.partial(log.write, predictions=batch)])
         journal_cpu = time.process_time() - started
         wall = time.perf_counter()
@@ -243,6 +299,22 @@ def capacity(calls: int, rate: float, shadow_every: int) -> dict[str, Any]:
         "headroom": round(calls / compact_wall / calls_needed, 2),
         "shadowEvery": shadow_every,
     }
+
+
+def print_summary(result: dict[str, Any], runs: list[tuple[str, dict[str, Any] | None]]) -> None:
+    machine = result["machine"]
+    print(f"\nload average (1 min): {machine['loadAverage1mAtStart']} at the start, "
+          f"{machine['loadAverage1mAtEnd']} at the end; {machine['cpus']} CPUs")  # fmt: skip
+    print(f"{'':16} {'offered/s':>10} {'acked/s':>9} {'backlog at 0/30/60 s':>24} "
+          f"{'CPU us/event: monitor':>22} {'+ compactor (steady)':>21}")  # fmt: skip
+    for label, run in runs:
+        if run is None:
+            continue
+        backlog = "/".join(str(v) for v in (run.get("logBacklogAt") or {}).values()) or "-"
+        print(f"{label:16} {run['eventsOfferedPerSecond']:>10,.0f} {run['eventsPerSecond']:>9,.0f}"
+              f" {backlog:>24} {run['monitorCpuMicrosPerEvent']:>22}"
+              f" {run['compactorCpuMicrosPerEvent']:>10} ({run.get('compactorSteadyCpuMicrosPerEvent')})"
+              )  # fmt: skip
 
 
 def main() -> None:
@@ -273,6 +345,14 @@ def main() -> None:
             "before": before,
             "after": after,
             "eventsPerSecond": round(answered / (before["seconds"] + after["seconds"]), 1),
+            "monitorCpuMicrosPerEvent": round(
+                (
+                    before["monitorCpuMicrosPerEvent"] * before["eventsAnswered"]
+                    + after["monitorCpuMicrosPerEvent"] * after["eventsAnswered"]
+                )
+                / max(answered, 1),
+                1,
+            ),  # fmt: skip
         }
     cap = capacity(args.capacity_calls, args.rate, args.shadow_every)
     kept = with_log["logBacklogAfterEachCompaction"]
@@ -299,9 +379,19 @@ def main() -> None:
                 round(with_log["eventsPerSecond"] / peer["eventsPerSecond"], 3) if peer else None
             ),
             "compactionHeadroomAtTargetRate": cap["headroom"],
+            "monitorCpuRatioLogToNoLog": (
+                round(with_log["monitorCpuMicrosPerEvent"] / peer["monitorCpuMicrosPerEvent"], 3)
+                if peer
+                else None
+            ),
+            # What one core of its own would sustain at the measured CPU per event (the
+            # monitor's event loop is one thread; the compaction worker is another process).
+            "eventsPerMonitorCpuSecond": round(1e6 / with_log["monitorCpuMicrosPerEvent"]),
         },
     }
     print(json.dumps({k: v for k, v in result.items() if k != "withPredictionLog"}, indent=2))
+    print_summary(result, [("no log, before", before), ("prediction log", with_log),
+                           ("no log, after", after)])  # fmt: skip
     _repo.write_json(args.output, result)
     print(f"written to {args.output}")
 

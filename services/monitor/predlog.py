@@ -6,36 +6,45 @@ Two stages, so an acknowledged event survives a kill -9 and the Parquet files st
    :class:`~services.monitor.core.ServedPrediction` to :meth:`PredictionLog.sink` when a call
    completes; the service drains them into the *same transaction* as the events that
    completed them (:meth:`PredictionLog.write`), so the group commit an ingest reply waits
-   for makes both durable at once. Rows are idempotent on ``(namespace, model, version,
-   event_id)`` (``INSERT OR IGNORE``): the journal replay after a restart re-emits every call
-   it rebuilds, and a late response to an already-expired request is emitted again.
-2. **Compaction** (a timer; a worker process with its own SQLite connection): rows
-   ``(watermark, hi]`` become one Parquet file per UTC date, ``<uri>/date=D/part-<watermark+1>-<hi>.parquet``.
-   ``hi`` is recorded *before* any file is written and ``watermark`` advances only after all
-   are, so a compaction interrupted by a crash is redone over the same range into the same
-   file names: no row is lost and none is written twice.
+   for makes both durable at once. A commit's calls are *one* row (:func:`encode_batch`:
+   their strings as JSON, their numbers and arrays as float64/int64 bytes), numbered on by
+   call (``first_call``..``last_call``): the ingest path does one short Python pass per call
+   and one SQLite insert per commit; decoding waits for compaction.
+2. **Compaction** (a timer; a worker process with its own SQLite connection): batches
+   ``(watermark, hi]`` become one Parquet file per UTC date,
+   ``<uri>/date=D/part-<first call>-<last call>.parquet``. ``hi`` is recorded *before* any
+   file is written and ``watermark`` advances only after all are, so a compaction interrupted
+   by a crash is redone over the same range into the same file names: no row is lost and
+   none is written twice. Calls are idempotent on ``(namespace, model, version, event_id)``,
+   and the compaction is where that is enforced (:func:`first_of_each`): the journal replay
+   after a restart re-emits every call it rebuilds, and a late response to an
+   already-expired request is emitted again; the first emission in journal order wins.
 
-Compacted journal rows are kept while the events that produced them can still be replayed
-(``served_at`` at least the oldest journaled event minus the pairing timeout): deleting them
-earlier would let a replay insert them again as new rows. Partitions older than the
-retention are deleted after each compaction.
+Compacted batches are kept while the events that produced their calls can still be replayed
+(every ``served_at`` at least the oldest journaled event minus the pairing timeout): their
+keys are what a re-emitted call is checked against. Partitions older than the retention
+are deleted after each compaction. A journal of the earlier one-row-per-call layout is
+converted at start (:func:`migrate_row_journal`).
 
-The schema is :mod:`contracts.prediction_log`. Pure parts (:func:`journal_row`,
-:func:`arrow_table`, :func:`expired_partitions`) take everything they need as arguments.
+The schema is :mod:`contracts.prediction_log`. Pure parts (:func:`encode_batch`,
+:func:`decode_batches`, :func:`arrow_table`, :func:`expired_partitions`) take everything
+they need as arguments.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -47,77 +56,205 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# One row per group commit, not per call: a row per call cost ~13 µs of the store thread's
+# SQLite work per call (15 bound columns, a unique index on four text columns, a GIL round
+# trip per row) against ~2 µs to pack a commit's calls into a few arrays.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
+CREATE TABLE IF NOT EXISTS prediction_batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    namespace TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
-    event_id TEXT NOT NULL, role TEXT NOT NULL, request_id TEXT NOT NULL,
-    served_at REAL NOT NULL, status INTEGER NOT NULL, latency_ms REAL,
-    feature_names TEXT, feature_rows INTEGER, features BLOB, entities TEXT,
-    scores BLOB, classes BLOB,
-    UNIQUE (namespace, model, version, event_id)
+    format INTEGER NOT NULL,
+    first_call INTEGER NOT NULL, last_call INTEGER NOT NULL, served_max REAL NOT NULL,
+    strings TEXT NOT NULL, extra TEXT NOT NULL, numbers BLOB NOT NULL,
+    features BLOB NOT NULL, scores BLOB NOT NULL, classes BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS prediction_log_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+FORMAT = 1  # the batch encoding below; a reader refuses others rather than misread them
 _INSERT = (
-    "INSERT OR IGNORE INTO predictions (namespace, model, version, event_id, role, request_id,"
-    " served_at, status, latency_ms, feature_names, feature_rows, features, entities, scores,"
-    " classes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO prediction_batches (format, first_call, last_call, served_max, strings,"
+    " extra, numbers, features, scores, classes) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
-_SELECT = (
-    "SELECT namespace, model, version, event_id, role, request_id, served_at, status,"
-    " latency_ms, feature_names, feature_rows, features, entities, scores, classes"
-    " FROM predictions WHERE seq > ? AND seq <= ? ORDER BY seq"
-)
-_WATERMARK = "watermark"  # every row with seq <= watermark is in Parquet
-_PENDING = "pending_hi"  # the range end of a compaction under way
-_PRUNE_CHUNK = 20_000  # rows per delete: the write lock is never held long
+_COLUMNS = "format, strings, extra, numbers, features, scores, classes, first_call, last_call, seq"
+_FIRST_CALL, _LAST_CALL, _SEQ = 7, 8, 9  # their places in a row of _COLUMNS
+# (The one-row-per-call journal used "watermark" and "pending_hi" for row numbers.)
+_WATERMARK = "batch_watermark"  # every batch with seq <= watermark is in Parquet
+_THROUGH_CALL = "through_call"  # the last call number of the watermark's batch
+_PENDING = "batch_pending_hi"  # the batch range end of a compaction under way
+_JOURNAL_ID = "journal_id"  # random, set once: tells one journal file from another
+_PRUNE_CHUNK = 2_000  # batches per delete: the write lock is never held long
+
+#: Per call, its strings, in this order: concatenated in ``strings``, their lengths the last
+#: numbers of the call.
+_STRINGS = ("namespace", "model", "version", "role", "event_id", "request_id")
+#: Per call, its numbers (little-endian float64, in this order, then the string lengths);
+#: -1 counts mean "none" (no features, no scores, no classes, no feature names), NaN latency
+#: means unknown.
+_NUMBERS = ("served_at", "status", "latency_ms", "names", "feature_rows", "feature_width",
+            "scores", "classes", "entities")  # fmt: skip
+_WIDTH = len(_NUMBERS) + len(_STRINGS)
+_F64, _I64 = np.dtype("<f8"), np.dtype("<i8")
+_TEXT = attrgetter(*_STRINGS)
 
 
-JournalRow = tuple[Any, ...]
+class Batch(NamedTuple):
+    """One commit's calls as journal columns (see :func:`encode_batch`)."""
+
+    served_max: float
+    strings: str
+    extra: str  # JSON {"n": feature-name lists, "e": entity keys}, "" when neither is used
+    numbers: bytes
+    features: bytes
+    scores: bytes
+    classes: bytes
 
 
-def journal_row(
-    p: ServedPrediction, names_cache: dict[tuple[str, ...], str] | None = None
-) -> JournalRow:
-    """The SQLite row of one served call (arrays as float64/int64 bytes). ``names_cache``
-    keeps the JSON of feature-name lists seen before (every call of a model repeats one)."""
-    features = p.features
-    names = None
-    if p.feature_names:
-        key = tuple(p.feature_names)
-        names = names_cache.get(key) if names_cache is not None else None
-        if names is None:
-            names = json.dumps(p.feature_names)
-            if names_cache is not None and len(names_cache) < 1024:
-                names_cache[key] = names
-    return (
-        p.namespace,
-        p.model,
-        p.version,
-        p.event_id,
-        p.role,
-        p.request_id,
-        p.served_at,
-        int(p.status),
-        None if p.latency_ms is None or math.isnan(p.latency_ms) else float(p.latency_ms),
-        names,
-        None if features is None else int(features.shape[0]),
-        None if features is None else np.ascontiguousarray(features, np.float64).tobytes(),
-        json.dumps(p.entities) if p.entities else None,
-        None if p.scores is None else np.ascontiguousarray(p.scores, np.float64).tobytes(),
-        None if p.classes is None else np.ascontiguousarray(p.classes, np.int64).tobytes(),
+def encode_batch(predictions: Sequence[ServedPrediction]) -> Batch:
+    """The calls of one commit, packed: their strings concatenated (lengths among the
+    numbers: nothing to escape), their numbers as one float64 matrix, their arrays' bytes
+    concatenated. One short Python pass per call, the rest in C (join, struct)."""
+    strings: list[str] = []
+    numbers: list[float] = []
+    arrays: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])
+    entities: list[str] = []
+    names: dict[tuple[str, ...], int] = {}
+    for p in predictions:
+        text = _TEXT(p)
+        strings += text
+        x, s, c = p.features, p.scores, p.classes
+        name_index = names.setdefault(tuple(p.feature_names), len(names)) if p.feature_names else -1
+        numbers += (
+            p.served_at, p.status, p.latency_ms, name_index,
+            -1 if x is None else x.shape[0], -1 if x is None else x.shape[-1],
+            -1 if s is None else s.shape[0], -1 if c is None else c.shape[0], len(p.entities),
+        )  # fmt: skip
+        numbers += map(len, text)
+        if x is not None:
+            arrays[0].append(x.tobytes() if x.dtype == _F64 else x.astype(_F64).tobytes())
+        if s is not None:
+            arrays[1].append(s.tobytes() if s.dtype == _F64 else s.astype(_F64).tobytes())
+        if c is not None:
+            arrays[2].append(c.tobytes() if c.dtype == _I64 else c.astype(_I64).tobytes())
+        if p.entities:
+            entities += p.entities
+    extra = json.dumps({"n": [list(n) for n in names], "e": entities}) if names or entities else ""
+    return Batch(
+        max(numbers[0::_WIDTH], default=0.0),
+        "".join(strings),
+        extra,
+        struct.pack(f"<{len(numbers)}d", *numbers),
+        *(b"".join(parts) for parts in arrays),
     )
+
+
+@dataclass
+class Calls:
+    """Journaled calls, column by column (decoded batches). Flat arrays hold every call's
+    values in call order; a call's share is given by its counts (-1: none)."""
+
+    strings: list[str]  # per call, the _STRINGS, call after call
+    numbers: np.ndarray  # (calls, _WIDTH) float64
+    names: list[list[str]]  # feature-name lists, indexed by the "names" number
+    features: np.ndarray  # flat float64
+    scores: np.ndarray  # flat float64
+    classes: np.ndarray  # flat int64
+    entities: list[str]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.numbers[:, _NUMBERS.index(name)]
+
+    def text(self, name: str) -> list[str]:
+        return self.strings[_STRINGS.index(name) :: len(_STRINGS)]
+
+    def counts(self, name: str) -> np.ndarray:
+        """Values per call in the flat array ``name`` (0 for none)."""
+        if name == "features":
+            rows, width = self.column("feature_rows"), self.column("feature_width")
+            return np.where(rows < 0, 0, rows * width).astype(np.int64)
+        return np.maximum(self.column(name), 0).astype(np.int64)
+
+    def keys(self) -> list[tuple[str, ...]]:
+        """The idempotency key of each call: namespace, model, version, event id."""
+        return _keys(self.strings)
+
+    def select(self, keep: np.ndarray) -> Calls:
+        """The calls where ``keep`` (a boolean per call) is true."""
+
+        def flat(values: np.ndarray, name: str) -> np.ndarray:
+            return values[np.repeat(keep, self.counts(name))]
+
+        per_string = np.repeat(keep, len(_STRINGS)).tolist()
+        entity_mask = np.repeat(keep, self.counts("entities")).tolist()
+        return Calls(
+            list(compress(self.strings, per_string)),
+            self.numbers[keep],
+            self.names,
+            flat(self.features, "features"),
+            flat(self.scores, "scores"),
+            flat(self.classes, "classes"),
+            list(compress(self.entities, entity_mask)),
+        )
+
+
+def _keys(strings: list[str]) -> list[tuple[str, ...]]:
+    n = len(_STRINGS)
+    return list(zip(strings[0::n], strings[1::n], strings[2::n], strings[4::n], strict=True))
+
+
+def _split(text: str, numbers: np.ndarray) -> list[str]:
+    """A batch's concatenated strings, cut at their lengths."""
+    ends = np.cumsum(numbers[:, len(_NUMBERS) :].ravel().astype(np.int64)).tolist()
+    return [text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def decode_batches(rows: Sequence[tuple[Any, ...]]) -> Calls:
+    """Journal rows (``_COLUMNS``) → one :class:`Calls`; names re-indexed across batches."""
+    strings: list[str] = []
+    matrices: list[np.ndarray] = []
+    names: list[list[str]] = []
+    entities: list[str] = []
+    for format_, text, extra, numbers, *_ in rows:
+        if format_ != FORMAT:
+            raise ValueError(f"prediction journal batch format {format_}, this reader: {FORMAT}")
+        matrix = np.frombuffer(numbers, _F64).reshape(-1, _WIDTH)
+        strings += _split(text, matrix)
+        if extra:
+            document = json.loads(extra)
+            matrix = matrix.copy()
+            index = matrix[:, _NUMBERS.index("names")]
+            index[index >= 0] += len(names)
+            names += document["n"]
+            entities += document["e"]
+        matrices.append(matrix)
+
+    def flat(column: int, dtype: np.dtype[Any]) -> np.ndarray:
+        return np.frombuffer(b"".join(row[column] for row in rows), dtype)
+
+    return Calls(
+        strings,
+        np.concatenate(matrices) if matrices else np.zeros((0, _WIDTH)),
+        names,
+        flat(4, _F64),
+        flat(5, _F64),
+        flat(6, _I64),
+        entities,
+    )
+
+
+def calls_of(predictions: Sequence[ServedPrediction]) -> Calls:
+    """What the journal gives back for these calls (tests, the bench)."""
+    _, *columns = encode_batch(predictions)
+    return decode_batches([(FORMAT, *columns)])
 
 
 def create_tables(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA)
-
-
-def write_rows(db: sqlite3.Connection, rows: Sequence[JournalRow]) -> None:
-    """Inside the caller's transaction (the event batch's)."""
-    if rows:
-        db.executemany(_INSERT, rows)
+    with db:
+        db.execute(
+            "INSERT OR IGNORE INTO prediction_log_state VALUES (?, abs(random()))", (_JOURNAL_ID,)
+        )
 
 
 # ----------------------------------------------------------------------------- Parquet
@@ -139,86 +276,84 @@ def arrow_schema() -> pa.Schema:
     return pa.schema(fields, metadata={contract.METADATA_KEY: contract.SCHEMA_VERSION})
 
 
-def _blob_array(blobs: list[bytes | None], counts: np.ndarray, dtype: type) -> np.ndarray:
-    """Per-row values from per-call blobs (a call without one contributes ``counts`` zeros)."""
-    parts: list[np.ndarray] = [
-        np.frombuffer(blob, dtype) if blob is not None else np.zeros(count, dtype)
-        for blob, count in zip(blobs, counts.tolist(), strict=True)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+def _rows_per_call(calls: Calls) -> np.ndarray:
+    """Predictions per call: its scores, else one per request row (at least one)."""
+    scores = calls.column("scores")
+    return np.where(scores >= 0, scores, np.maximum(calls.column("feature_rows"), 1)).astype(
+        np.int64
+    )
 
 
-def _call_table(rows: Sequence[JournalRow]) -> pa.Table:
-    """One Parquet table from journal rows: call-level columns built once and repeated per
-    prediction (a call is usually one prediction), arrays concatenated from their blobs."""
+def _feature_column(calls: Calls, counts: np.ndarray, per_call: np.ndarray) -> pa.Array:
+    """Features of row i = the request's row i, only when the request kept one row per
+    prediction (rows with NaN/inf are dropped at ingest); else null for the whole call."""
     import pyarrow as pa
 
-    schema = arrow_schema()
-    (ns, model, version, event_id, role, request_id, served_at, status, latency,
-     names_json, feature_rows, feature_blobs, entities_json, score_blobs, class_blobs) = (
-        list(column) for column in zip(*rows, strict=True)
-    )  # fmt: skip
-    score_counts = np.array([0 if b is None else len(b) // 8 for b in score_blobs], np.int64)
-    rows_of_features = np.array([r or 0 for r in feature_rows], np.int64)
-    has_scores = np.array([b is not None for b in score_blobs])
-    counts = np.where(has_scores, score_counts, np.maximum(rows_of_features, 1))
-    calls = np.repeat(np.arange(len(rows)), counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    row_index = np.arange(int(counts.sum())) - starts[calls]
-    # Features line up with predictions only when the request kept one row per prediction.
-    aligned = np.array([b is not None for b in feature_blobs]) & (rows_of_features == counts)
-    widths = np.array(
-        [len(b) // 8 // r if ok else 0 for b, r, ok in
-         zip(feature_blobs, rows_of_features.tolist(), aligned.tolist(), strict=True)],
-        np.int64,
-    )  # fmt: skip
-    values = [np.frombuffer(b, np.float64) for b, ok in zip(feature_blobs, aligned.tolist(),
-                                                            strict=True) if ok]  # fmt: skip
-    row_widths = np.where(aligned[calls], widths[calls], 0)
+    rows, width = calls.column("feature_rows"), calls.column("feature_width").astype(np.int64)
+    aligned = (rows >= 0) & (rows == counts)
+    values = calls.features[np.repeat(aligned, calls.counts("features"))]
+    row_widths = np.where(aligned[per_call], width[per_call], 0)
     offsets = np.concatenate([[0], np.cumsum(row_widths)]).astype(np.int32)
-    features = pa.ListArray.from_arrays(
-        pa.array(offsets),
-        pa.array(np.concatenate(values) if values else np.zeros(0), pa.float64()),
-        mask=pa.array(~aligned[calls]),
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), pa.array(values, pa.float64()), mask=pa.array(~aligned[per_call])
     )
-    parsed: dict[str, list[str]] = {}  # the same few name lists on every call
-    names = [
-        (parsed.get(j) or parsed.setdefault(j, json.loads(j))) if j and ok else None
-        for j, ok in zip(names_json, aligned.tolist(), strict=True)
-    ]
-    entity_rows: list[str | None] = []
-    for text, count in zip(entities_json, counts.tolist(), strict=True):
-        entities: list[str] | None = json.loads(text) if text else None
-        if entities is not None and len(entities) == count:
-            entity_rows.extend(entities)
-        else:
-            entity_rows.extend([None] * count)
-    scores = _blob_array(score_blobs, np.where(has_scores, 0, counts), np.float64)
-    classes = _blob_array(class_blobs, np.where([b is None for b in class_blobs], counts, 0),
-                          np.int64)  # fmt: skip
-    has_class = np.repeat([b is not None for b in class_blobs], counts) & (classes >= 0)
-    micros = np.round(np.asarray(served_at, np.float64) * 1e6).astype(np.int64)
 
-    def per_row(values: list[Any], type_: pa.DataType) -> pa.Array:
-        return pa.array(values, type_).take(pa.array(calls))
 
+def _entity_column(calls: Calls, counts: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+
+    total = int(counts.sum())
+    if not calls.entities:
+        return pa.nulls(total, pa.string())
+    entity_counts = calls.counts("entities")
+    starts = np.concatenate([[0], np.cumsum(entity_counts)]).tolist()
+    rows: list[str | None] = []
+    for i, (have, count) in enumerate(zip(entity_counts.tolist(), counts.tolist(), strict=True)):
+        rows.extend(calls.entities[starts[i] : starts[i + 1]] if have == count else [None] * count)
+    return pa.array(rows, pa.string())
+
+
+def _call_table(calls: Calls) -> pa.Table:
+    """One Parquet table: call-level columns built once and repeated per prediction (a call
+    is usually one prediction), arrays from the flat values."""
+    import pyarrow as pa
+
+    counts = _rows_per_call(calls)
+    per_call = np.repeat(np.arange(len(calls)), counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    has_scores = calls.column("scores") >= 0
+    score_rows = np.repeat(has_scores, counts)
+    score = np.zeros(len(per_call))
+    score[score_rows] = calls.scores
+    class_ok = (calls.column("classes") >= 0) & (calls.column("classes") == counts)
+    class_rows = np.repeat(class_ok, counts)
+    predicted = np.full(len(per_call), -1, np.int64)
+    predicted[class_rows] = calls.classes[np.repeat(class_ok, calls.counts("classes"))]
+    latency = calls.column("latency_ms")
+    micros = np.round(calls.column("served_at") * 1e6).astype(np.int64)
+    take = pa.array(per_call)
+    index = calls.column("names").astype(np.int64)
+    names = pa.array([*calls.names, None], pa.list_(pa.string())).take(
+        pa.array(np.where(index >= 0, index, len(calls.names))[per_call])
+    )
+
+    def per_row(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+        return pa.array(values, type_).take(take)
+
+    strings = {name: per_row(calls.text(name), pa.string()) for name in _STRINGS}
     columns = {
-        "namespace": per_row(ns, pa.string()),
-        "model": per_row(model, pa.string()),
-        "version": per_row(version, pa.string()),
-        "role": per_row(role, pa.string()),
-        "event_id": per_row(event_id, pa.string()),
-        "request_id": per_row(request_id, pa.string()),
-        "row": pa.array(row_index.astype(np.int32)),
-        "served_at": pa.array(micros[calls]).cast(pa.timestamp("us", tz="UTC")),
-        "status": pa.array(np.asarray(status, np.int32)[calls]),
-        "latency_ms": per_row(latency, pa.float64()),
-        "entity": pa.array(entity_rows, pa.string()),
-        "feature_names": per_row(names, pa.list_(pa.string())),
-        "features": features,
-        "score": pa.array(scores, pa.float64(), mask=~np.repeat(has_scores, counts)),
-        "predicted_class": pa.array(classes, pa.int64(), mask=~has_class),
+        **strings,
+        "row": pa.array((np.arange(len(per_call)) - starts[per_call]).astype(np.int32)),
+        "served_at": pa.array(micros[per_call]).cast(pa.timestamp("us", tz="UTC")),
+        "status": pa.array(calls.column("status").astype(np.int32)[per_call]),
+        "latency_ms": pa.array(latency[per_call], pa.float64(), mask=np.isnan(latency)[per_call]),
+        "entity": _entity_column(calls, counts),
+        "feature_names": names,
+        "features": _feature_column(calls, counts, per_call),
+        "score": pa.array(score, pa.float64(), mask=~score_rows),
+        "predicted_class": pa.array(predicted, pa.int64(), mask=~(class_rows & (predicted >= 0))),
     }
+    schema = arrow_schema()
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
@@ -226,12 +361,13 @@ def utc_date(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).date().isoformat()
 
 
-def arrow_table(rows: Sequence[JournalRow]) -> dict[str, pa.Table]:
-    """Journal rows → one table per UTC date of ``served_at`` (the partition value)."""
-    by_day: dict[int, list[JournalRow]] = {}
-    for row in rows:
-        by_day.setdefault(int(row[6] // 86_400), []).append(row)  # UTC days since the epoch
-    return {utc_date(day * 86_400.0): _call_table(day_rows) for day, day_rows in by_day.items()}
+def arrow_table(calls: Calls) -> dict[str, pa.Table]:
+    """Calls → one table per UTC date of ``served_at`` (the partition value)."""
+    days = np.floor(calls.column("served_at") / 86_400).astype(np.int64)  # UTC days
+    unique = np.unique(days).tolist()
+    if len(unique) == 1:  # the usual pass: no copy
+        return {utc_date(unique[0] * 86_400.0): _call_table(calls)}
+    return {utc_date(day * 86_400.0): _call_table(calls.select(days == day)) for day in unique}
 
 
 def expired_partitions(names: Sequence[str], today: date, retention_days: int) -> list[str]:
@@ -262,30 +398,31 @@ def part_name(first_seq: int, last_seq: int) -> str:
 class Compaction:
     """What one compaction pass did (``/healthz`` shows the last one)."""
 
-    rows: int = 0  # journal rows (calls) moved into Parquet
+    rows: int = 0  # journaled calls moved into Parquet (duplicates dropped)
+    duplicates: int = 0  # calls journaled again (a replay, a late half) and dropped
     predictions: int = 0
     files: int = 0
     seconds: float = 0.0
-    pruned: int = 0
+    pruned: int = 0  # journal batches deleted
     expired_partitions: int = 0
-    through_seq: int = 0  # the watermark after the pass
-    journal_top: int = 0  # the highest journal seq the pass saw
+    through_call: int = 0  # every call numbered up to this is in Parquet
+    journal_top: int = 0  # the highest call number the pass saw
     at: float = 0.0
 
 
 @dataclass(frozen=True)
 class Compactor:
     """One compaction pass, self-contained (its own SQLite connection, opened per pass) so
-    the service can run it in a worker process: the Arrow and Parquet work then never holds
-    the ingest loop's GIL."""
+    the service can run it in a worker process: the decoding, the idempotency check and the
+    Arrow and Parquet work then never hold the ingest loop's GIL."""
 
     uri: str
     db_path: Path
     retention_days: int
-    max_rows_per_pass: int = 2_000_000
+    max_rows_per_pass: int = 2_000_000  # calls
 
     def run(self, now: float, replay_margin_s: float) -> Compaction:
-        """Journal rows → Parquet, advance the watermark, prune, apply retention."""
+        """Journal batches → Parquet, advance the watermark, prune, apply retention."""
         started = time.perf_counter()
         db = sqlite3.connect(self.db_path, isolation_level=None)
         try:
@@ -301,35 +438,54 @@ class Compactor:
     def _pass(self, db: sqlite3.Connection, now: float, margin_s: float) -> Compaction:
         result = Compaction(at=now)
         watermark = _state(db, _WATERMARK) or 0
-        pending = _state(db, _PENDING)
-        (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
-        result.journal_top = int(top)
-        if pending is not None and pending > watermark:
-            hi = pending  # an interrupted pass: redo exactly its range, into the same files
-        else:
-            hi = min(int(top), watermark + self.max_rows_per_pass)
+        result.through_call = _state(db, _THROUGH_CALL) or 0
+        (top,) = db.execute("SELECT COALESCE(MAX(last_call), 0) FROM prediction_batches").fetchone()
+        result.journal_top = max(int(top), result.through_call)
+        hi = self._range_end(db, watermark, result.through_call)
         if hi > watermark:
             with db:
                 db.execute(
                     "INSERT OR REPLACE INTO prediction_log_state VALUES (?, ?)", (_PENDING, hi)
                 )
-            rows = db.execute(_SELECT, (watermark, hi)).fetchall()
-            tables = arrow_table(rows)
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM prediction_batches WHERE seq > ? AND seq <= ?"
+                " ORDER BY seq", (watermark, hi),
+            ).fetchall()  # fmt: skip
+            journaled = decode_batches(rows)
+            kept = _kept_keys(db, watermark)
+            calls, duplicates = first_of_each(journaled, _union(kept))
+            tables = arrow_table(calls)
+            first, last = rows[0][_FIRST_CALL], rows[-1][_LAST_CALL]
             for day, table in tables.items():
-                self._write_file(day, part_name(watermark + 1, hi), table)
+                self._write_file(day, part_name(first, last), table)
             with db:
                 db.execute("BEGIN")
-                db.execute(
-                    "INSERT OR REPLACE INTO prediction_log_state VALUES (?, ?)", (_WATERMARK, hi)
+                db.executemany(
+                    "INSERT OR REPLACE INTO prediction_log_state VALUES (?, ?)",
+                    [(_WATERMARK, hi), (_THROUGH_CALL, last)],
                 )
                 db.execute("DELETE FROM prediction_log_state WHERE key = ?", (_PENDING,))
-            result.rows = len(rows)
+            kept.update(_keys_by_batch(rows, journaled))  # compacted now: kept for the next
+            result.rows, result.duplicates = len(calls), duplicates
             result.predictions = sum(t.num_rows for t in tables.values())
             result.files = len(tables)
+            result.through_call = int(last)
             watermark = hi
-        result.through_seq = watermark
         result.pruned = _prune(db, watermark, now, margin_s)
         return result
+
+    def _range_end(self, db: sqlite3.Connection, watermark: int, through_call: int) -> int:
+        """The last batch of this pass: an interrupted pass's own (redone exactly, into the
+        same files), else as many batches as fit ``max_rows_per_pass`` (at least one)."""
+        pending = _state(db, _PENDING)
+        if pending is not None and pending > watermark:
+            return pending
+        (hi,) = db.execute(
+            "SELECT COALESCE(MAX(seq), (SELECT MIN(seq) FROM prediction_batches WHERE seq > ?))"
+            " FROM prediction_batches WHERE seq > ? AND last_call <= ?",
+            (watermark, watermark, through_call + self.max_rows_per_pass),
+        ).fetchone()
+        return watermark if hi is None else int(hi)
 
     def _write_file(self, day: str, name: str, table: pa.Table) -> None:
         import pyarrow.parquet as pq
@@ -367,8 +523,75 @@ def _state(db: sqlite3.Connection, key: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+#: Per journal (path, id), the keys of each compacted batch still kept, so a pass decodes
+#: only its own batches: decoding all kept batches every pass cost ~3 µs per kept call, and
+#: the default retention keeps ~100,000. Lives in the compaction worker (or the process
+#: that compacts in-process); rebuilt from the journal when it does not match it.
+_KEPT_KEYS: dict[tuple[str, int], dict[int, list[tuple[str, ...]]]] = {}
+
+
+def _kept_keys(db: sqlite3.Connection, watermark: int) -> dict[int, list[tuple[str, ...]]]:
+    """The keys of the compacted calls still journaled, per batch: a call emitted again (a
+    replay after a restart, a late response to an expired request) is dropped if its key is
+    among them. Batches pruned since are forgotten; only batches not cached are decoded."""
+    (path,) = [row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"]
+    cached = _KEPT_KEYS.setdefault((path, _state(db, _JOURNAL_ID) or 0), {})
+    kept = {seq for (seq,) in db.execute(
+        "SELECT seq FROM prediction_batches WHERE seq <= ?", (watermark,))}  # fmt: skip
+    for seq in [seq for seq in cached if seq not in kept]:
+        del cached[seq]
+    missing = sorted(kept - cached.keys())
+    if missing:
+        cursor = db.execute(
+            "SELECT seq, strings, numbers FROM prediction_batches WHERE seq >= ? AND seq <= ?",
+            (missing[0], watermark),
+        )
+        for seq, text, numbers in cursor:
+            if seq not in cached:
+                matrix = np.frombuffer(numbers, _F64).reshape(-1, _WIDTH)
+                cached[seq] = _keys(_split(text, matrix))
+    return cached
+
+
+def _union(kept: dict[int, list[tuple[str, ...]]]) -> set[tuple[str, ...]]:
+    seen: set[tuple[str, ...]] = set()
+    for keys in kept.values():
+        seen.update(keys)
+    return seen
+
+
+def _keys_by_batch(
+    rows: Sequence[tuple[Any, ...]], calls: Calls
+) -> dict[int, list[tuple[str, ...]]]:
+    """The keys of ``calls`` (decoded from ``rows``), per batch."""
+    keys, out, start = calls.keys(), {}, 0
+    for row in rows:
+        count = len(row[3]) // (8 * _WIDTH)
+        out[row[_SEQ]] = keys[start : start + count]
+        start += count
+    return out
+
+
+def first_of_each(calls: Calls, seen: set[tuple[str, ...]]) -> tuple[Calls, int]:
+    """The calls whose key is neither in ``seen`` nor earlier in ``calls`` (journal order:
+    the first emission wins, as an ``INSERT OR IGNORE`` would), and how many were dropped."""
+    keys = calls.keys()
+    if seen.isdisjoint(keys) and len(set(keys)) == len(keys):
+        seen.update(keys)
+        return calls, 0  # the usual pass: nothing emitted twice
+    keep = np.ones(len(calls), bool)
+    for i, key in enumerate(keys):
+        if key in seen:
+            keep[i] = False
+        else:
+            seen.add(key)
+    dropped = int((~keep).sum())
+    return (calls.select(keep) if dropped else calls), dropped
+
+
 def _prune(db: sqlite3.Connection, watermark: int, now: float, margin_s: float) -> int:
-    """Delete compacted rows no replay can emit again."""
+    """Delete compacted batches no replay can emit again (all their calls are older than the
+    oldest journaled event, less the pairing margin)."""
     row = db.execute("SELECT MIN(ts) FROM events").fetchone()
     oldest_event = row[0] if row and row[0] is not None else now
     cutoff = float(oldest_event) - margin_s
@@ -376,13 +599,71 @@ def _prune(db: sqlite3.Connection, watermark: int, now: float, margin_s: float) 
     while True:
         with db:
             deleted = db.execute(
-                "DELETE FROM predictions WHERE seq IN (SELECT seq FROM predictions"
-                " WHERE seq <= ? AND served_at < ? LIMIT ?)",
+                "DELETE FROM prediction_batches WHERE seq IN (SELECT seq FROM"
+                " prediction_batches WHERE seq <= ? AND served_max < ? LIMIT ?)",
                 (watermark, cutoff, _PRUNE_CHUNK),
             ).rowcount
         pruned += deleted
         if deleted < _PRUNE_CHUNK:
             return pruned
+
+
+_LEGACY_SELECT = (
+    "SELECT seq, namespace, model, version, event_id, role, request_id, served_at, status,"
+    " latency_ms, feature_names, feature_rows, features, entities, scores, classes"
+    " FROM predictions ORDER BY seq"
+)
+
+
+def _legacy_call(row: tuple[Any, ...]) -> ServedPrediction:
+    """A row of the one-row-per-call journal, as the call the core emitted."""
+    (_, ns, model, version, event_id, role, request_id, served_at, status, latency,
+     names, rows, features, entities, scores, classes) = row  # fmt: skip
+    x = None if features is None else np.frombuffer(features, _F64)
+    return ServedPrediction(
+        ns, model, version, role, event_id, request_id, served_at, status,
+        float("nan") if latency is None else latency, json.loads(names) if names else None,
+        None if x is None else (x.reshape(rows, -1) if rows else np.zeros((0, 0))),
+        tuple(json.loads(entities)) if entities else (),
+        None if scores is None else np.frombuffer(scores, _F64),
+        None if classes is None else np.frombuffer(classes, _I64),
+    )  # fmt: skip
+
+
+def migrate_row_journal(db: sqlite3.Connection) -> int:
+    """Convert a journal of the one-row-per-call layout (table ``predictions``) into batches,
+    in one transaction: the compacted rows still kept (for the idempotency check) become one
+    compacted batch, the others batches numbered by their old seqs, so the Parquet file
+    names go on from the old ones; an interrupted pass's range stays its own batch and is
+    redone into the same files. Returns the rows converted."""
+    exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'predictions'").fetchone()
+    if exists is None:
+        return 0
+    with db:
+        db.execute("BEGIN")
+        watermark = _state(db, "watermark") or 0
+        pending = max(_state(db, "pending_hi") or 0, watermark)
+        rows = db.execute(_LEGACY_SELECT).fetchall()
+        # (rows, first call, last call, the state key naming the batch)
+        parts = [
+            ([r for r in rows if r[0] <= watermark], 1, watermark, _WATERMARK),
+            ([r for r in rows if watermark < r[0] <= pending], watermark + 1, pending, _PENDING),
+            ([r for r in rows if r[0] > pending], pending + 1, rows[-1][0] if rows else 0, None),
+        ]
+        for part, first, last, key in parts:
+            if not part:
+                continue
+            batch = encode_batch([_legacy_call(r) for r in part])
+            cursor = db.execute(_INSERT, (FORMAT, first, last, *batch))
+            if key is not None:
+                db.execute("INSERT OR REPLACE INTO prediction_log_state VALUES (?, ?)",
+                           (key, cursor.lastrowid))  # fmt: skip
+        db.execute("INSERT OR REPLACE INTO prediction_log_state VALUES (?, ?)",
+                   (_THROUGH_CALL, watermark))  # fmt: skip
+        db.execute("DELETE FROM prediction_log_state WHERE key IN ('watermark', 'pending_hi')")
+        db.execute("DROP TABLE predictions")
+    log.info("prediction journal: %d rows converted to the batch layout", len(rows))
+    return len(rows)
 
 
 def warm_up(monitor_pid: int) -> None:
@@ -422,8 +703,7 @@ class PredictionLog:
         self.compactor = Compactor(self.uri, db_path, retention_days, max_rows_per_pass)
         self.pending: list[ServedPrediction] = []
         self.last = Compaction()
-        self.top = 0  # highest journal seq written (store thread)
-        self._names: dict[tuple[str, ...], str] = {}  # store thread only
+        self.top = 0  # the last call number journaled (written on the store thread only)
         self.failures = 0
 
     def check_uri(self) -> None:
@@ -449,27 +729,31 @@ class PredictionLog:
     # -- store thread (inside the event batch's transaction) ----------------------------
 
     def open(self, db: sqlite3.Connection) -> None:
-        """At start, on the store thread: the tables, and where the journal's seq stands."""
+        """At start, on the store thread: the tables, and where the call numbers stand."""
         create_tables(db)
-        (top,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM predictions").fetchone()
-        self.top = int(top)
+        migrate_row_journal(db)
+        (top,) = db.execute("SELECT COALESCE(MAX(last_call), 0) FROM prediction_batches").fetchone()
+        through = _state(db, _THROUGH_CALL) or 0
+        self.top = max(int(top), through)
+        self.last = Compaction(through_call=through, journal_top=self.top)
 
     def write(self, db: sqlite3.Connection, predictions: Sequence[ServedPrediction]) -> None:
-        before = db.total_changes
-        write_rows(db, [journal_row(p, self._names) for p in predictions])
-        # Each row inserted takes the next seq (AUTOINCREMENT; ignored duplicates take none):
-        # counting them spares a query per commit.
-        self.top += db.total_changes - before
+        """One batch row for the commit's calls, numbered on from the last (a failed commit
+        leaves a gap in the numbers, never a reuse: they name the Parquet files)."""
+        if not predictions:
+            return
+        first = self.top + 1
+        self.top += len(predictions)
+        db.execute(_INSERT, (FORMAT, first, self.top, *encode_batch(predictions)))
 
     @property
     def backlog(self) -> int:
-        """Journaled calls not yet in Parquet."""
-        return max(0, self.top - self.last.through_seq)
+        """Journaled calls not yet in Parquet (duplicates a compaction will drop included)."""
+        return max(0, self.top - self.last.through_call)
 
     # -- compaction ---------------------------------------------------------------------
 
     def record(self, result: Compaction) -> None:
-        self.top = max(self.top, result.journal_top)
         self.last = result
 
     def compact(self, now: float, replay_margin_s: float) -> Compaction:
@@ -489,11 +773,12 @@ class PredictionLog:
             "lastCompaction": {
                 "at": last.at or None,
                 "calls": last.rows,
+                "duplicatesDropped": last.duplicates,
                 "predictions": last.predictions,
                 "files": last.files,
                 "seconds": last.seconds,
-                "throughSeq": last.through_seq,
-                "prunedJournalRows": last.pruned,
+                "throughCall": last.through_call,
+                "prunedJournalBatches": last.pruned,
                 "expiredPartitions": last.expired_partitions,
             },
         }

@@ -20,9 +20,11 @@ from services.monitor.predlog import (
     PredictionLog,
     arrow_schema,
     arrow_table,
+    calls_of,
     create_tables,
+    decode_batches,
     expired_partitions,
-    journal_row,
+    migrate_row_journal,
 )
 from services.monitor.store import EventRow, MonitorStore
 from services.monitor.tests.events import binary_headers
@@ -71,7 +73,7 @@ def test_one_row_per_prediction_with_features_entities_and_classes() -> None:
         classes=np.array([0, 1]),
         entities=("u1", "u2"),
     )
-    rows = rows_of(arrow_table([journal_row(batch)]))
+    rows = rows_of(arrow_table(calls_of([batch])))
     assert [(r["row"], r["entity"], r["features"], r["score"], r["predicted_class"])
             for r in rows] == [(0, "u1", [1.0, 2.0], 0.1, 0), (1, "u2", [3.0, 4.0], 0.9, 1)]  # fmt: skip
     first = rows[0]
@@ -85,7 +87,7 @@ def test_unanswered_failed_and_misaligned_calls() -> None:
     failed = prediction("f", status=503, features=None, feature_names=None, scores=None)
     # One request row had NaN and was dropped: one feature row for two predictions.
     misaligned = prediction("m", scores=np.array([0.2, 0.3]), entities=("only-one",))
-    rows = rows_of(arrow_table([journal_row(p) for p in (unanswered, failed, misaligned)]))
+    rows = rows_of(arrow_table(calls_of([unanswered, failed, misaligned])))
     by_id = {(r["event_id"], r["row"]): r for r in rows}
     assert by_id["u", 0]["score"] is None and by_id["u", 0]["latency_ms"] is None
     assert by_id["u", 0]["features"] == [1.0, 2.0]  # the request was served, never answered
@@ -96,7 +98,7 @@ def test_unanswered_failed_and_misaligned_calls() -> None:
 
 
 def test_rows_are_split_by_utc_date() -> None:
-    tables = arrow_table([journal_row(prediction("a", DAY1)), journal_row(prediction("b", DAY2))])
+    tables = arrow_table(calls_of([prediction("a", DAY1), prediction("b", DAY2)]))
     assert sorted(tables) == ["2026-12-03", "2026-12-04"]
 
 
@@ -114,7 +116,7 @@ def test_the_core_emits_what_the_log_writes() -> None:
     )
     core.ingest(request, 100.0)
     core.ingest(response, 100.5)
-    (row,) = rows_of(arrow_table([journal_row(p) for p in seen]))
+    (row,) = rows_of(arrow_table(calls_of(seen)))
     assert (row["event_id"], row["features"], row["score"], row["latency_ms"]) == (
         "c1", [1.5, 2.5], 0.75, 3.0,
     )  # fmt: skip
@@ -212,14 +214,94 @@ def test_compacted_rows_are_pruned_only_once_no_replay_can_emit_them(harness: Ha
     harness.journal(prediction("old", DAY1 - 3600), event_ts=DAY1 - 3600)
     harness.journal(prediction("new", DAY1), event_ts=DAY1)
     harness.log.compact(now=DAY1, replay_margin_s=30)
-    journal = sqlite3.connect(harness.db_path)
-    kept = [r[0] for r in journal.execute("SELECT event_id FROM predictions ORDER BY seq")]
-    assert kept == ["old", "new"]  # "old"'s event is still journaled: replay could re-emit it
+    assert journaled(harness) == ["old", "new"]  # "old"'s event is still journaled
     harness.store.prune(min_ts=DAY1 - 60, keep_rows=1000)  # the event journal moves on
     assert harness.log.compact(now=DAY1, replay_margin_s=30).pruned == 1
-    kept = [r[0] for r in journal.execute("SELECT event_id FROM predictions ORDER BY seq")]
-    assert kept == ["new"]
+    assert journaled(harness) == ["new"]
+    # The idempotency check covers what is still journaled: emitted again now (no replay can,
+    # its event is gone), "old" would be written again.
+    harness.journal(prediction("old", DAY1 - 3600))
+    harness.log.compact(now=DAY1, replay_margin_s=30)
+    assert [r["event_id"] for r in harness.dataset()] == ["new", "old", "old"]
+
+
+def journaled(harness: Harness) -> list[str]:
+    """The event ids of the calls in the journal, in journal order."""
+    journal = sqlite3.connect(harness.db_path)
+    try:
+        columns = "format, strings, extra, numbers, features, scores, classes"
+        rows = journal.execute(f"SELECT {columns} FROM prediction_batches ORDER BY seq")
+        return decode_batches(rows.fetchall()).text("event_id")
+    finally:
+        journal.close()
+
+
+def test_one_journal_row_per_commit_numbered_by_call(harness: Harness) -> None:
+    harness.journal(prediction("a"), prediction("b"), prediction("c"))
+    harness.journal(prediction("d"))
+    journal = sqlite3.connect(harness.db_path)
+    rows = journal.execute("SELECT first_call, last_call FROM prediction_batches ORDER BY seq")
+    assert rows.fetchall() == [(1, 3), (4, 4)]
     journal.close()
+    assert journaled(harness) == ["a", "b", "c", "d"]
+    assert harness.log.backlog == 4
+
+
+def test_feature_names_and_entities_across_batches(harness: Harness) -> None:
+    """Each batch numbers its own name lists: decoding several re-numbers them."""
+    harness.journal(prediction("a", feature_names=["x", "y"]), prediction("b"))
+    harness.journal(
+        prediction("c", feature_names=["p", "q"], entities=("u1",)), prediction("d")
+    )  # fmt: skip
+    harness.log.compact(now=DAY1, replay_margin_s=30)
+    rows = harness.dataset()
+    assert [(r["event_id"], r["feature_names"], r["entity"]) for r in rows] == [
+        ("a", ["x", "y"], None), ("b", ["a", "b"], None),
+        ("c", ["p", "q"], "u1"), ("d", ["a", "b"], None),
+    ]  # fmt: skip
+
+
+_ROW_JOURNAL = """
+CREATE TABLE predictions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    namespace TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL,
+    event_id TEXT NOT NULL, role TEXT NOT NULL, request_id TEXT NOT NULL,
+    served_at REAL NOT NULL, status INTEGER NOT NULL, latency_ms REAL,
+    feature_names TEXT, feature_rows INTEGER, features BLOB, entities TEXT,
+    scores BLOB, classes BLOB,
+    UNIQUE (namespace, model, version, event_id)
+);
+INSERT INTO prediction_log_state VALUES ('watermark', 1), ('pending_hi', 3);
+"""
+
+
+def test_a_row_per_call_journal_is_converted_at_start(tmp_path: Path) -> None:
+    """The earlier layout: "a" compacted, "b".."c" the range of an interrupted pass, "d"
+    new. Nothing is lost, the files go on from the old names, "a" stays a known key."""
+    harness = Harness(tmp_path)
+    db = harness.store.db
+    db.executescript(_ROW_JOURNAL)
+    for seq, event_id in enumerate("abcd", start=1):
+        db.execute(
+            "INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (seq, "team-a", "churn", "1", event_id, "stable", "app-" + event_id, DAY1, 200,
+             None, '["a", "b"]', 1, np.array([1.0, 2.0]).tobytes(), None,
+             np.array([0.25]).tobytes(), None),
+        )  # fmt: skip
+    harness.log.open(db)
+    assert journaled(harness) == ["a", "b", "c", "d"]
+    assert harness.log.backlog == 3
+    harness.journal(prediction("a"), prediction("e"))  # "a" again: a replay
+    assert [harness.log.compact(now=DAY1, replay_margin_s=30).rows for _ in range(3)] == [2, 2, 0]
+    names = sorted(p.name for p in Path(harness.uri).rglob("*.parquet"))
+    assert names == ["part-000000000002-000000000003.parquet",  # the interrupted pass's name
+                     "part-000000000004-000000000006.parquet"]  # fmt: skip
+    rows = harness.dataset()
+    assert [r["event_id"] for r in rows] == ["b", "c", "d", "e"]
+    assert (rows[0]["features"], rows[0]["score"], rows[0]["latency_ms"]) == ([1.0, 2.0], 0.25,
+                                                                              None)  # fmt: skip
+    assert migrate_row_journal(db) == 0  # converted once
+    harness.close()
 
 
 def test_expired_partitions() -> None:
