@@ -11,9 +11,10 @@ them to the lake (``traffic.py``: ``flush_lake``), as Feast's push sources do fo
 
 The FeatureView's scheduled incremental backfill still materializes the lake to the online
 store, and Feast's SQLite store overwrites whatever it holds with what it writes, newer or
-not: a materialization that read the lake before the newest push puts an older row back. So
-every push writes each entity's newest pushed row again (one row per entity the traffic has
-served, bounded by the world's users), which undoes such a regression at the next push.
+not: a materialization that read the lake before the newest push would put an older row
+back, and serve it until the entity's next push. So before writing, the push makes the
+view's SQLite table keep the newest row per entity, whoever writes (a trigger that ignores an
+update to an older event time) — what Feast's Redis store does itself.
 
 The features are computed with the FeatureView's own SQL, transpiled and run by DuckDB as
 the embedded backfill runs it (``components/spark_feature_backfill/duckdb_backfill.py``), so
@@ -22,6 +23,7 @@ a pushed value is the value the offline store gets for the same event.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +43,8 @@ if TYPE_CHECKING:  # importing it imports feast (seconds): done where the store 
 
 
 class OnlinePush:
-    """``push(events)``: the FeatureView's features of raw source events, written to its
-    Feast online store (with every entity's newest pushed row). Not thread-safe: one writer
-    (the traffic's lake thread)."""
+    """``push(events)``: the FeatureView's features of raw source events (each entity's
+    newest), written to its Feast online store."""
 
     def __init__(
         self, name: str, spec: Mapping[str, Any], store: FeastStoreConfig, store_api: Any = None
@@ -53,7 +54,6 @@ class OnlinePush:
             raise ValueError(f"FeatureView {name!r}: pushing needs one join key")
         self.config = store
         self._store = store_api  # a FeatureStore; opened on the first push when None
-        self._latest: pd.DataFrame | None = None
         self._sql = self._features_sql(transpile(self.definition.transformation.sql))
 
     def _features_sql(self, transformation: str) -> str:
@@ -69,6 +69,10 @@ class OnlinePush:
 
     def features(self, events: pd.DataFrame) -> pd.DataFrame:
         """The FeatureView's rows of ``events`` (raw source rows), one per event."""
+        created = self.definition.source.created_timestamp_field
+        if created and created not in events.columns:
+            # Pushed before the lake stamps it; the SQL may still select it (not a feature).
+            events = events.assign(**{created: events[self.definition.source.timestamp_field]})
         con = connect(threads=1)
         try:
             con.register("source", events)
@@ -78,15 +82,28 @@ class OnlinePush:
         return frame
 
     def newest(self, events: pd.DataFrame) -> pd.DataFrame:
-        """Every entity's newest row so far, these events included (kept for the next push)."""
+        """Each entity's newest row of ``events`` (raw source rows)."""
         key = self.definition.entities[0].join_key
         rows = self.features(events)
-        combined = rows if self._latest is None else pd.concat([self._latest, rows])
-        latest = combined.sort_values(EVENT_TIMESTAMP, kind="stable").drop_duplicates(
-            key, keep="last"
-        )
-        self._latest = latest.reset_index(drop=True)
-        return self._latest
+        newest = rows.sort_values(EVENT_TIMESTAMP, kind="stable").drop_duplicates(key, keep="last")
+        return newest.reset_index(drop=True)
+
+    def keep_newest(self) -> None:
+        """SQLite: updates to an older event time are ignored (Feast's own table, created when
+        the FeatureView was applied; idempotent, so a re-created table gets it again)."""
+        if self.config.online_store != "sqlite":
+            return  # Feast's Redis store keeps the newer event time itself
+        path = self.config.repo_config().online_store.path
+        table = f"{self.config.project}_{self.definition.view_name}"
+        con = sqlite3.connect(path, timeout=30)
+        try:
+            with con:
+                con.execute(
+                    f'CREATE TRIGGER IF NOT EXISTS "{table}_keep_newest" BEFORE UPDATE ON '
+                    f'"{table}" WHEN NEW.event_ts < OLD.event_ts BEGIN SELECT RAISE(IGNORE); END'
+                )
+        finally:
+            con.close()
 
     def __call__(self, events: pd.DataFrame) -> int:
         """Push; returns the rows written (entities). Raises what the store raises."""
@@ -97,6 +114,7 @@ class OnlinePush:
             from components.feast_apply_materialize.feast_objects import open_store
 
             self._store = open_store(self.config)
+        self.keep_newest()
         # Feast's online row carries a created time too; the push's is the event's own.
         written = rows.assign(**{CREATED_TIMESTAMP: rows[EVENT_TIMESTAMP]})
         self._store.write_to_online_store(self.definition.view_name, written)
