@@ -7,6 +7,7 @@ built here and turns the monitor's verdict into `status.skew` and events. No I/O
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from components.spark_feature_backfill.definition import CREATED_TIMESTAMP, training_column
@@ -67,7 +68,17 @@ def skew_settings(
         ttl_seconds=parse_duration(str(spec.get("ttl") or "30d")).total_seconds(),
         max_mismatch_fraction=skew.max_mismatch_fraction,
         max_rows=skew.max_rows,
+        offline_complete_until=_offline_fresh(feature_view),
     )
+
+
+def _offline_fresh(feature_view: dict[str, Any]) -> float | None:
+    """status.freshness.offline (epoch s): every row created before it is in the offline
+    store. A row served later may pair with one the next backfill brings: not compared yet."""
+    text = ((feature_view.get("status") or {}).get("freshness") or {}).get("offline")
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
 def skew_status(check: VersionSkew) -> SkewStatus:
