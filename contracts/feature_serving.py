@@ -11,7 +11,7 @@ Writers and readers:
   which runs the same preprocess inside the predictor process (``inferenceservice.py``).
 - ``TRANSFORMER_CONTAINER``: the container name KServe gives its serving containers.
 - ``FETCHED_AT_INPUT``: the request input the transformer adds to every filled row, the time
-  (epoch seconds) just before it read the online store. The MLModel operator names it as the
+  (epoch seconds) just after it read the online store. The MLModel operator names it as the
   skew check's ``timestampKey`` (``operators/mlmodel/skew.py``), so the monitor pairs each
   served row with what the offline store knew at that moment, not when the log reached it
   (``services/monitor/served.py`` strips it from the drift features).

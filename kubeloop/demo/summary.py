@@ -60,7 +60,8 @@ def skew_summary(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | No
     def worst(check: Mapping[str, Any]) -> float:
         return max((float(v) for v in (check.get("mismatchFraction") or {}).values()), default=0.0)
 
-    last = ordered[-1]
+    # A check with no pairs (every served row newer than the offline store) has no verdict.
+    last = next((c for c in reversed(ordered) if c.get("pairs")), ordered[-1])
     return {
         "checks": len(ordered),
         "flagged": sum(1 for c in ordered if c.get("isSkew")),

@@ -129,6 +129,11 @@ class TrafficStats(BaseModel):
     labels_written: int = Field(default=0, description="Labels appended to labels_dir.")
     lake_failed: int = Field(default=0, description="Rows whose write failed (dropped).")
     lake_last_error: str | None = None
+    latency_ms_p50: float | None = Field(
+        default=None, description="Answered requests' round trip, the last 2,000: median."
+    )
+    latency_ms_p99: float | None = None
+    latency_ms_mean: float | None = Field(default=None, description="Over every answered one.")
     online_pushes: int = Field(default=0, description="Pushes to the online store.")
     online_push_seconds_max: float = Field(default=0.0, description="The slowest push.")
     online_push_seconds_total: float = 0.0
@@ -191,6 +196,8 @@ class TrafficGenerator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = TrafficStats()
+        self._latencies: deque[float] = deque(maxlen=2000)  # seconds, answered requests
+        self._latency_total = 0.0
         # (due, outcome, the label for the feedback API, the label's row for the lake)
         self._pending: deque[tuple[float, Outcome, dict[str, Any], dict[str, Any]]] = deque()
         self._outcomes: list[Outcome] = []
@@ -264,6 +271,13 @@ class TrafficGenerator:
         stats.labelled = len(self._outcomes)
         stats.feedback_pending = len(self._feedback)
         stats.accuracy = sum(o.correct for o in recent) / len(recent) if recent else None
+        with self._lock:
+            latencies = sorted(self._latencies)
+            if stats.ok:
+                stats.latency_ms_mean = round(1000 * self._latency_total / stats.ok, 2)
+        if latencies:
+            stats.latency_ms_p50 = round(1000 * latencies[len(latencies) // 2], 2)
+            stats.latency_ms_p99 = round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2)
         return stats
 
     def accuracy_over_time(self, bucket_s: float = 10.0) -> list[tuple[float, float, int]]:
@@ -299,6 +313,7 @@ class TrafficGenerator:
         request_id = str(uuid.uuid4())
         with self._lock:
             self._stats.sent += 1
+        started = time.monotonic()
         try:
             answer = self.client.post(
                 url,
@@ -309,6 +324,7 @@ class TrafficGenerator:
         except httpx.HTTPError as error:
             self._count_error(f"{type(error).__name__}: {error}")
             return
+        took = time.monotonic() - started
         if answer.status_code != 200:
             self._count_error(f"HTTP {answer.status_code} from {url}: {answer.text[:200]}")
             return
@@ -317,6 +333,9 @@ class TrafficGenerator:
         except (ValueError, TypeError, TrafficInputError) as error:
             self._count_error(f"unreadable answer from {url}: {error}")
             return
+        with self._lock:
+            self._latencies.append(took)
+            self._latency_total += took
         self._record(rows, scores, answer.headers.get(ROLE_HEADER, "unknown"), request_id)
 
     def _record(

@@ -277,8 +277,11 @@ def fill_request(
 ) -> tuple[dict[str, Any], FillCounts]:
     """:func:`request_entities`, ``lookup(entities)`` (feature name -> values), then
     :func:`with_features`: the whole preprocess with the store passed in. With ``clock``,
-    its reading just before the lookup is each row's ``FETCHED_AT_INPUT``: a value that
-    reached the store before it is in the answer (the store is read after)."""
+    its reading just after the lookup is each row's ``FETCHED_AT_INPUT``: every value in the
+    answer was in the store by then. Read before it, the stamp would miss what was written
+    while Feast prepared the read (it reloads its registry first: tens of ms under load), and
+    the skew check would count a value the store had as newer than the moment it stamps."""
     entities = request_entities(body, spec)
+    online = lookup(entities)
     fetched_at = clock() if clock is not None else None
-    return with_features(body, spec, lookup(entities), fetched_at)
+    return with_features(body, spec, online, fetched_at)

@@ -251,6 +251,8 @@ def _check_served_from_feast(demo: DemoRun, summary: dict) -> None:
     assert stats["online_pushes"] > 0 and stats["online_failed"] == 0, stats
     skew = summary["skew"]
     print(f"skew: {json.dumps(skew)}")
+    latency = {k: v for k, v in stats.items() if k.startswith(("latency", "online_push"))}
+    print(f"traffic latency and pushes: {latency}")
     assert skew is not None and skew["checks"] > 0, summary
     assert skew["last"]["pairs"] > 0, skew
     assert skew["flagged"] == 0 and skew["max_mismatch_fraction"] <= 0.01, skew

@@ -165,8 +165,8 @@ def test_fill_request_looks_up_the_request_entities() -> None:
 
 
 def test_rows_are_stamped_with_the_time_the_store_was_read() -> None:
-    """The skew check's timestampKey: the clock is read before the lookup (a value that
-    reached the store before the stamp is in the answer), once per request."""
+    """The skew check's timestampKey: the clock is read after the lookup (every value in the
+    answer was in the store by the stamp), once per request."""
     events: list[str] = []
 
     def clock() -> float:
@@ -179,7 +179,7 @@ def test_rows_are_stamped_with_the_time_the_store_was_read() -> None:
 
     v1 = {"instances": [{"customer_id": 1}, {"customer_id": 2}]}
     filled, _ = fill_request(v1, SPEC, lookup, clock)
-    assert events == ["clock", "lookup"]
+    assert events == ["lookup", "clock"]
     assert [row[FETCHED_AT_INPUT] for row in filled["instances"]] == [1700000000.25] * 2
     v2 = {"inputs": [{"name": "customer_id", "shape": [2], "datatype": "INT64", "data": [1, 2]}]}
     filled, _ = fill_request(v2, SPEC, lookup, clock)
