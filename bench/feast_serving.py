@@ -26,12 +26,13 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import _repo  # noqa: F401  (the repository root on sys.path)
 import numpy as np
 import pandas as pd
 
-SPEC = {
+SPEC: dict[str, Any] = {
     "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
     "source": {
         "path": "/unused",
@@ -77,7 +78,7 @@ def _setup(root: Path) -> tuple[object, object]:
     history["clicks"] = history["clicks"].astype("float64")
     history["date"] = history["event_timestamp"].dt.strftime("%Y-%m-%d")
     history.to_parquet(root / "offline", partition_cols=["date"], index=False)
-    store = FeastStoreConfig(repoPath=str(root / "feast"))
+    store = FeastStoreConfig(repo_path=str(root / "feast"))
     start = (now - pd.Timedelta(days=1)).isoformat()
     apply_and_materialize(
         {**SPEC, "name": "user-activity"}, str(root / "offline"), store, start, now.isoformat()

@@ -59,7 +59,7 @@ def store(tmp_path: Path) -> tuple[FeastStoreConfig, Path]:
     frame["created_timestamp"] = frame["event_timestamp"]
     frame["date"] = "2026-01-05"
     frame.to_parquet(offline, partition_cols=["date"], index=False)
-    config = FeastStoreConfig(repoPath=str(tmp_path / "feast"))
+    config = FeastStoreConfig(repo_path=str(tmp_path / "feast"))
     _materialize(config, offline)
     return config, offline
 
@@ -122,10 +122,10 @@ def test_push_serves_the_newest_event_and_a_materialization_never_regresses_it(
 
 
 def test_pushed_values_are_the_views_sql_and_types() -> None:
-    push = OnlinePush("user-activity", SPEC, FeastStoreConfig(repoPath="/unused"))
+    push = OnlinePush("user-activity", SPEC, FeastStoreConfig(repo_path="/unused"))
     rows = push.features(_events([(1, "09:00:00", 5, 50.0)]))
     assert list(rows.columns) == ["user_id", "event_timestamp", "clicks", "price"]
     assert rows["clicks"].dtype == "float64" and rows["user_id"].dtype == "int64"
     with pytest.raises(ValueError, match="one join key"):
         two = {**SPEC, "entities": [*SPEC["entities"], {"name": "item", "joinKey": "item_id"}]}
-        OnlinePush("v", two, FeastStoreConfig(repoPath="/unused"))
+        OnlinePush("v", two, FeastStoreConfig(repo_path="/unused"))

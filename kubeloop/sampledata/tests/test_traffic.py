@@ -117,8 +117,8 @@ def test_v2_sends_typed_tensors_and_reads_outputs(predictor_url: str) -> None:
     stats = generator.snapshot()
     assert (stats.ok, stats.errors, stats.labelled) == (1, 0, 5)
     # The answered request's round trip (a local server: well under the timeout).
-    assert stats.latency_ms_p50 is not None and stats.latency_ms_p99 is not None
-    assert 0 < stats.latency_ms_p50 == stats.latency_ms_p99 == stats.latency_ms_mean < 5000
+    p50, p99, mean = stats.latency_ms_p50, stats.latency_ms_p99, stats.latency_ms_mean
+    assert p50 is not None and p50 == p99 == mean and 0 < p50 < 5000
 
 
 def test_served_rows_and_released_labels_go_to_the_lake(predictor_url: str, tmp_path) -> None:
