@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubeloop.demo.report import DemoRecord, write_report
+from kubeloop.demo.report import DemoRecord, render_recovery, write_report
 from kubeloop.demo.summary import build_summary, paired_p_value
 
 
@@ -141,3 +141,12 @@ def test_skew_summary_keeps_the_worst_check_and_the_last() -> None:
     assert summary["mean_mismatch_fraction"] == 0.016
     assert summary["last"]["checked_at"] == "2026-12-06T06:00:10Z"
     assert summary["last"]["pairs"] == 1000 and summary["last"]["is_skew"] is False
+    # A later check without pairs (every served row newer than the offline store) has no
+    # verdict: the last one with pairs stays "last".
+    pending = {"checkedAt": "2026-12-06T06:00:15Z", "pairs": 0, "mismatchFraction": {}}
+    later = skew_summary({**checks, "2026-12-06T06:00:15Z": pending})
+    assert later is not None and later["checks"] == 3
+    assert later["last"]["checked_at"] == "2026-12-06T06:00:10Z"
+
+    page = render_recovery({"auc": {}, "skew": summary})
+    assert "3 checks" not in page and "2 checks, 1 flagged, worst 3.00%" in page

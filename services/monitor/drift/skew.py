@@ -185,17 +185,16 @@ def skew_result(
     served after ``offline_complete_until`` wait (``pending_served``): the offline rows they
     pair with may not be backfilled yet, and an older one would read as skew."""
     bound = skew.offline_complete_until
-    pending = 0 if bound is None else sum(1 for r in rows if r.ts > bound)
-    if pending:
-        rows = [r for r in rows if r.ts <= bound]  # type: ignore[operator]
-        if not rows:
-            return {
-                "detector": SKEW,
-                "pairs": 0,
-                "pending_served": pending,
-                "max_mismatch_fraction": skew.max_mismatch_fraction,
-                "skipped": f"all {pending} served rows are newer than the offline store",
-            }
+    compared = list(rows) if bound is None else [r for r in rows if r.ts <= bound]
+    pending, rows = len(rows) - len(compared), compared
+    if pending and not rows:
+        return {
+            "detector": SKEW,
+            "pairs": 0,
+            "pending_served": pending,
+            "max_mismatch_fraction": skew.max_mismatch_fraction,
+            "skipped": f"all {pending} served rows are newer than the offline store",
+        }
     model_columns = list(skew.columns)
     served = served_frame(rows, model_columns)
     right = pd.DataFrame(
