@@ -112,6 +112,11 @@ class SkewConfig(BaseModel):
     ttl_seconds: float = Field(default=604800.0, gt=0, le=366 * 86400)
     max_mismatch_fraction: float = Field(default=0.01, ge=0, lt=1)
     max_rows: int = Field(default=1000, ge=1, le=100_000, description="Served rows kept.")
+    offline_complete_until: float | None = Field(
+        default=None,
+        description="Epoch s up to which the offline store is complete (the FeatureView's "
+        "freshness): served rows after it are not compared yet. None: compare every row.",
+    )
 
     @field_validator("columns")
     @classmethod

@@ -62,6 +62,8 @@ class DemoContext:
     shift_epoch: float | None = None
     drift_report: str | None = None
     phases_seen: list[str] = field(default_factory=list)
+    # Every skew check the MLModel's status showed (status.skew), by its checkedAt.
+    skew_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -78,6 +80,9 @@ class DemoContext:
 
     def observe(self) -> Objects:
         objects = (self.read("FeatureView"), self.read("Experiment"), self.read("MLModel"))
+        skew = ((objects[2] or {}).get("status") or {}).get("skew") or {}
+        if skew.get("checkedAt"):
+            self.skew_checks[str(skew["checkedAt"])] = dict(skew)
         traffic = self.traffic.snapshot().model_dump() if self.traffic else None
         sample = sample_from_objects(self.now(), self.stage, *objects, traffic=traffic)
         self.samples.append(sample)

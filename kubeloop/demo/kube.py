@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from contracts.kube import ISVC_GROUP, ISVC_PLURAL, ISVC_VERSION
 from operators.api.common import GROUP, VERSION
 
 PLURALS = {"FeatureView": "featureviews", "Experiment": "experiments", "MLModel": "mlmodels"}
@@ -57,3 +58,10 @@ class DemoKube:
                 return None
             raise
         return found
+
+    def inference_services(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's KServe InferenceServices (as `kubectl get inferenceservices`)."""
+        found = self.api.list_namespaced_custom_object(
+            ISVC_GROUP, ISVC_VERSION, namespace, ISVC_PLURAL
+        )
+        return list(found.get("items") or [])

@@ -274,6 +274,13 @@ def render_recovery(summary: dict[str, Any]) -> str:
     lines = [f"paired test v2 vs v1 (same requests): p = {'—' if p is None else f'{p:.3g}'}"]
     if summary.get("recovered_fraction") is not None:
         lines.append(f"v2 recovered {summary['recovered_fraction']:.0%} of v1's drop")
+    skew = summary.get("skew")
+    if skew:
+        lines.append(
+            f"training-serving skew (served from Feast vs the offline store): {skew['checks']} "
+            f"checks, {skew['flagged']} flagged, worst {skew['max_mismatch_fraction']:.2%} of "
+            f"rows disagreeing, last {skew['last']['pairs']} pairs"
+        )
     lines += [f"{key}: {why}" for key, why in (summary.get("reasons") or {}).items()]
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
     return (

@@ -15,7 +15,12 @@ from kubeloop.demo.progress import ProgressView
 from kubeloop.demo.report import DemoRecord, StageRecord, write_report
 from kubeloop.demo.resources import name_of, namespace_of
 from kubeloop.demo.stages import STAGE_NAMES, STAGES, monitor_client
-from kubeloop.demo.summary import build_summary, fetch_comparison, fetch_quality
+from kubeloop.demo.summary import (
+    build_summary,
+    fetch_comparison,
+    fetch_quality,
+    skew_summary,
+)
 from kubeloop.embedded import launcher
 from kubeloop.embedded.launcher import EmbeddedError, EmbeddedLayout
 
@@ -132,6 +137,7 @@ def collect_summary(ctx: DemoContext) -> dict[str, Any]:
             "v2_not_registered": ctx.v2_not_registered,
             "stage_seconds": {s.name: s.seconds for s in ctx.stages},
             "traffic": ctx.traffic.snapshot().model_dump() if ctx.traffic else None,
+            "skew": skew_summary(ctx.skew_checks),
         },
     )
     summary["reasons"].update(errors)

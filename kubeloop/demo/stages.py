@@ -22,6 +22,7 @@ import pandas as pd
 
 from kubeloop.demo.config import DemoConfig
 from kubeloop.demo.context import DemoContext, Objects, StageFailed
+from kubeloop.demo.feast import feast_serving
 from kubeloop.demo.kube import DemoKube
 from kubeloop.demo.resources import (
     EXPERIMENT_FILE,
@@ -284,10 +285,17 @@ def stage_traffic(ctx: DemoContext) -> str:
         events_dir=str(Path(ctx.data_dir) / "events"),
         labels_dir=str(Path(ctx.data_dir) / "labels"),
     )
-    columns = feature_columns(ctx.documents["Experiment"]["spec"])
+    # Served from Feast: requests name the user, the transformer fills the features, and
+    # the traffic pushes what it served to the online store (kubeloop/demo/feast.py).
+    feast = feast_serving(ctx)
+    columns = feature_columns(ctx.documents["Experiment"]["spec"]) if feast is None else feast[0]
     ctx.http = httpx.Client()
     ctx.traffic = TrafficGenerator(
-        config, columns, ctx.http, streams=make_streams(config, world=ctx.world)
+        config,
+        columns,
+        ctx.http,
+        streams=make_streams(config, world=ctx.world),
+        push_online=None if feast is None else feast[1],
     )
     ctx.traffic.start()
     traffic = ctx.traffic
@@ -310,9 +318,10 @@ def stage_traffic(ctx: DemoContext) -> str:
         ctx.config.timeouts.traffic,
         _labels_joined(traffic, ctx.v1),
     )
+    served = f"; features from Feast by {', '.join(columns)}" if feast is not None else ""
     return (
         f"{config.requests_per_s:g} requests/s x {config.rows_per_request} rows to {url}, "
-        f"labels to {monitor_url}; no drift yet (lowest p {lowest})"
+        f"labels to {monitor_url}{served}; no drift yet (lowest p {lowest})"
     )
 
 

@@ -50,6 +50,33 @@ def paired_p_value(comparison: Mapping[str, Any] | None) -> float | None:
     return math.erfc(abs(estimate) / math.sqrt(variance) / math.sqrt(2))
 
 
+def skew_summary(checks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The training-serving skew checks the demo saw (MLModel status.skew, one per checkedAt):
+    how many, the worst feature's mismatch fraction over all of them, and the last check."""
+    if not checks:
+        return None
+    ordered = [checks[k] for k in sorted(checks)]
+
+    def worst(check: Mapping[str, Any]) -> float:
+        return max((float(v) for v in (check.get("mismatchFraction") or {}).values()), default=0.0)
+
+    # A check with no pairs (every served row newer than the offline store) has no verdict.
+    last = next((c for c in reversed(ordered) if c.get("pairs")), ordered[-1])
+    return {
+        "checks": len(ordered),
+        "flagged": sum(1 for c in ordered if c.get("isSkew")),
+        "max_mismatch_fraction": max(worst(c) for c in ordered),
+        "mean_mismatch_fraction": round(sum(worst(c) for c in ordered) / len(ordered), 6),
+        "last": {
+            "checked_at": last.get("checkedAt"),
+            "pairs": last.get("pairs"),
+            "unmatched_served": last.get("unmatchedServed"),
+            "mismatch_fraction": dict(last.get("mismatchFraction") or {}),
+            "is_skew": bool(last.get("isSkew")),
+        },
+    }
+
+
 def build_summary(
     *,
     v1: str | None,

@@ -20,6 +20,13 @@ of the moment it was served (date-partitioned Parquet; created = when its file l
 every released label to the Experiment's labels (label time = the event's). What production
 saw is then what a retrain can train on. A third thread writes them every
 `lake_interval_s`; a failed write is counted (`lake_failed`), never fatal.
+
+With `push_online` (a model served from Feast: `online.py`), the same thread first pushes the
+served events' features to the FeatureView's online store, then stamps the events' created
+time and appends them to the lake: a training row (the newest row created by the label's
+time) then holds what the online store served at that moment. Rows of one write get created
+times a microsecond apart in event order, so "newest created" and "newest event" name the
+same row. A failed push is counted (`online_failed`); the events still reach the lake.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,6 +105,8 @@ class TrafficConfig(BaseModel):
 # Posts one batch of feedback labels; returns send_feedback's summary (accepted, duplicates,
 # rejected). Injected in tests; by default send_feedback to the configured monitor.
 PostLabels = Callable[[Sequence[Mapping[str, Any]]], Mapping[str, Any]]
+# Writes served raw events' features to the online store (returns rows written); see online.py.
+PushOnline = Callable[[pd.DataFrame], int]
 
 
 class TrafficStats(BaseModel):
@@ -119,6 +129,16 @@ class TrafficStats(BaseModel):
     labels_written: int = Field(default=0, description="Labels appended to labels_dir.")
     lake_failed: int = Field(default=0, description="Rows whose write failed (dropped).")
     lake_last_error: str | None = None
+    latency_ms_p50: float | None = Field(
+        default=None, description="Answered requests' round trip, the last 2,000: median."
+    )
+    latency_ms_p99: float | None = None
+    latency_ms_mean: float | None = Field(default=None, description="Over every answered one.")
+    online_pushes: int = Field(default=0, description="Pushes to the online store.")
+    online_push_seconds_max: float = Field(default=0.0, description="The slowest push.")
+    online_push_seconds_total: float = 0.0
+    online_failed: int = Field(default=0, description="Events whose push failed.")
+    online_last_error: str | None = None
 
 
 def make_streams(
@@ -158,8 +178,10 @@ class TrafficGenerator:
         client: httpx.Client,
         streams: tuple[pd.DataFrame, pd.DataFrame] | None = None,
         post_labels: PostLabels | None = None,
+        push_online: PushOnline | None = None,
     ) -> None:
         self.config = config
+        self.push_online = push_online
         self.columns = dict(columns)
         self.client = client
         reference, shifted = streams if streams is not None else make_streams(config)
@@ -174,6 +196,8 @@ class TrafficGenerator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = TrafficStats()
+        self._latencies: deque[float] = deque(maxlen=2000)  # seconds, answered requests
+        self._latency_total = 0.0
         # (due, outcome, the label for the feedback API, the label's row for the lake)
         self._pending: deque[tuple[float, Outcome, dict[str, Any], dict[str, Any]]] = deque()
         self._outcomes: list[Outcome] = []
@@ -247,6 +271,13 @@ class TrafficGenerator:
         stats.labelled = len(self._outcomes)
         stats.feedback_pending = len(self._feedback)
         stats.accuracy = sum(o.correct for o in recent) / len(recent) if recent else None
+        with self._lock:
+            latencies = sorted(self._latencies)
+            if stats.ok:
+                stats.latency_ms_mean = round(1000 * self._latency_total / stats.ok, 2)
+        if latencies:
+            stats.latency_ms_p50 = round(1000 * latencies[len(latencies) // 2], 2)
+            stats.latency_ms_p99 = round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2)
         return stats
 
     def accuracy_over_time(self, bucket_s: float = 10.0) -> list[tuple[float, float, int]]:
@@ -282,6 +313,7 @@ class TrafficGenerator:
         request_id = str(uuid.uuid4())
         with self._lock:
             self._stats.sent += 1
+        started = time.monotonic()
         try:
             answer = self.client.post(
                 url,
@@ -292,6 +324,7 @@ class TrafficGenerator:
         except httpx.HTTPError as error:
             self._count_error(f"{type(error).__name__}: {error}")
             return
+        took = time.monotonic() - started
         if answer.status_code != 200:
             self._count_error(f"HTTP {answer.status_code} from {url}: {answer.text[:200]}")
             return
@@ -300,6 +333,9 @@ class TrafficGenerator:
         except (ValueError, TypeError, TrafficInputError) as error:
             self._count_error(f"unreadable answer from {url}: {error}")
             return
+        with self._lock:
+            self._latencies.append(took)
+            self._latency_total += took
         self._record(rows, scores, answer.headers.get(ROLE_HEADER, "unknown"), request_id)
 
     def _record(
@@ -369,9 +405,13 @@ class TrafficGenerator:
         events_dir, labels_dir = self.config.events_dir, self.config.labels_dir
         if served and events_dir:
             events = pd.DataFrame(served)
-            # Created = when the row reached the lake: later than its event, as the label's
-            # own row must be (a label at the event's time must not see it, point-in-time).
-            events["created_timestamp"] = pd.Timestamp(time.time(), unit="s", tz="UTC")
+            self._push(events)
+            # Created = when the row reached the lake (and the online store, pushed just
+            # before): later than its event, as the label's own row must be (a label at the
+            # event's time must not see it, point-in-time). A microsecond apart in event
+            # order (rows are served in order), so the newest created row is the newest event.
+            now = pd.Timestamp(time.time(), unit="s", tz="UTC")
+            events["created_timestamp"] = now + pd.to_timedelta(np.arange(len(events)), unit="us")
             written[0] = self._write(
                 lambda: lake.append_events(events, events_dir, "traffic"), len(events)
             )
@@ -384,6 +424,24 @@ class TrafficGenerator:
             self._stats.events_written += written[0]
             self._stats.labels_written += written[1]
         return written[0], written[1]
+
+    def _push(self, events: pd.DataFrame) -> None:
+        if self.push_online is None:
+            return
+        started = time.monotonic()
+        try:
+            # Not created yet: the stream's own created times are the generator's, not these.
+            self.push_online(events.drop(columns=["created_timestamp"], errors="ignore"))
+        except Exception as error:  # noqa: BLE001 - counted, never fatal: the lake still gets them
+            with self._lock:
+                self._stats.online_failed += len(events)
+                self._stats.online_last_error = f"{type(error).__name__}: {error}"
+            return
+        took = time.monotonic() - started
+        with self._lock:
+            self._stats.online_pushes += 1
+            self._stats.online_push_seconds_total += took
+            self._stats.online_push_seconds_max = max(self._stats.online_push_seconds_max, took)
 
     def _write(self, append: Callable[[], object], rows: int) -> int:
         try:

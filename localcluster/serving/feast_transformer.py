@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -165,14 +166,22 @@ class FeatureFiller:
     """The preprocess: entities → online values (off the event loop) → the filled request."""
 
     def __init__(
-        self, spec: FeatureServingSpec, lookup: Lookup, metrics: FeatureServingMetrics
+        self,
+        spec: FeatureServingSpec,
+        lookup: Lookup,
+        metrics: FeatureServingMetrics,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec
         self.lookup = lookup
         self.metrics = metrics
+        # Stamps each filled row with the lookup's time (contracts: FETCHED_AT_INPUT).
+        self.clock = clock
 
     async def fill(self, body: Any) -> dict[str, Any]:
-        filled, counts = await asyncio.to_thread(fill_request, body, self.spec, self.lookup)
+        filled, counts = await asyncio.to_thread(
+            fill_request, body, self.spec, self.lookup, self.clock
+        )
         self.metrics.count(self.spec.feature_view, counts)
         return filled
 

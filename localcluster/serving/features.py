@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.spark_feature_backfill.definition import feast_view_name, training_column
+from contracts.feature_serving import FETCHED_AT_INPUT
 
 Value = float | int | str | bool | None
 
@@ -169,7 +170,7 @@ def _rows_of(body: Any) -> tuple[str, list[Any]]:
 def request_entities(body: Any, spec: FeatureServingSpec) -> list[Any]:
     """The entity of each row of a v1 (``instances``/``inputs`` objects) or v2 request."""
     form, items = _rows_of(body)
-    served = spec.columns
+    served = {**spec.columns, FETCHED_AT_INPUT: FETCHED_AT_INPUT}
     if form == "v2":
         by_name = {str(t.get("name")): t for t in items}
         clash = sorted(set(by_name) & set(served))
@@ -225,11 +226,16 @@ def _missing(value: Value) -> bool:
 
 
 def with_features(
-    body: Mapping[str, Any], spec: FeatureServingSpec, online: Mapping[str, Sequence[Value]]
+    body: Mapping[str, Any],
+    spec: FeatureServingSpec,
+    online: Mapping[str, Sequence[Value]],
+    fetched_at: float | None = None,
 ) -> tuple[dict[str, Any], FillCounts]:
     """The request the predictor gets: ``body`` with one model column per feature, from
     ``online`` (feature name -> one value per row of :func:`request_entities`, nulls for what
-    the store lacks), defaults filled in; and what was filled."""
+    the store lacks), defaults filled in; and what was filled. With ``fetched_at`` (epoch s,
+    when the store was read) every row also gets the ``FETCHED_AT_INPUT`` input: the skew
+    check pairs the row with what the offline store knew then."""
     form, items = _rows_of(body)
     counts = FillCounts()
     if form == "v2":
@@ -244,10 +250,20 @@ def with_features(
             }
             for name in spec.features
         ]
+        if fetched_at is not None:
+            tensors.append(
+                {
+                    "name": FETCHED_AT_INPUT,
+                    "shape": [rows],
+                    "datatype": "FP64",
+                    "data": [fetched_at] * rows,
+                }
+            )
         return {**body, "inputs": [*items, *tensors]}, counts
     values = _filled(spec, online, len(items), counts)
+    stamp = {} if fetched_at is None else {FETCHED_AT_INPUT: fetched_at}
     filled = [
-        {**item, **{spec.column(name): values[name][i] for name in spec.features}}
+        {**item, **{spec.column(name): values[name][i] for name in spec.features}, **stamp}
         for i, item in enumerate(items)
     ]
     return {**body, form: filled}, counts
@@ -257,8 +273,15 @@ def fill_request(
     body: Any,
     spec: FeatureServingSpec,
     lookup: Callable[[list[Any]], Mapping[str, Sequence[Value]]],
+    clock: Callable[[], float] | None = None,
 ) -> tuple[dict[str, Any], FillCounts]:
     """:func:`request_entities`, ``lookup(entities)`` (feature name -> values), then
-    :func:`with_features`: the whole preprocess with the store passed in."""
+    :func:`with_features`: the whole preprocess with the store passed in. With ``clock``,
+    its reading just after the lookup is each row's ``FETCHED_AT_INPUT``: every value in the
+    answer was in the store by then. Read before it, the stamp would miss what was written
+    while Feast prepared the read (it reloads its registry first: tens of ms under load), and
+    the skew check would count a value the store had as newer than the moment it stamps."""
     entities = request_entities(body, spec)
-    return with_features(body, spec, lookup(entities))
+    online = lookup(entities)
+    fetched_at = clock() if clock is not None else None
+    return with_features(body, spec, online, fetched_at)

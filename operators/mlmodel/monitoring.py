@@ -127,8 +127,9 @@ def _skew_settings(backends: ServingBackends, obj: MLModel, spec: MLModelSpec) -
         log.warning("%s/%s: skew: %s", obj.namespace, obj.name, error)
         return None
     served = spec.serving.features
-    only = served.features if served and served.feature_view == skew.feature_view else None
-    settings = skewing.skew_settings(skew, view, only or None)
+    from_feast = served is not None and served.feature_view == skew.feature_view
+    only = served.features if served is not None and from_feast else None
+    settings = skewing.skew_settings(skew, view, only or None, from_feast)
     if isinstance(settings, str):
         log.info("%s/%s: no skew check yet: %s", obj.namespace, obj.name, settings)
         return None

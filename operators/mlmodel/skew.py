@@ -7,9 +7,11 @@ built here and turns the monitor's verdict into `status.skew` and events. No I/O
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from components.spark_feature_backfill.definition import training_column
+from components.spark_feature_backfill.definition import CREATED_TIMESTAMP, training_column
+from contracts.feature_serving import FETCHED_AT_INPUT
 from contracts.monitor_config import SkewConfig
 from operators.api.common import parse_duration
 from operators.api.mlmodel import MLModelStatus, Skew, SkewStatus
@@ -23,10 +25,21 @@ REASON_SKEW_CLEARED = "SkewCleared"
 
 
 def skew_settings(
-    skew: Skew, feature_view: dict[str, Any] | None, only: list[str] | None = None
+    skew: Skew,
+    feature_view: dict[str, Any] | None,
+    only: list[str] | None = None,
+    from_feast: bool = False,
 ) -> SkewConfig | str:
     """The monitor's skew settings, or why there are none yet (the reason is logged).
     ``only``: compare just these features (the ones serving fills from Feast).
+
+    ``from_feast`` (serving fills this view from its online store): each served row is paired
+    at the time the transformer read the store (its ``FETCHED_AT_INPUT``), not when the log
+    reached the monitor, with the offline row *known* latest by then (created timestamp):
+    a training row sees a lake row only once it is created (``build_training_set``), and
+    neither can the online store before the row is written there. By event time the check
+    would pair a row served a second ago, which no store knew yet, and read skew on every
+    busy entity.
 
     Raises pydantic's ValidationError for settings the monitor would refuse."""
     if feature_view is None:
@@ -43,17 +56,29 @@ def skew_settings(
         features = [f for f in features if f in only]
     if not features:
         return f"FeatureView {skew.feature_view!r} has none of the features {only}"
+    event_ts = str((spec.get("source") or {}).get("timestampField") or "event_timestamp")
     return SkewConfig(
         entity_key=str(keys[0]),
+        timestamp_key=FETCHED_AT_INPUT if from_feast else None,
         offline=str(offline),
-        offline_timestamp=str(
-            (spec.get("source") or {}).get("timestampField") or "event_timestamp"
-        ),
+        # The offline store always has the created column (the event time where the source
+        # has none: spark_feature_backfill).
+        offline_timestamp=CREATED_TIMESTAMP if from_feast else event_ts,
         columns={training_column(skew.feature_view, f): f for f in features},
         ttl_seconds=parse_duration(str(spec.get("ttl") or "30d")).total_seconds(),
         max_mismatch_fraction=skew.max_mismatch_fraction,
         max_rows=skew.max_rows,
+        offline_complete_until=_offline_fresh(feature_view),
     )
+
+
+def _offline_fresh(feature_view: dict[str, Any]) -> float | None:
+    """status.freshness.offline (epoch s): every row created before it is in the offline
+    store. A row served later may pair with one the next backfill brings: not compared yet."""
+    text = ((feature_view.get("status") or {}).get("freshness") or {}).get("offline")
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
 def skew_status(check: VersionSkew) -> SkewStatus:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,15 @@ async def _serve(
     return answers, model, captured, registry
 
 
-def _skew_of(captured: Captured, offline: Path, served_at: float) -> dict[str, Any]:
+def _skew_of(
+    captured: Captured, offline: Path, served_at: float, complete_until: float | None = None
+) -> dict[str, Any]:
     skew = SkewConfig(
         entity_key="customer_id",
         offline=str(offline),
         columns={"customer_activity__tenure": "tenure", "customer_activity__spend": "spend"},
         ttl_seconds=86400.0,
+        offline_complete_until=complete_until,
     )
     rows = []
     for exchange in captured.exchanges:
@@ -156,8 +160,10 @@ def _check_serving(config: FeastStoreConfig, offline: Path) -> None:
     answers, model, captured, registry = asyncio.run(_serve(config, requests))
     assert [a.status_code for a in answers] == [200] * len(requests)
 
-    # Known entities: the online values of 08:00 (the 10:00 rows were not materialized).
-    first = model.bodies[0]["instances"][0]
+    # Known entities: the online values of 08:00 (the 10:00 rows were not materialized),
+    # stamped with when the store was read (the skew check's timestampKey).
+    first = dict(model.bodies[0]["instances"][0])
+    assert abs(first.pop(fs.FETCHED_AT_INPUT) - time.time()) < 600
     assert first == {
         "customer_id": 1,
         "hour": 8,
@@ -193,6 +199,13 @@ def _check_serving(config: FeastStoreConfig, offline: Path) -> None:
         "customer_activity__spend": 1.0,
     }
     assert stale["is_skew"] is True
+    # Had the offline store been complete only up to 09:00 (its FeatureView's freshness), the
+    # rows served at 11:00 would wait for the next backfill instead of reading as skew.
+    waiting = _skew_of(captured, offline, _t("11:00:00").timestamp(), _t("09:00:00").timestamp())
+    assert waiting["pairs"] == 0 and waiting["pending_served"] == len(KNOWN) + 2
+    assert "newer than the offline store" in waiting["skipped"]
+    partly = _skew_of(captured, offline, _t("08:30:00").timestamp(), _t("09:00:00").timestamp())
+    assert partly["pending_served"] == 0 and partly["is_skew"] is False
 
 
 def test_sqlite_online_store_serves_defaults_and_agrees_with_offline(

@@ -184,3 +184,20 @@ def test_recent_production_lies_in_the_span_with_labels_of_its_events(tmp_path: 
     assert stamps.min() >= pd.Timestamp(now - timedelta(minutes=5)) and stamps.max() < now
     assert (events["created_timestamp"] > stamps).all()
     assert set(labels["event_timestamp"]) <= set(stamps)
+
+
+def test_the_feast_transformer_args_are_read_off_the_inference_service() -> None:
+    from contracts.feature_serving import TRANSFORMER_MODULE
+    from kubeloop.demo.feast import transformer_args
+
+    assert transformer_args({"spec": {"predictor": {}}}) is None
+    isvc = {
+        "spec": {
+            "transformer": {
+                "containers": [{"command": ["python", "-m", TRANSFORMER_MODULE], "args": ["--x=1"]}]
+            }
+        }
+    }
+    assert transformer_args(isvc) == ["--x=1"]
+    other = {"spec": {"transformer": {"containers": [{"command": ["other"], "args": ["a"]}]}}}
+    assert transformer_args(other) is None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubeloop.demo.report import DemoRecord, write_report
+from kubeloop.demo.report import DemoRecord, render_recovery, write_report
 from kubeloop.demo.summary import build_summary, paired_p_value
 
 
@@ -115,3 +115,38 @@ def test_the_report_writes_summary_json_and_shows_it(tmp_path: Path) -> None:
     stored = json.loads((tmp_path / "summary.json").read_text())
     assert stored["auc"] == summary["auc"] and stored["paired_p"] == summary["paired_p"]
     assert "0.840" in page and "recovered 92%" in page
+
+
+def test_skew_summary_keeps_the_worst_check_and_the_last() -> None:
+    from kubeloop.demo.summary import skew_summary
+
+    assert skew_summary({}) is None
+    checks = {
+        "2026-12-06T06:00:10Z": {
+            "checkedAt": "2026-12-06T06:00:10Z",
+            "pairs": 1000,
+            "mismatchFraction": {"a": 0.0, "b": 0.002},
+            "isSkew": False,
+        },
+        "2026-12-06T06:00:05Z": {
+            "checkedAt": "2026-12-06T06:00:05Z",
+            "pairs": 900,
+            "mismatchFraction": {"a": 0.03, "b": 0.0},
+            "isSkew": True,
+        },
+    }
+    summary = skew_summary(checks)
+    assert summary is not None
+    assert (summary["checks"], summary["flagged"], summary["max_mismatch_fraction"]) == (2, 1, 0.03)
+    assert summary["mean_mismatch_fraction"] == 0.016
+    assert summary["last"]["checked_at"] == "2026-12-06T06:00:10Z"
+    assert summary["last"]["pairs"] == 1000 and summary["last"]["is_skew"] is False
+    # A later check without pairs (every served row newer than the offline store) has no
+    # verdict: the last one with pairs stays "last".
+    pending = {"checkedAt": "2026-12-06T06:00:15Z", "pairs": 0, "mismatchFraction": {}}
+    later = skew_summary({**checks, "2026-12-06T06:00:15Z": pending})
+    assert later is not None and later["checks"] == 3
+    assert later["last"]["checked_at"] == "2026-12-06T06:00:10Z"
+
+    page = render_recovery({"auc": {}, "skew": summary})
+    assert "3 checks" not in page and "2 checks, 1 flagged, worst 3.00%" in page

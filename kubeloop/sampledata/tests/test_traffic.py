@@ -116,6 +116,9 @@ def test_v2_sends_typed_tensors_and_reads_outputs(predictor_url: str) -> None:
     ]
     stats = generator.snapshot()
     assert (stats.ok, stats.errors, stats.labelled) == (1, 0, 5)
+    # The answered request's round trip (a local server: well under the timeout).
+    p50, p99, mean = stats.latency_ms_p50, stats.latency_ms_p99, stats.latency_ms_mean
+    assert p50 is not None and p50 == p99 == mean and 0 < p50 < 5000
 
 
 def test_served_rows_and_released_labels_go_to_the_lake(predictor_url: str, tmp_path) -> None:
@@ -173,3 +176,47 @@ def test_a_failed_lake_write_is_counted_not_fatal(predictor_url: str, tmp_path) 
     stats = generator.snapshot()
     assert stats.lake_failed == 5 and stats.lake_last_error is not None
     assert stats.ok == 1
+
+
+def test_served_events_are_pushed_online_before_they_are_created(
+    predictor_url: str, tmp_path
+) -> None:
+    """Serving from Feast: the lake thread pushes the served events to the online store, then
+    stamps their created time (a training row sees a row only once created, and by then the
+    online store holds it), a microsecond apart in event order. A failed push is counted and
+    the events still reach the lake."""
+    pushed: list[tuple[float, pd.DataFrame]] = []
+
+    def push(events: pd.DataFrame) -> int:
+        pushed.append((time.time(), events.copy()))
+        if len(pushed) == 2:
+            raise ConnectionError("online store down")
+        return len(events)
+
+    config = TrafficConfig(
+        url=predictor_url,
+        model="churn",
+        protocol="v1",
+        rows_per_request=5,
+        stream_rows=200,
+        events_dir=str(tmp_path / "events"),
+    )
+    generator = TrafficGenerator(
+        config, {"user_id": "user_id"}, httpx.Client(), make_streams(config), push_online=push
+    )
+    generator.send_once()
+    generator.send_once()
+    assert generator.flush_lake() == (10, 0)
+    events = pd.read_parquet(tmp_path / "events").sort_values("created_timestamp")
+    pushed_at, rows = pushed[0]
+    assert len(rows) == 10 and "created_timestamp" not in rows.columns
+    assert (events["created_timestamp"] >= pd.Timestamp(pushed_at, unit="s", tz="UTC")).all()
+    assert events["created_timestamp"].is_unique
+    assert events["event_timestamp"].is_monotonic_increasing  # created order = event order
+    assert _Predictor.bodies[-1]["instances"][0].keys() == {"user_id"}
+
+    generator.send_once()
+    assert generator.flush_lake() == (5, 0)
+    stats = generator.snapshot()
+    assert (stats.online_pushes, stats.online_failed, stats.events_written) == (1, 5, 15)
+    assert "online store down" in str(stats.online_last_error)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from contracts.feature_serving import FETCHED_AT_INPUT
 from localcluster.serving.features import (
     FeatureRequestError,
     FeatureServingSpec,
@@ -161,6 +162,38 @@ def test_fill_request_looks_up_the_request_entities() -> None:
     assert seen == [[11]]
     assert filled["instances"][0]["customer_activity__plan"] == "x"
     assert counts.rows == 1
+
+
+def test_rows_are_stamped_with_the_time_the_store_was_read() -> None:
+    """The skew check's timestampKey: the clock is read after the lookup (every value in the
+    answer was in the store by the stamp), once per request."""
+    events: list[str] = []
+
+    def clock() -> float:
+        events.append("clock")
+        return 1700000000.25
+
+    def lookup(entities: list[Any]) -> dict[str, list[Any]]:
+        events.append("lookup")
+        return {"tenure": [1] * len(entities), "spend": [0.5] * len(entities), "plan": ["x"] * 2}
+
+    v1 = {"instances": [{"customer_id": 1}, {"customer_id": 2}]}
+    filled, _ = fill_request(v1, SPEC, lookup, clock)
+    assert events == ["lookup", "clock"]
+    assert [row[FETCHED_AT_INPUT] for row in filled["instances"]] == [1700000000.25] * 2
+    v2 = {"inputs": [{"name": "customer_id", "shape": [2], "datatype": "INT64", "data": [1, 2]}]}
+    filled, _ = fill_request(v2, SPEC, lookup, clock)
+    stamp = next(t for t in filled["inputs"] if t["name"] == FETCHED_AT_INPUT)
+    assert stamp == {
+        "name": FETCHED_AT_INPUT,
+        "shape": [2],
+        "datatype": "FP64",
+        "data": [1700000000.25] * 2,
+    }
+    # Without a clock (and in with_features without fetched_at) nothing is added.
+    assert FETCHED_AT_INPUT not in fill_request(v1, SPEC, lookup)[0]["instances"][0]
+    with pytest.raises(FeatureRequestError, match=FETCHED_AT_INPUT):
+        request_entities({"instances": [{"customer_id": 1, FETCHED_AT_INPUT: 0.0}]}, SPEC)
 
 
 def test_an_online_answer_of_the_wrong_length_is_not_blamed_on_the_request() -> None:

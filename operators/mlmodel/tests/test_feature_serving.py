@@ -76,6 +76,11 @@ def test_waits_for_the_feature_view_then_serves_through_the_transformer() -> Non
     assert skew.entity_key == "customer_id"
     assert skew.columns == {"activity__spend": "spend"}
     assert skew.offline == "/state/offline/team-a/activity/abc"
+    # Paired when the transformer read the store, with the offline row known by then.
+    assert skew.timestamp_key == fs.FETCHED_AT_INPUT
+    assert skew.offline_timestamp == "created_timestamp"
+    # Rows served after the offline store's freshness wait for the next backfill.
+    assert skew.offline_complete_until == datetime(2026, 3, 1, 11, 0, tzinfo=UTC).timestamp()
 
 
 def test_skew_default_and_opt_out() -> None:

@@ -181,7 +181,20 @@ def served_frame(rows: Sequence[ServedRow], model_columns: Sequence[str]) -> pd.
 def skew_result(
     rows: Sequence[ServedRow], offline: pd.DataFrame, skew: SkewConfig
 ) -> dict[str, Any]:
-    """The skew check's JSON result for served rows against the loaded offline rows."""
+    """The skew check's JSON result for served rows against the loaded offline rows. Rows
+    served after ``offline_complete_until`` wait (``pending_served``): the offline rows they
+    pair with may not be backfilled yet, and an older one would read as skew."""
+    bound = skew.offline_complete_until
+    compared = list(rows) if bound is None else [r for r in rows if r.ts <= bound]
+    pending, rows = len(rows) - len(compared), compared
+    if pending and not rows:
+        return {
+            "detector": SKEW,
+            "pairs": 0,
+            "pending_served": pending,
+            "max_mismatch_fraction": skew.max_mismatch_fraction,
+            "skipped": f"all {pending} served rows are newer than the offline store",
+        }
     model_columns = list(skew.columns)
     served = served_frame(rows, model_columns)
     right = pd.DataFrame(
@@ -218,7 +231,7 @@ def skew_result(
     offline_values = matched[[f"{m}__offline" for m in model_columns]]
     offline_values.columns = model_columns
     result = check.check(matched[model_columns], offline_values, unmatched_served=unmatched)
-    return {"detector": SKEW, **result.model_dump(mode="json")}
+    return {"detector": SKEW, **result.model_dump(mode="json"), "pending_served": pending}
 
 
 class SkewEvaluator:
