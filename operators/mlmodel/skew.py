@@ -68,8 +68,15 @@ def skew_settings(
         ttl_seconds=parse_duration(str(spec.get("ttl") or "30d")).total_seconds(),
         max_mismatch_fraction=skew.max_mismatch_fraction,
         max_rows=skew.max_rows,
-        offline_complete_until=_offline_fresh(feature_view),
+        offline_complete_until=_offline_fresh(feature_view) if _scheduled(spec) else None,
     )
+
+
+def _scheduled(spec: dict[str, Any]) -> bool:
+    """Incremental backfills will bring rows newer than today's freshness, so a row served
+    after it waits for them. A view backfilled once is as complete as it will be: holding
+    its rows back would hold them forever, so they are compared with what is there."""
+    return bool((spec.get("backfill") or {}).get("schedule"))
 
 
 def _offline_fresh(feature_view: dict[str, Any]) -> float | None:

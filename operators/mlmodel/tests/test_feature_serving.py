@@ -20,7 +20,7 @@ VIEW = {
         "entities": [{"name": "customer", "joinKey": "customer_id", "valueType": "INT64"}],
         "source": {"path": "/data/events", "timestampField": "ts"},
         "features": [{"name": "tenure", "dtype": "int64"}, {"name": "spend", "dtype": "float64"}],
-        "backfill": {"start": "2026-01-01T00:00:00Z"},
+        "backfill": {"start": "2026-01-01T00:00:00Z", "schedule": "@hourly"},
         "ttl": "1d",
     },
     "status": {
@@ -99,3 +99,16 @@ def test_skew_default_and_opt_out() -> None:
     )
     plain = MLModelSpec.model_validate({"model": {"name": "churn", "version": "1"}})
     assert plain.skew is None
+
+
+def test_a_view_backfilled_once_compares_every_served_row() -> None:
+    """Without a schedule no backfill will bring newer rows: holding back rows served after
+    its freshness would hold them forever (the check would never run)."""
+    serving, objects, monitor = setup()
+    once = {**VIEW, "spec": {**VIEW["spec"], "backfill": {"start": "2026-01-01T00:00:00Z"}}}
+    objects.feature_views[("team-a", "activity")] = once
+    obj = FakeObject(MLMODEL, mlmodel({"featureView": "activity", "features": ["spend"]}))
+    for _ in range(3):
+        obj.run(service.observe_and_step, serving, T0)
+    skew = monitor.configs[-1].skew
+    assert skew is not None and skew.offline_complete_until is None
