@@ -3,6 +3,7 @@ the FeatureView can serve, then one with the Feast transformer; the skew check o
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ def test_a_view_backfilled_once_compares_every_served_row() -> None:
     """Without a schedule no backfill will bring newer rows: holding back rows served after
     its freshness would hold them forever (the check would never run)."""
     serving, objects, monitor = setup()
-    once = {**VIEW, "spec": {**VIEW["spec"], "backfill": {"start": "2026-01-01T00:00:00Z"}}}
+    once: dict[str, Any] = copy.deepcopy(VIEW)
+    once["spec"]["backfill"] = {"start": "2026-01-01T00:00:00Z"}
     objects.feature_views[("team-a", "activity")] = once
     obj = FakeObject(MLMODEL, mlmodel({"featureView": "activity", "features": ["spend"]}))
     for _ in range(3):
