@@ -26,28 +26,20 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import _repo  # noqa: F401  (the repository root on sys.path)
 import numpy as np
 import pandas as pd
 
-SPEC: dict[str, Any] = {
-    "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
-    "source": {
-        "path": "/unused",
-        "timestampField": "event_timestamp",
-        "createdTimestampField": "created_timestamp",
-    },
-    "transformation": {
-        "sql": "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds, "
-        "CAST(clicks AS DOUBLE) AS clicks, price, discount FROM source"
-    },
-    "features": [
-        {"name": n, "dtype": "float64"} for n in ("dwell_seconds", "clicks", "price", "discount")
-    ],
-    "ttl": "7d",
-}
+from tests.support.specs import feature_view_spec
+
+SPEC = feature_view_spec(
+    "/unused",
+    "SELECT user_id, event_timestamp, created_timestamp, dwell_seconds, "
+    "CAST(clicks AS DOUBLE) AS clicks, price, discount FROM source",
+    ["dwell_seconds", "clicks", "price", "discount"],
+    {"start": "2026-01-01T00:00:00Z"},
+)
 USERS = 1000
 
 

@@ -14,21 +14,15 @@ import pytest
 from components.feast_apply_materialize.feast_objects import FeastStoreConfig, open_store
 from components.feast_apply_materialize.impl import apply_and_materialize
 from kubeloop.sampledata.online import OnlinePush
+from tests.support.specs import feature_view_spec
 
-SPEC: dict[str, Any] = {
-    "entities": [{"name": "user", "joinKey": "user_id", "valueType": "INT64"}],
-    "source": {
-        "path": "/unused",
-        "timestampField": "event_timestamp",
-        "createdTimestampField": "created_timestamp",
-    },
-    "transformation": {
-        "sql": "SELECT user_id, event_timestamp, created_timestamp, "
-        "CAST(clicks AS DOUBLE) AS clicks, price FROM source"
-    },
-    "features": [{"name": "clicks", "dtype": "float64"}, {"name": "price", "dtype": "float64"}],
-    "ttl": "7d",
-}
+SPEC = feature_view_spec(
+    "/unused",
+    "SELECT user_id, event_timestamp, created_timestamp, "
+    "CAST(clicks AS DOUBLE) AS clicks, price FROM source",
+    ["clicks", "price"],
+    {"start": "2026-01-01T00:00:00Z"},
+)
 
 
 def _t(text: str) -> pd.Timestamp:
