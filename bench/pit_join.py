@@ -50,6 +50,7 @@ from components.build_training_set.impl import (
 )
 from components.build_training_set.pit_duckdb import connect
 from components.build_training_set.spec import FeatureRequest, LabelSpec
+from components.engines import DEFAULT_MEMORY_BUDGET_MB
 from components.feast_apply_materialize.feast_objects import (
     FeastStoreConfig,
     feast_feature_view,
@@ -139,14 +140,16 @@ def feast_raw(labels: pd.DataFrame, request: FeatureRequest, work: Path) -> pd.D
     ).to_df()
 
 
-def _duckdb_child(labels_path: str, request_json: str, out_path: str, queue: object) -> None:
+def _duckdb_child(
+    labels_path: str, request_json: str, out_path: str, memory_mb: int, queue: object
+) -> None:
     """In a fresh process: cold join, warm join, canonical result to Parquet."""
     request = FeatureRequest.model_validate(json.loads(request_json))
     labels = pd.read_parquet(labels_path)
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        con = connect()
+        con = connect(memory_limit_mb=memory_mb)
         joined = join_duckdb(con, labels, LABELS, [request])
         con.close()
         times.append(time.perf_counter() - t0)
@@ -182,6 +185,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttl", default="7d")
     add_spark_run_arguments(parser, small="20k labels over 200k rows")
     parser.add_argument("--skip-feast-raw", action="store_true")
+    parser.add_argument(
+        "--duckdb-memory-mb",
+        type=int,
+        default=DEFAULT_MEMORY_BUDGET_MB,
+        help="DuckDB's memory_limit (default: the training-set step's memory budget)",
+    )
     args = parser.parse_args(argv)
     if args.small:
         args.labels, args.feature_rows = 20_000, 200_000
@@ -217,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                 }
             ),
             str(work / "duckdb.parquet"),
+            args.duckdb_memory_mb,
             queue,
         ),
     )
@@ -227,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     timings["duckdb"], timings["duckdb-warm"] = duck_times
     via_duckdb = pd.read_parquet(work / "duckdb.parquet")
     print(
-        f"duckdb join: {timings['duckdb']:.1f}s (warm {timings['duckdb-warm']:.1f}s), "
+        f"duckdb join (memory_limit {args.duckdb_memory_mb} MB): {timings['duckdb']:.1f}s (warm {timings['duckdb-warm']:.1f}s), "
         f"peak process RSS {duck_peak.peak / 2**20:.0f} MiB"
     )
 
