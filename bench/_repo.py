@@ -1,10 +1,14 @@
 """Puts the repository root on `sys.path`, so a benchmark run as `python bench/<name>.py` can
-import the test harness (`tests/support/`, which is not installed). Import it first."""
+import the test harness (`tests/support/`, which is not installed). Import it first. Also the
+small helpers several benchmarks share."""
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,3 +73,15 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def time_calls(call: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``call`` after one warm-up call."""
+    call()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)

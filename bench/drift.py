@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from _repo import time_calls
 
 from services.monitor.drift import NullRateCheck, SkewCheck, create_detector
 
@@ -47,18 +46,6 @@ def data(rng: np.random.Generator, rows: int, categorical: bool) -> np.ndarray:
     if categorical:
         matrix[:, 15:] = np.searchsorted([-1.0, 0.0, 1.0], matrix[:, 15:])
     return matrix
-
-
-def time_calls(call: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``call`` after one warm-up call."""
-    call()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        call()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def bench_detector(

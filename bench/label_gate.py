@@ -34,13 +34,12 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
-import _repo  # noqa: F401  (puts the repository root on sys.path)
+import _repo  # first: it puts the repository root on sys.path
 import numpy as np
+from _repo import time_calls
 from scipy.optimize import brentq
 from scipy.special import expit
 from scipy.stats import rankdata
@@ -70,18 +69,6 @@ def pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     stable = expit(-1 + 2 * (z + 0.5 * rng.standard_normal(n)))
     cand = expit(-1 + 2 * (z + 0.55 * rng.standard_normal(n)))
     return y, stable, cand
-
-
-def time_calls(call: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``call`` after one warm-up call."""
-    call()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        call()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus)
 
 
 def _judge(metric: str, n: int, estimate: float, variance: float, args: argparse.Namespace) -> Any:
