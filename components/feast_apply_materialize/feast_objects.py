@@ -12,7 +12,6 @@ from feast.types import Bool, Float32, Float64, Int32, Int64, PrimitiveFeastType
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PydanticField
 
-from components import uris
 from components.spark_feature_backfill.definition import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -107,11 +106,6 @@ def feast_feature_view(
         path=source_path,
         timestamp_field=timestamp_field,
         created_timestamp_column=created_timestamp_column or "",
-        # Feast reads an s3:// offline store with its own client: an S3-compatible store's
-        # endpoint from the same environment as components/uris.py (contracts/storage.py).
-        s3_endpoint_override=(uris.s3_endpoint() or None)
-        if uris.scheme(source_path) == "s3"
-        else None,
     )
     schema = [Field(name=f.name, dtype=FEAST_DTYPES[f.dtype]) for f in definition.features]
     schema += [Field(name=n, dtype=t) for n, t in (extra_fields or {}).items()]

@@ -22,6 +22,9 @@ from components import uris
 from components.build_training_set.impl import build_training_set
 from components.build_training_set.tests.test_pit_join import _hard_case_rows, _view, _write_offline
 from components.evaluate.impl import read_split
+from components.feast_apply_materialize.tests.test_apply_materialize import (  # noqa: F401
+    offline_store as offline_store,  # the fixture: a small offline store on local disk
+)
 from components.spark_feature_backfill.impl import run_backfill
 from components.tests.test_uris import LABELS, SPLIT, WINDOWS
 from contracts.storage import (
@@ -178,3 +181,22 @@ def test_prediction_log_compacts_to_s3_as_to_a_directory(tmp_path: Path, bucket:
     on_s3, local = tables
     assert [r["event_id"] for r in on_s3] == ["a", "b"]
     assert on_s3 == local
+
+
+def test_feast_materializes_from_an_s3_offline_store(
+    tmp_path: Path, bucket: str, offline_store: str
+) -> None:
+    """Materializing from an s3:// offline store gives the online values file:// gives (Feast
+    cannot read the store by its URI: components/feast_apply_materialize/impl.py)."""
+    from components.feast_apply_materialize.feast_objects import FeastStoreConfig
+    from components.feast_apply_materialize.impl import apply_and_materialize
+    from components.feast_apply_materialize.tests.test_apply_materialize import VIEW, _online
+
+    remote = _upload(Path(offline_store), f"s3://{bucket}/offline/user_activity")
+    online = []
+    for name, source in (("s3", remote), ("file", offline_store)):
+        config = FeastStoreConfig(project=f"kl_{name}", repo_path=str(tmp_path / name))
+        apply_and_materialize(VIEW, source, config, "2026-01-05T00:00:00Z", "2026-01-05T12:00:00Z")
+        online.append(_online(config, [1, 2, 3]))
+    assert online[0] == online[1]
+    assert online[0]["clicks"] == [6, 1, None]
