@@ -37,6 +37,54 @@ RUN pip install --no-deps --no-build-isolation . && pip check
 COPY requirements.reference.lock ./
 RUN pip install --no-deps -r requirements.reference.lock
 
+# Spark's object-storage connectors (s3:// and gs:// storage roots, issue #13 item 2), put in
+# pyspark's own jars/ directory so every session has them on its classpath; components/uris.py
+# spark_storage_conf configures them from the credentials' environment.
+# - hadoop-aws (S3A) must be exactly the Hadoop version the locked pyspark ships
+#   (pyspark/jars/hadoop-client-api-<version>.jar: checked here and by
+#   tests/deploy/test_object_storage.py), and the AWS SDK v2 bundle the one that Hadoop release
+#   was built with. S3A's troubleshooting guide: "Do not attempt to drop in a newer version of
+#   the AWS SDK than that which the Hadoop version was built with"
+#   (https://hadoop.apache.org/docs/current/hadoop-aws/tools/hadoop-aws/troubleshooting_s3a.html);
+#   the version is hadoop-project-<version>.pom's aws-java-sdk-v2.version, which hadoop-aws's
+#   POM depends on, so it is read from that POM here instead of being copied by hand.
+# - The GCS connector 4.0.x is built against Hadoop 3.4.2 and later (its release notes; 3.x
+#   targets 3.3), and its -shaded jar carries its own Google libraries.
+# Every jar is checked against Maven Central's .sha1.
+ARG HADOOP_VERSION=3.5.0
+ARG GCS_CONNECTOR_VERSION=4.0.2
+ARG MAVEN_REPOSITORY=https://repo1.maven.org/maven2
+RUN HADOOP_VERSION="${HADOOP_VERSION}" GCS_CONNECTOR_VERSION="${GCS_CONNECTOR_VERSION}" \
+    MAVEN_REPOSITORY="${MAVEN_REPOSITORY}" python - <<'PY'
+import hashlib, os, pathlib, re, urllib.request
+
+import pyspark
+
+hadoop, gcs, repo = (os.environ[k] for k in ("HADOOP_VERSION", "GCS_CONNECTOR_VERSION", "MAVEN_REPOSITORY"))
+jars = pathlib.Path(pyspark.__file__).parent / "jars"
+shipped = sorted(p.name for p in jars.glob("hadoop-client-api-*.jar"))
+assert shipped == [f"hadoop-client-api-{hadoop}.jar"], f"pyspark ships {shipped}, not Hadoop {hadoop}"
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return response.read()
+
+
+pom = get(f"{repo}/org/apache/hadoop/hadoop-project/{hadoop}/hadoop-project-{hadoop}.pom").decode()
+sdk = re.search(r"<aws-java-sdk-v2.version>([^<]+)</aws-java-sdk-v2.version>", pom).group(1)
+for path in (
+    f"org/apache/hadoop/hadoop-aws/{hadoop}/hadoop-aws-{hadoop}.jar",
+    f"software/amazon/awssdk/bundle/{sdk}/bundle-{sdk}.jar",
+    f"com/google/cloud/bigdataoss/gcs-connector/{gcs}/gcs-connector-{gcs}-shaded.jar",
+):
+    data = get(f"{repo}/{path}")
+    expected = get(f"{repo}/{path}.sha1").decode().split()[0]
+    assert hashlib.sha1(data).hexdigest() == expected, f"{path}: checksum mismatch"
+    (jars / path.rsplit("/", 1)[1]).write_bytes(data)
+    print(f"added {path}")
+PY
+
 FROM ${PYTHON_IMAGE}
 # Java 17 for Spark (pyspark starts a JVM); procps because Spark's launch scripts call `ps`.
 # (The man directory must exist: the JRE's postinst registers its man pages there.)

@@ -11,22 +11,44 @@ The engines each get the form they read natively:
 * DuckDB: a local path as is, any other URI after its fsspec filesystem is registered on the
   connection (``duckdb_path``), so ``read_parquet`` and ``COPY`` go through fsspec;
 * Spark: the URI with the scheme Hadoop's filesystem layer knows (``spark_path``: ``s3a://``
-  for ``s3://``).
+  for ``s3://``), with the connectors' settings from the same environment
+  (``spark_storage_conf``).
+
+Object-storage credentials come from the environment under the names in contracts/storage.py
+(the chart, kustomize and the compiled pipelines set them from one Secret). botocore (under
+s3fs) reads the S3 key pair and the endpoint itself (``AWS_ENDPOINT_URL_S3``, then
+``AWS_ENDPOINT_URL``; a custom endpoint such as MinIO or Ceph RGW is addressed path-style by
+default) but not ``AWS_REGION`` (only ``AWS_DEFAULT_REGION``), so the region is passed here;
+google-auth (under gcsfs) reads ``GOOGLE_APPLICATION_CREDENTIALS`` itself. Spark's S3A reads
+none of the endpoint names, so ``spark_storage_conf`` sets them.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
 import fsspec
 from fsspec import AbstractFileSystem
 
+from contracts.storage import (
+    AWS_ACCESS_KEY_ID_ENV,
+    AWS_ENDPOINT_URL_ENV,
+    AWS_ENDPOINT_URL_S3_ENV,
+    AWS_REGION_ENV,
+    GOOGLE_CREDENTIALS_ENV,
+)
+
 LOCAL_SCHEMES = ("", "file", "local")
 # Hadoop's S3 connector is s3a://; s3:// names nothing in Spark's default filesystem table.
 _SPARK_SCHEMES = {"s3": "s3a"}
+_S3_SCHEMES = ("s3", "s3a")
+# S3A's region when an endpoint is given without one: the SDK needs a region to sign with, and
+# S3-compatible stores accept any.
+_DEFAULT_S3_REGION = "us-east-1"
 
 
 def scheme(uri: str) -> str:
@@ -39,10 +61,59 @@ def is_local(uri: str) -> bool:
     return scheme(uri) in LOCAL_SCHEMES
 
 
+def s3_endpoint(env: Mapping[str, str] | None = None) -> str:
+    """The S3 endpoint from the environment (the service-specific name first, as botocore
+    reads them); empty for AWS itself."""
+    env = os.environ if env is None else env
+    return env.get(AWS_ENDPOINT_URL_S3_ENV) or env.get(AWS_ENDPOINT_URL_ENV) or ""
+
+
+def storage_options(uri: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """fsspec options for ``uri`` from the environment: on s3, the region (the key pair and
+    the endpoint botocore reads itself)."""
+    env = os.environ if env is None else env
+    if scheme(uri) in _S3_SCHEMES and env.get(AWS_REGION_ENV):
+        return {"client_kwargs": {"region_name": env[AWS_REGION_ENV]}}
+    return {}
+
+
 def filesystem(uri: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem of ``uri`` and the path on it (a plain path: the local one)."""
-    fs, path = fsspec.core.url_to_fs(str(uri))
+    fs, path = fsspec.core.url_to_fs(str(uri), **storage_options(str(uri)))
     return fs, path
+
+
+def spark_storage_conf(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Spark settings for Hadoop's S3A and GCS connectors from the same environment: S3A takes
+    the key pair from it (the AWS SDK's environment provider), the endpoint path-style; the GCS
+    connector the key file ``GOOGLE_APPLICATION_CREDENTIALS`` names."""
+    env = os.environ if env is None else env
+    conf: dict[str, str] = {}
+    if env.get(AWS_ACCESS_KEY_ID_ENV):
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
+            "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+        )
+    endpoint = s3_endpoint(env)
+    if endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+    if endpoint or env.get(AWS_REGION_ENV):
+        region = env.get(AWS_REGION_ENV) or _DEFAULT_S3_REGION
+        conf["spark.hadoop.fs.s3a.endpoint.region"] = region
+    if env.get(GOOGLE_CREDENTIALS_ENV):
+        conf.update(
+            {
+                "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
+                "spark.hadoop.fs.AbstractFileSystem.gs.impl": (
+                    "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS"
+                ),
+                "spark.hadoop.google.cloud.auth.type": "SERVICE_ACCOUNT_JSON_KEYFILE",
+                "spark.hadoop.google.cloud.auth.service.account.json.keyfile": env[
+                    GOOGLE_CREDENTIALS_ENV
+                ],
+            }
+        )
+    return conf
 
 
 def local_path(uri: str) -> str:

@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from operators.backends.storage import Storage, default_storage_uri, parse_storage
+from operators.backends.storage import (
+    Storage,
+    default_storage_uri,
+    parse_storage,
+    shared_dir_location,
+)
 
 
 class OperatorConfig(BaseModel):
@@ -82,6 +87,12 @@ class OperatorConfig(BaseModel):
         "sets, Feast repo): file:///dir, pvc://<claim>/<dir> (mounted into every KFP task), "
         "s3://… or gs://…; file://<state_dir> if unset (operators/backends/storage.py).",
     )
+    storage_secret: str | None = Field(
+        default=None,
+        description="s3:// and gs:// roots on KFP: the Secret (in KFP's namespace) whose "
+        "credentials every task gets (contracts/storage.py names its keys; "
+        "pipelines/storage.py).",
+    )
     # Intervals are configurable so tests and the demo can shorten them.
     poll_interval_s: float = Field(default=10.0, gt=0)
     analysis_tick_s: float = Field(
@@ -98,6 +109,18 @@ class OperatorConfig(BaseModel):
             parse_storage(value)  # StorageError (a ValueError) names the value
         return value or None
 
+    @model_validator(mode="after")
+    def _shared_dir_is_mounted(self) -> OperatorConfig:
+        if self.shared_dir:
+            shared_dir_location(self.shared_dir, self.storage_root)  # names the value
+        return self
+
+    @property
+    def shared_dir_path(self) -> str:
+        """The TrainJob shared directory as the training step sees it (a pvc:// URI on the
+        storage root's claim: its path under the mount); empty if unset."""
+        return shared_dir_location(self.shared_dir, self.storage_root) if self.shared_dir else ""
+
     @property
     def storage_root(self) -> Storage:
         """The configured storage root, else the embedded default: file://<state_dir>."""
@@ -113,7 +136,13 @@ class OperatorConfig(BaseModel):
     @property
     def feast_repo(self) -> str:
         """The Feast repo FeatureViews are applied to (and serving reads the online store of),
-        under the storage root as the pipeline tasks see it."""
+        under the storage root as the pipeline tasks see it. Feast needs a local directory: on
+        an object-storage root it is a scratch directory of each process (the state
+        directory's), so the registry and the online store must be shared services there
+        (KUBELOOP_FEAST_REGISTRY, Redis; the KFP backend refuses an object root without a
+        registry)."""
+        if self.storage_root.scheme in ("s3", "gs"):
+            return str(Path(self.state_dir) / "feast")
         return self.storage_root.location("feast")
 
     @classmethod

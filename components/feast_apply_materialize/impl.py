@@ -9,7 +9,10 @@ the same window twice writes the same online values.
 
 from __future__ import annotations
 
-from datetime import datetime
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,6 +28,26 @@ from components.spark_feature_backfill.definition import (
     parse_feature_view,
     parse_window,
 )
+
+
+def _copy_window(offline_uri: str, local: Path, start: datetime, end: datetime) -> bool:
+    """The window's date partitions of an object-storage offline store, copied to ``local``;
+    False if the window has none (nothing to materialize). Feast 0.47's file offline store
+    joins its repo path before any source path that is not absolute, an s3:// URI included
+    (feast/infra/offline_stores/dask.py ``_read_datasource``), so it cannot read the store by
+    its URI; materialize reads only the window's event times, which are its date partitions
+    (``date=<UTC date>``). The registered source is that local copy: serving reads the online
+    store, and the training sets are built from the offline store by kubeloop itself."""
+    fs, root = uris.filesystem(offline_uri)
+    found = False
+    day = start.astimezone(UTC).date()
+    while day <= (end - timedelta(microseconds=1)).astimezone(UTC).date():
+        partition = f"{root.rstrip('/')}/date={day.isoformat()}"
+        if fs.exists(partition):
+            fs.get(partition + "/", str(local / f"date={day.isoformat()}") + "/", recursive=True)
+            found = True
+        day += timedelta(days=1)
+    return found
 
 
 class FeastError(ValueError):
@@ -58,12 +81,21 @@ def apply_and_materialize(
     if uris.is_local(offline_path) and not uris.exists(offline_path):
         raise FeastError(f"offline store {offline_path!r} does not exist: run the backfill first")
     feature_store = open_store(config)
-    # Feast's FileSource reads a local directory by its path, object storage by its URI.
-    source = uris.local_path(offline_path) if uris.is_local(offline_path) else offline_path
-    entities, view = feast_feature_view(definition, source)
-    feature_store.apply([*entities, view])
-    if materialize:
-        feature_store.materialize(window_start, window_end, feature_views=[view.name])
+    if uris.is_local(offline_path):
+        entities, view = feast_feature_view(definition, uris.local_path(offline_path))
+        feature_store.apply([*entities, view])
+        if materialize:
+            feature_store.materialize(window_start, window_end, feature_views=[view.name])
+    else:
+        local = Path(config.repo_path) / "offline-window" / uuid.uuid4().hex
+        try:
+            found = _copy_window(offline_path, local, window_start, window_end)
+            entities, view = feast_feature_view(definition, str(local))
+            feature_store.apply([*entities, view])
+            if materialize and found:
+                feature_store.materialize(window_start, window_end, feature_views=[view.name])
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
     return MaterializeSummary(
         project=config.project,
         feature_view=view.name,

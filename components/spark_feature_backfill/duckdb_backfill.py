@@ -13,6 +13,7 @@ rows of a partially covered edge day outside the window are carried over.
 from __future__ import annotations
 
 import posixpath
+import tempfile
 import uuid
 from datetime import datetime
 from typing import Any
@@ -211,26 +212,48 @@ def _write_partitions(con: Any, output_path: str) -> None:
     """Each written date directory replaces the old one (Spark's dynamic partition overwrite).
 
     DuckDB writes to a hidden staging directory beside them (on the same filesystem, so each
-    move is a rename where the filesystem has one), through fsspec when not local."""
+    move is a rename where the filesystem has one)."""
     fs, out = uris.filesystem(output_path)
     fs.makedirs(out, exist_ok=True)
     staging = posixpath.join(out, f".kubeloop-staging-{uuid.uuid4().hex}")
     written = posixpath.join(staging, "rows")
     fs.makedirs(staging, exist_ok=True)
     try:
-        con.execute(
-            f"COPY __kubeloop_rows TO {_literal(duckdb_path(con, uris.as_uri(fs, written)))} "
-            f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}), FILENAME_PATTERN 'part-{{i}}')"
-        )
+        _copy_partitions(con, fs, written)
         parts = sorted(fs.ls(written, detail=False)) if fs.exists(written) else []
         for part in parts:
             target = posixpath.join(out, posixpath.basename(part.rstrip("/")))
             if fs.exists(target):
                 fs.rm(target, recursive=True)
-            fs.mv(part, target, recursive=True)
+            _move_directory(fs, part, target)
     finally:
         if fs.exists(staging):
             fs.rm(staging, recursive=True)
+
+
+def _move_directory(fs: Any, source: str, target: str) -> None:
+    """A local directory is renamed. An object store has no directories: its files are moved
+    one by one (fsspec's recursive move also copies the directory's own key, which is not
+    there)."""
+    if uris.is_local(uris.as_uri(fs, source)):
+        fs.mv(source, target, recursive=True)
+        return
+    for path in fs.find(source):
+        fs.mv(path, posixpath.join(target, posixpath.relpath(path, source)))
+
+
+def _copy_partitions(con: Any, fs: Any, written: str) -> None:
+    """The rows as Parquet date directories under ``written``. DuckDB's partitioned COPY
+    lists its target directory first, which an object store (s3://, gs://), having no
+    directories, reports missing: there the files are written to a local scratch directory
+    and uploaded."""
+    options = f"(FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN}), FILENAME_PATTERN 'part-{{i}}')"
+    if uris.is_local(uris.as_uri(fs, written)):
+        con.execute(f"COPY __kubeloop_rows TO {_literal(written)} {options}")
+        return
+    with tempfile.TemporaryDirectory(prefix="kubeloop-backfill-") as scratch:
+        con.execute(f"COPY __kubeloop_rows TO {_literal(scratch + '/rows')} {options}")
+        fs.put(scratch + "/rows/", written, recursive=True)
 
 
 def _in_window(start: datetime, end: datetime) -> str:

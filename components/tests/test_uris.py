@@ -21,6 +21,14 @@ from components.build_training_set.tests.test_pit_join import _hard_case_rows, _
 from components.engines import visible_files
 from components.evaluate.impl import read_split
 from components.spark_feature_backfill.impl import run_backfill
+from contracts.storage import (
+    AWS_ACCESS_KEY_ID_ENV,
+    AWS_ENDPOINT_URL_ENV,
+    AWS_ENDPOINT_URL_S3_ENV,
+    AWS_REGION_ENV,
+    AWS_SECRET_ACCESS_KEY_ENV,
+    GOOGLE_CREDENTIALS_ENV,
+)
 from kubeloop.sampledata.feature_views import user_activity_view
 from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 from pipelines.training.handoff import copy_split, earliest
@@ -73,6 +81,53 @@ def test_uri_forms() -> None:
     assert uris.input_bytes(["file:///nonexistent", "memory://x"]) is None
     with pytest.raises(ValueError, match="not on the local filesystem"):
         uris.local_path("gs://bucket/a")
+
+
+def test_s3_options_come_from_the_credentials_environment() -> None:
+    """botocore reads the key pair and the endpoint itself, but not AWS_REGION: that is passed."""
+    env = {
+        AWS_ACCESS_KEY_ID_ENV: "key",
+        AWS_SECRET_ACCESS_KEY_ENV: "secret",
+        AWS_ENDPOINT_URL_ENV: "http://minio.storage:9000",
+        AWS_REGION_ENV: "eu-west-1",
+    }
+    assert uris.storage_options("s3://bucket/x", env) == {
+        "client_kwargs": {"region_name": "eu-west-1"}
+    }
+    assert uris.storage_options("s3://bucket/x", {AWS_ACCESS_KEY_ID_ENV: "key"}) == {}
+    assert uris.storage_options("gs://bucket/x", env) == {}
+    assert uris.storage_options("file:///x", env) == {}
+    # The service-specific endpoint first, as botocore reads them (Feast and S3A are given it).
+    assert uris.s3_endpoint({**env, AWS_ENDPOINT_URL_S3_ENV: "http://s3.local:9000"}) == (
+        "http://s3.local:9000"
+    )
+    assert uris.s3_endpoint(env) == "http://minio.storage:9000"
+
+
+def test_spark_connectors_are_configured_from_the_same_environment() -> None:
+    env = {
+        AWS_ACCESS_KEY_ID_ENV: "key",
+        AWS_SECRET_ACCESS_KEY_ENV: "secret",
+        AWS_ENDPOINT_URL_ENV: "http://minio.storage:9000",
+        GOOGLE_CREDENTIALS_ENV: "/var/run/secrets/kubeloop/storage/key.json",
+    }
+    conf = uris.spark_storage_conf(env)
+    assert conf["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith(
+        "EnvironmentVariableCredentialsProvider"
+    )
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio.storage:9000"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.endpoint.region"] == "us-east-1"
+    assert conf["spark.hadoop.google.cloud.auth.service.account.json.keyfile"] == (
+        "/var/run/secrets/kubeloop/storage/key.json"
+    )
+    assert (
+        conf["spark.hadoop.fs.gs.impl"] == "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem"
+    )
+    # AWS itself: the key pair only, S3A's own endpoint and virtual-host addressing.
+    aws = uris.spark_storage_conf({AWS_ACCESS_KEY_ID_ENV: "key", AWS_SECRET_ACCESS_KEY_ENV: "s"})
+    assert set(aws) == {"spark.hadoop.fs.s3a.aws.credentials.provider"}
+    assert uris.spark_storage_conf({}) == {}
 
 
 def test_visible_files_skip_hidden_ones_on_any_filesystem(memory_root: str) -> None:

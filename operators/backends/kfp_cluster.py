@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from contracts.storage import STORAGE_PVC_PARAMETER
+from contracts.storage import STORAGE_PVC_PARAMETER, STORAGE_SECRET_ENV, STORAGE_SECRET_PARAMETER
 from operators.backends.runs import (
     PipelineRunError,
     RunRef,
@@ -457,16 +457,21 @@ class KfpClusterBackend:
         packages: Mapping[str, Path] | None = None,
         outputs: ExecutionReader | None = None,
         storage_pvc: str = "",
+        storage_kind: str = "pvc",
+        storage_secret: str = "",
     ) -> None:
         self.client = client
-        # The storage root's claim (pvc://<claim>/…): every task of the compiled pipelines
-        # mounts it (pipelines/storage.py), so runs are submitted with its name.
+        # How every task reaches the storage root (pipelines/storage.py): a pvc root's claim
+        # is mounted, an s3/gs root's credentials Secret is handed in; the packages are the
+        # ones compiled for that kind, and runs are submitted with the claim or Secret name.
+        self.storage_kind = storage_kind
         self.storage_pvc = storage_pvc
+        self.storage_secret = storage_secret
         self.outputs: ExecutionReader = outputs if outputs is not None else MlmdExecutionReader()
         self.host = host
         self.experiment = experiment
         self.namespace = namespace
-        self.packages = dict(packages) if packages is not None else default_packages()
+        self.packages = dict(packages) if packages is not None else default_packages(storage_kind)
         self._experiment_cache: str | None = None
 
     def _package(self, pipeline_name: str) -> Path:
@@ -527,13 +532,7 @@ class KfpClusterBackend:
         check_run_name(run_name)
         package = self._package(pipeline_name)
         spec = load_spec(package)
-        if STORAGE_PVC_PARAMETER in pipeline_inputs(spec):
-            if not self.storage_pvc:
-                raise PipelineRunError(
-                    f"pipeline {pipeline_name!r} mounts the storage claim into every task: "
-                    "configure a pvc://<claim>/<dir> storage root (KUBELOOP_STORAGE)"
-                )
-            params = {**params, STORAGE_PVC_PARAMETER: self.storage_pvc}
+        params = {**params, **self._storage_params(pipeline_name, pipeline_inputs(spec))}
         arguments = build_arguments(spec, run_name, params)
         existing = self.find(pipeline_name, run_name)
         if existing is not None:
@@ -547,6 +546,27 @@ class KfpClusterBackend:
             version_id=version_id,
         )
         return self._ref(pipeline_name, run_name, run.run_id)
+
+    def _storage_params(self, pipeline_name: str, inputs: Mapping[str, Any]) -> dict[str, str]:
+        """The claim (pvc) or credentials Secret (s3, gs) the package's tasks need."""
+        if self.storage_kind == "pvc":
+            if STORAGE_PVC_PARAMETER not in inputs:
+                return {}
+            if not self.storage_pvc:
+                raise PipelineRunError(
+                    f"pipeline {pipeline_name!r} mounts the storage claim into every task: "
+                    "configure a pvc://<claim>/<dir> storage root (KUBELOOP_STORAGE)"
+                )
+            return {STORAGE_PVC_PARAMETER: self.storage_pvc}
+        if STORAGE_SECRET_PARAMETER not in inputs:
+            return {}
+        if not self.storage_secret:
+            raise PipelineRunError(
+                f"pipeline {pipeline_name!r} hands every task the {self.storage_kind}:// "
+                f"credentials: name their Secret ({STORAGE_SECRET_ENV}, the chart's "
+                "storage.credentialsSecret)"
+            )
+        return {STORAGE_SECRET_PARAMETER: self.storage_secret}
 
     def _run_spec(self, run: Any, pipeline_name: str) -> Mapping[str, Any]:
         """The run's own pipeline spec when the API returns it, else the package submitted

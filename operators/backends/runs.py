@@ -78,11 +78,12 @@ class PipelineRunError(ValueError):
 # ---------------------------------------------------------------- pure helpers (both backends)
 
 
-def default_packages() -> dict[str, Path]:
-    """The checked-in compiled pipelines, by name (``feature_backfill``, ``training``)."""
+def default_packages(storage_kind: str = "pvc") -> dict[str, Path]:
+    """The checked-in compiled pipelines, by name (``feature_backfill``, ``training``), for a
+    storage root of ``storage_kind`` (pvc, s3, gs: pipelines/storage.py)."""
     from pipelines.compile import package_path, pipeline_functions
 
-    return {name: package_path(name) for name in pipeline_functions()}
+    return {name: package_path(name, storage_kind) for name in pipeline_functions()}
 
 
 def check_run_name(run_name: str) -> str:

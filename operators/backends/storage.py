@@ -6,9 +6,9 @@ lives, and the location a KFP task reads and writes for it (issue #13 item 2).
   every task of the compiled pipelines mounts it at ``STORAGE_MOUNT_PATH``
   (``pipelines/storage.py``), so the location handed to a task is
   ``STORAGE_MOUNT_PATH/<dir>/...``, the same in every task pod and never the operator's disk.
-- ``s3://`` and ``gs://``: object storage, handed to tasks as URIs. Not usable on KFP yet: the
-  image has no Hadoop S3 connector and no s3fs/gcsfs (the KFP backend refuses it with that
-  reason).
+- ``s3://`` and ``gs://``: object storage, handed to tasks as URIs; every task, the operator
+  and the monitor get the credentials of one Secret (contracts/storage.py, pipelines/storage.py),
+  read through s3fs/gcsfs and Spark's Hadoop S3A/GCS connectors (both in the image).
 
 Pipeline data (offline store, training sets) is handed to tasks as URIs (``Storage.data_uri``:
 ``file://`` on a local root or the mounted claim), read and written through fsspec in the
@@ -108,3 +108,22 @@ def parse_storage(uri: str) -> Storage:
 
 def _host_word(scheme: str) -> str:
     return "claim name (pvc://<claim>/<dir>)" if scheme == "pvc" else "bucket"
+
+
+def shared_dir_location(shared_dir: str, storage: Storage) -> str:
+    """The TrainJob shared directory (``shared_dir``) as the KFP training step sees it.
+
+    A path is taken as is (a volume the step and the TrainJob runtime both mount). A
+    ``pvc://<claim>/<dir>`` URI must name the storage root's own claim, the one every task
+    already mounts at ``STORAGE_MOUNT_PATH``: it becomes ``<dir>`` under the mount. Another
+    claim is refused, as no task mounts it."""
+    if not shared_dir.startswith("pvc://"):
+        return shared_dir
+    shared = parse_storage(shared_dir)
+    if not storage.is_pvc or shared.claim != storage.claim:
+        mounted = f"claim {storage.claim!r}" if storage.is_pvc else "no claim (not a pvc:// root)"
+        raise StorageError(
+            f"shared_dir {shared_dir!r}: the training step mounts only the storage root's "
+            f"claim, and the root {storage.uri!r} has {mounted}"
+        )
+    return shared.task_root

@@ -143,7 +143,7 @@ class ExperimentBackends:
             spark_master=config.spark_master,
             memory_budget_mb=config.duckdb_memory_budget_mb,
             trainjob_image=config.trainjob_image or "",
-            shared_dir=config.shared_dir or "",
+            shared_dir=config.shared_dir_path,
         )
 
 

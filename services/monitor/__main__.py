@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from contracts.auth import MONITOR_AUDIENCE, MONITOR_TOKEN_FILE_ENV
+from contracts.storage import STORAGE_ENV
 from services.monitor.config import AuthSettings, MonitorSettings
 from services.monitor.service import run_forever
 
@@ -38,7 +39,14 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
     parser.add_argument(
         "--prediction-log-uri",
         default=None,
-        help="Parquet dataset of served predictions (any fsspec URI; default DATA_DIR/predictions)",
+        help="Parquet dataset of served predictions (any fsspec URI; default "
+        "STORAGE/prediction-log, else DATA_DIR/predictions)",
+    )
+    parser.add_argument(
+        "--storage",
+        default=os.environ.get(STORAGE_ENV) or None,
+        help=f"the pipelines' storage root (default ${STORAGE_ENV}): the prediction log goes "
+        "under it, where Experiments and the KFP tasks read it",
     )
     parser.add_argument(
         "--no-prediction-log", action="store_true", help="do not keep the prediction log"
@@ -61,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> MonitorSettings:
         mlflow_tracking_uri=args.mlflow_tracking_uri,
         prediction_log=not args.no_prediction_log,
         prediction_log_uri=args.prediction_log_uri,
+        storage=args.storage,
         prediction_log_retention_days=args.prediction_log_retention_days,
         prediction_log_compaction_interval_s=args.prediction_log_compaction_interval,
     )

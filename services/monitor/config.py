@@ -4,11 +4,13 @@ contract :mod:`contracts.monitor_config`, re-exported here for the monitor's mod
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from contracts.auth import MONITOR_AUDIENCE
 from contracts.monitor_config import DriftConfig, ModelConfig, SkewConfig
+from contracts.storage import PREDICTION_LOG_DIR
 
 __all__ = ["AuthSettings", "DriftConfig", "Limits", "ModelConfig", "MonitorSettings", "SkewConfig"]
 
@@ -89,16 +91,42 @@ class MonitorSettings(BaseModel):
     )
     prediction_log_uri: str | None = Field(
         default=None,
-        description="Where the Parquet dataset goes (any fsspec URI); default <data-dir>/predictions.",
+        description="Where the Parquet dataset goes (any fsspec URI); default "
+        "<storage>/prediction-log, else <data-dir>/predictions.",
+    )
+    storage: str | None = Field(
+        default=None,
+        description="The pipelines' storage root (KUBELOOP_STORAGE, operators/backends/"
+        "storage.py): the prediction log defaults to under it, where Experiments and the KFP "
+        "tasks read it (a pvc:// root: the claim mounted at contracts.storage.STORAGE_MOUNT_PATH).",
     )
     prediction_log_retention_days: int = Field(default=30, ge=1, le=36_500)
     prediction_log_compaction_interval_s: float = Field(default=30.0, gt=0, le=86_400)
     auth: AuthSettings = Field(default_factory=AuthSettings)
 
+    @field_validator("storage")
+    @classmethod
+    def _storage_is_a_root(cls, value: str | None) -> str | None:
+        if value:
+            _storage_root(value)  # StorageError (a ValueError) names the value
+        return value or None
+
     @property
     def prediction_log_location(self) -> str:
-        return self.prediction_log_uri or str(self.data_dir / "predictions")
+        if self.prediction_log_uri:
+            return self.prediction_log_uri
+        if self.storage:
+            return _storage_root(self.storage).data_uri(PREDICTION_LOG_DIR)
+        return str(self.data_dir / "predictions")
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "monitor.db"
+
+
+def _storage_root(uri: str) -> Any:
+    # The operator's own parser (pure: parsing only), so the monitor's location under a root is
+    # the one the operator hands to the KFP tasks.
+    from operators.backends.storage import parse_storage
+
+    return parse_storage(uri)

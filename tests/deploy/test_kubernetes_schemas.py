@@ -46,12 +46,16 @@ ALL_FEATURES: dict[str, Any] = {
         },
     },
     "monitor": {
+        "storageClaim": "kubeloop-storage-rwx",
         "persistence": {"enabled": True, "storageClass": "standard"},
         "podAnnotations": {"example.com/a": "b"},
         "nodeSelector": {"kubernetes.io/os": "linux"},
     },
-    "storage": {"claim": {"create": True, "storageClass": "standard"}},
-    "training": {"sharedDir": "/mnt/kubeloop-storage/shared"},
+    "storage": {
+        "credentialsSecret": "kubeloop-storage-credentials",
+        "claim": {"create": True, "storageClass": "standard"},
+    },
+    "training": {"sharedDir": "pvc://kubeloop-storage/shared"},
     "mlflow": {"artifactsDestination": "pvc://mlflow-artifacts/artifacts"},
     "prometheus": {
         "enabled": True,
@@ -61,15 +65,30 @@ ALL_FEATURES: dict[str, Any] = {
 }
 
 
+# Object-storage roots: the credentials Secret's environment (s3) and mounted key file (gs)
+# in the operator and the monitor (tests/deploy/test_object_storage.py).
+OBJECT_STORAGE: list[dict[str, Any]] = [
+    {"storage": {"uri": f"{scheme}://bucket/kubeloop", "credentialsSecret": "credentials"}}
+    for scheme in ("s3", "gs")
+]
+
+
 def _rendered(source: str) -> list[dict[str, Any]]:
     if source == "kustomize":
         return _builtins(kustomize("default"))
+    if source == "kustomize-overlays":
+        return _builtins(kustomize("object-storage")) + _builtins(kustomize("monitor-claim"))
     if source == "helm-all-features":
         return _builtins(render(ALL_FEATURES))
+    if source == "helm-object-storage":
+        return [d for values in OBJECT_STORAGE for d in _builtins(render(values))]
     return _builtins(render({})) + _builtins(render({"networkPolicy": {"enabled": False}}))
 
 
-@pytest.mark.parametrize("source", ["kustomize", "helm", "helm-all-features"])
+SOURCES = ["kustomize", "kustomize-overlays", "helm", "helm-all-features", "helm-object-storage"]
+
+
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_rendered_builtins_validate_strictly(source: str, version: str) -> None:
     documents = _rendered(source)

@@ -206,7 +206,10 @@ def test_unknown_field_check_catches_a_typo() -> None:
     ]
 
 
-@pytest.mark.parametrize("folder", ["crd", "rbac", "manager", "samples", "argocd", "dev-deps"])
+@pytest.mark.parametrize(
+    "folder",
+    ["crd", "rbac", "manager", "samples", "argocd", "dev-deps", "object-storage", "monitor-claim"],
+)
 def test_every_kustomization_renders(folder: str) -> None:
     docs = kustomize(folder)
     assert docs, folder

@@ -67,3 +67,75 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "kubeloop.monitorUrl" -}}
 {{- printf "http://%s.%s.svc.cluster.local:%v" (include "kubeloop.monitorName" .) .Release.Namespace .Values.monitor.service.port }}
 {{- end }}
+
+{{/* The storage root's scheme: pvc, s3, gs or file. */}}
+{{- define "kubeloop.storageScheme" -}}
+{{- index (splitList "://" .Values.storage.uri) 0 }}
+{{- end }}
+
+{{/* The claim the monitor mounts at /mnt/kubeloop-storage (contracts/storage.py
+STORAGE_MOUNT_PATH) on a pvc:// root, empty for none. A pod mounts only claims of its own
+namespace: the root's claim itself when the release runs in the claim's namespace, else
+monitor.storageClaim, a claim of the release namespace bound to the same (ReadWriteMany)
+volume. Without either, the prediction log stays in the monitor's /data. */}}
+{{- define "kubeloop.monitorStorageClaim" -}}
+{{- if eq (include "kubeloop.storageScheme" .) "pvc" }}
+{{- if .Values.monitor.storageClaim }}
+{{- .Values.monitor.storageClaim }}
+{{- else if eq .Release.Namespace .Values.storage.claim.namespace }}
+{{- index (splitList "/" (trimPrefix "pvc://" .Values.storage.uri)) 0 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether a pod of the release sees the storage root (object storage, or the claim mounted
+into the monitor): then the monitor keeps its prediction log under it. */}}
+{{- define "kubeloop.monitorSeesStorage" -}}
+{{- $scheme := include "kubeloop.storageScheme" . }}
+{{- if or (include "kubeloop.monitorStorageClaim" .) (and (has $scheme (list "s3" "gs")) .Values.storage.credentialsSecret) }}true{{ end }}
+{{- end }}
+
+{{/* Object-storage credentials from storage.credentialsSecret as the environment, under the
+names in contracts/storage.py (tests/deploy/test_object_storage.py checks them): s3, the key
+pair (required) and the endpoint and region (optional); gs, the key file's path. */}}
+{{- define "kubeloop.storageCredentialsEnv" -}}
+{{- $secret := .Values.storage.credentialsSecret }}
+{{- $scheme := include "kubeloop.storageScheme" . }}
+{{- if and $secret (eq $scheme "s3") }}
+{{- range list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ . }}
+{{- end }}
+{{- range list "AWS_ENDPOINT_URL" "AWS_ENDPOINT_URL_S3" "AWS_REGION" }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ . }}
+      optional: true
+{{- end }}
+{{- else if and $secret (eq $scheme "gs") }}
+- name: GOOGLE_APPLICATION_CREDENTIALS
+  value: /var/run/secrets/kubeloop/storage/key.json
+{{- end }}
+{{- end }}
+
+{{/* gs: the Secret's key file, mounted read-only (volumeMounts entry, then volumes entry). */}}
+{{- define "kubeloop.storageCredentialsMount" -}}
+{{- if and .Values.storage.credentialsSecret (eq (include "kubeloop.storageScheme" .) "gs") }}
+- name: storage-credentials
+  mountPath: /var/run/secrets/kubeloop/storage
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "kubeloop.storageCredentialsVolume" -}}
+{{- if and .Values.storage.credentialsSecret (eq (include "kubeloop.storageScheme" .) "gs") }}
+- name: storage-credentials
+  secret:
+    secretName: {{ .Values.storage.credentialsSecret }}
+{{- end }}
+{{- end }}
