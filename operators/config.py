@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from operators.backends.storage import (
+from contracts.storage_root import (
     Storage,
     default_storage_uri,
     parse_storage,
@@ -85,7 +85,7 @@ class OperatorConfig(BaseModel):
         default=None,
         description="Root URI of every pipeline input and output (offline store, training "
         "sets, Feast repo): file:///dir, pvc://<claim>/<dir> (mounted into every KFP task), "
-        "s3://… or gs://…; file://<state_dir> if unset (operators/backends/storage.py).",
+        "s3://… or gs://…; file://<state_dir> if unset (contracts/storage_root.py).",
     )
     storage_secret: str | None = Field(
         default=None,

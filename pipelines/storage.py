@@ -1,6 +1,6 @@
 """Every task of a kubeloop pipeline sees the storage root (issue #13 item 2).
 
-The operator names locations under the root (operators/backends/storage.py); a task pod that
+The operator names locations under the root (contracts/storage_root.py); a task pod that
 cannot reach them would read and write its own container filesystem instead. What a task needs
 depends on the root's scheme, and KFP's platform config is fixed at compile time (a claim mount
 with an empty claim name fails the pod), so each pipeline is compiled once per kind of root

@@ -4,13 +4,13 @@ contract :mod:`contracts.monitor_config`, re-exported here for the monitor's mod
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from contracts.auth import MONITOR_AUDIENCE
 from contracts.monitor_config import DriftConfig, ModelConfig, SkewConfig
 from contracts.storage import PREDICTION_LOG_DIR
+from contracts.storage_root import parse_storage
 
 __all__ = ["AuthSettings", "DriftConfig", "Limits", "ModelConfig", "MonitorSettings", "SkewConfig"]
 
@@ -108,7 +108,7 @@ class MonitorSettings(BaseModel):
     @classmethod
     def _storage_is_a_root(cls, value: str | None) -> str | None:
         if value:
-            _storage_root(value)  # StorageError (a ValueError) names the value
+            parse_storage(value)  # StorageError (a ValueError) names the value
         return value or None
 
     @property
@@ -116,17 +116,11 @@ class MonitorSettings(BaseModel):
         if self.prediction_log_uri:
             return self.prediction_log_uri
         if self.storage:
-            return _storage_root(self.storage).data_uri(PREDICTION_LOG_DIR)
+            # The operator's own parser, so the location under the root is the one the
+            # operator hands to the KFP tasks.
+            return parse_storage(self.storage).data_uri(PREDICTION_LOG_DIR)
         return str(self.data_dir / "predictions")
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "monitor.db"
-
-
-def _storage_root(uri: str) -> Any:
-    # The operator's own parser (pure: parsing only), so the monitor's location under a root is
-    # the one the operator hands to the KFP tasks.
-    from operators.backends.storage import parse_storage
-
-    return parse_storage(uri)

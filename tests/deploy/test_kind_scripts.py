@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 
 from contracts.storage import STORAGE_MOUNT_PATH
-from operators.backends.storage import parse_storage
+from contracts.storage_root import parse_storage
 from tests.deploy.test_manifests import kustomize
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from contracts.storage import STORAGE_MOUNT_PATH, STORAGE_PVC_PARAMETER
+from contracts.storage_root import StorageError, parse_storage
 from operators.backends.kfp_cluster import KfpClusterBackend
 from operators.backends.runs import PipelineRunError
-from operators.backends.storage import StorageError, parse_storage
 from operators.config import OperatorConfig
 from pipelines.compile import checked_in, checked_in_platform, pipeline_functions
 from tests.deploy.test_helm_chart import find, render

@@ -14,7 +14,8 @@ Pipeline data (offline store, training sets) is handed to tasks as URIs (``Stora
 ``file://`` on a local root or the mounted claim), read and written through fsspec in the
 components (``components/uris.py``).
 
-Pure: parsing and joining only, no filesystem access.
+Pure: parsing and joining only, no filesystem access. In the contracts package because the
+operator, the KFP tasks and the monitor must all name the same locations under the root.
 """
 
 from __future__ import annotations
