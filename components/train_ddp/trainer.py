@@ -159,9 +159,11 @@ class StepTimes:
     """Seconds per phase of the training steps on this rank, summed over the steps: wall
     time, and the CPU time of the whole process (all its threads) during the phase.
 
-    `backward` is the autograd pass without the gradient all-reduce; `all_reduce` is from the
-    moment DDP hands a gradient bucket to the process group until the reduced bucket is back,
-    waiting for the slower rank included. Host clocks: on CUDA the phases are only exact when
+    `backward` is the autograd pass without the gradient all-reduce. `all_reduce` under DDP is
+    from the moment DDP hands a gradient bucket to the process group until the reduced bucket
+    is back; under the sharded step (local_sharded), its two exchanges and the reduction of
+    this rank's slice; waiting for the slower rank included either way. `optimizer` is the
+    whole model's step under DDP, this rank's slice under the sharded step. Host clocks: on CUDA the phases are only exact when
     the caller synchronizes (the trainer does, when asked for a breakdown).
     """
 
