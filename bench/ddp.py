@@ -11,8 +11,10 @@ work shares, wall figures understate scaling, so the CPU cost is reported too: s
 CPU-second of the training loops over all ranks, and cpu_efficiency = that figure at N over
 the figure at 1 (1.0: DDP adds no work per sample; with N free cores, efficiency tends to it).
 
-On CPU each N runs twice: with the process group's all-reduce (gloo) and with the trainer's
-shared-memory all-reduce (its default when all ranks are local). Unless --no-breakdown, every
+On CPU each N runs twice: under torch's DDP with the process group's all-reduce (gloo), and
+with the trainer's default when all ranks are local CPU processes, the sharded step through
+shared memory (components/train_ddp/local_sharded.py); 1 process runs the trainer's default
+(the sharded step with nothing to share). Unless --no-breakdown, every
 run also reports milliseconds per step per rank by phase (data, forward, backward, all-reduce,
 optimizer; wall and process CPU) from the trainer's step breakdown. Targets run in interleaved
 rounds (--rounds) and the ratios are per round against that round's 1 process, then the median.
@@ -132,15 +134,15 @@ def label(target: tuple[int, bool]) -> str:
     if nproc == 1:
         return "1 proc"
     return f"{nproc} procs, " + (
-        "shared-memory all-reduce" if shared else "process-group all-reduce"
+        "shared-memory sharded step" if shared else "DDP, process-group all-reduce"
     )
 
 
 def targets(args: argparse.Namespace) -> list[tuple[int, bool]]:
-    """One process, then each N with the process group's all-reduce and (CPU) shared memory."""
+    """One process (the trainer's default), then each N under DDP and (CPU) sharded."""
     counts = sorted({int(count) for count in args.procs.split(",")} - {1})
     variants = [False, True] if args.device == "cpu" else [False]
-    return [(1, False)] + [(count, shared) for count in counts for shared in variants]
+    return [(1, args.device == "cpu")] + [(n, shared) for n in counts for shared in variants]
 
 
 def round_ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

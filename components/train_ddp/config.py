@@ -61,7 +61,8 @@ class TrainConfig(BaseModel):
     num_threads: int | None = Field(default=None, ge=1, description="torch threads per rank.")
     shared_memory_allreduce: bool = Field(
         default=True,
-        description="CPU ranks all on one machine reduce gradients through shared memory.",
+        description="CPU ranks all on one machine share parameters, gradients and a sharded "
+        "Adam through shared memory (no DDP); False: torch's DDP with gloo.",
     )
     step_breakdown: bool = Field(
         default=False, description="Time each step's phases (the summary's step_ms)."

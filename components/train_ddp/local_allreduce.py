@@ -37,12 +37,34 @@ HookFn = Callable[[Any, dist.GradBucket], torch.futures.Future[torch.Tensor]]
 
 
 @dataclass
+class PeerPipes:
+    """One named pipe per ordered rank pair: `exchange` tells every peer "done" and waits for
+    every peer's "done" (one byte each way; the bytes of successive calls queue in order)."""
+
+    rank: int
+    send: list[int]  # write end of each peer's pipe from this rank (-1 for self)
+    receive: list[int]  # read end of the pipe from each peer to this rank (-1 for self)
+
+    def exchange(self) -> None:
+        for peer, fd in enumerate(self.send):
+            if peer != self.rank:
+                os.write(fd, b"\x01")
+        for peer, fd in enumerate(self.receive):
+            if peer != self.rank and not os.read(fd, 1):
+                raise RuntimeError(f"rank {peer} closed its pipe")
+
+    def close(self) -> None:
+        for fd in (*self.send, *self.receive):
+            if fd >= 0:
+                os.close(fd)
+
+
+@dataclass
 class SharedReducer:
     rank: int
     world_size: int
     slots: torch.Tensor  # (world_size, 2, numel) float32, shared between the ranks
-    send: list[int]  # write end of each peer's pipe from this rank (-1 for self)
-    receive: list[int]  # read end of the pipe from each peer to this rank (-1 for self)
+    pipes: PeerPipes
     calls: int = field(default=0)
 
     def all_reduce_mean(self, buffer: torch.Tensor) -> torch.Tensor:
@@ -52,12 +74,7 @@ class SharedReducer:
         if count > self.slots.shape[2]:
             raise ValueError(f"bucket of {count} elements exceeds the slot ({self.slots.shape[2]})")
         self.slots[self.rank, parity, :count].copy_(buffer.reshape(-1))
-        for peer, fd in enumerate(self.send):
-            if peer != self.rank:
-                os.write(fd, b"\x01")
-        for peer, fd in enumerate(self.receive):
-            if peer != self.rank and not os.read(fd, 1):
-                raise RuntimeError(f"rank {peer} closed its gradient pipe")
+        self.pipes.exchange()
         # Rank order, the same on every rank: identical results everywhere.
         torch.sum(self.slots[:, parity, :count], dim=0, out=buffer.view(-1))
         return buffer.div_(self.world_size)
@@ -81,9 +98,7 @@ class SharedReducer:
         return hook
 
     def close(self) -> None:
-        for fd in (*self.send, *self.receive):
-            if fd >= 0:
-                os.close(fd)
+        self.pipes.close()
 
 
 def all_ranks_local() -> bool:
@@ -97,7 +112,15 @@ def _pipe(directory: Path, sender: int, receiver: int) -> Path:
 
 
 def open_shared_reducer(numel: int) -> SharedReducer:
-    """Set up the shared block and pipes for the current (all-local, CPU) process group.
+    """The DDP comm hook's state for the current (all-local, CPU) process group."""
+    world = dist.get_world_size()
+    block, pipes = open_shared_block(world * 2 * numel)
+    return SharedReducer(dist.get_rank(), world, block.view(world, 2, numel), pipes)
+
+
+def open_shared_block(numel: int) -> tuple[torch.Tensor, PeerPipes]:
+    """A zeroed float32 block of `numel` elements shared by every rank of the current
+    (all-local) process group, and the pipes between the ranks.
 
     Rank 0 makes a fresh directory and broadcasts its path; every rank opens its ends, and
     rank 0 unlinks the directory once all have them open.
@@ -107,8 +130,8 @@ def open_shared_reducer(numel: int) -> SharedReducer:
     paths: list[str | None] = [None]
     if rank == 0:
         directory = Path(tempfile.mkdtemp(prefix="kubeloop-ddp-", dir=shared_root))
-        (directory / "slots").write_bytes(b"")
-        os.truncate(directory / "slots", world * 2 * numel * 4)
+        (directory / "block").write_bytes(b"")
+        os.truncate(directory / "block", numel * 4)
         for sender in range(world):
             for receiver in range(world):
                 if sender != receiver:
@@ -116,9 +139,7 @@ def open_shared_reducer(numel: int) -> SharedReducer:
         paths = [str(directory)]
     dist.broadcast_object_list(paths, src=0)
     directory = Path(str(paths[0]))
-    slots = torch.from_file(
-        str(directory / "slots"), shared=True, size=world * 2 * numel, dtype=torch.float32
-    ).view(world, 2, numel)
+    block = torch.from_file(str(directory / "block"), shared=True, size=numel, dtype=torch.float32)
     # O_RDWR: opening a FIFO this way never blocks waiting for the other end (Linux).
     send = [
         -1 if p == rank else os.open(_pipe(directory, rank, p), os.O_RDWR) for p in range(world)
@@ -131,4 +152,4 @@ def open_shared_reducer(numel: int) -> SharedReducer:
         for entry in directory.iterdir():
             entry.unlink()
         directory.rmdir()
-    return SharedReducer(rank, world, slots, send, receive)
+    return block, PeerPipes(rank, send, receive)

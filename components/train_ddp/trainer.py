@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
@@ -28,7 +28,8 @@ from torch.utils.data import DistributedSampler, TensorDataset
 from components.train_ddp import checkpoint as checkpoints
 from components.train_ddp.config import Backend, Device, TrainConfig, parse_cli_args
 from components.train_ddp.data import TabularData, TrainingInputError, load_tabular
-from components.train_ddp.local_allreduce import SharedReducer, all_ranks_local, open_shared_reducer
+from components.train_ddp.local_allreduce import all_ranks_local
+from components.train_ddp.local_sharded import ShardedStep, open_sharded_step
 from components.train_ddp.network import Standardizer, build_mlp, serving_model
 from components.train_ddp.summary import EpochLoss, TrainingSummary, write_summary
 from components.train_ddp.tracking import MlflowTracker, NullTracker, Tracker, save_model_locally
@@ -94,11 +95,24 @@ def per_rank_batch_size(global_batch: int, world_size: int) -> int:
     return global_batch // world_size
 
 
+def epoch_rows(sampler: DistributedSampler[Any], batch: int) -> torch.Tensor:
+    """This rank's rows of the epoch in the sampler's order, full batches only, so every
+    global batch is exactly the same set of rows at any scale."""
+    if sampler.shuffle and sampler.drop_last:
+        # DistributedSampler.__iter__'s order in tensor ops: it builds a Python list of every
+        # row of the set each epoch (~10 ms at 200k rows, on every rank whatever its share).
+        generator = torch.Generator()
+        generator.manual_seed(sampler.seed + sampler.epoch)
+        permutation = torch.randperm(len(sampler.dataset), generator=generator)  # type: ignore[arg-type]
+        indices = permutation[: sampler.total_size][sampler.rank :: sampler.num_replicas]
+    else:
+        indices = torch.tensor(list(iter(sampler)), dtype=torch.long)
+    return indices[: len(indices) - len(indices) % batch]
+
+
 def batch_indices(sampler: DistributedSampler[Any], batch: int) -> Iterator[torch.Tensor]:
-    """Full batches only, so every global batch is exactly the same set of rows at any scale."""
-    indices = torch.tensor(list(iter(sampler)), dtype=torch.long)
-    for start in range(0, len(indices) - batch + 1, batch):
-        yield indices[start : start + batch]
+    """The epoch's batches of row indices on this rank (the rows `epoch_batches` yields)."""
+    yield from epoch_rows(sampler, batch).split(batch)
 
 
 def all_reduce_mean(total: torch.Tensor, count: torch.Tensor) -> float:
@@ -145,9 +159,11 @@ class StepTimes:
     """Seconds per phase of the training steps on this rank, summed over the steps: wall
     time, and the CPU time of the whole process (all its threads) during the phase.
 
-    `backward` is the autograd pass without the gradient all-reduce; `all_reduce` is from the
-    moment DDP hands a gradient bucket to the process group until the reduced bucket is back,
-    waiting for the slower rank included. Host clocks: on CUDA the phases are only exact when
+    `backward` is the autograd pass without the gradient all-reduce. `all_reduce` under DDP is
+    from the moment DDP hands a gradient bucket to the process group until the reduced bucket
+    is back; under the sharded step (local_sharded), its two exchanges and the reduction of
+    this rank's slice; waiting for the slower rank included either way. `optimizer` is the
+    whole model's step under DDP, this rank's slice under the sharded step. Host clocks: on CUDA the phases are only exact when
     the caller synchronizes (the trainer does, when asked for a breakdown).
     """
 
@@ -200,9 +216,49 @@ def timed_allreduce_hook(
     return hook
 
 
+class TrainStep(Protocol):
+    """What a training step does after backward, and how it clears the gradients."""
+
+    def zero_grad(self) -> None: ...
+    def step(self, clock: StepTimes) -> None: ...
+
+
+@dataclass
+class OptimizerStep:
+    """torch DDP's path: backward already averaged the gradients (DDP's hooks); every rank
+    runs the whole optimizer step."""
+
+    optimizer: torch.optim.Optimizer
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self, clock: StepTimes) -> None:
+        started = clock.now()
+        self.optimizer.step()
+        clock.mark("optimizer", started)
+
+
+# Rows gathered at once per rank: one gather per block instead of three small ones per step.
+GATHER_ROWS = 65_536
+
+
+def epoch_batches(
+    tensors: tuple[torch.Tensor, ...], sampler: DistributedSampler[Any], batch: int
+) -> Iterator[list[torch.Tensor]]:
+    """This rank's batches of the epoch (`batch_indices`' rows), as views of gathered blocks."""
+    indices = epoch_rows(sampler, batch)
+    block = max(batch, GATHER_ROWS - GATHER_ROWS % batch)
+    for start in range(0, len(indices), block):
+        rows = indices[start : start + block].to(tensors[0].device)
+        gathered = [tensor[rows] for tensor in tensors]
+        for offset in range(0, len(rows), batch):
+            yield [tensor[offset : offset + batch] for tensor in gathered]
+
+
 def train_epoch(
-    ddp_model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    model: nn.Module,
+    stepper: TrainStep,
     tensors: tuple[torch.Tensor, torch.Tensor],
     sampler: DistributedSampler[Any],
     batch: int,
@@ -211,37 +267,33 @@ def train_epoch(
 ) -> tuple[float, int]:
     """Mean training loss over the epoch's global batches, and the global sample count.
     With `weights` (mean 1 over the set), each row's loss counts by its weight. With `times`,
-    each step's phases are timed into it (`all_reduce` by `timed_allreduce_hook`)."""
-    features, labels = tensors
-    loss_fn = nn.BCEWithLogitsLoss()
-    total = torch.zeros((), device=features.device, dtype=torch.float64)
-    count = torch.zeros((), device=features.device, dtype=torch.float64)
+    each step's phases are timed into it (`all_reduce` by `timed_allreduce_hook` under DDP,
+    by the stepper otherwise)."""
+    columns = tensors if weights is None else (*tensors, weights)
+    losses: list[torch.Tensor] = []
     clock = times or StepTimes()
-    ddp_model.train()
-    for index in batch_indices(sampler, batch):
-        started = read_clock()
-        index = index.to(features.device)
-        x, y = features[index], labels[index]
-        row_weights = None if weights is None else weights[index]
-        started = clock.mark("data", started)
-        optimizer.zero_grad(set_to_none=True)
-        logits = ddp_model(x).squeeze(1)
-        if row_weights is None:
-            loss = loss_fn(logits, y)
-        else:
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, y, weight=row_weights)
+    model.train()
+    started = clock.now()
+    for x, y, *row_weights in epoch_batches(columns, sampler, batch):
+        started = clock.mark("data", started)  # the block gathers and the loop included
+        stepper.zero_grad()
+        logits = model(x).squeeze(1)
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            logits, y, weight=row_weights[0] if row_weights else None
+        )
         started = clock.mark("forward", started)
         reduced_before = clock.wall["all_reduce"], clock.cpu["all_reduce"]
         loss.backward()
         started = clock.mark("backward", started)
-        # The all-reduce runs inside backward (DDP's hook); count it once, as its own phase.
+        # Under DDP the all-reduce runs inside backward (its hook); count it once, on its own.
         clock.move("backward", "all_reduce", reduced_before)
-        optimizer.step()
-        total += loss.detach().double() * len(index)
-        count += len(index)
-        clock.mark("optimizer", started)
+        stepper.step(clock)
+        losses.append(loss.detach())
         clock.steps += 1
-    samples = torch.stack([total, count])
+        started = clock.now()
+    total = torch.stack(losses).double().sum() * batch if losses else torch.zeros(())
+    count = torch.tensor(float(len(losses) * batch), dtype=torch.float64)
+    samples = torch.stack([total.double().cpu(), count]).to(tensors[0].device)
     dist.all_reduce(samples)
     mean = float(samples[0] / samples[1]) if samples[1] > 0 else float("nan")
     return mean, int(samples[1])
@@ -302,7 +354,8 @@ def checkpoint_state(state: TrainingState, config: TrainConfig) -> dict[str, Any
         "format": 1,
         "fingerprint": config.fingerprint(),
         "completed_epochs": state.completed_epochs,
-        "model": state.model.state_dict(),
+        # Copies: under the sharded step the parameters are views of one shared block.
+        "model": {name: value.clone() for name, value in state.model.state_dict().items()},
         "optimizer": state.optimizer.state_dict(),
         # The sampler's whole state: its permutation is a function of (seed, epoch).
         "sampler": {"seed": config.seed, "next_epoch": state.completed_epochs},
@@ -354,72 +407,80 @@ def run_epochs(
         drop_last=True,
     )
     batch = per_rank_batch_size(config.batch_size, ctx.world_size)
-    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    ddp_model = DistributedDataParallel(state.model, device_ids=device_ids)
     times = StepTimes()
     if ctx.device.type == "cuda" and config.step_breakdown:
         times.synchronize = torch.cuda.synchronize
-    reducer = install_gradient_reducer(ddp_model, state.model, config, ctx, times)
+    model, stepper = training_step(state, config, ctx, times)
     samples, seconds, cpu_seconds = 0, 0.0, 0.0
-    for epoch in range(state.completed_epochs, config.epochs):
-        sampler.set_epoch(epoch)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        train_loss, epoch_samples = train_epoch(
-            ddp_model, state.optimizer, train_tensors, sampler, batch, train_weights, times
-        )
-        elapsed = time.perf_counter() - started
-        cpu_seconds += time.process_time() - cpu_started
-        samples, seconds = samples + epoch_samples, seconds + elapsed
-        val_loss = validation_loss(state.model, val_x, val_y)
-        state.history.append(EpochLoss(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss))
-        state.completed_epochs = epoch + 1
-        if ctx.is_leader:
-            checkpoints.save_checkpoint(
-                config.checkpoint_path, state.completed_epochs, checkpoint_state(state, config)
+    try:
+        for epoch in range(state.completed_epochs, config.epochs):
+            sampler.set_epoch(epoch)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            train_loss, epoch_samples = train_epoch(
+                model, stepper, train_tensors, sampler, batch, train_weights, times
             )
-            rate = epoch_samples / elapsed if elapsed > 0 else 0.0
-            log.info(
-                "epoch %d/%d train_loss=%.6f val_loss=%.6f samples_per_sec=%.0f",
-                epoch + 1,
-                config.epochs,
-                train_loss,
-                val_loss,
-                rate,
+            elapsed = time.perf_counter() - started
+            cpu_seconds += time.process_time() - cpu_started
+            samples, seconds = samples + epoch_samples, seconds + elapsed
+            val_loss = validation_loss(state.model, val_x, val_y)
+            state.history.append(
+                EpochLoss(epoch=epoch + 1, train_loss=train_loss, val_loss=val_loss)
             )
-            tracker.log_epoch(epoch + 1, {"train_loss": train_loss, "val_loss": val_loss})
-        dist.barrier()  # the checkpoint exists before any rank can fail past this epoch
-        maybe_crash_for_test(state.completed_epochs, ctx)
-    if reducer is not None:
-        reducer.close()
+            state.completed_epochs = epoch + 1
+            if ctx.is_leader:
+                rate = epoch_samples / elapsed if elapsed > 0 else 0.0
+                end_epoch_on_leader(config, state, stepper, tracker, rate)
+            dist.barrier()  # the checkpoint exists before any rank can fail past this epoch
+            maybe_crash_for_test(state.completed_epochs, ctx)
+    finally:
+        if isinstance(stepper, ShardedStep):
+            stepper.close()
     cpu_total = torch.tensor([cpu_seconds], dtype=torch.float64, device=ctx.device)
     dist.all_reduce(cpu_total)
     step_ms = mean_step_ms(times, ctx.device) if config.step_breakdown else None
     return Throughput(samples, seconds, float(cpu_total.item()), step_ms)
 
 
-def install_gradient_reducer(
-    ddp_model: DistributedDataParallel,
-    model: nn.Module,
-    config: TrainConfig,
-    ctx: DistContext,
-    times: StepTimes,
-) -> SharedReducer | None:
-    """The gradient all-reduce: shared memory when every rank is a CPU process on this
-    machine (see local_allreduce), else the process group's own (gloo/nccl); timed into
-    `times` when the config asks for a step breakdown."""
-    shared = (
+def end_epoch_on_leader(
+    config: TrainConfig, state: TrainingState, stepper: TrainStep, tracker: Tracker, rate: float
+) -> None:
+    """Checkpoint, log and track the epoch just finished (rank 0, after a collective)."""
+    if isinstance(stepper, ShardedStep):
+        stepper.export_state()  # every rank is past its last step: the moments are complete
+    checkpoints.save_checkpoint(
+        config.checkpoint_path, state.completed_epochs, checkpoint_state(state, config)
+    )
+    last = state.history[-1]
+    log.info(
+        "epoch %d/%d train_loss=%.6f val_loss=%.6f samples_per_sec=%.0f",
+        last.epoch,
+        config.epochs,
+        last.train_loss,
+        last.val_loss,
+        rate,
+    )
+    tracker.log_epoch(last.epoch, {"train_loss": last.train_loss, "val_loss": last.val_loss})
+
+
+def training_step(
+    state: TrainingState, config: TrainConfig, ctx: DistContext, times: StepTimes
+) -> tuple[nn.Module, TrainStep]:
+    """The model to call and the step after backward. When every rank is a CPU process on
+    this machine: the plain model and the sharded step through shared memory (see
+    local_sharded). Otherwise torch's DDP with the process group's all-reduce (gloo/nccl),
+    timed into `times` when the config asks for a step breakdown."""
+    local = (
         config.shared_memory_allreduce
         and ctx.device.type == "cpu"
-        and ctx.world_size > 1
-        and all_ranks_local()
+        and (ctx.world_size == 1 or all_ranks_local())
     )
-    if not shared:
-        if config.step_breakdown:
-            ddp_model.register_comm_hook(None, timed_allreduce_hook(times))
-        return None
-    reducer = open_shared_reducer(sum(p.numel() for p in model.parameters()))
-    ddp_model.register_comm_hook(None, reducer.hook(times if config.step_breakdown else None))
-    return reducer
+    if local:
+        return state.model, open_sharded_step(state.model, state.optimizer)
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    ddp_model = DistributedDataParallel(state.model, device_ids=device_ids)
+    if config.step_breakdown:
+        ddp_model.register_comm_hook(None, timed_allreduce_hook(times))
+    return ddp_model, OptimizerStep(state.optimizer)
 
 
 def mean_step_ms(times: StepTimes, device: torch.device) -> dict[str, dict[str, float]]:

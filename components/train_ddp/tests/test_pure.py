@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DistributedSampler, TensorDataset
 
 from components.train_ddp import checkpoint as checkpoints
+from components.train_ddp import trainer
 from components.train_ddp.config import Backend, Device, TrainConfig, parse_cli_args
 from components.train_ddp.data import TrainingInputError
 from components.train_ddp.impl import LaunchOptions, torchrun_command
@@ -114,6 +115,33 @@ def test_one_and_two_ranks_see_the_same_global_batches(rows: int) -> None:
         double = _global_batches(rows, 64, 2, epoch)
         assert single == double and len(single) == rows // 64
         assert all(len(batch) == 64 for batch in single)
+
+
+@pytest.mark.parametrize(("rows", "world"), [(1000, 1), (1001, 2), (999, 3)])
+def test_epoch_rows_are_the_samplers_own_order(rows: int, world: int) -> None:
+    for rank in range(world):
+        sampler: DistributedSampler[Any] = DistributedSampler(
+            TensorDataset(torch.zeros(rows)), num_replicas=world, rank=rank, seed=5, drop_last=True
+        )
+        for epoch in (0, 2):
+            sampler.set_epoch(epoch)
+            listed = list(iter(sampler))
+            assert trainer.epoch_rows(sampler, 32).tolist() == listed[: len(listed) // 32 * 32]
+
+
+def test_epoch_batches_gather_the_batch_rows_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trainer, "GATHER_ROWS", 100)  # blocks of 96 rows: several per epoch
+    features = torch.arange(1000.0).repeat(3, 1).T.contiguous()
+    labels, weights = torch.arange(1000.0) * 2, torch.arange(1000.0) * 3
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        TensorDataset(labels), num_replicas=2, rank=1, seed=5, drop_last=True
+    )
+    got = list(trainer.epoch_batches((features, labels, weights), sampler, 32))
+    want = list(batch_indices(sampler, 32))
+    assert len(got) == len(want) == 500 // 32
+    for (x, y, w), index in zip(got, want, strict=True):
+        assert torch.equal(x, features[index]) and torch.equal(y, labels[index])
+        assert torch.equal(w, weights[index])
 
 
 def test_checkpoints_are_atomic_pruned_and_loadable(tmp_path: Path) -> None:

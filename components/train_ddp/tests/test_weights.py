@@ -15,8 +15,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, TensorDataset
 
 from components.train_ddp.data import TrainingInputError, load_tabular, resolve_feature_columns
+from components.train_ddp.local_sharded import open_sharded_step
 from components.train_ddp.network import build_mlp
-from components.train_ddp.trainer import train_epoch
+from components.train_ddp.trainer import OptimizerStep, TrainStep, train_epoch
 from contracts.training_set import SAMPLE_WEIGHT_COLUMN
 
 
@@ -33,7 +34,7 @@ def one_rank() -> Iterator[None]:
         dist.destroy_process_group()
 
 
-def _slope(weights: torch.Tensor | None) -> float:
+def _slope(weights: torch.Tensor | None, sharded: bool) -> float:
     """Old rows say y = [x > 0], recent rows say y = [x < 0] (the world flipped)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(512, 1)).astype(np.float32)
@@ -41,25 +42,30 @@ def _slope(weights: torch.Tensor | None) -> float:
     y = np.where(recent, x[:, 0] < 0, x[:, 0] > 0).astype(np.float32)
     torch.manual_seed(0)
     model = build_mlp(1, [])
-    ddp = DistributedDataParallel(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    caller: torch.nn.Module = model if sharded else DistributedDataParallel(model)
+    stepper: TrainStep = (
+        open_sharded_step(model, optimizer) if sharded else OptimizerStep(optimizer)
+    )
     tensors = (torch.from_numpy(x), torch.from_numpy(y))
     sampler: DistributedSampler[object] = DistributedSampler(
         TensorDataset(tensors[1]), num_replicas=1, rank=0, shuffle=True, seed=0
     )
     for epoch in range(20):
         sampler.set_epoch(epoch)
-        train_epoch(ddp, optimizer, tensors, sampler, 64, weights)
+        train_epoch(caller, stepper, tensors, sampler, 64, weights)
     layer = model[0]
     assert isinstance(layer, torch.nn.Linear)
     return float(layer.weight.detach()[0, 0])
 
 
-def test_weighted_rows_dominate_what_is_learned(one_rank: None) -> None:
+@pytest.mark.parametrize("sharded", [False, True], ids=["ddp", "sharded-step"])
+def test_weighted_rows_dominate_what_is_learned(one_rank: None, sharded: bool) -> None:
     recent = torch.tensor([0.05] * 256 + [1.95] * 256)
-    assert _slope(recent) < -0.5  # learns the recent world
-    assert _slope(recent.flip(0)) > 0.5  # the same data weighted the other way
-    assert abs(_slope(None)) < abs(_slope(recent))  # unweighted: the two worlds cancel out
+    assert _slope(recent, sharded) < -0.5  # learns the recent world
+    assert _slope(recent.flip(0), sharded) > 0.5  # the same data weighted the other way
+    # unweighted: the two worlds cancel out
+    assert abs(_slope(None, sharded)) < abs(_slope(recent, sharded))
 
 
 def test_weights_are_read_and_never_a_feature(tmp_path: Path) -> None:
