@@ -1,6 +1,6 @@
 """The training step for CPU ranks that all run on this machine: no DDP, Adam sharded.
 
-Why: with DDP and the shared-memory comm hook (local_allreduce), 2 ranks on 2 cores still
+Why: with DDP and a shared-memory comm hook (the previous mechanism), 2 ranks on 2 cores still
 reached only ~1.5x one process. Each rank repeated the optimizer step for the whole model,
 and DDP's reducer copied every gradient into its bucket and back on every step. Here the
 ranks share one float32 block in shared memory:
@@ -40,7 +40,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.optim.adam import adam as functional_adam
 
-from components.train_ddp.local_allreduce import PeerPipes, PhaseClock, open_shared_block
+from components.train_ddp.shared_block import PeerPipes, PhaseClock, open_shared_block
 
 # The moments of Adam that this step keeps (amsgrad's max is not supported).
 MOMENTS = ("exp_avg", "exp_avg_sq")

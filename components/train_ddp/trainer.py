@@ -28,9 +28,9 @@ from torch.utils.data import DistributedSampler, TensorDataset
 from components.train_ddp import checkpoint as checkpoints
 from components.train_ddp.config import Backend, Device, TrainConfig, parse_cli_args
 from components.train_ddp.data import TabularData, TrainingInputError, load_tabular
-from components.train_ddp.local_allreduce import all_ranks_local
 from components.train_ddp.local_sharded import ShardedStep, open_sharded_step
 from components.train_ddp.network import Standardizer, build_mlp, serving_model
+from components.train_ddp.shared_block import all_ranks_local
 from components.train_ddp.summary import EpochLoss, TrainingSummary, write_summary
 from components.train_ddp.tracking import MlflowTracker, NullTracker, Tracker, save_model_locally
 
