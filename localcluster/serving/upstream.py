@@ -22,7 +22,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -58,6 +58,13 @@ class Origin:
     host: str
     port: int
     prefix: str  # a path prefix of the destination URL ("" for a bare origin)
+    # What the pool keys its idle connections by: a str hashes in C (its hash is cached),
+    # where the dataclass's own __hash__ is Python code run twice per request.
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = f"{self.scheme}://{self.host}:{self.port}{self.prefix}"
+        object.__setattr__(self, "key", key)
 
     @property
     def host_header(self) -> str:
@@ -223,7 +230,7 @@ class UpstreamPool:
     def __init__(self, limit: int = 256, timeout_s: float = 60.0) -> None:
         self.limit = limit
         self.timeout_s = timeout_s
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[str, list[_Connection]] = {}  # by Origin.key
         self._open: set[_Connection] = set()
         self._connecting = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -291,12 +298,12 @@ class UpstreamPool:
             waiter.set_result(None)
             return
         connection.reused = True
-        self._idle.setdefault(connection.origin, []).append(connection)
+        self._idle.setdefault(connection.origin.key, []).append(connection)
 
     def forget(self, connection: _Connection) -> None:
         if connection in self._open:
             self._open.discard(connection)
-            idle = self._idle.get(connection.origin)
+            idle = self._idle.get(connection.origin.key)
             if idle and connection in idle:
                 idle.remove(connection)
             waiter = self._next_waiter()
@@ -311,7 +318,7 @@ class UpstreamPool:
         return None
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
+        idle = self._idle.get(origin.key)
         while idle:
             connection = idle.pop()
             transport = connection.transport
@@ -370,7 +377,8 @@ class UpstreamPool:
         request is a HEAD, whose answer has no body."""
         loop = self.loop
         exchange = _Exchange(origin, data, head_only, callback, loop.time() + self.timeout_s)
-        self._watch()
+        if self._sweeper is None:
+            self._watch()
         connection = self._take_idle(origin)
         if connection is not None:
             connection.send(exchange)
