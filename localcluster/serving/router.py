@@ -630,15 +630,15 @@ class RouterProtocol(asyncio.Protocol):
                 self._special(buf, start, pieces[1::3], pieces[2::3])
         body_start = start + len(self._head)
         if self._chunked is not None:
-            end = self._chunked.end(buf, body_start)
+            found = self._chunked.end(buf, body_start)
         else:
             assert self._length is not None
-            end = body_start + self._length
-            if end > len(buf):
-                end = None
-        if end is None and not self._continued:
+            found = body_start + self._length
+            if found > len(buf):
+                found = None
+        if found is None and not self._continued:
             self._continue()
-        return end
+        return found
 
     def _special(
         self, buf: bytes | bytearray, start: int, names: list[bytes], values: list[bytes]
