@@ -9,7 +9,7 @@ message; these helpers only slice what it accepted.
 
 A *field block* is a message's header lines exactly as on the wire, each led by its CRLF:
 what lies between the start line and the final empty line (``head[first CRLF : -4]``). Led by
-CRLF, every line is findable as ``\r\n<name>:``, which lets a pattern start with a literal.
+CRLF, every line is findable as ``\\r\\n<name>:``, which lets a pattern start with a literal.
 """
 
 from __future__ import annotations
