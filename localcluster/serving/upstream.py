@@ -4,15 +4,16 @@ Why not aiohttp's ClientSession: on a proxied request its request/response objec
 bookkeeping and per-request task cost several times what the routing does (profiling showed
 ``ClientSession._request`` and the connection pool dominating the router's CPU). Here a
 request is one ``transport.write`` of bytes built in one go, its response is parsed by llhttp
-(C) into a future, and a finished connection goes back onto its origin's idle stack.
+(C) and handed over with its header lines as the bytes they arrived as (``http1``: no Python
+callback per header), and a finished connection goes back onto its origin's idle stack.
 
 What it keeps from the session it replaces: keep-alive reuse, a bound on open connections
 (requests beyond it wait for one), a total timeout per request, bodies delimited by
-Content-Length, chunked encoding or the connection's close, and one retry on a fresh
-connection when a reused one turns out to have been closed by the upstream before it
-answered anything (the keep-alive race every pooling client has). The answer goes to a
-callback rather than a future: no future, task or timer per request (one sweep a second
-enforces the timeouts).
+Content-Length, chunked encoding or the connection's close, interim (1xx) answers skipped,
+and one retry on a fresh connection when a reused one turns out to have been closed by the
+upstream before it answered anything (the keep-alive race every pooling client has). The
+answer goes to a callback rather than a future: no future, task or timer per request (one
+sweep a second enforces the timeouts).
 """
 
 from __future__ import annotations
@@ -21,22 +22,30 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
-Headers = list[tuple[str, str]]
+from localcluster.serving import http1
+from localcluster.serving.http1 import Headers
+
+_FRAMING = http1.lines_named({"content-length", "transfer-encoding"})
 
 
 class UpstreamResponse:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "fields", "body")
 
-    def __init__(self, status: int, headers: Headers, body: bytes) -> None:
+    def __init__(self, status: int, fields: bytes, body: bytes) -> None:
         self.status = status
-        self.headers = headers  # as received (names in their original case, repeats kept)
+        self.fields = fields  # the header lines as received (an http1 field block)
         self.body = body
+
+    @property
+    def headers(self) -> Headers:
+        """As received: names in their original case, repeats kept."""
+        return http1.parse_fields(self.fields)
 
 
 class UpstreamError(ConnectionError):
@@ -49,6 +58,13 @@ class Origin:
     host: str
     port: int
     prefix: str  # a path prefix of the destination URL ("" for a bare origin)
+    # What the pool keys its idle connections by: a str hashes in C (its hash is cached),
+    # where the dataclass's own __hash__ is Python code run twice per request.
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = f"{self.scheme}://{self.host}:{self.port}{self.prefix}"
+        object.__setattr__(self, "key", key)
 
     @property
     def host_header(self) -> str:
@@ -98,7 +114,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.exchange: _Exchange | None = None
-        self._headers: Headers = []
+        self._raw = b""  # what has come of the response until its head is whole
+        self._fields = b""
         self._body: list[bytes] = []
         self._received = False
         self._headers_done = False
@@ -114,6 +131,8 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._received = True
+        if not self._headers_done:
+            self._raw = self._raw + data if self._raw else data
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
@@ -137,10 +156,14 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks ---------------------------------------------------------------
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
-
     def on_headers_complete(self) -> None:
+        # llhttp accepted a head here: it is the received bytes up to the first empty line.
+        raw = self._raw
+        end = raw.find(b"\r\n\r\n")
+        if end < 0:
+            raise UpstreamError("a response head without CRLF line ends")
+        self._fields = raw[raw.find(b"\r\n") : end]
+        self._raw = raw[end + 4 :]  # the body's start, or the final answer after a 1xx
         self._headers_done = True
         exchange = self.exchange
         if exchange is not None and exchange.head_only:
@@ -151,19 +174,24 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (100 Continue, 103 Early Hints): the final one follows.
+            self._headers_done = False
+            self._body = []
+            return
         if not self._complete:
             self._resolve(keep_alive=self._parser.should_keep_alive())
 
     # ----------------------------------------------------------------------------------
 
     def _delimited_by_close(self) -> bool:
-        names = {name.lower() for name, _ in self._headers}
-        return "content-length" not in names and "transfer-encoding" not in names
+        return _FRAMING.search(self._fields) is None
 
     def send(self, exchange: _Exchange) -> None:
         assert self.transport is not None
         self.exchange = exchange
-        self._headers, self._body = [], []
+        self._raw, self._fields, self._body = b"", b"", []
         self._received = self._complete = self._headers_done = False
         self.transport.write(exchange.data)
 
@@ -171,7 +199,7 @@ class _Connection(asyncio.Protocol):
         self._complete = True
         exchange, self.exchange = self.exchange, None
         response = UpstreamResponse(
-            self._parser.get_status_code(), self._headers, b"".join(self._body)
+            self._parser.get_status_code(), self._fields, b"".join(self._body)
         )
         if keep_alive and exchange is not None and not exchange.head_only:
             self._pool.release(self)
@@ -202,7 +230,7 @@ class UpstreamPool:
     def __init__(self, limit: int = 256, timeout_s: float = 60.0) -> None:
         self.limit = limit
         self.timeout_s = timeout_s
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[str, list[_Connection]] = {}  # by Origin.key
         self._open: set[_Connection] = set()
         self._connecting = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -270,12 +298,12 @@ class UpstreamPool:
             waiter.set_result(None)
             return
         connection.reused = True
-        self._idle.setdefault(connection.origin, []).append(connection)
+        self._idle.setdefault(connection.origin.key, []).append(connection)
 
     def forget(self, connection: _Connection) -> None:
         if connection in self._open:
             self._open.discard(connection)
-            idle = self._idle.get(connection.origin)
+            idle = self._idle.get(connection.origin.key)
             if idle and connection in idle:
                 idle.remove(connection)
             waiter = self._next_waiter()
@@ -290,7 +318,7 @@ class UpstreamPool:
         return None
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
+        idle = self._idle.get(origin.key)
         while idle:
             connection = idle.pop()
             transport = connection.transport
@@ -326,10 +354,10 @@ class UpstreamPool:
     def request_bytes(
         self, origin: Origin, method: str, path_qs: str, headers: Headers, body: bytes
     ) -> bytes:
-        lines = [f"{method} {origin.prefix}{path_qs} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in headers]
-        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
-        return "".join(lines).encode("latin-1") + body
+        start = f"{method} {origin.prefix}{path_qs} HTTP/1.1\r\nHost: {origin.host_header}"
+        fields = http1.render_fields(headers)
+        length = b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+        return b"".join((start.encode("latin-1"), fields, length, body))
 
     def request(
         self, url: str, method: str, path_qs: str, headers: Headers, body: bytes, callback: Callback
@@ -341,9 +369,16 @@ class UpstreamPool:
         Raises ValueError for a URL this client cannot use."""
         origin = self.origin(url)
         data = self.request_bytes(origin, method, path_qs, headers, body)
+        self.send(origin, data, method == "HEAD", callback)
+
+    def send(self, origin: Origin, data: bytes, head_only: bool, callback: Callback) -> None:
+        """Send a request already in bytes (start line, Host, headers, Content-Length, body:
+        what ``request_bytes`` makes); otherwise as :meth:`request`. ``head_only``: the
+        request is a HEAD, whose answer has no body."""
         loop = self.loop
-        exchange = _Exchange(origin, data, method == "HEAD", callback, loop.time() + self.timeout_s)
-        self._watch()
+        exchange = _Exchange(origin, data, head_only, callback, loop.time() + self.timeout_s)
+        if self._sweeper is None:
+            self._watch()
         connection = self._take_idle(origin)
         if connection is not None:
             connection.send(exchange)
