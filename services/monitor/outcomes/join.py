@@ -283,7 +283,8 @@ class LabelJoin:
                     history.append((served.served_at, prediction.request_id, row))
         self._evict_predictions(state, served.served_at)
         joined = 0
-        for waiting in list(state.waiting_by_request.get(prediction.request_id, ())):
+        waiting_for_it = state.waiting_by_request.get(prediction.request_id)
+        for waiting in list(waiting_for_it) if waiting_for_it else ():  # usually none wait
             joined += self._join(key, state, waiting, prediction.request_id, served)
         if entities is not None and state.waiting_by_entity:
             tolerance = state.outcomes.served_at_tolerance_seconds
