@@ -168,9 +168,16 @@ class MonitorCore:
 
         Raises :class:`BadEvent` when the monitor's own bounds refuse the event.
         """
-        state = self.model((env.namespace, env.model))
+        # The known model and version without a call each (this runs per event).
+        state = self.models.get((env.namespace, env.model)) or self.model(
+            (env.namespace, env.model)
+        )
         assert state is not None
-        window = self._window(state, env.version)
+        window = state.versions.get(env.version)
+        if window is None:
+            window = self._window(state, env.version)
+        else:
+            state.versions.move_to_end(env.version)
         role = env.role or _role_from_config(state.config, env.version)
         window.role = role
         window.last_event_ts = now
@@ -182,7 +189,8 @@ class MonitorCore:
             self.count_bad(env.namespace, env.model, problem.reason, problem.message, now)
         key = (env.namespace, env.model, env.version, env.event_id)
         self._match_call(key, half, state, now)
-        if env.kind != KIND_REQUEST and half.rows and _is_success(half.status):
+        status = half.status
+        if env.kind != KIND_REQUEST and half.rows and (status is None or 200 <= status < 300):
             self._match_shadow(env, role, half, state, now)
         return problem.reason if problem is not None else None
 
