@@ -259,7 +259,9 @@ class LabelJoin:
             return 0  # nothing was predicted: a label for it stays an orphan
         key = (prediction.namespace, prediction.model)
         state = self.model(key, config)
-        entities = _entities(prediction, state.config)
+        outcomes = state.config.outcomes  # no entity key (the usual case): no call per call
+        has_key = outcomes is not None and outcomes.entity_key is not None
+        entities = _entities(prediction, state.config) if has_key else None
         served = _Served(
             prediction.version,
             prediction.role,
