@@ -10,7 +10,7 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -53,11 +53,13 @@ class PendingHalf:
     request_id: str = ""  # correlation id (X-Request-Id) or ce-id
 
 
-@dataclass(frozen=True, slots=True)
-class ServedPrediction:
+class ServedPrediction(NamedTuple):
     """One completed call as it was served: what the prediction log writes and what labels
     join to. Emitted by the core for every call it records (answered or not), replay included:
     consumers that persist it must be idempotent on ``(namespace, model, version, event_id)``.
+
+    A named tuple rather than a frozen dataclass: as immutable, and made in one C call (a
+    frozen dataclass sets its 14 fields one ``object.__setattr__`` at a time, per call).
     """
 
     namespace: str
@@ -166,9 +168,16 @@ class MonitorCore:
 
         Raises :class:`BadEvent` when the monitor's own bounds refuse the event.
         """
-        state = self.model((env.namespace, env.model))
+        # The known model and version without a call each (this runs per event).
+        state = self.models.get((env.namespace, env.model)) or self.model(
+            (env.namespace, env.model)
+        )
         assert state is not None
-        window = self._window(state, env.version)
+        window = state.versions.get(env.version)
+        if window is None:
+            window = self._window(state, env.version)
+        else:
+            state.versions.move_to_end(env.version)
         role = env.role or _role_from_config(state.config, env.version)
         window.role = role
         window.last_event_ts = now
@@ -180,7 +189,8 @@ class MonitorCore:
             self.count_bad(env.namespace, env.model, problem.reason, problem.message, now)
         key = (env.namespace, env.model, env.version, env.event_id)
         self._match_call(key, half, state, now)
-        if env.kind != KIND_REQUEST and half.rows and _is_success(half.status):
+        status = half.status
+        if env.kind != KIND_REQUEST and half.rows and (status is None or 200 <= status < 300):
             self._match_shadow(env, role, half, state, now)
         return problem.reason if problem is not None else None
 
@@ -199,13 +209,13 @@ class MonitorCore:
     def _half(
         self, env: Envelope, role: str, config: ModelConfig, now: float
     ) -> tuple[PendingHalf, PayloadProblem | None]:
-        half = PendingHalf(
-            kind=env.kind,
-            ts=now,
-            deadline=now + config.pairing_timeout_seconds,
-            role=role,
-            status=env.status,
-            latency_ms=env.latency_ms,
+        half = PendingHalf(  # positional, in field order: cheaper per event than keywords
+            env.kind,
+            now,
+            now + config.pairing_timeout_seconds,
+            role,
+            env.status,
+            env.latency_ms,
             request_id=env.correlation_id or env.event_id,
         )
         try:
@@ -265,7 +275,7 @@ class MonitorCore:
             if math.isnan(latency) and request is not None:
                 latency = max(0.0, (response.ts - request.ts) * 1000.0)
         rows = request.rows if request is not None else (response.rows if response else 0)
-        window.requests.append(ts=now, status=status, latency_ms=latency, rows=rows)
+        window.requests.append(now, status, latency, rows)  # ts, status, latency_ms, rows
         client_error = 400 <= status < 500
         skew = state.config.skew
         if request is not None and request.served and skew is not None and not client_error:
@@ -275,8 +285,13 @@ class MonitorCore:
         if request is not None and request.features is not None and not client_error:
             self._record_features(key, window, state.config, request.features, now)
         if scores is not None:
-            classes = scores.classes if scores.classes is not None else -1
-            window.scores.extend(scores.scores.shape[0], ts=now, score=scores.scores, cls=classes)
+            count = scores.scores.shape[0]
+            if count == 1:  # the usual call: one prediction
+                cls = scores.classes[0] if scores.classes is not None else -1
+                window.scores.append(now, scores.scores[0], cls)  # ts, score, cls
+            else:
+                classes = scores.classes if scores.classes is not None else -1
+                window.scores.extend(count, ts=now, score=scores.scores, cls=classes)
         if self.prediction_sinks:
             self._emit(key, window.role, request, response, status, latency)
 
@@ -294,21 +309,22 @@ class MonitorCore:
         features = request.features if request is not None else None
         scores = response.scores if response is not None else None
         served = request.served if request is not None and request.served else ()
-        prediction = ServedPrediction(
-            namespace=key[0],
-            model=key[1],
-            version=key[2],
-            role=role,
-            event_id=key[3],
-            request_id=first.request_id or key[3],
-            served_at=first.ts,
-            status=status,
-            latency_ms=latency,
-            feature_names=features.names if features is not None else None,
-            features=features.rows if features is not None else None,
-            entities=tuple([row.entity for row in served]) if served else (),
-            scores=scores.scores if scores is not None else None,
-            classes=scores.classes if scores is not None else None,
+        namespace, model, version, event_id = key
+        prediction = ServedPrediction(  # positional, in field order
+            namespace,
+            model,
+            version,
+            role,
+            event_id,
+            first.request_id or event_id,
+            first.ts,
+            status,
+            latency,
+            features.names if features is not None else None,
+            features.rows if features is not None else None,
+            tuple([row.entity for row in served]) if served else (),
+            scores.scores if scores is not None else None,
+            scores.classes if scores is not None else None,
         )
         for sink in self.prediction_sinks:
             sink(prediction)
@@ -332,12 +348,14 @@ class MonitorCore:
             message = f"{rows.shape[1]} features, window has {width}"
             self.count_bad(key[0], key[1], "feature_count_mismatch", message, now)
             return
-        if window.feature_nulls is not None:  # one entry per request: rows seen, nulls each
+        count = rows.shape[0]
+        if window.feature_nulls is not None:  # per request: ts, rows seen, nulls per feature
             nulls = features.null_counts if features.null_counts is not None else 0
-            window.feature_nulls.append(ts=now, rows=rows.shape[0] + features.dropped_rows,
-                                        nulls=nulls)  # fmt: skip
-        if rows.shape[0]:
-            window.features.extend(rows.shape[0], ts=now, x=rows)
+            window.feature_nulls.append(now, count + features.dropped_rows, nulls)
+        if count == 1:  # the usual call: one row
+            window.features.append(now, rows[0])  # ts, x
+        elif count:
+            window.features.extend(count, ts=now, x=rows)
 
     def _complete_alone(self, key: PendingKey, half: PendingHalf, ts: float) -> None:
         """A half whose partner never came: a request is unanswered, a response stands alone."""
@@ -394,12 +412,8 @@ class MonitorCore:
         window = state.versions.get(shadow_version)
         if window is not None:
             window.paired_with = stable_version
-            window.pairs.append(
-                ts=now,
-                predictions=stable_scores.scores.shape[0],
-                disagreements=count,
-                abs_diff_sum=gap_sum,
-            )
+            # ts, predictions, disagreements, abs_diff_sum
+            window.pairs.append(now, stable_scores.scores.shape[0], count, gap_sum)
 
     def expire(self, now: float) -> int:
         """Close halves past their deadline; returns how many were closed."""

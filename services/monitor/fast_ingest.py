@@ -14,6 +14,7 @@ pipelining), so a quick 4xx never overtakes an earlier 200 still waiting for its
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections import deque
 from collections.abc import Coroutine
@@ -23,7 +24,13 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 
 from services.monitor.auth.core import classify
-from services.monitor.ingest import NOT_DURABLE, error_body, handle_ingest, needs_commit
+from services.monitor.ingest import (
+    ACCEPTED,
+    NOT_DURABLE,
+    error_body,
+    handle_ingest,
+    needs_commit,
+)
 
 if TYPE_CHECKING:
     from services.monitor.service import MonitorService
@@ -47,6 +54,12 @@ class _Held:
 
 
 def _response(status: int, body: bytes, keep_alive: bool) -> bytes:
+    if body is ACCEPTED and status == 200:  # nearly every reply: its bytes are made once
+        return _ACCEPTED_KEEP_ALIVE if keep_alive else _ACCEPTED_CLOSE
+    return _build_response(status, body, keep_alive)
+
+
+def _build_response(status: int, body: bytes, keep_alive: bool) -> bytes:
     reason = HTTPStatus(status).phrase
     connection = b"keep-alive" if keep_alive else b"close"
     head = (
@@ -54,6 +67,17 @@ def _response(status: int, body: bytes, keep_alive: bool) -> bytes:
         f"Content-Length: {len(body)}\r\nConnection: "
     ).encode()
     return head + connection + b"\r\n\r\n" + body
+
+
+_ACCEPTED_KEEP_ALIVE = _build_response(200, ACCEPTED, keep_alive=True)
+_ACCEPTED_CLOSE = _build_response(200, ACCEPTED, keep_alive=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _header_name(raw: bytes) -> str:
+    """A header's name as the headers' key. Cached: a sender sends the same few names on every
+    event (bounded, so a client inventing names cannot grow it)."""
+    return raw.decode("latin-1").lower()
 
 
 class IngestProtocol(asyncio.Protocol):
@@ -82,12 +106,9 @@ class IngestProtocol(asyncio.Protocol):
         # as its own token: the token is fixed for the process's life, so the same header is
         # admitted again without re-parsing it (a logger sends it on every event).
         self._admitted: str | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._url = b""
-        self._raw.clear()
+        # Set for every message by on_headers_complete, which always precedes its dispatch.
         self._headers: dict[str, str] = {}
+        self._url = b""
         self._body: list[bytes] = []
         self._size = 0
 
@@ -116,26 +137,29 @@ class IngestProtocol(asyncio.Protocol):
     # httptools callbacks ------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._reset()
+        self._url = b""
+        self._raw.clear()
+        self._body = []
+        self._size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_headers_complete(self) -> None:
-        # All names decoded and lowercased in one call, values in another (a logged event has
-        # ~14 headers: three method calls each cost more than the rest of the parsing).
+        # Names from a small cache, values decoded in one call (a logged event has ~14
+        # headers: three method calls each cost more than the rest of the parsing).
         # llhttp refuses NUL in header names and values, so it separates them safely.
         raw = self._raw
-        names = b"\0".join(raw).decode("latin-1").lower().split("\0")
         values = b"\0".join(raw.values()).decode("latin-1").split("\0")
-        if raw and len(names) == len(values) == len(raw):
-            self._headers = dict(zip(names, values, strict=True))
+        if raw and len(values) == len(raw):
+            self._headers = dict(zip(map(_header_name, raw), values, strict=True))
         else:  # no headers (or a NUL got through after all): one header at a time
             self._headers = {
                 name.decode("latin-1").lower(): value.decode("latin-1")
                 for name, value in raw.items()
             }
-        if self._headers.get("expect", "").lower() == "100-continue" and self._transport:
+        expect = self._headers.get("expect")
+        if expect is not None and expect.lower() == "100-continue" and self._transport:
             self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -158,7 +182,8 @@ class IngestProtocol(asyncio.Protocol):
         if len(self._outbox) >= _MAX_QUEUED_REPLIES and self._transport is not None:
             self._transport.pause_reading()  # bounded memory under deep pipelining
             self._paused = True
-        self._pump()
+        if not isinstance(reply, _Held):  # a held 200 is written by its commit's _pump
+            self._pump()
 
     def _after_commit(self, reply: Reply) -> _Held:
         """The reply, held until the events it acknowledges are committed (503 if they never
@@ -210,7 +235,8 @@ class IngestProtocol(asyncio.Protocol):
                 self._transport.close()
 
     def _dispatch(self) -> Reply | Coroutine[Any, Any, Reply]:
-        path = self._url.split(b"?", 1)[0]
+        url = self._url
+        path = url.split(b"?", 1)[0] if b"?" in url else url
         # Events first: the feedback pattern is matched only for paths that are not theirs.
         feedback = None if path in INGEST_PATHS else FEEDBACK_PATH.match(path)
         if feedback is not None:
@@ -224,7 +250,9 @@ class IngestProtocol(asyncio.Protocol):
             return 404, error_body("not_found", "this port only takes CloudEvents at POST /")
         if self._parser.get_method() != b"POST":
             return 405, error_body("method_not_allowed", "CloudEvents are POSTed")
-        content_type = self._headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        content_type = self._headers.get("content-type", "")
+        if content_type != "application/json":  # what loggers send: nothing to normalise
+            content_type = content_type.split(";", 1)[0].strip().lower()
         body = b"".join(self._body) if self._size <= self._max_body else None
         # Ingest is decided without a review (the embedded token, or the NetworkPolicy's word
         # for configured models), so the fast path stays synchronous.

@@ -33,6 +33,9 @@ NOT_DURABLE = (
 )
 
 
+_NAMESPACE_HEADER = ce.BINARY_PREFIX + ce.ATTR_NAMESPACE
+
+
 def error_body(reason: str, message: str, **extra: Any) -> bytes:
     return json.dumps({"error": reason, "message": message, **extra}).encode()
 
@@ -51,7 +54,7 @@ def handle_ingest(
     events of a model/version the monitor was configured for are kept; the others are
     counted (``dropped_unconfigured``) and dropped.
     """
-    namespace = (headers.get(ce.BINARY_PREFIX + ce.ATTR_NAMESPACE) or "")[:253]
+    namespace = (headers.get(_NAMESPACE_HEADER) or "")[:253]
     if body is None:
         message = f"body exceeds {service.settings.limits.max_body_bytes} bytes"
         service.reject(namespace, "", BadEvent("oversized", message))

@@ -28,8 +28,12 @@ try:  # orjson is ~5x faster than json on these small bodies; json stays the fal
     import orjson
 
     _fast_loads: Callable[[bytes], Any] = orjson.loads
+    # orjson refuses NaN, Infinity and numbers that overflow a double: what it parsed holds
+    # finite numbers only, so their rows need no finiteness check.
+    _FAST_IS_FINITE = True
 except ImportError:  # pragma: no cover - orjson is in the lock
     _fast_loads = json.loads
+    _FAST_IS_FINITE = False
 
 KIND_REQUEST = "request"
 KIND_RESPONSE = "response"
@@ -175,8 +179,11 @@ def _envelope(get: Callable[[str], str | None], data: Any, keys: _Keys) -> Envel
     event_id = get(keys.id) or ""
     if not event_id or len(event_id) > _MAX_ID:
         raise BadEvent("missing_id", "ce-id must be a non-empty request id of ≤256 chars")
-    annotations = _json_object(get(keys.annotations), "annotations")
-    metadata = _json_object(get(keys.metadata), "metadata")
+    # Most events carry neither (kubeloop's own attributes say it all): no call, no dict.
+    raw = get(keys.annotations)
+    annotations = _json_object(raw, "annotations") if raw else _NOTHING
+    raw = get(keys.metadata)
+    metadata = _json_object(raw, "metadata") if raw else _NOTHING
     isvc = get(keys.isvc) or ""
     version = get(keys.version) or _str_or_none(annotations.get(ce.ANNOTATION_VERSION))
     if not version:
@@ -193,20 +200,38 @@ def _envelope(get: Callable[[str], str | None], data: Any, keys: _Keys) -> Envel
     namespace = get(keys.namespace) or "default"
     if len(namespace) > _MAX_NAME or len(model) > _MAX_NAME or len(version) > _MAX_NAME:
         raise BadEvent("name_too_long", f"namespace, model and version are ≤{_MAX_NAME} chars")
-    response = kind == KIND_RESPONSE
+    role_key, dashed_role_key = keys.roles
+    role = get(role_key) or get(dashed_role_key)
+    if role in ce.ROLES:
+        pass  # the usual spelling: nothing to normalise
+    elif role or metadata:
+        role = _role(role or None, metadata)
+    else:
+        role = None
+    status: int | None = None
+    latency: float | None = None
+    if kind == KIND_RESPONSE:
+        status = _status(get(keys.status))
+        latency_key, dashed_latency_key = keys.latencies
+        latency = _latency(get(latency_key) or get(dashed_latency_key) or None)
+    # Positional, in field order: keyword arguments cost more per event.
     return Envelope(
-        kind=kind,
-        event_id=event_id,
-        namespace=namespace,
-        model=model,
-        version=version,
-        role=_role(_first(get, keys.roles), metadata),
-        inference_service=isvc,
-        status=_status(get(keys.status)) if response else None,
-        latency_ms=_latency(_first(get, keys.latencies)) if response else None,
-        data=data,
-        correlation_id=_request_id(metadata) or event_id,
+        kind,
+        event_id,
+        namespace,
+        model,
+        version,
+        role,
+        isvc,
+        status,
+        latency,
+        data,
+        (_request_id(metadata) if metadata else None) or event_id,
     )
+
+
+#: What an absent ``annotations``/``metadata`` attribute reads as (never written to).
+_NOTHING: dict[str, Any] = {}
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -257,14 +282,6 @@ def _request_id(metadata: dict[str, Any]) -> str | None:
     return None
 
 
-def _first(get: Callable[[str], str | None], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = get(key)
-        if value:
-            return value
-    return None
-
-
 def _status(raw: str | None) -> int:
     if raw is None:
         return 200  # KServe's logger only logs responses that were 200
@@ -294,22 +311,28 @@ def _latency(raw: str | None) -> float | None:
 
 def decode_json(data: Any, error: type[BadEvent] | type[PayloadProblem]) -> Any:
     """Bytes → JSON; Python's ``json`` is the fallback because it reads NaN/Infinity."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        return data
+    return _decode(data, error)[0]
+
+
+def _decode(data: Any, error: type[BadEvent] | type[PayloadProblem]) -> tuple[Any, bool]:
+    """(:func:`decode_json`'s value, whether all its numbers are known to be finite)."""
+    # type() first: an isinstance against a union is slow, and bytes is what events carry.
+    if type(data) is not bytes and not isinstance(data, bytearray | memoryview):
+        return data, False  # parsed already, maybe by json: NaN possible
     raw = bytes(data)
     try:
-        return _fast_loads(raw)
+        return _fast_loads(raw), _FAST_IS_FINITE
     except ValueError:
         pass
     try:
-        return json.loads(raw)
+        return json.loads(raw), False
     except (ValueError, UnicodeDecodeError):
         raise error("invalid_json", "payload is not valid JSON") from None
 
 
 def request_features(data: Any, limits: Limits) -> Features:
     """Feature rows from a v1 ``instances``/``inputs`` or v2 ``inputs`` request payload."""
-    body = decode_json(data, PayloadProblem)
+    body, finite = _decode(data, PayloadProblem)
     if not isinstance(body, dict):
         raise PayloadProblem("wrong_type", "request payload must be a JSON object")
     instances = body.get("instances")
@@ -330,8 +353,11 @@ def request_features(data: Any, limits: Limits) -> Features:
         return _finite_rows(*_dict_matrix(instances), limits)
     fast = _plain_number_rows(instances)
     if fast is not None:
-        return _finite_rows(fast, None, limits)
+        return _finite_rows(fast, None, limits, finite)
     return _finite_rows(_numeric(instances, "instances"), None, limits)
+
+
+_PLAIN = frozenset((float, int))
 
 
 def _plain_number_rows(instances: list[Any]) -> np.ndarray | None:
@@ -341,12 +367,9 @@ def _plain_number_rows(instances: list[Any]) -> np.ndarray | None:
         return None
     width = len(first)
     for row in instances:
-        if type(row) is not list or len(row) != width:
+        # map(type, …) checks a row's values in C (no bytecode per value); bool is not int here.
+        if type(row) is not list or len(row) != width or not _PLAIN.issuperset(map(type, row)):
             return None
-        for value in row:
-            kind = type(value)
-            if kind is not float and kind is not int:
-                return None
     return np.array(instances, dtype=np.float64)
 
 
@@ -481,7 +504,10 @@ def _v2_matrix(inputs: list[dict[str, Any]], limits: Limits) -> tuple[np.ndarray
     return np.concatenate(columns, axis=1) if len(columns) > 1 else columns[0], names
 
 
-def _finite_rows(matrix: np.ndarray, names: list[str] | None, limits: Limits) -> Features:
+def _finite_rows(
+    matrix: np.ndarray, names: list[str] | None, limits: Limits, finite: bool = False
+) -> Features:
+    """The rows without NaN/inf (counted per feature); ``finite``: known to have none."""
     if matrix.ndim == 1:
         matrix = matrix.reshape(-1, 1)
     if matrix.ndim != 2:
@@ -491,12 +517,16 @@ def _finite_rows(matrix: np.ndarray, names: list[str] | None, limits: Limits) ->
     if matrix.shape[1] == 0:
         raise PayloadProblem("missing_field", "instances have no features")
     rows = matrix.astype(np.float64, copy=False)
-    if np.isfinite(rows).all():
-        return Features(rows=rows, names=names, dropped_rows=0)
+    # A NaN or an infinity anywhere makes the sum non-finite: one reduction instead of a
+    # mask and its reduction per event (a sum that overflows takes the exact check below).
+    if finite or math.isfinite(np.add.reduce(rows, axis=None)):
+        return Features(rows, names, 0)
     finite_values = np.isfinite(rows)
+    if finite_values.all():
+        return Features(rows, names, 0)
     null_counts = (~finite_values).sum(axis=0)
-    finite = finite_values.all(axis=1)
-    dropped = int(rows.shape[0] - finite.sum())
+    finite_rows = finite_values.all(axis=1)
+    dropped = int(rows.shape[0] - finite_rows.sum())
     if dropped:
-        rows = rows[finite]
+        rows = rows[finite_rows]
     return Features(rows=rows, names=names, dropped_rows=dropped, null_counts=null_counts)

@@ -7,6 +7,7 @@ thread, the store works on its own single thread, detectors on another.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import multiprocessing
@@ -683,12 +684,27 @@ def _safe_evaluate(
         return None
 
 
+def tune_gc() -> None:
+    """The garbage collector's settings for a monitor process, once it has started.
+
+    Ingest allocates a few dozen short-lived objects per event, so at the default threshold
+    (700) a young collection ran every ~20 events and a full one, walking every object the
+    imports and the service made, every few seconds at 15,000 events/s. Freezing what exists
+    at start takes those objects out of every later collection (they live as long as the
+    process anyway), and a larger young generation lets most per-event objects be freed by
+    their reference counts before a collection looks at them. Cycles are still collected.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 async def run_forever(settings: MonitorSettings) -> None:
     """Serve until SIGTERM/SIGINT, then flush the journal and exit cleanly."""
     import signal
 
     service = MonitorService(settings)
     await service.start()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

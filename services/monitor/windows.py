@@ -33,6 +33,7 @@ class Ring:
             name: np.zeros((capacity, *tail), dtype=dtype)
             for name, (dtype, tail) in self._spec.items()
         }
+        self._columns = tuple(self._cols.values())  # in order: what ``append`` takes
         self._head = 0  # next write position
         self.size = 0
 
@@ -44,12 +45,15 @@ class Ring:
         """Shape of one entry of column ``name`` (``(d,)`` for feature rows)."""
         return tuple(self._cols[name].shape[1:])
 
-    def append(self, **values: Any) -> None:
+    def append(self, *values: Any) -> None:
+        """One row: its values in column order, ``ts`` first (positional: this runs per
+        ingested event, and keywords cost a dict and a lookup per column)."""
         position = self._head
-        for name, column in self._cols.items():
-            column[position] = values[name]
+        for column, value in zip(self._columns, values, strict=True):
+            column[position] = value
         self._head = (position + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        if self.size < self.capacity:
+            self.size += 1
 
     def extend(self, count: int, **values: Any) -> None:
         """Append ``count`` rows; array values have ``count`` rows, scalars are broadcast."""

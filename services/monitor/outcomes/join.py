@@ -259,7 +259,9 @@ class LabelJoin:
             return 0  # nothing was predicted: a label for it stays an orphan
         key = (prediction.namespace, prediction.model)
         state = self.model(key, config)
-        entities = _entities(prediction, state.config)
+        outcomes = state.config.outcomes  # no entity key (the usual case): no call per call
+        has_key = outcomes is not None and outcomes.entity_key is not None
+        entities = _entities(prediction, state.config) if has_key else None
         served = _Served(
             prediction.version,
             prediction.role,
@@ -283,7 +285,8 @@ class LabelJoin:
                     history.append((served.served_at, prediction.request_id, row))
         self._evict_predictions(state, served.served_at)
         joined = 0
-        for waiting in list(state.waiting_by_request.get(prediction.request_id, ())):
+        waiting_for_it = state.waiting_by_request.get(prediction.request_id)
+        for waiting in list(waiting_for_it) if waiting_for_it else ():  # usually none wait
             joined += self._join(key, state, waiting, prediction.request_id, served)
         if entities is not None and state.waiting_by_entity:
             tolerance = state.outcomes.served_at_tolerance_seconds

@@ -126,6 +126,48 @@ def test_nan_rows_are_dropped_not_kept() -> None:
     assert parsed.null_counts is not None and parsed.null_counts.tolist() == [1, 1]
 
 
+def test_finite_rows_whose_sum_overflows_are_kept() -> None:
+    # The finiteness check sums the rows first; a sum that overflows must not drop rows.
+    parsed = request_features(b'{"instances": [[1e308, 1e308], [-1e308, 2]]}', LIMITS)
+    assert parsed.rows.shape == (2, 2) and parsed.dropped_rows == 0
+    assert parsed.null_counts is None
+
+
+@pytest.mark.parametrize(
+    ("instances", "outcome"),
+    [
+        ([[1, True]], [[1.0, 1.0]]),  # bool: read by the general path, as before
+        ([[1, "2"]], "wrong_type"),  # a string is never coerced to a number
+        ([[1.5, None]], []),  # null: the row is dropped and counted
+        ([[1, [2]]], "ragged"),
+        ([[1, 2], [3]], "ragged"),
+        ([[1, 2], 3], "ragged"),
+    ],
+)
+def test_only_plain_numbers_take_the_fast_path(instances: list[object], outcome: object) -> None:
+    body = json.dumps({"instances": instances}).encode()
+    if isinstance(outcome, str):
+        with pytest.raises(PayloadProblem) as raised:
+            request_features(body, LIMITS)
+        assert raised.value.reason == outcome
+    else:
+        assert request_features(body, LIMITS).rows.tolist() == outcome
+
+
+def test_role_spelling_is_normalised_and_metadata_is_a_fallback() -> None:
+    headers = binary_headers("request", "req-1", "2", role=" Shadow ")
+    assert envelope(headers, {"instances": [[1.0]]}).role == "shadow"
+    del headers["ce-kubelooprole"]
+    headers["ce-kubeloop-role"] = "candidate"
+    assert envelope(headers, {"instances": [[1.0]]}).role == "candidate"
+    del headers["ce-kubeloop-role"]
+    headers["ce-metadata"] = json.dumps({"X-Kubeloop-Role": ["stable"], "X-Request-Id": ["r9"]})
+    env = envelope(headers, {"instances": [[1.0]]})
+    assert (env.role, env.correlation_id) == ("stable", "r9")
+    del headers["ce-metadata"]
+    assert envelope(headers, {"instances": [[1.0]]}).role is None
+
+
 def test_null_values_count_per_feature_like_nan() -> None:
     parsed = request_features(b'{"instances": [[1, null], [3, 4], [null, null]]}', LIMITS)
     np.testing.assert_array_equal(parsed.rows, [[3, 4]])
