@@ -251,6 +251,31 @@ def main(argv: list[str] | None = None) -> None:
         f"peak process RSS {duck_peak.peak / 2**20:.0f} MiB"
     )
 
+    # Feast's dask merge peaks near 17-20 GiB at 1M / 10M: beside the Spark JVM (5-6 GiB, alive
+    # until the interpreter exits, spark.stop() or not) the 23 GiB machine ran out (OOM kills,
+    # 2026-12-06). So Feast runs before Spark starts, in a process of its own (an OOM kill there
+    # loses only Feast's figure).
+    feast = context.Process(
+        target=_feast_child,
+        args=(str(labels_path), request_json, str(work), queue),
+    )
+    feast.start()
+    with PeakRss([feast.pid or 0]) as feast_peak:
+        feast.join()
+    via_feast = None
+    if feast.exitcode == 0:
+        timings["feast"] = queue.get()
+        via_feast = pd.read_parquet(work / "feast.parquet")
+        print(
+            f"feast path (get_historical_features + fix-ups): {timings['feast']:.1f}s, "
+            f"peak process RSS {feast_peak.peak / 2**20:.0f} MiB"
+        )
+    else:
+        print(
+            f"feast path: no figure, its process ended with {feast.exitcode} "
+            f"(-9: killed, out of memory?) at peak RSS {feast_peak.peak / 2**20:.0f} MiB"
+        )
+
     t0 = time.perf_counter()
     spark = spark_session(
         args.spark_master, {"spark.driver.memory": "8g"}, app_name="kubeloop-bench"
@@ -278,31 +303,6 @@ def main(argv: list[str] | None = None) -> None:
         f"spark as-of join: {timings['spark']:.1f}s (warm {timings['spark-warm']:.1f}s), "
         f"peak JVM RSS {spark_peak.peak / 2**20:.0f} MiB"
     )
-
-    # Feast's dask merge peaks near 20 GiB at 1M / 10M: with the JVM still holding its ~5 GiB the
-    # 23 GiB machine ran out (OOM kill, 2026-12-06), so Spark is stopped first, and Feast runs in
-    # a process of its own, so that an OOM kill loses only Feast's figure.
-    spark.stop()
-    feast = context.Process(
-        target=_feast_child,
-        args=(str(labels_path), request_json, str(work), queue),
-    )
-    feast.start()
-    with PeakRss([feast.pid or 0]) as feast_peak:
-        feast.join()
-    via_feast = None
-    if feast.exitcode == 0:
-        timings["feast"] = queue.get()
-        via_feast = pd.read_parquet(work / "feast.parquet")
-        print(
-            f"feast path (get_historical_features + fix-ups): {timings['feast']:.1f}s, "
-            f"peak process RSS {feast_peak.peak / 2**20:.0f} MiB"
-        )
-    else:
-        print(
-            f"feast path: no figure, its process ended with {feast.exitcode} "
-            f"(-9: killed, out of memory?) at peak RSS {feast_peak.peak / 2**20:.0f} MiB"
-        )
 
     if not args.skip_feast_raw:
         t0 = time.perf_counter()
