@@ -15,18 +15,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from components import uris
-from components.build_training_set.impl import build_training_set
-from components.build_training_set.tests.test_pit_join import _hard_case_rows, _view, _write_offline
-from components.evaluate.impl import read_split
 from components.feast_apply_materialize.tests.test_apply_materialize import (  # noqa: F401
     offline_store as offline_store,  # the fixture: a small offline store on local disk
 )
-from components.spark_feature_backfill.impl import run_backfill
-from components.tests.test_uris import LABELS, SPLIT, WINDOWS
+from components.tests.test_uris import (
+    check_backfill_equals_file_uris,
+    check_training_set_equals_file_uris,
+)
 from contracts.storage import (
     AWS_ACCESS_KEY_ID_ENV,
     AWS_ENDPOINT_URL_ENV,
@@ -34,8 +32,6 @@ from contracts.storage import (
     AWS_REGION_ENV,
     AWS_SECRET_ACCESS_KEY_ENV,
 )
-from kubeloop.sampledata.feature_views import user_activity_view
-from kubeloop.sampledata.generate import GeneratorConfig, write_dataset
 
 ACCESS_KEY, SECRET_KEY = "kubeloop-test-key", "kubeloop-test-secret"
 # Not us-east-1: a bucket made there takes no location constraint, one made elsewhere does,
@@ -76,13 +72,6 @@ def _upload(local: Path, uri: str) -> str:
     return uri
 
 
-def _offline(uri: str) -> pd.DataFrame:
-    frame = uris.read_parquet(uri)
-    frame["date"] = frame["date"].astype(str)
-    keys = [c for c in frame.columns if c != "date"]
-    return frame.sort_values(keys, kind="mergesort").reset_index(drop=True)
-
-
 def test_the_bucket_is_on_the_server_not_in_process(bucket: str, endpoint: str) -> None:
     """What the components write is on moto's server: a separate boto3 client sees it."""
     import boto3
@@ -103,55 +92,12 @@ def test_the_bucket_is_on_the_server_not_in_process(bucket: str, endpoint: str) 
 
 @pytest.mark.slow
 def test_duckdb_backfill_on_s3_equals_file_uris(tmp_path: Path, bucket: str) -> None:
-    write_dataset(GeneratorConfig(rows=1500, seed=5, days=3), tmp_path / "data")
-    local_events = tmp_path / "data" / "events"
-    remote_events = _upload(local_events, f"s3://{bucket}/events")
-    on_file = f"file://{tmp_path}/offline"
-    on_s3 = f"s3://{bucket}/offline"
-    for window in WINDOWS:
-        via_file = run_backfill(
-            user_activity_view(f"file://{local_events}"), *window, on_file, engine="duckdb"
-        )
-        via_s3 = run_backfill(user_activity_view(remote_events), *window, on_s3, engine="duckdb")
-        assert via_s3 == via_file > 0
-    fs, path = uris.filesystem(on_s3)
-    fs.invalidate_cache()
-    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)) == [
-        "date=2026-01-05",
-        "date=2026-01-06",
-        "date=2026-01-07",
-    ]
-    pd.testing.assert_frame_equal(_offline(on_s3), _offline(on_file))
+    check_backfill_equals_file_uris(tmp_path, f"s3://{bucket}")
 
 
 @pytest.mark.slow
 def test_training_set_on_s3_equals_file_uris(tmp_path: Path, bucket: str) -> None:
-    labels, user_rows, item_rows = _hard_case_rows()
-    labels.to_parquet(tmp_path / "labels.parquet", index=False)
-    _write_offline(user_rows, tmp_path / "user_stats")
-    _write_offline(item_rows, tmp_path / "item_stats")
-    user = _view("user_stats", "user_id", [("score", "int64"), ("tag", "string")], "1h")
-    item = _view("item_stats", "item_id", [("price", "float64")], None)
-
-    def inputs(root: str) -> tuple[dict, list[dict]]:
-        views = [
-            {"featureView": user, "offlinePath": f"{root}/user_stats"},
-            {"featureView": item, "offlinePath": f"{root}/item_stats", "names": ["price"]},
-        ]
-        return {**LABELS, "source": f"{root}/labels.parquet"}, views
-
-    root = f"s3://{bucket}"
-    for name in ("labels.parquet", "user_stats", "item_stats"):
-        _upload(tmp_path / name, f"{root}/{name}")
-    on_file = build_training_set(
-        *inputs(f"file://{tmp_path}"), SPLIT, f"file://{tmp_path}/ts", method="duckdb"
-    )
-    on_s3 = build_training_set(*inputs(root), SPLIT, f"{root}/ts", method="duckdb")
-    assert on_s3.rows == on_file.rows and on_s3.windows == on_file.windows
-    for split in ("train", "validation", "test"):
-        pd.testing.assert_frame_equal(
-            read_split(f"{root}/ts", split), read_split(f"file://{tmp_path}/ts", split)
-        )
+    check_training_set_equals_file_uris(tmp_path, f"s3://{bucket}")
 
 
 def test_prediction_log_compacts_to_s3_as_to_a_directory(tmp_path: Path, bucket: str) -> None:
