@@ -156,14 +156,15 @@ install_dev_deps() {
 }
 
 install_storage() {
-  # Doc: https://kubernetes.io/docs/concepts/storage/persistent-volumes/#persistentvolumeclaims;
-  # kind's default StorageClass `standard` is Rancher's local-path-provisioner, which provisions
-  # it as a directory on the node (https://github.com/rancher/local-path-provisioner#usage).
-  log "Storage root: PersistentVolumeClaim kubeflow/kubeloop-storage (manifests/storage)"
-  # Every KFP task mounts it (KUBELOOP_STORAGE=pvc://kubeloop-storage/kubeloop). Created here, not
-  # by the chart: `helm --wait` waits for claims to bind, and kind's class binds one only when a
-  # pod first uses it (WaitForFirstConsumer).
-  kubectl apply -k manifests/storage
+  # Doc: https://kubernetes.io/docs/concepts/storage/persistent-volumes/#reserving-a-persistentvolume
+  # (two PersistentVolumes on one hostPath directory of kind's single node, each pre-bound to a
+  # claim: https://kubernetes.io/docs/concepts/storage/volumes/#hostpath).
+  log "Storage root: claims kubeflow/kubeloop-storage and kubeloop-system/kubeloop-storage (manifests/kind-e2e/storage)"
+  # Every KFP task mounts kubeflow's (KUBELOOP_STORAGE=pvc://kubeloop-storage/kubeloop), the
+  # monitor kubeloop-system's: one directory, so the monitor's prediction log is where an
+  # Experiment's labels.predictionLog.path and the tasks read it. Created here, not by the chart
+  # (a pod mounts only claims of its own namespace; a claim binds one volume).
+  kubectl apply -k manifests/kind-e2e/storage
 }
 
 install_kubeloop() {
@@ -171,7 +172,7 @@ install_kubeloop() {
   log "kubeloop (helm/kubeloop)"
   helm upgrade --install kubeloop helm/kubeloop \
     --namespace kubeloop-system --create-namespace --wait --timeout 10m \
-    --set storage.claim.create=false
+    --set storage.claim.create=false --set monitor.storageClaim=kubeloop-storage
   kubectl label namespace kubeloop-system pod-security.kubernetes.io/enforce=restricted --overwrite
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from contracts.storage import STORAGE_MOUNT_PATH
+from contracts.storage import STORAGE_ENV, STORAGE_MOUNT_PATH
 from contracts.storage_root import parse_storage
 from tests.deploy.test_manifests import kustomize
 
@@ -120,6 +120,57 @@ def test_kind_up_creates_the_storage_claim_before_the_chart() -> None:
     install = _functions(text)["install_kubeloop"]
     # helm --wait would wait forever for a WaitForFirstConsumer claim the chart created.
     assert "--wait" in install and "storage.claim.create=false" in install
+    assert "monitor.storageClaim=kubeloop-storage" in install
+
+
+def _kind_claims() -> dict[str, dict[str, Any]]:
+    """The claims kind-up.sh creates (manifests/kind-e2e/storage), by namespace."""
+    documents = kustomize("kind-e2e/storage")
+    return {
+        d["metadata"]["namespace"]: d for d in documents if d["kind"] == "PersistentVolumeClaim"
+    }
+
+
+def test_on_kind_the_monitor_and_the_tasks_mount_one_directory() -> None:
+    """The KFP tasks' claim (KFP's namespace) and the monitor's (the release namespace) bind two
+    volumes on one node directory, and the chart installed as kind-up.sh installs it mounts the
+    monitor's where the tasks see the root: the prediction log is where the tasks read it."""
+    from tests.deploy.test_helm_chart import NAMESPACE, find, render
+
+    storage = parse_storage(_operator_storage())
+    claims = _kind_claims()
+    assert sorted(claims) == sorted(["kubeflow", NAMESPACE])
+    volumes = {
+        d["metadata"]["name"]: d
+        for d in kustomize("kind-e2e/storage")
+        if d["kind"] == "PersistentVolume"
+    }
+    directories = set()
+    for namespace, claim in claims.items():
+        assert claim["metadata"]["name"] == storage.claim
+        volume = volumes[claim["spec"]["volumeName"]]
+        assert volume["spec"]["claimRef"] == {"namespace": namespace, "name": storage.claim}
+        assert volume["spec"]["storageClassName"] == claim["spec"]["storageClassName"]
+        directories.add(volume["spec"]["hostPath"]["path"])
+    assert len(directories) == 1
+    install = _functions((ROOT / "scripts" / "kind-up.sh").read_text())["install_kubeloop"]
+    values: dict[str, Any] = {}
+    for key, value in re.findall(r"--set ([\w.]+)=(\S+)", install):
+        *parents, leaf = key.split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = {"false": False, "true": True}.get(value, value)
+    monitor = find(render(values), "Deployment", "kubeloop-monitor")["spec"]["template"]["spec"]
+    (volume,) = [
+        v
+        for v in monitor["volumes"]
+        if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] == storage.claim
+    ]
+    mounts = {m["name"]: m["mountPath"] for m in monitor["containers"][0]["volumeMounts"]}
+    assert mounts[volume["name"]] == STORAGE_MOUNT_PATH
+    # With the root in its environment the monitor logs under it (services/monitor/config.py).
+    assert STORAGE_ENV in {e["name"] for e in monitor["containers"][0]["env"]}
 
 
 def _operator_storage() -> str:
@@ -139,7 +190,7 @@ def _find(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_demo_data_and_resources_agree_with_the_storage_root() -> None:
     """The data Job writes where the demo resources read, on the claim the KFP tasks mount."""
     storage = parse_storage(_operator_storage())
-    (claim,) = kustomize("storage")
+    claim = _kind_claims()["kubeflow"]
     assert claim["metadata"]["name"] == storage.claim
     job = _find(kustomize("kind-e2e/data"), "Job")
     assert job["metadata"]["namespace"] == claim["metadata"]["namespace"] == "kubeflow"
@@ -218,13 +269,14 @@ def test_kind_up_runs_each_install_in_order(tmp_path: Path) -> None:
         "kubectl apply -k github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=2.16.1",
         "kubectl apply -k github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=2.16.1",
         "kubectl apply -k manifests/dev-deps",
-        "kubectl apply -k manifests/storage",
+        "kubectl apply -k manifests/kind-e2e/storage",
         "helm upgrade --install kubeloop helm/kubeloop",
     ]
     positions = [_index(commands, prefix) for prefix in order]
     assert positions == sorted(positions), "\n".join(commands)
     kubeloop = commands[_index(commands, "helm upgrade --install kubeloop")]
     assert "--set storage.claim.create=false" in kubeloop
+    assert "--set monitor.storageClaim=kubeloop-storage" in kubeloop
     # Kubeflow Trainer only on request.
     assert not [c for c in commands if "kubeflow/trainer" in c]
 
