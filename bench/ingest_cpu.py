@@ -40,7 +40,7 @@ import _repo  # noqa: F401  (the repository on the path)
 from monitor_ingest import BENCH_TOKEN, call_events
 
 
-class StubTransport:
+class StubTransport(_repo.StubTransport):
     """Counts replies; resolves the waiting sender's future on each."""
 
     def __init__(self) -> None:
@@ -51,18 +51,6 @@ class StubTransport:
         self.replies += 1
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 1)
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def bench_payloads(count: int) -> list[bytes]:

@@ -56,7 +56,7 @@ URLS = {"stable": "http://127.0.0.1:40002", "candidate": "http://127.0.0.1:40003
         "shadow": "http://127.0.0.1:40004"}  # fmt: skip
 
 
-class StubTransport:
+class StubTransport(_repo.StubTransport):
     """Keeps what is written; never closes."""
 
     def __init__(self) -> None:
@@ -64,18 +64,6 @@ class StubTransport:
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str) -> Any:
-        return ("127.0.0.1", 1)
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def virtualservice(mirror: bool) -> dict[str, Any]:

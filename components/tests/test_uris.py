@@ -56,7 +56,7 @@ def memory_root() -> Iterator[str]:
         fs.rm(path, recursive=True)
 
 
-def _upload(local: Path, uri: str) -> str:
+def upload(local: Path, uri: str) -> str:
     fs, path = uris.filesystem(uri)
     fs.put(str(local), path, recursive=True)
     return uri
@@ -142,7 +142,7 @@ def check_backfill_equals_file_uris(tmp_path: Path, remote_root: str) -> None:
     result (also run on moto's S3 server: tests/integration/test_s3_storage.py)."""
     write_dataset(GeneratorConfig(rows=1500, seed=5, days=3), tmp_path / "data")
     local_events = tmp_path / "data" / "events"
-    remote_events = _upload(local_events, f"{remote_root}/events")
+    remote_events = upload(local_events, f"{remote_root}/events")
     on_file = f"file://{tmp_path}/offline"
     on_remote = f"{remote_root}/offline"
     for window in WINDOWS:
@@ -182,7 +182,7 @@ def check_training_set_equals_file_uris(tmp_path: Path, remote_root: str) -> Non
         return {**LABELS, "source": f"{root}/labels.parquet"}, views
 
     for name in ("labels.parquet", "user_stats", "item_stats"):
-        _upload(tmp_path / name, f"{remote_root}/{name}")
+        upload(tmp_path / name, f"{remote_root}/{name}")
     on_file = build_training_set(
         *inputs(f"file://{tmp_path}"), SPLIT, f"file://{tmp_path}/ts", method="duckdb"
     )

@@ -24,6 +24,7 @@ from components.feast_apply_materialize.tests.test_apply_materialize import (  #
 from components.tests.test_uris import (
     check_backfill_equals_file_uris,
     check_training_set_equals_file_uris,
+    upload,
 )
 from contracts.storage import (
     AWS_ACCESS_KEY_ID_ENV,
@@ -64,12 +65,6 @@ def bucket(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     fs, _ = uris.filesystem(f"s3://{name}")
     fs.mkdir(name)
     return name
-
-
-def _upload(local: Path, uri: str) -> str:
-    fs, path = uris.filesystem(uri)
-    fs.put(str(local), path, recursive=True)
-    return uri
 
 
 def test_the_bucket_is_on_the_server_not_in_process(bucket: str, endpoint: str) -> None:
@@ -138,7 +133,7 @@ def test_feast_materializes_from_an_s3_offline_store(
     from components.feast_apply_materialize.impl import apply_and_materialize
     from components.feast_apply_materialize.tests.test_apply_materialize import VIEW, _online
 
-    remote = _upload(Path(offline_store), f"s3://{bucket}/offline/user_activity")
+    remote = upload(Path(offline_store), f"s3://{bucket}/offline/user_activity")
     online = []
     for name, source in (("s3", remote), ("file", offline_store)):
         config = FeastStoreConfig(project=f"kl_{name}", repo_path=str(tmp_path / name))
