@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 _MAX_REPORTS = 1000  # alarm-onset snapshots kept in SQLite (newest first)
 _QUALITY_HISTORY_INTERVAL_S = 30.0  # quality figures per version over time, for the report
+_CHECKPOINT_INTERVAL_S = 1.0  # WAL checkpoints (on the store's thread) while commits come
 
 
 class MonitorService:
@@ -92,6 +93,8 @@ class MonitorService:
         self.commit_generation = 0
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpointed_at = 0.0  # time.monotonic() of the last checkpoint started
         self.prediction_log: PredictionLog | None = None
         if settings.prediction_log:
             self.prediction_log = PredictionLog(
@@ -187,6 +190,8 @@ class MonitorService:
                     await self.compact_predictions()
                 except Exception:
                     log.exception("final prediction-log compaction failed")
+            if self._checkpointing is not None:
+                await self._checkpointing
             await self._in_store(self._store.close)
             self._store = None
         self._store_thread.shutdown(wait=True)
@@ -296,8 +301,13 @@ class MonitorService:
         self._writing = len(events)
         committed = False
         try:
-            await self._in_store(self._store.write_batch, events, bad, also)
+            # In place on the loop's own connection (see MonitorStore); on the store's
+            # thread when another connection holds SQLite's write lock (a prune, a label
+            # commit, the compactor, a checkpoint starting the WAL over).
+            if not self._store.write_batch(events, bad, also, on_loop=True):
+                await self._in_store(self._store.write_batch, events, bad, also)
             committed = True
+            self._checkpoint_soon()
         except Exception:
             self.journal_dropped += len(events)  # reported on /healthz; the loop logs it
             raise
@@ -308,6 +318,24 @@ class MonitorService:
                     waiter(committed)
                 except Exception:  # one reply's failure must not strand the others
                     log.exception("commit callback failed")
+
+    def _checkpoint_soon(self) -> None:
+        """A WAL checkpoint on the store's thread at most every ``_CHECKPOINT_INTERVAL_S``
+        while commits come (the loop's connection never checkpoints)."""
+        now = time.monotonic()
+        if self._checkpointing is not None or now - self._checkpointed_at < _CHECKPOINT_INTERVAL_S:
+            return
+        self._checkpointed_at = now
+        self._checkpointing = asyncio.create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            if self._store is not None:
+                await self._in_store(self._store.checkpoint)
+        except Exception:  # the next commit schedules another; nothing is lost
+            log.exception("WAL checkpoint failed")
+        finally:
+            self._checkpointing = None
 
     async def compact_predictions(self) -> None:
         """One prediction-log compaction on its own thread (journal rows → Parquet)."""

@@ -66,6 +66,36 @@ CREATE TABLE IF NOT EXISTS score_baselines (
 );
 """
 
+#: Events per INSERT statement (12 parameters each; SQLite allows 32,766 per statement):
+#: one statement steps once, where ``executemany`` steps once per row.
+_ROWS_PER_INSERT = 64
+_INSERT_EVENTS = (
+    "INSERT INTO events (ts, kind, namespace, model, version, role, event_id,"
+    " isvc, status, latency_ms, data, correlation_id) VALUES "
+)
+#: WAL frames (pages) past which a checkpoint also starts the WAL over (``RESTART``), and
+#: how long it may wait for a reader to finish with it; writers wait while it does.
+_RESTART_WAL_FRAMES = 4096
+_RESTART_WAIT_MS = 20
+
+
+def _insert_events(rows: int) -> str:
+    return _INSERT_EVENTS + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * rows)
+
+
+def _connect(path: Path, timeout_s: float) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        path,
+        timeout=timeout_s,
+        check_same_thread=False,
+        isolation_level=None,
+        cached_statements=_ROWS_PER_INSERT + 64,  # an INSERT per batch size, and the rest
+    )
+    # NORMAL survives a killed process (the WAL is in the OS), not a power cut.
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
 EventRow = tuple[
     float, str, str, str, str, str | None, str, str, int | None, float | None, bytes, str | None
 ]
@@ -105,18 +135,29 @@ def event_row(env: Envelope, ts: float) -> EventRow:
 
 class MonitorStore(LabelTables):
     """One SQLite file in the data dir; WAL so readers never block the batch writer. The
-    label join's tables come from :class:`LabelTables` (``outcomes/journal.py``)."""
+    label join's tables come from :class:`LabelTables` (``outcomes/journal.py``).
+
+    Two connections. Every method runs on the store's own thread, on ``db``, except
+    ``write_batch(on_loop=True)``, which the event loop calls on a connection of its own:
+    the group commit, a few hundred microseconds of SQLite, is cheaper done in place than
+    handed to a thread. Handed over, each commit cost the loop ~1 ms of CPU in GIL
+    hand-offs (the store thread takes the GIL back after every SQLite call, and each time
+    the loop must wake it and wait for it), which capped the monitor at ~13,000 events/s
+    (``docs/benchmarks.md``). That connection never waits for SQLite's write lock and
+    never checkpoints (a checkpoint syncs the file): ``checkpoint`` does, on the thread.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = _connect(path, timeout_s=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL survives a killed process (the WAL is in the OS), not a power cut.
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self.create_label_tables()
+        self._loop_db = _connect(path, timeout_s=0.0)
+        self._loop_db.execute("PRAGMA wal_autocheckpoint=0")
 
     def close(self) -> None:
+        self._loop_db.close()
         self._db.close()
 
     def _commit(self, sql: str, parameters: tuple[Any, ...]) -> None:
@@ -134,24 +175,50 @@ class MonitorStore(LabelTables):
         events: list[EventRow],
         bad: list[BadInputRow],
         also: Sequence[Callable[[sqlite3.Connection], None]] = (),
-    ) -> None:
-        """One transaction; ``also`` write their rows in it (durable with the events)."""
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO events (ts, kind, namespace, model, version, role, event_id,"
-                " isvc, status, latency_ms, data, correlation_id)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                events,
-            )
-            self._db.executemany(
+        *,
+        on_loop: bool = False,
+    ) -> bool:
+        """One transaction; ``also`` write their rows in it (durable with the events).
+
+        ``on_loop``: on the event loop's connection, which does not wait for the write lock:
+        False (nothing written, ``also`` not called) while another connection holds it,
+        then the caller commits on the store's thread instead."""
+        db = self._loop_db if on_loop else self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")  # the write lock now, or SQLITE_BUSY at once
+        except sqlite3.OperationalError as error:
+            if on_loop and error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        with db:  # COMMIT, or ROLLBACK on an error
+            for start in range(0, len(events), _ROWS_PER_INSERT):
+                chunk = events[start : start + _ROWS_PER_INSERT]
+                db.execute(_insert_events(len(chunk)), [value for row in chunk for value in row])
+            db.executemany(
                 "INSERT INTO bad_input VALUES (?,?,?,?,?,?) ON CONFLICT (namespace, model,"
                 " reason) DO UPDATE SET count = count + excluded.count,"
                 " last_message = excluded.last_message, last_ts = excluded.last_ts",
                 [(r.namespace, r.model, r.reason, r.count, r.last_message, r.last_ts) for r in bad],
             )
             for write in also:
-                write(self._db)
+                write(db)
+        return True
+
+    def checkpoint(self) -> bool:
+        """Copy committed WAL frames into the database file without blocking anyone
+        (``PASSIVE``); past ``_RESTART_WAL_FRAMES`` also start the WAL over (``RESTART``:
+        writers wait while it copies the last frames, at most ``_RESTART_WAIT_MS`` for a
+        reader), so a WAL written without a pause does not grow without bound. True when
+        the WAL was started over."""
+        _, frames, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames < _RESTART_WAL_FRAMES:
+            return False
+        self._db.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            self._db.execute("PRAGMA busy_timeout=5000")
+        return not busy
 
     def journal(self, since_ts: float) -> Iterator[tuple[Any, ...]]:
         cursor = self._db.execute(

@@ -33,7 +33,9 @@ async def service(tmp_path: Path) -> AsyncIterator[MonitorService]:
 
 
 class GatedStore:
-    """Holds every commit until ``release`` (or fails it), to see what waits for it."""
+    """Holds every commit until ``release`` (or fails it), to see what waits for it. The
+    event loop's own attempt is refused, as while another connection holds SQLite's write
+    lock, so every commit goes to the store's thread and waits at the gate there."""
 
     def __init__(self, service: MonitorService, fail: bool = False) -> None:
         store = service._store
@@ -43,11 +45,13 @@ class GatedStore:
         self.fail = fail
         store.write_batch = self.write  # type: ignore[method-assign,assignment]
 
-    def write(self, *args: Any) -> None:
+    def write(self, *args: Any, on_loop: bool = False) -> bool:
+        if on_loop:
+            return False
         self.gate.wait(30)
         if self.fail:
             raise sqlite3.OperationalError("disk I/O error")
-        self.real(*args)
+        return bool(self.real(*args))
 
 
 def raw_event(request_id: str, kind: str = "response") -> bytes:
@@ -137,13 +141,15 @@ async def test_pipelined_replies_keep_their_order(service: MonitorService) -> No
 async def test_many_waiters_share_one_commit(service: MonitorService) -> None:
     """Group commit: replies registered while a commit runs go into the next one together."""
     commits: list[int] = []
+    places: list[bool] = []  # on the event loop's connection (no other writer here)
     store = service._store
     assert store is not None
     real = store.write_batch
 
-    def counting(events: list[Any], *rest: Any) -> None:
+    def counting(events: list[Any], *rest: Any, on_loop: bool = False) -> bool:
         commits.append(len(events))
-        real(events, *rest)
+        places.append(on_loop)
+        return bool(real(events, *rest, on_loop=on_loop))
 
     store.write_batch = counting  # type: ignore[method-assign,assignment]
     connections = [await asyncio.open_connection("127.0.0.1", service.ingest_port)
@@ -154,5 +160,30 @@ async def test_many_waiters_share_one_commit(service: MonitorService) -> None:
     assert all(status == 200 for status, _ in replies)
     assert sum(commits) == 20
     assert len(commits) < 20  # batched, not one commit per event
+    assert all(places)
     for _, writer in connections:
         writer.close()
+
+
+async def test_a_commit_waits_for_another_writer_off_the_event_loop(
+    service: MonitorService, http: aiohttp.ClientSession
+) -> None:
+    """While another connection holds SQLite's write lock, the commit waits on the store's
+    thread: the reply waits for it, the event loop does not."""
+    blocker = sqlite3.connect(service.settings.db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.ingest_port)
+        writer.write(raw_event("w1"))
+        reply = asyncio.ensure_future(read_reply(reader))
+        done, _ = await asyncio.wait({reply}, timeout=0.5)
+        assert not done, "answered before the event was committed"
+        async with http.get(f"{service.url}/healthz") as health:  # the loop still serves
+            assert health.status == 200
+            assert (await health.json())["journalBacklog"] == 1
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    assert await reply == (200, {"accepted": 1})
+    assert "w1" in journaled(service)
+    writer.close()
