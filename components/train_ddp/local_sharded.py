@@ -76,6 +76,11 @@ class ShardedStep:
     step_count: torch.Tensor  # Adam's step, float32 scalar as fused Adam keeps it
     hyper: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        # Views made once (a step is ~1.5 ms at 2 ranks: per-step slicing showed up).
+        self.grad_rows = self.flat["grads"][:, self.owned]
+        self.owned_state = tuple(self.flat[name][self.owned] for name in ("params", *MOMENTS))
+
     def zero_grad(self) -> None:
         self.flat["grads"][self.rank].zero_()
 
@@ -86,12 +91,12 @@ class ShardedStep:
         if self.pipes is not None:
             self.pipes.exchange()
             # Rank order: the same sum as DDP's mean, element for element on every scale.
-            torch.sum(self.flat["grads"][:, self.owned], dim=0, out=self.reduced)
+            torch.sum(self.grad_rows, dim=0, out=self.reduced)
             self.reduced.div_(self.world_size)
         started = clock.add("all_reduce", started)
-        owned = [self.flat[name][self.owned] for name in ("params", *MOMENTS)]
+        params, exp_avg, exp_avg_sq = self.owned_state
         functional_adam(
-            owned[:1], [self.reduced], owned[1:2], owned[2:], [], [self.step_count],
+            [params], [self.reduced], [exp_avg], [exp_avg_sq], [], [self.step_count],
             fused=True, **self.hyper,
         )  # fmt: skip
         started = clock.add("optimizer", started)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -27,21 +29,42 @@ class PhaseClock(Protocol):
     def add(self, phase: str, started: tuple[float, float]) -> tuple[float, float]: ...
 
 
+#: How long `exchange` polls shared memory for a peer's "done" before it sleeps on the pipe.
+#: Why poll: on a VM a sleeping rank's wake-up is an inter-processor interrupt through the
+#: hypervisor (tens of microseconds, twice per step); the ranks usually reach an exchange
+#: within a fraction of a millisecond of each other, and each has a core of its own.
+SPIN_S = 0.002
+
+
 @dataclass
 class PeerPipes:
     """One named pipe per ordered rank pair: `exchange` tells every peer "done" and waits for
-    every peer's "done" (one byte each way; the bytes of successive calls queue in order)."""
+    every peer's "done" (one byte each way; the bytes of successive calls queue in order).
+    Each rank also counts its exchanges in shared memory (`done`), which a waiting peer
+    polls for up to `SPIN_S` before it blocks on the pipe. The pipe's byte is always read:
+    its write and read are what order the peer's memory writes before this rank's reads
+    (the count only says the byte is there)."""
 
     rank: int
     send: list[int]  # write end of each peer's pipe from this rank (-1 for self)
     receive: list[int]  # read end of the pipe from each peer to this rank (-1 for self)
+    done: np.ndarray  # int64 [world]: exchanges each rank has finished (shared)
+    exchanges: int = 0
 
     def exchange(self) -> None:
+        self.exchanges += 1
         for peer, fd in enumerate(self.send):
             if peer != self.rank:
                 os.write(fd, b"\x01")
+        self.done[self.rank] = self.exchanges  # after the bytes: a peer that sees it reads one
         for peer, fd in enumerate(self.receive):
-            if peer != self.rank and not os.read(fd, 1):
+            if peer == self.rank:
+                continue
+            if self.done[peer] < self.exchanges:
+                give_up = time.perf_counter() + SPIN_S
+                while self.done[peer] < self.exchanges and time.perf_counter() < give_up:
+                    pass
+            if not os.read(fd, 1):
                 raise RuntimeError(f"rank {peer} closed its pipe")
 
     def close(self) -> None:
@@ -72,8 +95,9 @@ def open_shared_block(numel: int) -> tuple[torch.Tensor, PeerPipes]:
     paths: list[str | None] = [None]
     if rank == 0:
         directory = Path(tempfile.mkdtemp(prefix="kubeloop-ddp-", dir=shared_root))
-        (directory / "block").write_bytes(b"")
-        os.truncate(directory / "block", numel * 4)
+        for name, size in (("block", numel * 4), ("done", world * 8)):
+            (directory / name).write_bytes(b"")
+            os.truncate(directory / name, size)
         for sender in range(world):
             for receiver in range(world):
                 if sender != receiver:
@@ -82,6 +106,7 @@ def open_shared_block(numel: int) -> tuple[torch.Tensor, PeerPipes]:
     dist.broadcast_object_list(paths, src=0)
     directory = Path(str(paths[0]))
     block = torch.from_file(str(directory / "block"), shared=True, size=numel, dtype=torch.float32)
+    done = torch.from_file(str(directory / "done"), shared=True, size=world, dtype=torch.int64)
     # O_RDWR: opening a FIFO this way never blocks waiting for the other end (Linux).
     send = [
         -1 if p == rank else os.open(_pipe(directory, rank, p), os.O_RDWR) for p in range(world)
@@ -94,4 +119,4 @@ def open_shared_block(numel: int) -> tuple[torch.Tensor, PeerPipes]:
         for entry in directory.iterdir():
             entry.unlink()
         directory.rmdir()
-    return block, PeerPipes(rank, send, receive)
+    return block, PeerPipes(rank, send, receive, done.numpy())
