@@ -1,7 +1,8 @@
 """The monitor service: owns the core, the SQLite store, background loops and drift hooks.
 
 The HTTP shell (``api.py``) calls into this; all core mutations happen on the event loop's
-thread, the store works on its own single thread, detectors on another.
+thread, the store works on its own single thread (except the group commit, which the event
+loop makes in place on a connection of its own: see ``MonitorStore``), detectors on another.
 """
 
 from __future__ import annotations
