@@ -32,7 +32,8 @@ class PhaseClock(Protocol):
 #: How long `exchange` polls shared memory for a peer's "done" before it sleeps on the pipe.
 #: Why poll: on a VM a sleeping rank's wake-up is an inter-processor interrupt through the
 #: hypervisor (tens of microseconds, twice per step); the ranks usually reach an exchange
-#: within a fraction of a millisecond of each other, and each has a core of its own.
+#: within a fraction of a millisecond of each other. The poll yields the core between looks,
+#: so on a machine with fewer free cores than ranks the peer it waits for is not kept out.
 SPIN_S = 0.002
 
 
@@ -63,7 +64,7 @@ class PeerPipes:
             if self.done[peer] < self.exchanges:
                 give_up = time.perf_counter() + SPIN_S
                 while self.done[peer] < self.exchanges and time.perf_counter() < give_up:
-                    pass
+                    os.sched_yield()  # a peer waiting for this core (more ranks than cores) runs
             if not os.read(fd, 1):
                 raise RuntimeError(f"rank {peer} closed its pipe")
 
