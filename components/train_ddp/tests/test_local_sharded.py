@@ -3,8 +3,6 @@ the mean gradient, one shared model, and a resume through torch's own optimizer 
 
 from __future__ import annotations
 
-import multiprocessing
-import socket
 from typing import Any
 
 import torch
@@ -13,6 +11,7 @@ from torch import nn
 
 from components.train_ddp.local_sharded import open_sharded_step
 from components.train_ddp.network import build_mlp
+from components.train_ddp.tests.two_ranks import run_ranks
 from components.train_ddp.trainer import StepTimes
 
 WORLD = 2
@@ -82,21 +81,7 @@ def _reference() -> tuple[list[torch.Tensor], torch.Tensor]:
 
 
 def test_two_ranks_train_like_one_adam_on_the_mean_gradient_and_resume() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    workers = [context.Process(target=_worker, args=(r, port, results)) for r in range(WORLD)]
-    for worker in workers:
-        worker.start()
-    got: dict[int, tuple[list[Any], list[Any]]] = {}
-    for _ in range(WORLD):
-        rank, params, moment = results.get(timeout=120)
-        got[rank] = (params, moment)
-    for worker in workers:
-        worker.join(30)
-        assert worker.exitcode == 0
+    got = run_ranks(_worker, WORLD)
     assert got[0][0] == got[1][0]  # one shared model: both ranks read the same parameters
     expected, expected_moment = _reference()
     assert not torch.allclose(expected[0], next(_fresh()[0].parameters()))  # it trained

@@ -4,14 +4,13 @@ to sleep on the pipe (the writer arriving after the poll gave up)."""
 
 from __future__ import annotations
 
-import multiprocessing
-import socket
 import time
 from typing import Any
 
 import torch.distributed as dist
 
 from components.train_ddp import shared_block
+from components.train_ddp.tests.two_ranks import run_ranks
 
 ROUNDS = 8
 #: Rank 1's delay before each round's exchange: under and well over the poll's budget.
@@ -38,18 +37,6 @@ def _worker(rank: int, port: int, results: Any) -> None:
 
 
 def test_exchange_orders_a_peers_writes_whether_polled_or_slept() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    workers = [context.Process(target=_worker, args=(r, port, results)) for r in range(2)]
-    for worker in workers:
-        worker.start()
-    got = dict((rank, (seen, done)) for rank, seen, done in (results.get(timeout=120),
-                                                               results.get(timeout=120)))  # fmt: skip
-    for worker in workers:
-        worker.join(30)
-        assert worker.exitcode == 0
+    got = run_ranks(_worker, 2)
     assert got[0][0] == [float(round_) for round_ in range(1, ROUNDS + 1)]
     assert got[0][1][0] == 2 * ROUNDS  # each rank counted its exchanges in shared memory
