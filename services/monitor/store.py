@@ -77,6 +77,8 @@ _INSERT_EVENTS = (
 #: how long it may wait for a reader to finish with it; writers wait while it does.
 _RESTART_WAL_FRAMES = 4096
 _RESTART_WAIT_MS = 20
+#: How long the store thread's connection waits for another writer (sqlite3's default).
+_BUSY_TIMEOUT_MS = 5000
 
 
 def _insert_events(rows: int) -> str:
@@ -149,7 +151,7 @@ class MonitorStore(LabelTables):
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _connect(path, timeout_s=5.0)
+        self._db = _connect(path, timeout_s=_BUSY_TIMEOUT_MS / 1000)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self.create_label_tables()
@@ -217,7 +219,7 @@ class MonitorStore(LabelTables):
         try:
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         finally:
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         return not busy
 
     def journal(self, since_ts: float) -> Iterator[tuple[Any, ...]]:
