@@ -6,8 +6,10 @@ every 4th call mirrored to a shadow, the embedded token on every event) are fed 
 listener's protocol over a stub transport, ``--connections`` connections with one event in
 flight each (the next is sent when the durable 200 is written), through the real service:
 SQLite group commit and, unless ``--no-prediction-log``, the prediction log. Reports CPU µs
-per event of the event-loop thread (``thread_time``), of the store thread (SQLite commits and
-the prediction journal, read on that thread) and of the process (``process_time``): on a shared machine these move less with other load than a rate.
+per event of the event-loop thread (``thread_time``; it makes the group commits in place), of
+the store thread (WAL checkpoints, and commits only while another writer holds the lock; read
+on that thread) and of the process (``process_time``): on a shared machine these move less
+with other load than a rate.
 ``--profile`` prints cProfile's top functions of the loop thread.
 
 ``--valgrind`` counts instructions instead (load-independent: the figure to compare code by
