@@ -189,7 +189,8 @@ class MonitorStore(LabelTables):
         try:
             db.execute("BEGIN IMMEDIATE")  # the write lock now, or SQLITE_BUSY at once
         except sqlite3.OperationalError as error:
-            if on_loop and error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            # The primary code: SQLITE_BUSY_RECOVERY and the like are busy too.
+            if on_loop and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
                 return False
             raise
         with db:  # COMMIT, or ROLLBACK on an error
