@@ -13,7 +13,7 @@ import pytest
 from contracts.monitor_config import DriftConfig, ModelConfig
 from operators.backends.monitor import HttpMonitor
 from services.monitor.tests.http_api import AUTH_HEADERS
-from services.monitor.tests.test_restart import MonitorProcess
+from services.monitor.tests.process import MonitorProcess
 
 NAMESPACE, MODEL = "team-a", "churn"
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,62 +16,17 @@ import pyarrow.dataset as ds
 import pytest
 
 from services.monitor.tests.events import binary_headers
-from services.monitor.tests.http_api import AUTH_HEADERS, TEST_TOKEN
-from tests.support.processes import free_port
+from services.monitor.tests.http_api import AUTH_HEADERS
+from services.monitor.tests.process import MonitorProcess
 from tests.support.waiting import wait_for
 
 NAMESPACE, MODEL = "team-a", "churn"
 SENDERS = 6
 
 
-class Monitor:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port, self.ingest_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_dir = data_dir / "predictions"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def token_file(self) -> Path:
-        return self.data_dir.parent / "monitor-token"
-
-    def start(self) -> None:
-        command = [
-            sys.executable, "-m", "services.monitor", "--port", str(self.port),
-            "--ingest-port", str(self.ingest_port), "--data-dir", str(self.data_dir),
-            "--drift-interval", "3600", "--prediction-log-compaction-interval", "0.5",
-            "--token-file", str(self.token_file),
-        ]  # fmt: skip
-        self.token_file.write_text(TEST_TOKEN)
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-
-        def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, "monitor exited"
-            try:
-                return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, 60, "the monitor to be ready", interval_s=0.1)
-
-    def health(self) -> dict:
-        return httpx.get(self.url + "/healthz", timeout=5).json()
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture
-def monitor(tmp_path: Path) -> Iterator[Monitor]:
-    process = Monitor(tmp_path / "monitor")
+def monitor(tmp_path: Path) -> Iterator[MonitorProcess]:
+    process = MonitorProcess(tmp_path / "monitor", "--prediction-log-compaction-interval", "0.5")
     yield process
     process.stop()
 
@@ -106,7 +57,7 @@ def sender(port: int, worker: int, acked: set[str], stop: threading.Event) -> No
 
 
 @pytest.mark.slow  # two monitor starts and a load phase (~15 s)
-def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: Monitor) -> None:
+def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: MonitorProcess) -> None:
     monitor.start()
     config = {"pairingTimeoutSeconds": 2, "stableVersion": "1"}
     answer = httpx.put(
@@ -154,7 +105,9 @@ def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: Monitor) -
         )
 
     wait_for(caught_up, 60, "the prediction log to catch up after the restart", interval_s=0.2)
-    table = ds.dataset(monitor.log_dir, format="parquet", partitioning="hive").to_table()
+    table = ds.dataset(
+        monitor.data_dir / "predictions", format="parquet", partitioning="hive"
+    ).to_table()
     rows = table.to_pylist()
     logged = {row["event_id"] for row in rows}
     missing = calls - logged

@@ -4,10 +4,6 @@ windows, pairings, half-finished calls, config and bad-input counters are all ba
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,63 +15,15 @@ import pandas as pd
 import pytest
 
 from services.monitor.tests.events import binary_headers
-from services.monitor.tests.http_api import AUTH_HEADERS, TEST_TOKEN
-from tests.support.processes import free_port
+from services.monitor.tests.http_api import AUTH_HEADERS
+from services.monitor.tests.process import MonitorProcess
 
 BASE = "/v1/models/team-a/churn"
 
 
-class MonitorProcess:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # Events go to the fast listener, as loggers would send them; queries to the API.
-        self.ingest_port = free_port()
-        self.ingest_url = f"http://127.0.0.1:{self.ingest_port}/"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def token_file(self) -> Path:
-        """The monitor's embedded token (``--token-file``): what a client must send."""
-        return self.data_dir.parent / "monitor-test-token"
-
-    def start(self) -> None:
-        token_file = self.token_file
-        token_file.write_text(TEST_TOKEN)
-        command = [
-            sys.executable, "-m", "services.monitor", "--port", str(self.port),
-            "--token-file", str(token_file),
-            "--data-dir", str(self.data_dir), "--flush-interval", "0.05",
-            "--ingest-port", str(self.ingest_port), "--drift-interval", "3600",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, (
-                self.process.stderr.read() if self.process.stderr else ""
-            )
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("monitor did not become ready")
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
 def monitor(tmp_path: Path) -> Iterator[MonitorProcess]:
-    process = MonitorProcess(tmp_path / "monitor-data")
+    process = MonitorProcess(tmp_path / "monitor-data", "--flush-interval", "0.05")
     yield process
     process.stop()
 
