@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -225,13 +226,12 @@ async def test_pipelined_requests_are_answered_in_order(
     assert answered == [("http/1.1 200 ok", "one"), ("http/1.1 200 ok", "two")]
 
 
-async def test_a_body_delimited_by_the_close_is_relayed_whole() -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Upstream: raw\r\n\r\nno length")
-        await writer.drain()
-        writer.close()
-
+@contextlib.asynccontextmanager
+async def before_raw_upstream(
+    answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A router sending everything to a raw TCP upstream that talks through ``answer``
+    (for answers aiohttp's server would never send); yields the router's port."""
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     raw_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     spec = {"http": [{"route": [{"destination": {"host": "raw"}}]}]}
@@ -239,16 +239,25 @@ async def test_a_body_delimited_by_the_close_is_relayed_whole() -> None:
         router = Router(session, route_table_from_spec(spec, static_resolver({"raw": raw_url})))
         runner = await serve(router, "127.0.0.1", 0)
         try:
-            async with aiohttp.ClientSession() as client:
-                for _ in range(2):  # and the closed connection is not reused
-                    url = f"http://127.0.0.1:{runner.addresses[0][1]}/x"
-                    async with client.get(url) as response:
-                        assert response.status == 200
-                        assert await response.read() == b"no length"
-                        assert response.headers["x-upstream"] == "raw"
+            yield runner.addresses[0][1]
         finally:
             await runner.cleanup()
             server.close()
+
+
+async def test_a_body_delimited_by_the_close_is_relayed_whole() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Upstream: raw\r\n\r\nno length")
+        await writer.drain()
+        writer.close()
+
+    async with before_raw_upstream(answer) as port, aiohttp.ClientSession() as client:
+        for _ in range(2):  # and the closed connection is not reused
+            async with client.get(f"http://127.0.0.1:{port}/x") as response:
+                assert response.status == 200
+                assert await response.read() == b"no length"
+                assert response.headers["x-upstream"] == "raw"
 
 
 async def test_an_upstream_past_the_timeout_is_a_503(upstreams: dict[str, Upstream]) -> None:

@@ -15,7 +15,7 @@ from localcluster.serving import constants as c
 from localcluster.serving import http1
 from localcluster.serving.router import MAX_BODY_BYTES, Router, new_client_session, serve
 from localcluster.serving.routing import route_table_from_spec, static_resolver
-from localcluster.serving.tests.test_router import Upstream, table
+from localcluster.serving.tests.test_router import Upstream, before_raw_upstream, table
 
 
 @pytest.fixture
@@ -178,19 +178,8 @@ async def test_interim_1xx_answers_of_the_upstream_are_not_relayed() -> None:
                 b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
             )
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    raw_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    spec = {"http": [{"route": [{"destination": {"host": "raw"}}]}]}
-    async with new_client_session() as session:
-        router = Router(session, route_table_from_spec(spec, static_resolver({"raw": raw_url})))
-        runner = await serve(router, "127.0.0.1", 0)
-        try:
-            answers = await exchange(
-                runner.addresses[0][1], post("/a", b"1"), post("/b", b"2"), answers=2
-            )
-        finally:
-            await runner.cleanup()
-            server.close()
+    async with before_raw_upstream(answer) as port:
+        answers = await exchange(port, post("/a", b"1"), post("/b", b"2"), answers=2)
     assert [(status, body) for status, _, body in answers] == [(201, b"ok"), (201, b"ok")]
     assert "link" not in answers[0][1]
 
