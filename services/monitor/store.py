@@ -8,6 +8,7 @@ and a kill -9 loses only what arrived since the last batch (one flush interval).
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -81,6 +82,7 @@ _RESTART_WAIT_MS = 20
 _BUSY_TIMEOUT_MS = 5000
 
 
+@functools.lru_cache(maxsize=_ROWS_PER_INSERT)  # the SQL text once per batch size, not per commit
 def _insert_events(rows: int) -> str:
     return _INSERT_EVENTS + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * rows)
 
