@@ -110,11 +110,6 @@ def epoch_rows(sampler: DistributedSampler[Any], batch: int) -> torch.Tensor:
     return indices[: len(indices) - len(indices) % batch]
 
 
-def batch_indices(sampler: DistributedSampler[Any], batch: int) -> Iterator[torch.Tensor]:
-    """The epoch's batches of row indices on this rank (the rows `epoch_batches` yields)."""
-    yield from epoch_rows(sampler, batch).split(batch)
-
-
 def all_reduce_mean(total: torch.Tensor, count: torch.Tensor) -> float:
     pair = torch.stack([total.double(), count.double()])
     dist.all_reduce(pair)
@@ -246,7 +241,7 @@ GATHER_ROWS = 65_536
 def epoch_batches(
     tensors: tuple[torch.Tensor, ...], sampler: DistributedSampler[Any], batch: int
 ) -> Iterator[list[torch.Tensor]]:
-    """This rank's batches of the epoch (`batch_indices`' rows), as views of gathered blocks."""
+    """This rank's batches of the epoch (`epoch_rows` in batches), as views of gathered blocks."""
     indices = epoch_rows(sampler, batch)
     block = max(batch, GATHER_ROWS - GATHER_ROWS % batch)
     for start in range(0, len(indices), block):

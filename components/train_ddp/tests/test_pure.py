@@ -17,7 +17,7 @@ from components.train_ddp.config import Backend, Device, TrainConfig, parse_cli_
 from components.train_ddp.data import TrainingInputError
 from components.train_ddp.impl import LaunchOptions, torchrun_command
 from components.train_ddp.network import Standardizer, build_mlp, serving_model
-from components.train_ddp.trainer import batch_indices, per_rank_batch_size, resolve_backend
+from components.train_ddp.trainer import per_rank_batch_size, resolve_backend
 from components.train_ddp.trainjob import (
     ClusterOptions,
     trainjob_manifest,
@@ -104,7 +104,7 @@ def _global_batches(rows: int, global_batch: int, world: int, epoch: int) -> lis
             TensorDataset(torch.zeros(rows)), num_replicas=world, rank=rank, seed=7, drop_last=True
         )
         sampler.set_epoch(epoch)
-        ranks.append(list(batch_indices(sampler, per_rank)))
+        ranks.append(list(trainer.epoch_rows(sampler, per_rank).split(per_rank)))
     return [set().union(*(r[step].tolist() for r in ranks)) for step in range(len(ranks[0]))]
 
 
@@ -137,7 +137,7 @@ def test_epoch_batches_gather_the_batch_rows_in_blocks(monkeypatch: pytest.Monke
         TensorDataset(labels), num_replicas=2, rank=1, seed=5, drop_last=True
     )
     got = list(trainer.epoch_batches((features, labels, weights), sampler, 32))
-    want = list(batch_indices(sampler, 32))
+    want = list(trainer.epoch_rows(sampler, 32).split(32))
     assert len(got) == len(want) == 500 // 32
     for (x, y, w), index in zip(got, want, strict=True):
         assert torch.equal(x, features[index]) and torch.equal(y, labels[index])
