@@ -122,7 +122,10 @@ def load_tabular(
     check_label(frame, label_column, role)
     check_features(frame, resolved_features, role)
     return TabularData(
-        features=frame[list(resolved_features)].to_numpy(dtype=np.float32),
+        # Row-major: a frame read from Parquet converts column-major, and gathering a batch's
+        # rows from that touches one cache line per value instead of one per row (the DDP
+        # bench's batch gathers ran ~20x slower).
+        features=np.ascontiguousarray(frame[list(resolved_features)].to_numpy(dtype=np.float32)),
         labels=frame[label_column].to_numpy(dtype=np.float32),
         feature_columns=resolved_features,
         weights=check_weights(frame, role) if weighted else None,

@@ -234,8 +234,10 @@ class OptimizerStep:
         clock.mark("optimizer", started)
 
 
-# Rows gathered at once per rank: one gather per block instead of three small ones per step.
-GATHER_ROWS = 65_536
+# Rows gathered at once per rank: one gather per block instead of three small ones per step,
+# and a block small enough (1 MiB of 32 float32 features) to stay in a core's L2 cache until
+# its batches are trained on. Larger blocks were slower per row (65,536 rows: ~4x).
+GATHER_ROWS = 8_192
 
 
 def epoch_batches(
@@ -246,7 +248,9 @@ def epoch_batches(
     block = max(batch, GATHER_ROWS - GATHER_ROWS % batch)
     for start in range(0, len(indices), block):
         rows = indices[start : start + block].to(tensors[0].device)
-        gathered = [tensor[rows] for tensor in tensors]
+        # index_select, not tensor[rows]: advanced indexing walks every element through
+        # TensorIterator (~4x slower here on row-major rows).
+        gathered = [tensor.index_select(0, rows) for tensor in tensors]
         for offset in range(0, len(rows), batch):
             yield [tensor[offset : offset + batch] for tensor in gathered]
 

@@ -84,3 +84,13 @@ def test_bad_weights_name_the_column(tmp_path: Path) -> None:
     frame.to_parquet(tmp_path / "train.parquet")
     with pytest.raises(TrainingInputError, match=f"training_set: column '{SAMPLE_WEIGHT_COLUMN}'"):
         load_tabular(tmp_path / "train.parquet", "y", (), "training_set")
+
+
+def test_features_are_row_major(tmp_path: Path) -> None:
+    # Parquet frames convert column-major; the trainer's batch gathers need each row in one
+    # place (the DDP bench's data phase was ~3x slower per step on column-major features).
+    columns = {f"f{index}": [float(row + index) for row in range(5)] for index in range(4)}
+    pd.DataFrame({**columns, "y": [0, 1, 0, 1, 1]}).to_parquet(tmp_path / "train.parquet")
+    data = load_tabular(tmp_path / "train.parquet", "y", (), "training_set")
+    assert data.features.flags.c_contiguous
+    assert data.features[2].tolist() == [2.0, 3.0, 4.0, 5.0]
