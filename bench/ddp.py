@@ -18,6 +18,9 @@ shared memory (components/train_ddp/local_sharded.py); 1 process runs the traine
 run also reports milliseconds per step per rank by phase (data, forward, backward, all-reduce,
 optimizer; wall and process CPU) from the trainer's step breakdown. Targets run in interleaved
 rounds (--rounds) and the ratios are per round against that round's 1 process, then the median.
+Also printed: the ratio of medians (each target's median samples/s over the rounds ÷ 1
+process's). On a host whose speed drifts within a round, pairing the rounds does not cancel
+the drift and a per-round ratio carries the noise of both runs; each target's median does not.
 Before each CPU round a probe measures the parallel ceiling: N independent single-thread matmul
 processes together over one — 2.0 on two free cores, less while other work holds a core.
 Ratios only mean something against the peer measured in the same run on the same machine.
@@ -158,6 +161,23 @@ def round_ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     }
 
 
+def ratio_of_median_rates(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """Per target: its median samples/s over the rounds ÷ the 1-process target's median."""
+    medians = {
+        name: statistics.median(
+            result["samples_per_sec"]
+            for entry in rounds
+            for result in entry["results"]
+            if result["target"] == name
+        )
+        for name in rounds[0]["ratios"]
+    }
+    base = next(
+        medians[result["target"]] for result in rounds[0]["results"] if result["nproc"] == 1
+    )
+    return {name: rate / base for name, rate in medians.items()}
+
+
 def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any]) -> None:
     for result in results:
         ratio = ratios[result["target"]]
@@ -226,10 +246,12 @@ def main() -> None:
         }
         for name in rounds[0]["ratios"]
     }
+    rates = ratio_of_median_rates(rounds)
     for name, ratio in medians.items():
         print(
             f"median over {args.rounds} round(s): {name}: speedup x{ratio['speedup']:.2f}  "
-            f"CPU efficiency {ratio['cpu_efficiency']:.0%}"
+            f"CPU efficiency {ratio['cpu_efficiency']:.0%}  "
+            f"(ratio of median samples/s: x{rates[name]:.2f})"
         )
     report = {
         "benchmark": "ddp",
@@ -244,6 +266,7 @@ def main() -> None:
         "config": {key: str(value) for key, value in vars(args).items()},
         "rounds": rounds,
         "median_ratios": medians,
+        "ratio_of_median_rates": rates,
     }
     out = args.out or RESULTS_DIR / f"ddp-{args.device}-{args.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
