@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 
 from services.monitor.tests.http_api import TEST_TOKEN
-from tests.support.processes import free_port
+from tests.support.processes import Process, free_port, start_process
 from tests.support.waiting import wait_for
 
 
@@ -28,16 +27,12 @@ class MonitorProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         # Events go to the fast listener, as loggers would send them; queries to the API.
         self.ingest_url = f"http://127.0.0.1:{self.ingest_port}/"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: Process | None = None
 
     @property
     def token_file(self) -> Path:
         """The monitor's embedded token (``--token-file``): what a client must send."""
         return self.data_dir.parent / f"{self.data_dir.name}-token"
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir.parent / f"{self.data_dir.name}.log"
 
     def start(self) -> None:
         self.token_file.write_text(TEST_TOKEN)
@@ -46,13 +41,13 @@ class MonitorProcess:
             "--ingest-port", str(self.ingest_port), "--data-dir", str(self.data_dir),
             "--token-file", str(self.token_file), "--drift-interval", "3600", *self.extra_args,
         ]  # fmt: skip
-        with self.log_file.open("ab") as log:  # a file, not a pipe nobody drains
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        # Its log: <data dir>.log beside the data dir (a file, not a pipe nobody drains).
+        process = self.process = start_process(
+            self.data_dir.name, command, self.data_dir.parent, env={}
+        )
 
         def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, (
-                f"monitor exited: {self.log_file.read_text()[-2000:]}"
-            )
+            assert process.alive(), f"monitor exited: {process.log_tail(2000)}"
             try:
                 return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
             except httpx.TransportError:
@@ -65,10 +60,10 @@ class MonitorProcess:
 
     def kill9(self) -> None:
         assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        os.kill(self.process.popen.pid, signal.SIGKILL)
+        self.process.popen.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+        if self.process is not None and self.process.alive():
+            self.process.popen.terminate()
+            self.process.popen.wait(timeout=30)
