@@ -236,7 +236,7 @@ class OptimizerStep:
 
 # Rows gathered at once per rank: one gather per block instead of three small ones per step,
 # and a block small enough (1 MiB of 32 float32 features) to stay in a core's L2 cache until
-# its batches are trained on. Larger blocks were slower per row (65,536 rows: ~4x).
+# its batches are trained on. Larger blocks were slower per row (65,536 rows: ~3x).
 GATHER_ROWS = 8_192
 
 
