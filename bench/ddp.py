@@ -21,8 +21,11 @@ rounds (--rounds) and the ratios are per round against that round's 1 process, t
 Also printed: the ratio of medians (each target's median samples/s over the rounds ÷ 1
 process's). On a host whose speed drifts within a round, pairing the rounds does not cancel
 the drift and a per-round ratio carries the noise of both runs; each target's median does not.
-Before each CPU round a probe measures the parallel ceiling: N independent single-thread matmul
-processes together over one — 2.0 on two free cores, less while other work holds a core.
+Before each CPU round a probe measures the parallel ceiling: the trainer's own one-rank loop
+(`train_epoch`, sharded step of one rank) run as N independent processes at the per-rank batch,
+together, over one such process at the global batch — the speedup of an exchange that costs
+nothing, at this moment on this machine. Each target's speedup is also printed as a share of it
+("of ceiling"): what the exchanges cost, apart from what the machine gives two busy cores.
 Ratios only mean something against the peer measured in the same run on the same machine.
 """
 
@@ -104,32 +107,60 @@ def measure(
     }
 
 
-# One torch thread multiplying matrices of the model's size for a few seconds: rate per wall s.
-_PROBE = """
-import sys, time, torch
+# The trainer's own one-rank training loop (`train_epoch` with the sharded step of one rank)
+# at a given batch, started at an agreed wall time and run for whole epochs of a small set
+# (so a run overshoots the window by little): its samples per wall second.
+_STEP_PROBE = """
+import sys, tempfile, time, torch, torch.distributed as dist
+from torch.utils.data import DistributedSampler, TensorDataset
+from components.train_ddp.local_sharded import open_sharded_step
+from components.train_ddp.network import build_mlp
+from components.train_ddp.trainer import train_epoch
+batch, features, start_at, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+hidden = [int(units) for units in sys.argv[5].split(",") if units]
 torch.set_num_threads(1)
-a, b = torch.randn(512, 256), torch.randn(256, 128)
-started, count = time.perf_counter(), 0
-while time.perf_counter() - started < float(sys.argv[1]):
-    for _ in range(50):
-        a @ b
-    count += 50
-print(count / (time.perf_counter() - started))
+with tempfile.NamedTemporaryFile() as rendezvous:
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous.name}", rank=0, world_size=1)
+torch.manual_seed(0)
+model = build_mlp(features, hidden)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
+step = open_sharded_step(model, optimizer)
+x, y = torch.randn(32_768, features), (torch.rand(32_768) < 0.5).float()
+sampler = DistributedSampler(TensorDataset(y), num_replicas=1, rank=0, shuffle=True, drop_last=True)
+train_epoch(model, step, (x, y), sampler, batch)  # warm-up
+time.sleep(max(0.0, start_at - time.time()))
+started, samples, epoch = time.perf_counter(), 0, 1
+while time.perf_counter() - started < seconds:
+    sampler.set_epoch(epoch)
+    samples, epoch = samples + train_epoch(model, step, (x, y), sampler, batch)[1], epoch + 1
+print(samples / (time.perf_counter() - started))
+dist.destroy_process_group()
 """
 
 
-def parallel_ceiling(nproc: int, seconds: float = 3.0) -> float:
-    """What N independent single-thread compute processes get together ÷ what one gets, now.
+def step_rates(batch: int, count: int, args: argparse.Namespace, seconds: float) -> list[float]:
+    """Samples/s of `count` step probes at `batch`, run together from the same moment."""
+    start_at = time.time() + 5.0  # past every probe's imports and warm-up
+    command = [sys.executable, "-c", _STEP_PROBE, str(batch), str(args.features)]
+    command += [str(start_at), str(seconds), args.hidden]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    outputs = [proc.communicate()[0] for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise RuntimeError(f"step probe failed: {[proc.returncode for proc in procs]}")
+    return [float(output) for output in outputs]
 
-    The bound on any N-process speedup at this moment: 2.0 for 2 processes on 2 free cores,
-    less when other work holds part of a core (then DDP's speedup is read against it)."""
 
-    def rates(count: int) -> list[float]:
-        command = [sys.executable, "-c", _PROBE, str(seconds)]
-        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)]
-        return [float(proc.communicate()[0]) for proc in procs]
+def parallel_ceiling(nproc: int, args: argparse.Namespace, seconds: float = 3.0) -> float:
+    """What N independent trainer loops at the per-rank batch get together ÷ what one loop
+    at the global batch gets, now: the bound on any N-rank data-parallel speedup of this
+    training step at this moment, with an exchange that costs nothing.
 
-    return sum(rates(nproc)) / rates(1)[0]
+    2.0 for 2 ranks when the machine runs two of them as fast as one and the smaller batch
+    costs nothing per sample; less while other work holds part of a core, while the host
+    slows two busy vCPUs together, or when the per-step costs that do not shrink with the
+    batch weigh (DDP's speedup is read against it)."""
+    together = sum(step_rates(args.batch_size // nproc, nproc, args, seconds))
+    return together / step_rates(args.batch_size, 1, args, seconds)[0]
 
 
 def label(target: tuple[int, bool]) -> str:
@@ -142,23 +173,30 @@ def label(target: tuple[int, bool]) -> str:
 
 
 def targets(args: argparse.Namespace) -> list[tuple[int, bool]]:
-    """One process (the trainer's default), then each N under DDP and (CPU) sharded."""
+    """One process (the trainer's default), then each N: (CPU) sharded, then under DDP."""
     counts = sorted({int(count) for count in args.procs.split(",")} - {1})
-    variants = [False, True] if args.device == "cpu" else [False]
+    # The sharded step (the default) first, nearest the round's ceiling probe.
+    variants = [True, False] if args.device == "cpu" else [False]
     return [(1, args.device == "cpu")] + [(n, shared) for n in counts for shared in variants]
 
 
-def round_ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per target: wall speedup, efficiency and CPU efficiency against this round's 1 proc."""
+def round_ratios(
+    results: list[dict[str, Any]], ceiling: dict[int, float]
+) -> dict[str, dict[str, float]]:
+    """Per target: wall speedup, efficiency and CPU efficiency against this round's 1 proc,
+    and (CPU) the speedup as a share of this round's parallel ceiling at its N."""
     base = next(result for result in results if result["nproc"] == 1)
-    return {
-        result["target"]: {
-            "speedup": result["samples_per_sec"] / base["samples_per_sec"],
-            "efficiency": result["samples_per_sec"] / base["samples_per_sec"] / result["nproc"],
+    ratios = {}
+    for result in results:
+        speedup = result["samples_per_sec"] / base["samples_per_sec"]
+        ratios[result["target"]] = {
+            "speedup": speedup,
+            "efficiency": speedup / result["nproc"],
             "cpu_efficiency": result["samples_per_cpu_sec"] / base["samples_per_cpu_sec"],
         }
-        for result in results
-    }
+        if result["nproc"] in ceiling:
+            ratios[result["target"]]["of_ceiling"] = speedup / ceiling[result["nproc"]]
+    return ratios
 
 
 def ratio_of_median_rates(rounds: list[dict[str, Any]]) -> dict[str, float]:
@@ -187,7 +225,9 @@ def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any
             f"{result['samples_per_sec']:,.0f} samples/s  speedup x{ratio['speedup']:.2f}  "
             f"efficiency {ratio['efficiency']:.0%}  "
             f"{result['samples_per_cpu_sec']:,.0f} samples/CPU-s  "
-            f"CPU efficiency {ratio['cpu_efficiency']:.0%}  (wall {result['wall_s']} s)"
+            f"CPU efficiency {ratio['cpu_efficiency']:.0%}  "
+            + (f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else "")
+            + f"(wall {result['wall_s']} s)"
         )
         for clock, phases in (result["step_ms"] or {}).items():
             shown = "  ".join(f"{phase} {ms:.3f}" for phase, ms in phases.items())
@@ -230,19 +270,17 @@ def main() -> None:
         for index in range(1, args.rounds + 1):
             counts = sorted({t[0] for t in targets(args)} - {1})
             # CPU only: what the machine lets N compute processes get at this moment.
-            ceiling = {n: parallel_ceiling(n) for n in counts} if args.device == "cpu" else {}
-            results = [measure(args, data, target, workdir) for target in targets(args)]
-            ratios = round_ratios(results)
-            print_round(index, results, ratios)
+            ceiling = {n: parallel_ceiling(n, args) for n in counts} if args.device == "cpu" else {}
             for count, bound in ceiling.items():
-                print(
-                    f"round {index} parallel ceiling at {count} procs (compute probe): x{bound:.2f}"
-                )
+                print(f"round {index} parallel ceiling at {count} procs (step probe): x{bound:.2f}")
+            results = [measure(args, data, target, workdir) for target in targets(args)]
+            ratios = round_ratios(results, ceiling)
+            print_round(index, results, ratios)
             rounds.append({"results": results, "ratios": ratios, "parallel_ceiling": ceiling})
     medians = {
         name: {
             key: statistics.median(entry["ratios"][name][key] for entry in rounds)
-            for key in ("speedup", "efficiency", "cpu_efficiency")
+            for key in rounds[0]["ratios"][name]
         }
         for name in rounds[0]["ratios"]
     }
@@ -251,7 +289,8 @@ def main() -> None:
         print(
             f"median over {args.rounds} round(s): {name}: speedup x{ratio['speedup']:.2f}  "
             f"CPU efficiency {ratio['cpu_efficiency']:.0%}  "
-            f"(ratio of median samples/s: x{rates[name]:.2f})"
+            + (f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else "")
+            + f"(ratio of median samples/s: x{rates[name]:.2f})"
         )
     report = {
         "benchmark": "ddp",
