@@ -156,9 +156,10 @@ def parallel_ceiling(nproc: int, args: argparse.Namespace, seconds: float = 3.0)
     training step at this moment, with an exchange that costs nothing.
 
     2.0 for 2 ranks when the machine runs two of them as fast as one and the smaller batch
-    costs nothing per sample; less while other work holds part of a core, while the host
-    slows two busy vCPUs together, or when the per-step costs that do not shrink with the
-    batch weigh (DDP's speedup is read against it)."""
+    costs the same per sample; more where the smaller batch is cheaper per sample (a smaller
+    working set); less while other work holds part of a core, while the host slows two busy
+    vCPUs together, or where the per-step costs that do not shrink with the batch weigh.
+    DDP's speedup is read against it."""
     together = sum(step_rates(args.batch_size // nproc, nproc, args, seconds))
     return together / step_rates(args.batch_size, 1, args, seconds)[0]
 
