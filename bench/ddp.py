@@ -50,6 +50,7 @@ import pandas as pd
 from components.train_ddp.impl import train
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+STEP_PROBE = Path(__file__).resolve().parent / "ddp_step_probe.py"  # one process of the ceiling
 
 
 def synthetic_table(rows: int, features: int, seed: int) -> pd.DataFrame:
@@ -107,41 +108,10 @@ def measure(
     }
 
 
-# The trainer's own one-rank training loop (`train_epoch` with the sharded step of one rank)
-# at a given batch, started at an agreed wall time and run for whole epochs of a small set
-# (so a run overshoots the window by little): its samples per wall second.
-_STEP_PROBE = """
-import sys, tempfile, time, torch, torch.distributed as dist
-from torch.utils.data import DistributedSampler, TensorDataset
-from components.train_ddp.local_sharded import open_sharded_step
-from components.train_ddp.network import build_mlp
-from components.train_ddp.trainer import train_epoch
-batch, features, start_at, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-hidden = [int(units) for units in sys.argv[5].split(",") if units]
-torch.set_num_threads(1)
-with tempfile.NamedTemporaryFile() as rendezvous:
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous.name}", rank=0, world_size=1)
-torch.manual_seed(0)
-model = build_mlp(features, hidden)
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
-step = open_sharded_step(model, optimizer)
-x, y = torch.randn(32_768, features), (torch.rand(32_768) < 0.5).float()
-sampler = DistributedSampler(TensorDataset(y), num_replicas=1, rank=0, shuffle=True, drop_last=True)
-train_epoch(model, step, (x, y), sampler, batch)  # warm-up
-time.sleep(max(0.0, start_at - time.time()))
-started, samples, epoch = time.perf_counter(), 0, 1
-while time.perf_counter() - started < seconds:
-    sampler.set_epoch(epoch)
-    samples, epoch = samples + train_epoch(model, step, (x, y), sampler, batch)[1], epoch + 1
-print(samples / (time.perf_counter() - started))
-dist.destroy_process_group()
-"""
-
-
 def step_rates(batch: int, count: int, args: argparse.Namespace, seconds: float) -> list[float]:
     """Samples/s of `count` step probes at `batch`, run together from the same moment."""
     start_at = time.time() + 5.0  # past every probe's imports and warm-up
-    command = [sys.executable, "-c", _STEP_PROBE, str(batch), str(args.features)]
+    command = [sys.executable, str(STEP_PROBE), str(batch), str(args.features)]
     command += [str(start_at), str(seconds), args.hidden]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     outputs = [proc.communicate()[0] for proc in procs]
@@ -217,6 +187,10 @@ def ratio_of_median_rates(rounds: list[dict[str, Any]]) -> dict[str, float]:
     return {name: rate / base for name, rate in medians.items()}
 
 
+def of_ceiling(ratio: dict[str, float]) -> str:
+    return f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else ""
+
+
 def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any]) -> None:
     for result in results:
         ratio = ratios[result["target"]]
@@ -227,7 +201,7 @@ def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any
             f"efficiency {ratio['efficiency']:.0%}  "
             f"{result['samples_per_cpu_sec']:,.0f} samples/CPU-s  "
             f"CPU efficiency {ratio['cpu_efficiency']:.0%}  "
-            + (f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else "")
+            + of_ceiling(ratio)
             + f"(wall {result['wall_s']} s)"
         )
         for clock, phases in (result["step_ms"] or {}).items():
@@ -270,7 +244,7 @@ def main() -> None:
         # round's ratio rather than one target's every figure.
         for index in range(1, args.rounds + 1):
             counts = sorted({t[0] for t in targets(args)} - {1})
-            # CPU only: what the machine lets N compute processes get at this moment.
+            # CPU only: what N independent one-rank trainer loops get at this moment.
             ceiling = {n: parallel_ceiling(n, args) for n in counts} if args.device == "cpu" else {}
             for count, bound in ceiling.items():
                 print(f"round {index} parallel ceiling at {count} procs (step probe): x{bound:.2f}")
@@ -290,7 +264,7 @@ def main() -> None:
         print(
             f"median over {args.rounds} round(s): {name}: speedup x{ratio['speedup']:.2f}  "
             f"CPU efficiency {ratio['cpu_efficiency']:.0%}  "
-            + (f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else "")
+            + of_ceiling(ratio)
             + f"(ratio of median samples/s: x{rates[name]:.2f})"
         )
     report = {
