@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler, TensorDataset
 
+from components.train_ddp.allocator import keep_freed_memory
 from components.train_ddp.local_sharded import open_sharded_step
 from components.train_ddp.network import build_mlp
 from components.train_ddp.trainer import train_epoch
@@ -27,6 +28,7 @@ PROBE_ROWS = 32_768
 def main(argv: list[str]) -> None:
     batch, features, start_at, seconds = int(argv[0]), int(argv[1]), float(argv[2]), float(argv[3])
     hidden = [int(units) for units in argv[4].split(",") if units]
+    keep_freed_memory()  # as the trainer's workers do
     torch.set_num_threads(1)
     with tempfile.NamedTemporaryFile() as rendezvous:
         dist.init_process_group(

@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, TensorDataset
 
 from components.train_ddp import checkpoint as checkpoints
+from components.train_ddp.allocator import keep_freed_memory
 from components.train_ddp.config import Backend, Device, TrainConfig, parse_cli_args
 from components.train_ddp.data import TabularData, TrainingInputError, load_tabular
 from components.train_ddp.local_sharded import ShardedStep, open_sharded_step
@@ -540,6 +541,7 @@ def start_tracker(config: TrainConfig, ctx: DistContext) -> Tracker:
 
 
 def run(config: TrainConfig) -> None:
+    keep_freed_memory()  # before the data: every step's tensors reuse the heap (allocator.py)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     ctx = init_distributed(config)
