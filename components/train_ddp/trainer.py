@@ -415,12 +415,13 @@ def run_epochs(
     try:
         for epoch in range(state.completed_epochs, config.epochs):
             sampler.set_epoch(epoch)
-            started, cpu_started = time.perf_counter(), time.process_time()
+            started = read_clock()
             train_loss, epoch_samples = train_epoch(
                 model, stepper, train_tensors, sampler, batch, train_weights, times
             )
-            elapsed = time.perf_counter() - started
-            cpu_seconds += time.process_time() - cpu_started
+            ended = read_clock()
+            elapsed = ended[0] - started[0]
+            cpu_seconds += ended[1] - started[1]
             samples, seconds = samples + epoch_samples, seconds + elapsed
             val_loss = validation_loss(state.model, val_x, val_y)
             state.history.append(
