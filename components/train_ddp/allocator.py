@@ -5,10 +5,10 @@ Why: a training step allocates its activations and gradients afresh and frees th
 more are mmapped, and the threshold then adapts to the largest block freed, with the heap
 trimmed whenever more than twice that is free at its top. At batch 1,024 of the DDP bench's
 model (activations of 0.5 to 1 MiB) a step's peak frees more than that, so every step gave
-its pages back and faulted them in again: 30 to 114 minor page faults and 0.1 to 0.2 ms of
-system time per ~3.5 ms step at one process, measured, and none once the thresholds are fixed.
-Smaller per-rank batches (2 ranks at 512) stayed under the adaptive threshold and did not
-fault, so the churn also flattered the multi-rank speedup. torch's tuning guide suggests
+its pages back and faulted them in again: 15 to 114 minor page faults and 0.05 to 0.22 ms of
+system time per ~3.5 ms step at one process (five runs), and none once the thresholds are fixed.
+Smaller per-rank batches (2 ranks at 512) mostly stayed under the adaptive threshold (0.2 to
+11 faults per step), so the churn also flattered the multi-rank speedup. torch's tuning guide suggests
 jemalloc or tcmalloc "by reusing memory as much as possible" for the same reason
 (https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html, "Switch Memory allocator");
 fixed glibc thresholds need nothing installed.
