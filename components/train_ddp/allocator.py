@@ -8,8 +8,8 @@ model (activations of 0.5 to 1 MiB) a step's peak frees more than that, so every
 its pages back and faulted them in again: 15 to 114 minor page faults and 0.05 to 0.22 ms of
 system time per ~3.5 ms step at one process (five runs), and none once the thresholds are fixed.
 Smaller per-rank batches (2 ranks at 512) mostly stayed under the adaptive threshold (0.2 to
-11 faults per step), so the churn also flattered the multi-rank speedup. torch's tuning guide suggests
-jemalloc or tcmalloc "by reusing memory as much as possible" for the same reason
+11 faults per step), so the churn also flattered the multi-rank speedup. torch's tuning guide
+suggests jemalloc or tcmalloc "by reusing memory as much as possible" for the same reason
 (https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html, "Switch Memory allocator");
 fixed glibc thresholds need nothing installed.
 """
