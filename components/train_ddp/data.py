@@ -74,6 +74,9 @@ def resolve_feature_columns(
     missing = [column for column in requested if column not in columns]
     if missing:
         raise TrainingInputError(f"{role}: feature columns not found: {missing}")
+    repeated = sorted({column for column in requested if requested.count(column) > 1})
+    if repeated:
+        raise TrainingInputError(f"{role}: feature columns listed more than once: {repeated}")
     if label_column in requested:
         raise TrainingInputError(f"{role}: label column {label_column!r} is also a feature")
     return tuple(requested)

@@ -75,6 +75,13 @@ def test_absent_and_text_features_are_named(tmp_path: Path) -> None:
     assert "feature columns not found: ['height']" in message
 
 
+def test_repeated_feature_columns_are_named(tabular_sets: TabularSets, tmp_path: Path) -> None:
+    # Read from Parquet, a repeated name gave a frame with the column twice, and the checks
+    # crashed on it (AttributeError) instead of saying what is wrong.
+    message = _refused(tabular_sets, tmp_path, feature_columns=["amount", "clicks", "amount"])
+    assert "feature columns listed more than once: ['amount']" in message
+
+
 def test_validation_set_must_carry_the_training_features(
     tabular_sets: TabularSets, tmp_path: Path
 ) -> None:
