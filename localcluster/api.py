@@ -40,7 +40,7 @@ from .patch import (
     strategic_merge,
 )
 from .registry import CRD_STORAGE_KEY, NAMESPACE_STORAGE_KEY, Registry, ResourceType, types_from_crd
-from .schema import apply_defaults, check_crd, prune, validate_custom
+from .schema import apply_defaults, check_crd, duplicate_list_items, prune, validate_custom
 from .selection import fields_match, labels_match, parse_field_selector, parse_label_selector
 from .store import Store
 from .validation import check_metadata
@@ -261,8 +261,10 @@ class ClusterApi:
             opts.warnings.extend(f'unknown field "{path}"' for path in dropped)
         apply_defaults(obj, rt.schema)
         causes = validate_custom(obj, rt.schema)
-        if not causes:  # rules assume the schema's types, as kube-apiserver's do
-            causes = cel.evaluate(obj, old, rt.schema)
+        typed = not causes  # rules assume the schema's types, as kube-apiserver's do
+        causes += duplicate_list_items(obj, rt.schema)
+        if typed:
+            causes += cel.evaluate(obj, old, rt.schema)
         if causes:
             raise invalid(rt.group, rt.kind, str(obj["metadata"].get("name", "")), causes)
 

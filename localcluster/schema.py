@@ -245,6 +245,54 @@ def validate_custom(obj: dict[str, Any], schema: dict[str, Any]) -> list[Cause]:
     return [_cause_for(e) for e in errors]
 
 
+def duplicate_list_items(obj: Any, schema: dict[str, Any], path: str = "") -> list[Cause]:
+    """Items repeated in a list of `x-kubernetes-list-type: set`, and items whose
+    `x-kubernetes-list-map-keys` repeat in a list of type `map`: one cause per repeated value,
+    at its second appearance, as kube-apiserver's `listtype.ValidateListSetsAndMaps` reports
+    them (apiextensions-apiserver, pkg/apiserver/schema/listtype/validation.go)."""
+    causes: list[Cause] = []
+    if isinstance(obj, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for key, value in obj.items():
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if isinstance(sub, dict) and not (not path and key == "metadata"):
+                causes += duplicate_list_items(value, sub, _join(path, key))
+    elif isinstance(obj, list):
+        list_type = schema.get("x-kubernetes-list-type")
+        if list_type == "set":
+            causes += _repeated(path, obj, [json.dumps(item) for item in obj])
+        elif list_type == "map":
+            keys = schema.get("x-kubernetes-list-map-keys") or []
+            identities = [
+                {k: item[k] for k in keys if k in item} if isinstance(item, dict) else {}
+                for item in obj
+            ]
+            causes += _repeated(path, identities, [_go_map(key) for key in identities])
+        if isinstance(schema.get("items"), dict):
+            for index, item in enumerate(obj):
+                causes += duplicate_list_items(item, schema["items"], f"{path}[{index}]")
+    return causes
+
+
+def _repeated(path: str, identities: list[Any], shown: list[str]) -> list[Cause]:
+    seen: dict[str, int] = {}
+    causes = []
+    for index, identity in enumerate(identities):
+        key = json.dumps(identity, sort_keys=True)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] == 2:
+            message = f"Duplicate value: {shown[index]}"
+            causes.append(Cause(f"{path}[{index}]", message, "FieldValueDuplicate"))
+    return causes
+
+
+def _go_map(key: dict[str, Any]) -> str:
+    """How Go prints the map[string]interface{} that kube-apiserver reports for a map key."""
+    items = ", ".join(f"{json.dumps(k)}:{json.dumps(v)}" for k, v in key.items())
+    return f"map[string]interface {{}}{{{items}}}"
+
+
 def prune(obj: Any, schema: dict[str, Any], path: str = "", root: bool = False) -> list[str]:
     """Drop fields the schema does not declare, in place; returns their paths."""
     if schema.get("x-kubernetes-preserve-unknown-fields"):

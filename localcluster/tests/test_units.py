@@ -10,7 +10,13 @@ from localcluster.errors import ApiError
 from localcluster.patch import json_patch, merge_patch, strategic_merge
 from localcluster.protobuf import decode
 from localcluster.registry import ResourceType
-from localcluster.schema import apply_defaults, check_crd, prune, validate_custom
+from localcluster.schema import (
+    apply_defaults,
+    check_crd,
+    duplicate_list_items,
+    prune,
+    validate_custom,
+)
 from localcluster.selection import labels_match, parse_field_selector, parse_label_selector
 from localcluster.tables import human_duration, json_path, row
 from tests.support.widgets import crds
@@ -111,6 +117,64 @@ def test_custom_resource_schema_validation() -> None:
     assert obj["spec"]["color"] == "red"
     fields = {cause["field"] for cause in validate_custom(obj, schema())}
     assert fields == {"spec.size", "spec.port"}
+
+
+def test_list_sets_and_maps_refuse_repeated_items_as_kube_apiserver_does() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "triggers": {
+                        "type": "array",
+                        "x-kubernetes-list-type": "set",
+                        "items": {"type": "string"},
+                    },
+                    "conditions": {
+                        "type": "array",
+                        "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["type"],
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "type": {"type": "string"},
+                                "tags": {
+                                    "type": "array",
+                                    "x-kubernetes-list-type": "set",
+                                    "items": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                    "plain": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        },
+    }
+    spec: dict[str, Any] = {
+        "triggers": ["drift", "degraded", "drift", "drift"],
+        "conditions": [
+            {"type": "Ready", "tags": ["a", "a"]},
+            {"type": "Degraded"},
+            {"type": "Ready", "tags": ["b"]},
+        ],
+        "plain": ["same", "same"],  # no list type: repeats allowed
+    }
+    obj = {"metadata": {"name": "x"}, "spec": spec}
+    causes = [(c["field"], c["message"], c["reason"]) for c in duplicate_list_items(obj, schema)]
+    assert causes == [
+        ("spec.triggers[2]", 'Duplicate value: "drift"', "FieldValueDuplicate"),  # once per value
+        (
+            "spec.conditions[2]",
+            'Duplicate value: map[string]interface {}{"type":"Ready"}',
+            "FieldValueDuplicate",
+        ),
+        ("spec.conditions[0].tags[1]", 'Duplicate value: "a"', "FieldValueDuplicate"),
+    ]
+    spec["triggers"] = ["drift", "degraded"]
+    spec["conditions"] = [{"type": "Ready"}, {"type": "Degraded"}]
+    assert duplicate_list_items(obj, schema) == []
 
 
 def test_crd_checks() -> None:
