@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from operators.api.common import (
     AGE_COLUMN,
@@ -29,8 +29,20 @@ from operators.api.common import (
 class FeatureRef(ApiModel):
     feature_view: str = Field(pattern=K8S_NAME_PATTERN, description="FeatureView name.")
     names: list[str] = Field(
-        default_factory=list, description="Features to use; empty means all of them."
+        default_factory=list,
+        description="Features to use, each once; empty means all of them.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+
+    @field_validator("names")
+    @classmethod
+    def _each_name_once(cls, names: list[str]) -> list[str]:
+        # The API server refuses a repeated name (list-type set); this says so to the
+        # operator's own parse too, for objects stored before the schema said it.
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each feature name at most once, repeated: {repeated}")
+        return names
 
 
 class PredictionLogLabels(ApiModel):

@@ -129,3 +129,9 @@ def test_invalid_resource_gets_ready_false_naming_the_field(kubeloop_up: dict[st
         env, "apply", "-f", "examples/invalid/experiment-random-split.yaml", check=False
     )
     assert rejected.returncode != 0 and "spec.split.method" in rejected.stderr
+    # A set in the schema (x-kubernetes-list-type: set): the API server names the repeat.
+    repeated = _kubectl(
+        env, "apply", "-f", "examples/invalid/experiment-repeated-feature.yaml", check=False
+    )
+    assert repeated.returncode != 0, repeated.stdout
+    assert 'spec.features[0].names[2]: Duplicate value: "sessions_7d"' in repeated.stderr
