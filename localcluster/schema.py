@@ -256,7 +256,7 @@ def duplicate_list_items(obj: Any, schema: dict[str, Any], path: str = "") -> li
         extra = schema.get("additionalProperties")
         for key, value in obj.items():
             sub = props.get(key, extra if isinstance(extra, dict) else None)
-            if isinstance(sub, dict) and not (not path and key == "metadata"):
+            if isinstance(sub, dict) and (path or key != "metadata"):  # metadata: not ours
                 causes += duplicate_list_items(value, sub, _join(path, key))
     elif isinstance(obj, list):
         list_type = schema.get("x-kubernetes-list-type")
