@@ -75,7 +75,7 @@ def test_every_acknowledged_event_is_in_the_log_after_kill_9(monitor: MonitorPro
     # Under load, with compactions having run: the kill lands between and during them.
     wait_for(lambda: sum(map(len, acked)) >= 3000, 60, "3,000 acknowledged events")
     assert monitor.process is not None
-    children = psutil.Process(monitor.process.popen.pid).children()  # the compaction worker
+    children = psutil.Process(monitor.process.pid).children()  # the compaction worker
     monitor.kill9()
     stop.set()
     for thread in threads:

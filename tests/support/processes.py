@@ -20,6 +20,10 @@ class Process:
     popen: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
     def alive(self) -> bool:
         return self.popen.poll() is None
 
@@ -40,6 +44,18 @@ class Process:
                 self.popen.kill()
                 self.popen.wait()
         return self.popen.returncode
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, as the kubelet sends before it deletes a pod, and wait for the exit."""
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.terminate()
+        return self.popen.wait(timeout_s)
+
+    def kill(self, timeout_s: float = 10.0) -> int:
+        """SIGKILL (`kill -9`, an OOM kill): no handler runs, nothing is flushed."""
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+        return self.popen.wait(timeout_s)
 
 
 def start_process(name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> Process:

@@ -3,8 +3,6 @@ that kill it, restart it or talk to it as a separate process does."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,10 +58,8 @@ class MonitorProcess:
 
     def kill9(self) -> None:
         assert self.process is not None
-        os.kill(self.process.popen.pid, signal.SIGKILL)
-        self.process.popen.wait(timeout=10)
+        self.process.kill()
 
     def stop(self) -> None:
         if self.process is not None and self.process.alive():
-            self.process.popen.terminate()
-            self.process.popen.wait(timeout=30)
+            self.process.terminate()
