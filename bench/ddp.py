@@ -26,6 +26,10 @@ Before each CPU round a probe measures the parallel ceiling: the trainer's own o
 together, over one such process at the global batch — the speedup of an exchange that costs
 nothing, at this moment on this machine. Each target's speedup is also printed as a share of it
 ("of ceiling"): what the exchanges cost, apart from what the machine gives two busy cores.
+For the sharded step, "optimizer xF of its share" is a rank's Adam time per step over 1/N of
+one process's: Adam writes the lines the other ranks read, so F reads the host's cross-core
+state during the run itself (~1-1.5 when lines move cheaply, 2-3 in the slow state that
+`bench/ddp_crosscore.py` probes).
 Ratios only mean something against the peer measured in the same run on the same machine.
 """
 
@@ -95,6 +99,7 @@ def measure(
     return {
         "target": label(target),
         "nproc": nproc,
+        "sharded": shared,
         "samples_per_sec": summary.samples_per_sec,
         # Samples per CPU-second of the training loops (all ranks): what the work costs,
         # independent of how many cores other processes left free during the run.
@@ -167,6 +172,12 @@ def round_ratios(
         }
         if result["nproc"] in ceiling:
             ratios[result["target"]]["of_ceiling"] = speedup / ceiling[result["nproc"]]
+        if result["nproc"] > 1 and result["sharded"] and result["step_ms"] and base["step_ms"]:
+            # Each rank's Adam covers 1/N of the model: its time over 1/N of one process's.
+            share = base["step_ms"]["wall"]["optimizer"] / result["nproc"]
+            ratios[result["target"]]["optimizer_over_share"] = (
+                result["step_ms"]["wall"]["optimizer"] / share
+            )
     return ratios
 
 
@@ -188,7 +199,10 @@ def ratio_of_median_rates(rounds: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def of_ceiling(ratio: dict[str, float]) -> str:
-    return f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else ""
+    shown = f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else ""
+    if "optimizer_over_share" in ratio:
+        shown += f"optimizer x{ratio['optimizer_over_share']:.2f} of its share  "
+    return shown
 
 
 def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any]) -> None:
