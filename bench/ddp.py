@@ -28,8 +28,8 @@ nothing, at this moment on this machine. Each target's speedup is also printed a
 ("of ceiling"): what the exchanges cost, apart from what the machine gives two busy cores.
 For the sharded step, "optimizer xF of its share" is a rank's Adam time per step over 1/N of
 one process's: Adam writes the lines the other ranks read, so F reads the host's cross-core
-state during the run itself (~1-1.5 when lines move cheaply, 2-3 in the slow state that
-`bench/ddp_crosscore.py` probes).
+state during the run itself (1.3-1.6 in the rounds where lines moved cheaply, 1.9-4.5 in the
+slow state that `bench/ddp_crosscore.py` probes; docs/benchmarks.md).
 Ratios only mean something against the peer measured in the same run on the same machine.
 """
 
@@ -198,7 +198,8 @@ def ratio_of_median_rates(rounds: list[dict[str, Any]]) -> dict[str, float]:
     return {name: rate / base for name, rate in medians.items()}
 
 
-def of_ceiling(ratio: dict[str, float]) -> str:
+def share_columns(ratio: dict[str, float]) -> str:
+    """The speedup's share of the ceiling and (sharded step) Adam's time over its share."""
     shown = f"{ratio['of_ceiling']:.0%} of ceiling  " if "of_ceiling" in ratio else ""
     if "optimizer_over_share" in ratio:
         shown += f"optimizer x{ratio['optimizer_over_share']:.2f} of its share  "
@@ -215,7 +216,7 @@ def print_round(index: int, results: list[dict[str, Any]], ratios: dict[str, Any
             f"efficiency {ratio['efficiency']:.0%}  "
             f"{result['samples_per_cpu_sec']:,.0f} samples/CPU-s  "
             f"CPU efficiency {ratio['cpu_efficiency']:.0%}  "
-            + of_ceiling(ratio)
+            + share_columns(ratio)
             + f"(wall {result['wall_s']} s)"
         )
         for clock, phases in (result["step_ms"] or {}).items():
@@ -278,7 +279,7 @@ def main() -> None:
         print(
             f"median over {args.rounds} round(s): {name}: speedup x{ratio['speedup']:.2f}  "
             f"CPU efficiency {ratio['cpu_efficiency']:.0%}  "
-            + of_ceiling(ratio)
+            + share_columns(ratio)
             + f"(ratio of median samples/s: x{rates[name]:.2f})"
         )
     report = {
