@@ -36,16 +36,13 @@ import torch.distributed as dist
 from torch.optim.adam import adam
 
 from components.train_ddp.allocator import keep_freed_memory
+from components.train_ddp.local_sharded import adam_hyperparameters
 from components.train_ddp.network import build_mlp
 from components.train_ddp.shared_block import open_shared_block
 
 CASES = ("peer read", "private read")
 SWITCH_STEPS = 50  # steps of one case before the other
 EVICT_BYTES = 3 * 2**20  # written between the read and Adam: more than a core's L2
-ADAM: dict[str, Any] = {
-    "amsgrad": False, "beta1": 0.9, "beta2": 0.999, "lr": 1e-3, "weight_decay": 0.0,
-    "eps": 1e-8, "maximize": False,
-}  # fmt: skip
 
 
 def half_numel(features: int, hidden: str) -> int:
@@ -68,6 +65,8 @@ def worker(args: argparse.Namespace) -> None:
     private, read_into = torch.randn(numel), torch.empty(numel)
     evict = torch.zeros(EVICT_BYTES // 4)
     step = torch.tensor(0.0)
+    # The sharded step's own hyperparameters, from a torch Adam as the trainer builds one.
+    hyper = adam_hyperparameters(torch.optim.Adam([mine], lr=1e-3))
     times: dict[str, list[float]] = {case: [] for case in CASES}
     per_second: dict[int, list[float]] = {}
     started = time.perf_counter()
@@ -85,7 +84,7 @@ def worker(args: argparse.Namespace) -> None:
         evict.add_(1.0)
         pipes.exchange()
         before = time.perf_counter()
-        adam([mine], [grad], [exp_avg], [exp_avg_sq], [], [step], fused=True, **ADAM)
+        adam([mine], [grad], [exp_avg], [exp_avg_sq], [], [step], fused=True, **hyper)
         micros = (time.perf_counter() - before) * 1e6
         times[case].append(micros)
         if case == "peer read":
